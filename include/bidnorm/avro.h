@@ -1,0 +1,97 @@
+/* bidnorm/avro.h - Avro object container files: block codecs and a writer with user metadata. */
+#ifndef BIDNORM_AVRO_H
+#define BIDNORM_AVRO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bidnorm/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * How to drive the writer (Avro 1.11 spec, "Object Container Files"):
+ *
+ *     bn_avro_meta meta[] = {{"bidnorm.version", "0.1.0"}};
+ *     bn_avro_writer *w = NULL;
+ *     bn_avro_writer_new(&w, fd, "out.avro", schema_json, BN_CODEC_ZSTANDARD, meta, 1, &err);
+ *     // per block: encode records (Avro binary) into one buffer, compress it
+ *     bn_avro_compress(comp, records, size, &data, &data_size, &err);
+ *     bn_avro_writer_write_block(w, record_count, data, data_size, &err);
+ *     bn_avro_writer_finish(w, &err);     // flushes; does not fsync or close fd
+ *     bn_avro_writer_free(w);
+ *
+ * Compression is separate from writing so that worker threads can compress
+ * whole blocks in parallel (one bn_avro_compressor per thread) while one
+ * thread writes them in order.
+ */
+
+typedef enum bn_codec {
+	BN_CODEC_NULL = 0,
+	BN_CODEC_DEFLATE = 1,   /* raw deflate (RFC 1951), as the spec requires */
+	BN_CODEC_SNAPPY = 2,    /* snappy block + 4-byte big-endian CRC-32 of the uncompressed data */
+	BN_CODEC_ZSTANDARD = 3  /* one zstd frame per block */
+} bn_codec;
+
+/* Parse "null", "deflate", "snappy" or "zstandard" (also "zstd"). BN_EUSAGE otherwise. */
+int bn_codec_parse(bn_codec *out, const char *name);
+
+/* The name written into avro.codec. Never NULL. */
+const char *bn_codec_name(bn_codec codec);
+
+/* One header metadata entry; both strings are copied by the writer. */
+typedef struct bn_avro_meta {
+	const char *key;
+	const char *value;
+} bn_avro_meta;
+
+/* ---- block compression (per thread) ---- */
+
+typedef struct bn_avro_compressor bn_avro_compressor;
+
+/* level: codec level, 0 = the codec's default (zstd 3, deflate 6). */
+int bn_avro_compressor_new(bn_avro_compressor **out, bn_codec codec, int level, bn_error *err);
+
+/*
+ * Compress one block of encoded records. *out points into a buffer owned by
+ * the compressor, valid until the next call on it (for BN_CODEC_NULL it is
+ * src itself). Returns BN_OK, BN_ENOMEM or BN_EINTERNAL.
+ */
+int bn_avro_compress(bn_avro_compressor *c, const void *src, size_t size, const void **out,
+		     size_t *out_size, bn_error *err);
+
+void bn_avro_compressor_free(bn_avro_compressor *c);
+
+/* ---- the container writer ---- */
+
+typedef struct bn_avro_writer bn_avro_writer;
+
+/*
+ * Start a container on fd (not closed by the writer): writes the header with
+ * avro.schema = schema_json, avro.codec and the user metadata. name is used
+ * in messages. The sync marker is random. Returns BN_OK, BN_EUSAGE (bad
+ * schema JSON, reserved "avro." key), BN_EIO (write failed, e.g. disk full;
+ * the message names the file and errno text), BN_ENOMEM.
+ */
+int bn_avro_writer_new(bn_avro_writer **out, int fd, const char *name, const char *schema_json,
+		       bn_codec codec, const bn_avro_meta *meta, size_t nmeta, bn_error *err);
+
+/* Append one block: count records whose compressed bytes are data[0..size). */
+int bn_avro_writer_write_block(bn_avro_writer *w, uint64_t count, const void *data, size_t size,
+			       bn_error *err);
+
+/* Flush everything written so far to fd. BN_EIO on failure. */
+int bn_avro_writer_finish(bn_avro_writer *w, bn_error *err);
+
+/* Bytes written to fd so far (header and blocks). */
+uint64_t bn_avro_writer_bytes(const bn_avro_writer *w);
+
+/* Accepts NULL. Does not close fd. */
+void bn_avro_writer_free(bn_avro_writer *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

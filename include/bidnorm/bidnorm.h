@@ -1,0 +1,22 @@
+/* bidnorm/bidnorm.h - umbrella header: the whole public API of libbidnorm. */
+#ifndef BIDNORM_H
+#define BIDNORM_H
+
+#include "bidnorm/error.h"
+#include "bidnorm/rules.h"
+#include "bidnorm/source.h"
+#include "bidnorm/normalize.h"
+#include "bidnorm/avro.h"
+#include "bidnorm/ingest.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The library version, "MAJOR.MINOR.PATCH". */
+const char *bn_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

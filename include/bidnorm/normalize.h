@@ -1,0 +1,45 @@
+/* bidnorm/normalize.h - the normalizer: raw JSON lines or single values through the rules, per thread. */
+#ifndef BIDNORM_NORMALIZE_H
+#define BIDNORM_NORMALIZE_H
+
+#include <stddef.h>
+
+#include "bidnorm/error.h"
+#include "bidnorm/rules.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * A bn_normalizer is the per-thread scratch state for one bn_rules: parser
+ * tokens, regex match data, work buffers. It is not shared between threads;
+ * the rules it points to are (and must outlive it). After warm-up no call
+ * allocates.
+ */
+typedef struct bn_normalizer bn_normalizer;
+
+/* Returns BN_OK or BN_ENOMEM. *out is owned by the caller. */
+int bn_normalizer_new(bn_normalizer **out, const bn_rules *rules, bn_error *err);
+
+/* Accepts NULL. */
+void bn_normalizer_free(bn_normalizer *n);
+
+/* Called after each step of a chain by bn_normalize_value when tracing. */
+typedef void (*bn_trace_fn)(void *ctx, const char *step, const char *value, size_t size, int is_null);
+
+/*
+ * Normalize one string value as output field `field` would be (for array
+ * fields: one element). *out / *out_size: the result, owned by n, valid
+ * until the next call; *is_null set when the chain yields null.
+ * trace may be NULL. Returns BN_OK, BN_EUSAGE (no such field, or not a
+ * string field), BN_EREJECT (a validate step rejects it), BN_ENOMEM.
+ */
+int bn_normalize_value(bn_normalizer *n, const char *field, const char *in, size_t size,
+		       const char **out, size_t *out_size, int *is_null,
+		       bn_trace_fn trace, void *trace_ctx, bn_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

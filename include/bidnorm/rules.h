@@ -1,0 +1,63 @@
+/* bidnorm/rules.h - loading and inspecting a rule file: output schema, field sources, normalizer chains. */
+#ifndef BIDNORM_RULES_H
+#define BIDNORM_RULES_H
+
+#include <stddef.h>
+
+#include "bidnorm/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * A rule file (YAML, documented in rules/README.md) says which output fields
+ * exist, where each comes from in the input JSON, its type, and the chain of
+ * normalizer steps it runs through. Loading validates everything - unknown
+ * keys, wrong types, bad regexes, unknown steps, serving-invalid fields -
+ * and fails with "file:line:column: reason" in err, so a wrong rule file
+ * never gets as far as the first record.
+ *
+ * A loaded bn_rules is immutable: share one between threads freely.
+ */
+typedef struct bn_rules bn_rules;
+
+/*
+ * Load and compile a rule file. Returns BN_OK, BN_EIO (cannot read the
+ * file), BN_ERULES (invalid: err->source/line/column point at the problem),
+ * BN_ENOMEM. *out is set only on success; free it with bn_rules_free.
+ */
+int bn_rules_load_file(bn_rules **out, const char *path, bn_error *err);
+
+/* Same from memory; name is used in messages. text need not be NUL-terminated. */
+int bn_rules_load_buffer(bn_rules **out, const char *text, size_t size, const char *name, bn_error *err);
+
+/* The shipped default rules (rules/bidlog.yaml, embedded at build time). */
+int bn_rules_load_default(bn_rules **out, bn_error *err);
+
+/* The embedded default rule file text (static, NUL-terminated). */
+const char *bn_rules_default_text(size_t *size);
+
+/* The Avro schema (JSON) generated from the rules. Owned by rules. */
+const char *bn_rules_schema_json(const bn_rules *rules);
+
+/* Lower-case hex SHA-256 of the rule file bytes (64 chars). Owned by rules. */
+const char *bn_rules_sha256(const bn_rules *rules);
+
+/* The name used in messages (path, or "<default>"). Owned by rules. */
+const char *bn_rules_source_name(const bn_rules *rules);
+
+/* Longest accepted input line in bytes (limits.max_line_bytes). */
+size_t bn_rules_max_line_bytes(const bn_rules *rules);
+
+/* Number of output fields, and the name of field i (owned by rules). */
+size_t bn_rules_field_count(const bn_rules *rules);
+const char *bn_rules_field_name(const bn_rules *rules, size_t i);
+
+/* Accepts NULL. */
+void bn_rules_free(bn_rules *rules);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1 @@
+/* cmd_normalize.c - placeholder, being written. */

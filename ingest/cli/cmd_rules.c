@@ -1,0 +1,1 @@
+/* cmd_rules.c - placeholder, being written. */

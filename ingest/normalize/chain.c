@@ -1,0 +1,1 @@
+/* chain.c - placeholder, being written. */

@@ -1,0 +1,1 @@
+/* normalizer.c - placeholder, being written. */

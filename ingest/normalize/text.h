@@ -1,0 +1,33 @@
+/* text.h - the `text` step: Unicode repair of one value (mojibake, NFKC, invisibles, whitespace, max bytes). */
+#ifndef BN_NORMALIZE_TEXT_H
+#define BN_NORMALIZE_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * In order: (1) mojibake repair - when every character is encodable in
+ * sloppy Windows-1252, at least one is outside ASCII, and those bytes form
+ * valid UTF-8 with a multi-byte sequence, the value becomes that UTF-8;
+ * repeated while it applies, at most 3 times; (2) NFKC (utf8proc);
+ * (3) remove Cc other than whitespace and every Cf; (4) every White_Space
+ * character becomes a space, runs collapse, ends trimmed; (5) truncate to
+ * max_bytes at a character boundary. Pure-ASCII input skips (1)-(3).
+ */
+typedef struct bn_text_scratch bn_text_scratch;
+
+int bn_text_scratch_new(bn_text_scratch **out);
+void bn_text_scratch_free(bn_text_scratch *s);
+
+/*
+ * Repair in[0..size) (valid UTF-8). *out points into in (when nothing had to
+ * change) or into the scratch (valid until the next call). *effects gets
+ * BN_EFFECT_* bits (chain.h). Returns 0, or -1 when out of memory.
+ */
+int bn_text_repair(bn_text_scratch *s, const char *in, size_t size, size_t max_bytes,
+		   const char **out, size_t *out_size, uint32_t *effects);
+
+/* Length of the longest prefix of s[0..size) of at most max bytes that ends on a UTF-8 character boundary. */
+size_t bn_utf8_truncate(const char *s, size_t size, size_t max);
+
+#endif

@@ -1,0 +1,159 @@
+/* compiled.h - the in-memory form of a loaded rule file, shared (read-only) by every stage. */
+#ifndef BN_RULES_COMPILED_H
+#define BN_RULES_COMPILED_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bidnorm/rules.h"
+
+/* Scalar value types of output fields. */
+typedef enum bn_type {
+	BN_T_STRING = 1,
+	BN_T_INT,           /* Avro int (32-bit) */
+	BN_T_LONG,          /* Avro long (64-bit) */
+	BN_T_DOUBLE,
+	BN_T_BOOLEAN,
+	BN_T_TIMESTAMP_MS   /* Avro long, logicalType timestamp-millis */
+} bn_type;
+
+/* A field is one scalar, an array of scalars, or a map from string to scalar. */
+typedef enum bn_shape {
+	BN_SHAPE_SCALAR = 0,
+	BN_SHAPE_ARRAY,
+	BN_SHAPE_MAP
+} bn_shape;
+
+typedef enum bn_step_kind {
+	BN_STEP_TEXT = 1,    /* Unicode repair (mojibake, NFKC, invisibles, whitespace), then max_bytes */
+	BN_STEP_LOWER,
+	BN_STEP_UPPER,
+	BN_STEP_EXTRACT,     /* when the pattern matches, the value becomes capture group 1 */
+	BN_STEP_REPLACE,     /* PCRE2 substitute, all matches */
+	BN_STEP_FIRST_MATCH, /* the value becomes the first match of the pattern, or empty */
+	BN_STEP_TRIM,        /* strip the given characters at both ends */
+	BN_STEP_MAX_BYTES,   /* truncate at a UTF-8 character boundary */
+	BN_STEP_VALIDATE,    /* pattern must match; otherwise on_fail */
+	BN_STEP_MAP          /* exact-value lookup table; values not in it pass unchanged */
+} bn_step_kind;
+
+typedef enum bn_on_fail {
+	BN_ON_FAIL_NULL = 0, /* the value becomes null */
+	BN_ON_FAIL_REJECT,   /* the record is rejected */
+	BN_ON_FAIL_KEEP      /* the value is kept (only counted) */
+} bn_on_fail;
+
+typedef struct bn_map_entry {
+	char *from;
+	size_t from_len;
+	char *to;
+	size_t to_len;
+} bn_map_entry;
+
+typedef struct bn_step {
+	bn_step_kind kind;
+	uint32_t line, column;      /* where the step is written in the rule file */
+	char *pattern;              /* EXTRACT, REPLACE, FIRST_MATCH, VALIDATE */
+	pcre2_code *re;             /* compiled with JIT when available; shared, read-only */
+	char *replacement;          /* REPLACE */
+	size_t replacement_len;
+	char *chars;                /* TRIM: the set of bytes to strip (ASCII only) */
+	size_t nchars;
+	size_t max_bytes;           /* MAX_BYTES; TEXT (0 = limits.max_text_bytes) */
+	bn_on_fail on_fail;         /* VALIDATE */
+	bn_map_entry *map;          /* MAP, sorted by (from_len, memcmp) */
+	size_t nmap;
+} bn_step;
+
+typedef struct bn_chain {
+	char *name;                 /* chain name, or NULL for an inline chain */
+	bn_step *steps;
+	size_t nsteps;
+} bn_chain;
+
+/* A dotted source path ("device.installed_apps") split into its parts. */
+typedef struct bn_path {
+	char *text;                 /* the path as written */
+	char **parts;
+	size_t nparts;
+} bn_path;
+
+typedef struct bn_default {
+	int present;
+	int64_t i;                  /* INT, LONG, TIMESTAMP_MS, BOOLEAN (0/1) */
+	double d;                   /* DOUBLE */
+	char *s;                    /* STRING */
+	size_t s_len;
+} bn_default;
+
+typedef struct bn_field {
+	char *name;
+	char *doc;                  /* may be NULL */
+	uint32_t line, column;      /* where the field entry starts */
+	bn_type type;               /* scalar type, or element/value type of arrays and maps */
+	bn_shape shape;
+	int required;               /* missing or invalid -> the record is rejected */
+	bn_default def;             /* missing or invalid -> this value (Avro type is non-null) */
+	bn_path source;             /* nparts == 0 for ratio fields */
+	const bn_chain *chain;      /* per value (per element for arrays/maps); NULL = none */
+	/* ratio fields (type double, scalar): numerator / denominator */
+	int is_ratio;
+	bn_path numerator, denominator;
+	double ratio_invalid;       /* value when the ratio is undefined */
+	/* arrays */
+	size_t max_items;           /* 0 = unlimited */
+	int unique;                 /* drop duplicates, keeping the first */
+	/* maps */
+	int strip_serving_invalid;  /* drop keys matching serving_invalid patterns */
+} bn_field;
+
+/*
+ * Nullability in Avro, derived once: required or with a default -> plain
+ * type; otherwise ["null", type] with default null. Arrays, maps and ratios
+ * are never null (missing -> empty / ratio_invalid).
+ */
+static inline int bn_field_nullable(const bn_field *f)
+{
+	return f->shape == BN_SHAPE_SCALAR && !f->required && !f->def.present && !f->is_ratio;
+}
+
+typedef struct bn_invalid_rule {
+	char *pattern;
+	pcre2_code *re;
+	char *reason;               /* "relative-time", "feedback", ... */
+	uint32_t line, column;
+} bn_invalid_rule;
+
+typedef struct bn_allow {
+	char *name;                 /* an exact output field name or source path */
+	char *justification;
+} bn_allow;
+
+struct bn_rules {
+	char *source_name;          /* path or "<default>" */
+	char *text;                 /* the rule file bytes (NUL-terminated copy) */
+	size_t text_len;
+	char sha256[65];
+	char *schema_name;          /* record name, e.g. "Impression" */
+	char *schema_namespace;     /* e.g. "ads.bidlog" */
+	char *schema_doc;           /* may be NULL */
+	bn_field *fields;
+	size_t nfields;
+	bn_chain *chains;           /* named chains; fields point into this array */
+	size_t nchains;
+	bn_chain *inline_chains;    /* chains written inline in fields */
+	size_t ninline_chains;
+	bn_invalid_rule *invalid;
+	size_t ninvalid;
+	bn_allow *allow;
+	size_t nallow;
+	size_t max_line_bytes;      /* limits.max_line_bytes, default 1 MiB */
+	size_t max_text_bytes;      /* limits.max_text_bytes, default 256 */
+	uint32_t regex_match_limit; /* limits.regex_match_limit, default 100000 */
+	uint32_t regex_depth_limit; /* limits.regex_depth_limit, default 1000 */
+	char *schema_json;          /* generated Avro schema */
+};
+
+#endif

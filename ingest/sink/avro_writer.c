@@ -1,0 +1,1 @@
+/* avro_writer.c - placeholder, being written. */

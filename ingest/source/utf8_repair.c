@@ -1,0 +1,1 @@
+/* utf8_repair.c - placeholder, being written. */
