@@ -12,7 +12,11 @@
  * repeated while it applies, at most 3 times; (2) NFKC (utf8proc);
  * (3) remove Cc other than whitespace and every Cf; (4) every White_Space
  * character becomes a space, runs collapse, ends trimmed; (5) truncate to
- * max_bytes at a character boundary. Pure-ASCII input skips (1)-(3).
+ * max_bytes at a character boundary (0 = no limit) and drop a space the cut
+ * exposes. Pure-ASCII input skips (1)-(3) except removing control bytes.
+ * Because a later stage can make an earlier one apply again (removing a ZWSP
+ * exposes mojibake or lets NFKC compose), the stages repeat until nothing
+ * changes, so repair(repair(x)) == repair(x) for every x.
  */
 typedef struct bn_text_scratch bn_text_scratch;
 
