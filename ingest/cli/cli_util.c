@@ -1,1 +1,75 @@
-/* cli_util.c - placeholder, being written. */
+/* cli_util.c - exit codes, error printing, option value parsing and rule loading shared by the subcommands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int cli_exit_code(int status)
+{
+	switch (status) {
+	case BN_OK: return BN_EXIT_OK;
+	case BN_EUSAGE: return BN_EXIT_USAGE;
+	case BN_EREJECTRATE: return BN_EXIT_REJECTS;
+	case BN_ERULES: return BN_EXIT_RULES;
+	case BN_EIO:
+	case BN_ECORRUPT: return BN_EXIT_IO;
+	default: return BN_EXIT_FAILURE;
+	}
+}
+
+void cli_print_error(const char *cmd, const bn_error *err)
+{
+	char msg[2048];
+	bn_error_format(err, msg, sizeof(msg));
+	fprintf(stderr, "bidnorm %s: %s\n", cmd, msg);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "bidnorm %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'bidnorm %s --help'.\n", cmd);
+	return BN_EXIT_USAGE;
+}
+
+int cli_load_rules(const char *cmd, const char *path, bn_rules **out)
+{
+	bn_error err;
+	int rc;
+	bn_error_clear(&err);
+	rc = path ? bn_rules_load_file(out, path, &err) : bn_rules_load_default(out, &err);
+	if (rc < 0) {
+		cli_print_error(cmd, &err);
+		return cli_exit_code(rc == BN_EIO ? BN_ERULES : rc);
+	}
+	return BN_EXIT_OK;
+}
+
+int cli_parse_double(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || v < 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int cli_parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		return -1;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}

@@ -1,1 +1,213 @@
-/* cmd_ingest.c - placeholder, being written. */
+/* cmd_ingest.c - `bidnorm ingest`: the batch pipeline step, a thin client of bn_ingest_run. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"usage: bidnorm ingest [OPTIONS] [INPUT...]\n"
+	"\n"
+	"Reads raw bid logs (JSON Lines; plain or zstd, detected from the content; '-' or\n"
+	"none = stdin), normalizes every record with the rules and writes one Avro file.\n"
+	"Every record is either written or rejected with a reason.\n"
+	"\n"
+	"  -o, --output FILE        Avro output ('-' = stdout); written to a temporary\n"
+	"                           name and renamed only on success\n"
+	"      --rules FILE         rule file (default: the embedded rules/bidlog.yaml)\n"
+	"      --rejects FILE       reject file, JSON Lines (default: OUTPUT.rejects.jsonl)\n"
+	"      --stats FILE         stats file, JSON (default: OUTPUT.stats.json)\n"
+	"      --codec NAME         zstandard (default), deflate, snappy or null\n"
+	"      --level N            codec level (default: zstandard 3, deflate 6)\n"
+	"      --max-reject-rate R  fail, publishing no output, when more than this share\n"
+	"                           of records is rejected (default 0.01; 1 = never)\n"
+	"      --threads N          worker threads (default 1)\n"
+	"      --block-size BYTES   uncompressed Avro block size (default 1048576)\n"
+	"  -q, --quiet              no progress line, no summary, no reject samples\n"
+	"  -h, --help\n"
+	"\n"
+	"OUTPUT.rejects.jsonl and OUTPUT.stats.json drop a trailing '.avro' from OUTPUT.\n"
+	"Exit codes: 0 ok, 2 usage, 3 reject rate exceeded, 4 rule file invalid,\n"
+	"5 input or output error (unreadable, corrupt or truncated input, disk full).\n";
+
+/* How many rejects are echoed on stderr when they also go to a reject file. */
+#define REJECT_SAMPLES 5
+
+typedef struct reporter {
+	int quiet;
+	int tty;
+	int progress_shown;
+	int all_rejects;         /* no reject file: every reject goes to stderr */
+	unsigned long long rejects;
+} reporter;
+
+static void on_reject(void *ctx, const bn_error *why)
+{
+	reporter *rep = ctx;
+	char msg[2048];
+	rep->rejects++;
+	if (rep->quiet && !rep->all_rejects)
+		return;
+	if (!rep->all_rejects && rep->rejects > REJECT_SAMPLES)
+		return;
+	if (rep->progress_shown) {
+		fputs("\r\033[K", stderr);
+		rep->progress_shown = 0;
+	}
+	bn_error_format(why, msg, sizeof(msg));
+	fprintf(stderr, "bidnorm ingest: rejected: %s (%s)\n", msg, bn_reject_reason_name(why->reason));
+}
+
+static void on_progress(void *ctx, const bn_ingest_progress *p)
+{
+	reporter *rep = ctx;
+	double mb = (double)p->bytes_decoded / 1e6;
+	fprintf(stderr, "\r\033[Kbidnorm ingest: %llu records (%llu rejected), %.0f MB/s",
+		(unsigned long long)p->records_read, (unsigned long long)p->records_rejected,
+		p->elapsed_seconds > 0 ? mb / p->elapsed_seconds : 0.0);
+	rep->progress_shown = 1;
+}
+
+/* OUTPUT without a trailing ".avro", plus suffix. */
+static char *derived_path(const char *output, const char *suffix)
+{
+	size_t n = strlen(output);
+	if (n > 5 && strcmp(output + n - 5, ".avro") == 0)
+		n -= 5;
+	char *p = malloc(n + strlen(suffix) + 1);
+	if (p) {
+		memcpy(p, output, n);
+		strcpy(p + n, suffix);
+	}
+	return p;
+}
+
+int cmd_ingest(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "rules", required_argument, NULL, 'r' },
+		{ "rejects", required_argument, NULL, 'R' },
+		{ "stats", required_argument, NULL, 's' },
+		{ "codec", required_argument, NULL, 'c' },
+		{ "level", required_argument, NULL, 'l' },
+		{ "max-reject-rate", required_argument, NULL, 'm' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "block-size", required_argument, NULL, 'b' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd = "ingest";
+	const char *rules_path = NULL, *output = NULL, *rejects = NULL, *stats = NULL;
+	char *rejects_owned = NULL, *stats_owned = NULL;
+	bn_rules *rules = NULL;
+	bn_ingest_options opt;
+	bn_ingest_summary sum;
+	bn_error err;
+	reporter rep = { 0 };
+	unsigned long long u;
+	int c, rc, exit_code = BN_EXIT_OK;
+
+	bn_ingest_options_init(&opt);
+	bn_error_clear(&err);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'o': output = optarg; break;
+		case 'r': rules_path = optarg; break;
+		case 'R': rejects = optarg; break;
+		case 's': stats = optarg; break;
+		case 'q': rep.quiet = 1; break;
+		case 'h': fputs(usage, stdout); return BN_EXIT_OK;
+		case 'c':
+			if (bn_codec_parse(&opt.codec, optarg, &err) < 0)
+				return cli_usage_error(cmd, "%s", err.message);
+			break;
+		case 'l':
+			if (cli_parse_uint(optarg, 22, &u) < 0)
+				return cli_usage_error(cmd, "--level must be an integer from 0 to 22, not '%s'", optarg);
+			opt.codec_level = (int)u;
+			break;
+		case 'm':
+			if (cli_parse_double(optarg, &opt.max_reject_rate) < 0 || opt.max_reject_rate > 1)
+				return cli_usage_error(cmd, "--max-reject-rate must be a number from 0 to 1, not '%s'",
+						       optarg);
+			break;
+		case 't':
+			if (cli_parse_uint(optarg, 256, &u) < 0 || u == 0)
+				return cli_usage_error(cmd, "--threads must be an integer from 1 to 256, not '%s'", optarg);
+			opt.threads = (unsigned)u;
+			break;
+		case 'b':
+			if (cli_parse_uint(optarg, 1ull << 30, &u) < 0 || u < 1024)
+				return cli_usage_error(cmd, "--block-size must be an integer from 1024 to 1073741824, not '%s'",
+						       optarg);
+			opt.block_bytes = (size_t)u;
+			break;
+		default:
+			fprintf(stderr, "Try 'bidnorm ingest --help'.\n");
+			return BN_EXIT_USAGE;
+		}
+	}
+	if (!output) {
+		/* Binary Avro on a terminal helps nobody; in a pipe it is what the user asked for. */
+		if (isatty(STDOUT_FILENO))
+			return cli_usage_error(cmd, "no output given: use -o FILE (or -o - to write Avro to a pipe)");
+		output = "-";
+	}
+	if (strcmp(output, "-") != 0) {
+		if (!rejects)
+			rejects = rejects_owned = derived_path(output, ".rejects.jsonl");
+		if (!stats)
+			stats = stats_owned = derived_path(output, ".stats.json");
+		if (!rejects || !stats) {
+			fprintf(stderr, "bidnorm ingest: out of memory\n");
+			exit_code = BN_EXIT_FAILURE;
+			goto cleanup;
+		}
+	}
+	exit_code = cli_load_rules(cmd, rules_path, &rules);
+	if (exit_code != BN_EXIT_OK)
+		goto cleanup;
+
+	rep.tty = isatty(STDERR_FILENO);
+	rep.all_rejects = rejects == NULL;
+	opt.rules = rules;
+	opt.inputs = (const char *const *)argv + optind;
+	opt.ninputs = (size_t)(argc - optind);
+	opt.output = output;
+	opt.rejects_path = rejects;
+	opt.stats_path = stats;
+	opt.on_reject = on_reject;
+	opt.on_reject_ctx = &rep;
+	if (rep.tty && !rep.quiet) {
+		opt.progress = on_progress;
+		opt.progress_ctx = &rep;
+	}
+	rc = bn_ingest_run(&opt, &sum, &err);
+	if (rep.progress_shown)
+		fputs("\r\033[K", stderr);
+	if (!rep.quiet && rep.rejects > REJECT_SAMPLES && !rep.all_rejects)
+		fprintf(stderr, "bidnorm ingest: ... %llu more rejected records in %s\n",
+			rep.rejects - REJECT_SAMPLES, rejects);
+	if (rc < 0) {
+		cli_print_error(cmd, &err);
+		exit_code = cli_exit_code(rc);
+	}
+	if (!rep.quiet || rc < 0) {
+		fprintf(stderr,
+			"bidnorm ingest: %s: %llu records read, %llu written, %llu rejected; %.1f MB in %.2f s%s%s%s%s\n",
+			rc < 0 ? "FAILED" : "done", (unsigned long long)sum.records_read,
+			(unsigned long long)sum.records_written, (unsigned long long)sum.records_rejected,
+			(double)sum.bytes_decoded / 1e6, sum.elapsed_seconds,
+			rc < 0 ? "" : " -> ", rc < 0 ? "" : output, rejects ? "; rejects: " : "", rejects ? rejects : "");
+	}
+cleanup:
+	bn_rules_free(rules);
+	free(rejects_owned);
+	free(stats_owned);
+	return exit_code;
+}

@@ -1,1 +1,123 @@
-/* cmd_normalize.c - placeholder, being written. */
+/* cmd_normalize.c - `bidnorm normalize`: what the rules make of one value, optionally after every step. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"usage: bidnorm normalize [--rules FILE] --field NAME [--trace] VALUE...\n"
+	"\n"
+	"Prints, one per line, each VALUE as output field NAME would hold it (for an\n"
+	"array field, as one element). A value the chain turns into null prints as\n"
+	"'null'; values print as JSON strings with --json.\n"
+	"\n"
+	"  --field NAME   output field whose normalizer chain to run (e.g. app_bundle)\n"
+	"  --trace        also print the value after every step\n"
+	"  --json         print values as JSON strings\n"
+	"  --rules FILE   rule file (default: the embedded rules)\n";
+
+typedef struct printer {
+	int json;
+} printer;
+
+static void print_value(const printer *p, const char *s, size_t n, int is_null)
+{
+	if (is_null) {
+		fputs("null", stdout);
+		return;
+	}
+	if (!p->json) {
+		fwrite(s, 1, n, stdout);
+		return;
+	}
+	putchar('"');
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static void trace_step(void *ctx, const char *step, const char *value, size_t size, int is_null)
+{
+	printf("  %-12s ", step);
+	print_value(&(printer){ 1 }, value, size, is_null);
+	(void)ctx;
+	putchar('\n');
+}
+
+int cmd_normalize(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "rules", required_argument, NULL, 'r' },
+		{ "field", required_argument, NULL, 'f' },
+		{ "trace", no_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *rules_path = NULL, *field = NULL;
+	bn_rules *rules = NULL;
+	bn_normalizer *norm = NULL;
+	bn_error err;
+	printer pr = { 0 };
+	int trace = 0, c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'r': rules_path = optarg; break;
+		case 'f': field = optarg; break;
+		case 't': trace = 1; break;
+		case 'j': pr.json = 1; break;
+		case 'h': fputs(usage, stdout); return BN_EXIT_OK;
+		default: fprintf(stderr, "Try 'bidnorm normalize --help'.\n"); return BN_EXIT_USAGE;
+		}
+	}
+	if (!field)
+		return cli_usage_error("normalize", "--field NAME is required");
+	if (optind == argc)
+		return cli_usage_error("normalize", "no VALUE given");
+	rc = cli_load_rules("normalize", rules_path, &rules);
+	if (rc != BN_EXIT_OK)
+		return rc;
+	bn_error_clear(&err);
+	if (bn_normalizer_new(&norm, rules, &err) < 0) {
+		cli_print_error("normalize", &err);
+		rc = BN_EXIT_FAILURE;
+		goto cleanup;
+	}
+	for (int i = optind; i < argc; i++) {
+		const char *out;
+		size_t out_size;
+		int is_null, st;
+		if (trace) {
+			printf("%s\n  %-12s ", argv[i], "input");
+			print_value(&(printer){ 1 }, argv[i], strlen(argv[i]), 0);
+			putchar('\n');
+		}
+		st = bn_normalize_value(norm, field, argv[i], strlen(argv[i]), &out, &out_size, &is_null,
+					trace ? trace_step : NULL, NULL, &err);
+		if (st < 0) {
+			cli_print_error("normalize", &err);
+			rc = st == BN_EUSAGE ? BN_EXIT_USAGE : BN_EXIT_FAILURE;
+			if (st != BN_EREJECT)
+				goto cleanup;
+			continue;
+		}
+		if (trace)
+			printf("  %-12s ", "=");
+		print_value(&pr, out, out_size, is_null);
+		putchar('\n');
+	}
+cleanup:
+	bn_normalizer_free(norm);
+	bn_rules_free(rules);
+	return rc;
+}

@@ -1,1 +1,47 @@
-int main(void) { return 0; }
+/* main.c - the bidnorm command: dispatches to one subcommand per file, each a thin client of libbidnorm. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"usage: bidnorm COMMAND [OPTIONS] [ARGS]\n"
+	"\n"
+	"Normalizes raw ad-impression logs (JSON Lines, plain or zstd) into clean Avro.\n"
+	"\n"
+	"commands:\n"
+	"  ingest      raw logs -> one Avro file, a reject file and a stats file\n"
+	"  normalize   show what the rules make of one value (--trace: after every step)\n"
+	"  schema      print the Avro schema a rule file produces\n"
+	"  rules       print the default rules, or check a rule file\n"
+	"  version     print the version\n"
+	"\n"
+	"'bidnorm COMMAND --help' describes a command. Exit codes: 0 ok, 1 other failure,\n"
+	"2 usage, 3 reject rate exceeded, 4 rule file invalid, 5 input or output error.\n";
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return BN_EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+		fputs(usage, stdout);
+		return BN_EXIT_OK;
+	}
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+		printf("bidnorm %s\n", bn_version());
+		return BN_EXIT_OK;
+	}
+	if (strcmp(cmd, "ingest") == 0)
+		return cmd_ingest(argc - 1, argv + 1);
+	if (strcmp(cmd, "normalize") == 0)
+		return cmd_normalize(argc - 1, argv + 1);
+	if (strcmp(cmd, "schema") == 0)
+		return cmd_schema(argc - 1, argv + 1);
+	if (strcmp(cmd, "rules") == 0)
+		return cmd_rules(argc - 1, argv + 1);
+	fprintf(stderr, "bidnorm: unknown command '%s'\n\n%s", cmd, usage);
+	return BN_EXIT_USAGE;
+}

@@ -1,1 +1,213 @@
-/* normalizer.c - placeholder, being written. */
+/* normalizer.c - the per-thread normalizer handle: the path plan built from the rules, scratch state, single-value normalization. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "normalize/record.h"
+#include "record/json.h"
+
+/* Find or add the child of parent named name[0..len). Returns its index, or -1 when out of memory. */
+static int32_t plan_child(bn_normalizer *n, int32_t parent, const char *name, size_t len, size_t *cap)
+{
+	int32_t c = n->nodes[parent].first_child;
+	for (; c >= 0; c = n->nodes[c].next_sibling)
+		if (n->nodes[c].len == len && memcmp(n->nodes[c].name, name, len) == 0)
+			return c;
+	if (n->nnodes == *cap) {
+		size_t ncap = *cap * 2;
+		bn_plan_node *p = realloc(n->nodes, ncap * sizeof(*p));
+		if (!p)
+			return -1;
+		n->nodes = p;
+		*cap = ncap;
+	}
+	c = (int32_t)n->nnodes++;
+	n->nodes[c] = (bn_plan_node){ .name = name, .len = len, .parent = parent, .first_child = -1,
+				      .next_sibling = -1, .slot = -1 };
+	/* Append, so members are tried in rule-file order. */
+	if (n->nodes[parent].first_child < 0) {
+		n->nodes[parent].first_child = c;
+	} else {
+		int32_t s = n->nodes[parent].first_child;
+		while (n->nodes[s].next_sibling >= 0)
+			s = n->nodes[s].next_sibling;
+		n->nodes[s].next_sibling = c;
+	}
+	return c;
+}
+
+/* Add a path to the plan; *slot_out gets its slot, *node_out its node. */
+static int plan_add(bn_normalizer *n, const bn_path *path, size_t *cap, int32_t *slot_out, int32_t *node_out)
+{
+	int32_t node = 0;
+	for (size_t i = 0; i < path->nparts; i++) {
+		node = plan_child(n, node, path->parts[i], strlen(path->parts[i]), cap);
+		if (node < 0)
+			return BN_ENOMEM;
+	}
+	if (n->nodes[node].slot < 0)
+		n->nodes[node].slot = (int32_t)n->nslots++;
+	*slot_out = n->nodes[node].slot;
+	if (node_out)
+		*node_out = node;
+	return BN_OK;
+}
+
+static int plan_build(bn_normalizer *n)
+{
+	const bn_rules *r = n->rules;
+	size_t cap = 16;
+	n->nodes = malloc(cap * sizeof(*n->nodes));
+	n->field_slot = malloc((r->nfields + 1) * sizeof(int32_t));
+	n->den_slot = malloc((r->nfields + 1) * sizeof(int32_t));
+	n->field_node = malloc((r->nfields + 1) * sizeof(int32_t));
+	if (!n->nodes || !n->field_slot || !n->den_slot || !n->field_node)
+		return BN_ENOMEM;
+	n->nodes[0] = (bn_plan_node){ .name = "", .len = 0, .parent = -1, .first_child = -1,
+				      .next_sibling = -1, .slot = -1 };
+	n->nnodes = 1;
+	for (size_t f = 0; f < r->nfields; f++) {
+		const bn_field *fd = &r->fields[f];
+		const bn_path *src = fd->is_ratio ? &fd->numerator : &fd->source;
+		n->den_slot[f] = -1;
+		if (plan_add(n, src, &cap, &n->field_slot[f], &n->field_node[f]) < 0)
+			return BN_ENOMEM;
+		if (fd->is_ratio && plan_add(n, &fd->denominator, &cap, &n->den_slot[f], NULL) < 0)
+			return BN_ENOMEM;
+	}
+	n->slots = calloc(n->nslots + 1, sizeof(uint32_t));
+	return n->slots ? BN_OK : BN_ENOMEM;
+}
+
+int bn_normalizer_new(bn_normalizer **out, const bn_rules *rules, bn_error *err)
+{
+	bn_normalizer *n = NULL;
+	int rc = BN_ENOMEM;
+
+	if (!out || !rules)
+		return bn_error_set(err, BN_EUSAGE, "bn_normalizer_new: rules must not be NULL");
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		goto cleanup;
+	n->rules = rules;
+	bn_arena_init(&n->rec.arena, 0);
+	if (bn_json_parser_new(&n->json, 0) < 0)
+		goto cleanup;
+	rc = bn_chain_scratch_new(&n->chain, rules, err);
+	if (rc < 0)
+		goto cleanup;
+	rc = plan_build(n);
+	if (rc < 0)
+		goto cleanup;
+	rc = BN_ENOMEM;
+	n->rec.fields = calloc(rules->nfields + 1, sizeof(*n->rec.fields));
+	n->stats = calloc(rules->nfields + 1, sizeof(*n->stats));
+	n->match = pcre2_match_data_create(1, NULL);
+	n->match_ctx = pcre2_match_context_create(NULL);
+	if (!n->match || !n->match_ctx)
+		goto cleanup;
+	pcre2_set_match_limit(n->match_ctx, rules->regex_match_limit);
+	pcre2_set_depth_limit(n->match_ctx, rules->regex_depth_limit);
+	n->seen_cap = 256;
+	n->seen = calloc(n->seen_cap, sizeof(*n->seen));
+	if (!n->rec.fields || !n->stats || !n->seen)
+		goto cleanup;
+	*out = n;
+	return BN_OK;
+cleanup:
+	bn_normalizer_free(n);
+	if (rc == BN_ENOMEM)
+		bn_error_set(err, BN_ENOMEM, "out of memory creating the normalizer");
+	return rc;
+}
+
+void bn_normalizer_free(bn_normalizer *n)
+{
+	if (!n)
+		return;
+	bn_json_parser_free(n->json);
+	bn_chain_scratch_free(n->chain);
+	free(n->nodes);
+	free(n->slots);
+	free(n->field_slot);
+	free(n->den_slot);
+	free(n->field_node);
+	free(n->rec.fields);
+	free(n->rec.items);
+	free(n->rec.keys);
+	bn_arena_free(&n->rec.arena);
+	bn_buf_free(&n->tmp);
+	free(n->stats);
+	if (n->seen)
+		for (size_t i = 0; i < n->seen_cap; i++)
+			free(n->seen[i].key);
+	free(n->seen);
+	pcre2_match_data_free(n->match);
+	pcre2_match_context_free(n->match_ctx);
+	free(n->value_out);
+	free(n);
+}
+
+void bn_plan_node_path(const bn_normalizer *n, int32_t node, bn_buf *out)
+{
+	int32_t chain[64];
+	int depth = 0;
+	bn_buf_reset(out);
+	for (; node > 0 && depth < 64; node = n->nodes[node].parent)
+		chain[depth++] = node;
+	while (depth-- > 0) {
+		if (out->size)
+			bn_buf_putc(out, '.');
+		bn_buf_append(out, n->nodes[chain[depth]].name, n->nodes[chain[depth]].len);
+	}
+}
+
+typedef struct trace_adapter {
+	bn_trace_fn fn;
+	void *ctx;
+} trace_adapter;
+
+static void trace_step(void *ctx, const bn_step *step, const char *data, size_t size, int is_null)
+{
+	trace_adapter *t = ctx;
+	t->fn(t->ctx, bn_step_kind_name(step->kind), data, size, is_null);
+}
+
+int bn_normalize_value(bn_normalizer *n, const char *field, const char *in, size_t size,
+		       const char **out, size_t *out_size, int *is_null,
+		       bn_trace_fn trace, void *trace_ctx, bn_error *err)
+{
+	const bn_field *fd = NULL;
+	bn_chain_result res;
+	trace_adapter ta = { trace, trace_ctx };
+	int rc;
+
+	for (size_t f = 0; f < n->rules->nfields && field; f++)
+		if (strcmp(n->rules->fields[f].name, field) == 0)
+			fd = &n->rules->fields[f];
+	if (!fd) {
+		bn_error_set(err, BN_EUSAGE, "no field '%s' in the rules", field ? field : "(null)");
+		return BN_EUSAGE;
+	}
+	if (fd->type != BN_T_STRING || fd->is_ratio) {
+		bn_error_field(err, field);
+		return bn_error_set(err, BN_EUSAGE, "not a string field: only string fields have normalizer chains");
+	}
+	rc = bn_chain_apply(n->chain, fd->chain, in, size, &res, trace ? trace_step : NULL, &ta, err);
+	if (rc < 0) {
+		bn_error_field(err, field);
+		return rc;
+	}
+	if (res.size + 1 > n->value_out_cap) {
+		char *p = realloc(n->value_out, res.size + 1);
+		if (!p)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		n->value_out = p;
+		n->value_out_cap = res.size + 1;
+	}
+	memcpy(n->value_out, res.data, res.size);
+	n->value_out[res.size] = '\0';
+	*out = n->value_out;
+	*out_size = res.size;
+	*is_null = res.is_null;
+	return BN_OK;
+}

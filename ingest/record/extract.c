@@ -1,1 +1,679 @@
-/* extract.c - placeholder, being written. */
+/* extract.c - from one JSON line to typed field values: pick out the rule paths, coerce types, run chains, apply field policy. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "normalize/record.h"
+#include "record/json.h"
+#include "record/timestamp.h"
+
+/* Outcome of reading one value, before the field's policy (required/default/null) applies. */
+enum {
+	GOT_VALUE = 0,   /* v holds a value (v.is_null when a chain produced null) */
+	GOT_MISSING = 1, /* absent or JSON null */
+	GOT_INVALID = 2  /* present but not coercible; err->message says why */
+};
+
+static const char *json_type_name(int type)
+{
+	switch (type) {
+	case BN_JSON_OBJECT: return "an object";
+	case BN_JSON_ARRAY: return "an array";
+	case BN_JSON_STRING: return "a string";
+	case BN_JSON_NUMBER: return "a number";
+	case BN_JSON_TRUE:
+	case BN_JSON_FALSE: return "a boolean";
+	default: return "null";
+	}
+}
+
+/* Write s[0..n) as a JSON string literal into out (at most ~64 bytes of content, then "..."). */
+static void quote_value(char *out, size_t cap, const char *s, size_t n)
+{
+	size_t o = 0;
+	const size_t limit = 64;
+	if (cap < 16)
+		return;
+	out[o++] = '"';
+	for (size_t i = 0; i < n && o + 8 < cap; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (i >= limit) {
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (c == '"' || c == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)c;
+		} else if (c < 0x20) {
+			o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+}
+
+static int invalid(bn_error *err, const char *fmt, const char *s, size_t n)
+{
+	char q[128];
+	quote_value(q, sizeof(q), s, n);
+	bn_error_set(err, BN_EREJECT, fmt, q);
+	return GOT_INVALID;
+}
+
+/* RFC 8259 number grammar over the whole of s[0..n). */
+static int is_json_number(const char *s, size_t n)
+{
+	size_t i = 0;
+	if (i < n && s[i] == '-')
+		i++;
+	if (i >= n)
+		return 0;
+	if (s[i] == '0') {
+		i++;
+	} else if (s[i] >= '1' && s[i] <= '9') {
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+	} else {
+		return 0;
+	}
+	if (i < n && s[i] == '.') {
+		size_t d = ++i;
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+		if (i == d)
+			return 0;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		size_t d = i;
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+		if (i == d)
+			return 0;
+	}
+	return i == n;
+}
+
+/* The text of a STRING token, unescaped (into the record arena when it has escapes). */
+static int string_text(bn_normalizer *n, const char *line, const bn_json_token *t, const char **s, size_t *len)
+{
+	const char *raw = line + t->start;
+	if (!t->escaped) {
+		*s = raw;
+		*len = t->len;
+		return BN_OK;
+	}
+	char *dst = bn_arena_alloc(&n->rec.arena, t->len ? t->len : 1);
+	if (!dst)
+		return BN_ENOMEM;
+	*len = bn_json_unescape(raw, t->len, dst);
+	*s = dst;
+	return BN_OK;
+}
+
+/* Numeric text of a NUMBER token, or of a STRING holding a JSON number (surrounding spaces allowed). */
+static int numeric_text(bn_normalizer *n, const char *line, const bn_json_token *t, const char **s, size_t *len,
+			int *coerced)
+{
+	*coerced = 0;
+	if (t->type == BN_JSON_NUMBER) {
+		*s = line + t->start;
+		*len = t->len;
+		return 1;
+	}
+	if (t->type != BN_JSON_STRING || string_text(n, line, t, s, len) < 0)
+		return 0;
+	while (*len && (**s == ' ' || **s == '\t')) {
+		(*s)++;
+		(*len)--;
+	}
+	while (*len && ((*s)[*len - 1] == ' ' || (*s)[*len - 1] == '\t'))
+		(*len)--;
+	*coerced = 1;
+	return is_json_number(*s, *len);
+}
+
+static void count_effects(bn_field_stats *st, uint32_t effects)
+{
+	while (effects) {
+		unsigned bit = (unsigned)__builtin_ctz(effects);
+		if (bit < BN_EFFECT_KINDS)
+			st->effects[bit]++;
+		effects &= effects - 1;
+	}
+}
+
+/* A string value: JSON string (or number/boolean as its text) through the field's chain. */
+static int read_string(bn_normalizer *n, const bn_field *fd, const char *line, const bn_json_token *t,
+		       bn_val *v, bn_field_stats *st, bn_error *err)
+{
+	const char *s;
+	size_t len;
+	bn_chain_result res;
+
+	switch (t->type) {
+	case BN_JSON_STRING:
+		if (string_text(n, line, t, &s, &len) < 0)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		break;
+	case BN_JSON_NUMBER:
+		s = line + t->start;
+		len = t->len;
+		st->coerced++;
+		break;
+	case BN_JSON_TRUE:
+	case BN_JSON_FALSE:
+		s = t->type == BN_JSON_TRUE ? "true" : "false";
+		len = strlen(s);
+		st->coerced++;
+		break;
+	default:
+		bn_error_set(err, BN_EREJECT, "expected a string, got %s", json_type_name(t->type));
+		return GOT_INVALID;
+	}
+	int rc = bn_chain_apply(n->chain, fd->chain, s, len, &res, NULL, NULL, err);
+	if (rc < 0)
+		return rc;
+	count_effects(st, res.effects);
+	v->is_null = res.is_null;
+	if (res.is_null)
+		return GOT_VALUE;
+	if (res.data >= s && res.data + res.size <= s + len) {
+		v->s = res.data;
+	} else {
+		char *copy = bn_arena_dup(&n->rec.arena, res.data, res.size);
+		if (!copy)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		v->s = copy;
+	}
+	v->n = res.size;
+	return GOT_VALUE;
+}
+
+static int read_integer(bn_normalizer *n, const bn_field *fd, const char *line, const bn_json_token *t,
+			bn_val *v, bn_field_stats *st, bn_error *err)
+{
+	const char *s;
+	size_t len;
+	int coerced;
+	int64_t x;
+
+	if (t->type == BN_JSON_TRUE || t->type == BN_JSON_FALSE) {
+		v->i = t->type == BN_JSON_TRUE;
+		if (fd->type != BN_T_BOOLEAN)
+			st->coerced++;
+		return GOT_VALUE;
+	}
+	if (t->type == BN_JSON_STRING && fd->type != BN_T_DOUBLE) {
+		/* Labels and flags arrive as "true"/"false" too. */
+		if (string_text(n, line, t, &s, &len) < 0)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		if ((len == 4 && memcmp(s, "true", 4) == 0) || (len == 5 && memcmp(s, "false", 5) == 0)) {
+			v->i = len == 4;
+			st->coerced++;
+			return GOT_VALUE;
+		}
+	}
+	if (t->type != BN_JSON_NUMBER && t->type != BN_JSON_STRING) {
+		bn_error_set(err, BN_EREJECT, "expected a number, got %s", json_type_name(t->type));
+		return GOT_INVALID;
+	}
+	if (!numeric_text(n, line, t, &s, &len, &coerced))
+		return invalid(err, fd->type == BN_T_BOOLEAN ? "not a boolean: %s" : "not a number: %s",
+			       line + t->start, t->len);
+	if (coerced)
+		st->coerced++;
+	if (fd->type == BN_T_DOUBLE) {
+		if (bn_json_number_double(s, len, &v->d) < 0)
+			return invalid(err, "not a finite number: %s", s, len);
+		return GOT_VALUE;
+	}
+	if (bn_json_number_int64(s, len, &x) < 0)
+		return invalid(err, "not an integer in range: %s", s, len);
+	if (fd->type == BN_T_INT && (x < INT32_MIN || x > INT32_MAX))
+		return invalid(err, "out of range for int: %s", s, len);
+	if (fd->type == BN_T_BOOLEAN && x != 0 && x != 1)
+		return invalid(err, "not a boolean: %s", s, len);
+	v->i = x;
+	return GOT_VALUE;
+}
+
+static int read_timestamp(bn_normalizer *n, const char *line, const bn_json_token *t, bn_val *v,
+			  bn_field_stats *st, bn_error *err)
+{
+	const char *s;
+	size_t len;
+	if (t->type == BN_JSON_NUMBER) {
+		st->coerced++;
+		if (bn_timestamp_from_number(line + t->start, t->len, &v->i) < 0)
+			return invalid(err, "not an ISO-8601 time or epoch number: %s", line + t->start, t->len);
+		return GOT_VALUE;
+	}
+	if (t->type != BN_JSON_STRING) {
+		bn_error_set(err, BN_EREJECT, "not an ISO-8601 time or epoch number: got %s", json_type_name(t->type));
+		return GOT_INVALID;
+	}
+	if (string_text(n, line, t, &s, &len) < 0)
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	if (bn_timestamp_parse_text(s, len, &v->i) < 0)
+		return invalid(err, "not an ISO-8601 time or epoch number: %s", s, len);
+	return GOT_VALUE;
+}
+
+/* One scalar (or one array element / map value) of field fd from token t (NULL = absent). */
+static int read_scalar(bn_normalizer *n, const bn_field *fd, const char *line, const bn_json_token *t,
+		       bn_val *v, bn_field_stats *st, bn_error *err)
+{
+	memset(v, 0, sizeof(*v));
+	if (!t || t->type == BN_JSON_NULL)
+		return GOT_MISSING;
+	switch (fd->type) {
+	case BN_T_STRING:
+		return read_string(n, fd, line, t, v, st, err);
+	case BN_T_TIMESTAMP_MS:
+		return read_timestamp(n, line, t, v, st, err);
+	default:
+		return read_integer(n, fd, line, t, v, st, err);
+	}
+}
+
+static int grow_items(bn_record *rec)
+{
+	if (rec->nitems < rec->cap_items)
+		return BN_OK;
+	size_t cap = rec->cap_items ? rec->cap_items * 2 : 256;
+	bn_val *items = realloc(rec->items, cap * sizeof(*items));
+	if (!items)
+		return BN_ENOMEM;
+	rec->items = items;
+	bn_val *keys = realloc(rec->keys, cap * sizeof(*keys));
+	if (!keys)
+		return BN_ENOMEM;
+	rec->keys = keys;
+	rec->cap_items = cap;
+	return BN_OK;
+}
+
+static int same_value(const bn_field *fd, const bn_val *a, const bn_val *b)
+{
+	if (fd->type == BN_T_STRING)
+		return a->n == b->n && memcmp(a->s, b->s, a->n) == 0;
+	if (fd->type == BN_T_DOUBLE)
+		return a->d == b->d;
+	return a->i == b->i;
+}
+
+static int read_array(bn_normalizer *n, const bn_field *fd, const char *line, const bn_json_token *toks,
+		      uint32_t ti, bn_fieldval *fv, bn_field_stats *st, bn_error *err)
+{
+	bn_record *rec = &n->rec;
+	fv->first = rec->nitems;
+	fv->count = 0;
+	if (!ti || toks[ti - 1].type == BN_JSON_NULL)
+		return BN_OK;
+	const bn_json_token *arr = &toks[ti - 1];
+	st->present++;
+	if (arr->type != BN_JSON_ARRAY) {
+		st->failures++;
+		return BN_OK;
+	}
+	uint32_t i = ti, end = arr->next;
+	while (i < end) {
+		bn_val v;
+		int got;
+		st->items_in++;
+		if (fd->max_items && fv->count == fd->max_items) {
+			st->items_truncated++;
+			i = toks[i].next;
+			continue;
+		}
+		got = read_scalar(n, fd, line, &toks[i], &v, st, err);
+		i = toks[i].next;
+		if (got < 0)
+			return got;
+		if (got == GOT_INVALID)
+			st->failures++;
+		if (got != GOT_VALUE || v.is_null) {
+			st->items_dropped++;
+			continue;
+		}
+		if (fd->unique) {
+			int dup = 0;
+			for (size_t k = fv->first; k < rec->nitems && !dup; k++)
+				dup = same_value(fd, &rec->items[k], &v);
+			if (dup) {
+				st->items_dropped++;
+				continue;
+			}
+		}
+		if (grow_items(rec) < 0)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		rec->items[rec->nitems++] = v;
+		fv->count++;
+	}
+	bn_error_clear(err);
+	return BN_OK;
+}
+
+static uint64_t hash_key(uint32_t node, const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull ^ node;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+	return h;
+}
+
+/* Which serving_invalid rule key[0..len) matches, or UINT32_MAX. */
+static uint32_t match_invalid(bn_normalizer *n, const char *key, size_t len)
+{
+	for (size_t r = 0; r < n->rules->ninvalid; r++) {
+		int rc = pcre2_match(n->rules->invalid[r].re, (PCRE2_SPTR)key, len, 0, PCRE2_NO_UTF_CHECK,
+				     n->match, n->match_ctx);
+		if (rc >= 0)
+			return (uint32_t)r;
+	}
+	return UINT32_MAX;
+}
+
+static int seen_grow(bn_normalizer *n)
+{
+	size_t cap = n->seen_cap * 2;
+	bn_invalid_seen *t = calloc(cap, sizeof(*t));
+	if (!t)
+		return BN_ENOMEM;
+	for (size_t i = 0; i < n->seen_cap; i++) {
+		if (!n->seen[i].key)
+			continue;
+		size_t j = n->seen[i].hash & (cap - 1);
+		while (t[j].key)
+			j = (j + 1) & (cap - 1);
+		t[j] = n->seen[i];
+	}
+	free(n->seen);
+	n->seen = t;
+	n->seen_cap = cap;
+	return BN_OK;
+}
+
+/* At most this many distinct (object, key) pairs are remembered; later ones are matched uncached. */
+#define SEEN_MAX 65536
+
+/*
+ * Check key (in the object at plan node `node`) against serving_invalid,
+ * counting it when it matches. Returns the rule index or UINT32_MAX.
+ * Keys repeat in every record, so the regex runs once per distinct key.
+ */
+static uint32_t check_key(bn_normalizer *n, uint32_t node, const char *key, size_t len)
+{
+	if (!n->rules->ninvalid)
+		return UINT32_MAX;
+	uint64_t h = hash_key(node, key, len);
+	size_t mask = n->seen_cap - 1;
+	size_t i = h & mask;
+	for (; n->seen[i].key; i = (i + 1) & mask) {
+		bn_invalid_seen *e = &n->seen[i];
+		if (e->hash == h && e->node == node && e->key_len == len && memcmp(e->key, key, len) == 0) {
+			if (e->rule != UINT32_MAX)
+				e->count++;
+			return e->rule;
+		}
+	}
+	uint32_t rule = match_invalid(n, key, len);
+	if (n->seen_count >= SEEN_MAX)
+		return rule;
+	char *copy = malloc(len + 1);
+	if (!copy)
+		return rule;
+	memcpy(copy, key, len);
+	copy[len] = '\0';
+	n->seen[i] = (bn_invalid_seen){ .node = node, .rule = rule, .count = rule != UINT32_MAX,
+					.hash = h, .key = copy, .key_len = len };
+	n->seen_count++;
+	if (n->seen_count * 2 > n->seen_cap)
+		seen_grow(n);
+	return rule;
+}
+
+static int key_text(bn_normalizer *n, const char *line, const bn_json_token *k, const char **s, size_t *len)
+{
+	return string_text(n, line, k, s, len);
+}
+
+static int read_map(bn_normalizer *n, const bn_field *fd, int32_t node, const char *line,
+		    const bn_json_token *toks, uint32_t ti, bn_fieldval *fv, bn_field_stats *st, bn_error *err)
+{
+	bn_record *rec = &n->rec;
+	fv->first = rec->nitems;
+	fv->count = 0;
+	if (!ti || toks[ti - 1].type == BN_JSON_NULL)
+		return BN_OK;
+	const bn_json_token *obj = &toks[ti - 1];
+	st->present++;
+	if (obj->type != BN_JSON_OBJECT) {
+		st->failures++;
+		return BN_OK;
+	}
+	uint32_t i = ti, end = obj->next;
+	while (i < end) {
+		const char *key;
+		size_t klen;
+		bn_val v;
+		uint32_t vi = i + 1;
+		int got;
+
+		st->items_in++;
+		if (key_text(n, line, &toks[i], &key, &klen) < 0)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		i = toks[vi].next;
+		if (fd->strip_serving_invalid && check_key(n, (uint32_t)node, key, klen) != UINT32_MAX) {
+			st->keys_stripped++;
+			continue;
+		}
+		got = read_scalar(n, fd, line, &toks[vi], &v, st, err);
+		if (got < 0)
+			return got;
+		if (got == GOT_INVALID)
+			st->failures++;
+		if (got != GOT_VALUE || v.is_null) {
+			st->items_dropped++;
+			continue;
+		}
+		/* Duplicate keys: the last one wins, as in most JSON readers. */
+		size_t k = fv->first;
+		for (; k < rec->nitems; k++)
+			if (rec->keys[k].n == klen && memcmp(rec->keys[k].s, key, klen) == 0)
+				break;
+		if (k < rec->nitems) {
+			rec->items[k] = v;
+			st->items_dropped++;
+			continue;
+		}
+		if (grow_items(rec) < 0)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		rec->keys[rec->nitems] = (bn_val){ .s = key, .n = klen };
+		rec->items[rec->nitems++] = v;
+		fv->count++;
+	}
+	bn_error_clear(err);
+	return BN_OK;
+}
+
+/* A ratio operand: a finite, non-negative number (or numeric string). */
+static int ratio_operand(bn_normalizer *n, const char *line, const bn_json_token *toks, uint32_t ti, double *out,
+			 int *present)
+{
+	const char *s;
+	size_t len;
+	int coerced;
+	*present = ti && toks[ti - 1].type != BN_JSON_NULL;
+	if (!*present)
+		return 0;
+	if (!numeric_text(n, line, &toks[ti - 1], &s, &len, &coerced))
+		return 0;
+	return bn_json_number_double(s, len, out) == 0 && *out >= 0;
+}
+
+static void read_ratio(bn_normalizer *n, size_t f, const bn_field *fd, const char *line,
+		       const bn_json_token *toks, bn_fieldval *fv, bn_field_stats *st)
+{
+	double num = 0, den = 0;
+	int pn, pd;
+	int ok_n = ratio_operand(n, line, toks, n->slots[n->field_slot[f]], &num, &pn);
+	int ok_d = ratio_operand(n, line, toks, n->slots[n->den_slot[f]], &den, &pd);
+	double q = ok_n && ok_d && den > 0 ? num / den : NAN;
+
+	memset(&fv->v, 0, sizeof(fv->v));
+	if (pn && pd)
+		st->present++;
+	if ((pn && !ok_n) || (pd && !ok_d))
+		st->failures++;
+	if (isfinite(q)) {
+		fv->v.d = q;
+	} else {
+		fv->v.d = fd->ratio_invalid;
+		st->defaulted++;
+	}
+}
+
+static void set_default(const bn_field *fd, bn_val *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->i = fd->def.i;
+	v->d = fd->def.d;
+	v->s = fd->def.s;
+	v->n = fd->def.s_len;
+}
+
+static int reject(bn_error *err, int reason, const bn_field *fd)
+{
+	if (err) {
+		err->code = BN_EREJECT;
+		err->reason = reason;
+	}
+	bn_error_field(err, fd ? fd->name : NULL);
+	return BN_EREJECT;
+}
+
+/* Apply required/default/null to a scalar read. */
+static int scalar_policy(const bn_field *fd, int got, bn_fieldval *fv, bn_field_stats *st, bn_error *err)
+{
+	if (got == GOT_VALUE && !fv->v.is_null) {
+		st->present++;
+		return BN_OK;
+	}
+	if (got == GOT_VALUE) {
+		/* The value was there, but its chain turned it into null (empty, failed validation). */
+		st->present++;
+		if (fd->required) {
+			bn_error_set(err, BN_EREJECT, "empty after normalization");
+			return reject(err, BN_REJECT_INVALID_VALUE, fd);
+		}
+	} else if (got == GOT_INVALID) {
+		st->present++;
+		st->failures++;
+		if (fd->required)
+			return reject(err, BN_REJECT_INVALID_VALUE, fd);
+	} else if (fd->required) {
+		bn_error_set(err, BN_EREJECT, "missing required field");
+		return reject(err, BN_REJECT_MISSING_REQUIRED, fd);
+	}
+	if (fd->def.present) {
+		set_default(fd, &fv->v);
+		st->defaulted++;
+	} else {
+		memset(&fv->v, 0, sizeof(fv->v));
+		fv->v.is_null = 1;
+		st->nulls++;
+	}
+	return BN_OK;
+}
+
+/* Find the members the plan names, recursing into objects on a path; check every other key. */
+static void walk(bn_normalizer *n, const bn_json_token *toks, const char *line, uint32_t obj, int32_t node)
+{
+	uint32_t i = obj + 1, end = toks[obj].next;
+	while (i < end) {
+		const bn_json_token *k = &toks[i];
+		uint32_t vi = i + 1;
+		const char *key;
+		size_t klen;
+		int32_t c;
+
+		i = toks[vi].next;
+		if (key_text(n, line, k, &key, &klen) < 0)
+			continue;
+		for (c = n->nodes[node].first_child; c >= 0; c = n->nodes[c].next_sibling)
+			if (n->nodes[c].len == klen && memcmp(n->nodes[c].name, key, klen) == 0)
+				break;
+		if (c < 0) {
+			check_key(n, (uint32_t)node, key, klen);
+			continue;
+		}
+		/* A duplicate key overwrites: the last occurrence wins. */
+		if (n->nodes[c].slot >= 0)
+			n->slots[n->nodes[c].slot] = vi + 1;
+		if (n->nodes[c].first_child >= 0 && toks[vi].type == BN_JSON_OBJECT)
+			walk(n, toks, line, vi, c);
+	}
+}
+
+int bn_normalize_line(bn_normalizer *n, const char *line, size_t size, bn_error *err)
+{
+	const bn_rules *r = n->rules;
+	bn_json_result jr;
+	int rc;
+
+	bn_arena_reset(&n->rec.arena);
+	n->rec.nitems = 0;
+	rc = bn_json_parse(n->json, line, size, &jr);
+	if (rc == BN_JSON_ENOMEM)
+		return bn_error_set(err, BN_ENOMEM, "out of memory parsing JSON");
+	if (rc < 0) {
+		bn_error_set(err, BN_EREJECT, "invalid JSON: %s", jr.message);
+		if (err)
+			err->column = jr.column;
+		return reject(err, rc == BN_JSON_EDEPTH ? BN_REJECT_TOO_COMPLEX : BN_REJECT_INVALID_JSON, NULL);
+	}
+	if (jr.tokens[0].type != BN_JSON_OBJECT) {
+		bn_error_set(err, BN_EREJECT, "not a JSON object: got %s", json_type_name(jr.tokens[0].type));
+		return reject(err, BN_REJECT_NOT_OBJECT, NULL);
+	}
+	memset(n->slots, 0, n->nslots * sizeof(*n->slots));
+	walk(n, jr.tokens, line, 0, 0);
+
+	for (size_t f = 0; f < r->nfields; f++) {
+		const bn_field *fd = &r->fields[f];
+		bn_fieldval *fv = &n->rec.fields[f];
+		bn_field_stats *st = &n->stats[f];
+		uint32_t ti = n->slots[n->field_slot[f]];
+
+		if (fd->is_ratio) {
+			read_ratio(n, f, fd, line, jr.tokens, fv, st);
+			continue;
+		}
+		if (fd->shape == BN_SHAPE_ARRAY) {
+			rc = read_array(n, fd, line, jr.tokens, ti, fv, st, err);
+		} else if (fd->shape == BN_SHAPE_MAP) {
+			rc = read_map(n, fd, n->field_node[f], line, jr.tokens, ti, fv, st, err);
+		} else {
+			int got = read_scalar(n, fd, line, ti ? &jr.tokens[ti - 1] : NULL, &fv->v, st, err);
+			if (got < 0)
+				rc = got;
+			else
+				rc = scalar_policy(fd, got, fv, st, err);
+		}
+		if (rc == BN_EREJECT && err && err->reason == BN_REJECT_NONE)
+			err->reason = BN_REJECT_VALIDATION;
+		if (rc < 0) {
+			if (rc == BN_EREJECT)
+				bn_error_field(err, fd->name);
+			return rc;
+		}
+	}
+	return BN_OK;
+}

@@ -1,0 +1,42 @@
+/* cli.h - what the subcommands of the bidnorm command share: exit codes, messages, rule loading. */
+#ifndef BN_CLI_H
+#define BN_CLI_H
+
+#include "bidnorm/bidnorm.h"
+
+/* Exit codes of the bidnorm command (documented in the README; never renumbered). */
+enum {
+	BN_EXIT_OK = 0,
+	BN_EXIT_FAILURE = 1,     /* anything else: out of memory, internal error */
+	BN_EXIT_USAGE = 2,       /* invalid command line */
+	BN_EXIT_REJECTS = 3,     /* reject rate above --max-reject-rate */
+	BN_EXIT_RULES = 4,       /* rule file invalid */
+	BN_EXIT_IO = 5           /* input or output error: unreadable, corrupt, disk full */
+};
+
+/* The exit code for a bn_status. */
+int cli_exit_code(int status);
+
+/* Print "bidnorm: <formatted err>" on stderr. */
+void cli_print_error(const char *cmd, const bn_error *err);
+
+/* Print "bidnorm CMD: message" on stderr and return BN_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+/* Load --rules FILE, or the embedded default when path is NULL. Prints the error. */
+int cli_load_rules(const char *cmd, const char *path, bn_rules **out);
+
+/* Parse a non-negative number / integer option value; 0 on success. */
+int cli_parse_double(const char *s, double *out);
+int cli_parse_uint(const char *s, unsigned long long max, unsigned long long *out);
+
+int cmd_ingest(int argc, char **argv);
+int cmd_rules(int argc, char **argv);
+int cmd_schema(int argc, char **argv);
+int cmd_normalize(int argc, char **argv);
+
+#endif

@@ -1,0 +1,110 @@
+/* record.h - one normalized record as typed values, the per-thread normalizer internals and its counters. */
+#ifndef BN_NORMALIZE_RECORD_H
+#define BN_NORMALIZE_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bidnorm/error.h"
+#include "bidnorm/normalize.h"
+#include "normalize/chain.h"
+#include "rules/compiled.h"
+#include "util/arena.h"
+#include "util/buf.h"
+
+/* One scalar value. Strings are valid UTF-8 and live in the line or the record arena. */
+typedef struct bn_val {
+	int is_null;
+	int64_t i;          /* INT, LONG, TIMESTAMP_MS, BOOLEAN */
+	double d;           /* DOUBLE */
+	const char *s;      /* STRING */
+	size_t n;
+} bn_val;
+
+/* The value of one output field: a scalar, or a range of rec->items (and rec->keys for maps). */
+typedef struct bn_fieldval {
+	bn_val v;
+	size_t first;
+	size_t count;
+} bn_fieldval;
+
+typedef struct bn_record {
+	bn_fieldval *fields;    /* one per rules->fields, in schema order */
+	bn_val *items;          /* elements of arrays and values of maps */
+	bn_val *keys;           /* map keys, parallel to items (unused for arrays) */
+	size_t nitems;
+	size_t cap_items;
+	bn_arena arena;         /* strings that are not in the line */
+} bn_record;
+
+/* Counters for one output field, summed over records. */
+typedef struct bn_field_stats {
+	uint64_t present;        /* the source value was there and not JSON null */
+	uint64_t nulls;          /* written as null (optional scalars) */
+	uint64_t coerced;        /* converted from another JSON type (e.g. "0.35" -> 0.35) */
+	uint64_t failures;       /* value could not be coerced (-> null, default, dropped or reject) */
+	uint64_t defaulted;      /* the default value (or ratio invalid value) was used */
+	uint64_t items_in;       /* array/map: elements seen */
+	uint64_t items_dropped;  /* array/map: elements dropped (null, invalid, duplicate) */
+	uint64_t items_truncated;/* array: elements beyond max_items */
+	uint64_t keys_stripped;  /* map: serving-invalid keys dropped */
+	uint64_t effects[BN_EFFECT_KINDS];
+} bn_field_stats;
+
+/* A serving-invalid key seen in the input: where (parent path node), which key, which rule, how often. */
+typedef struct bn_invalid_seen {
+	uint32_t node;          /* plan node of the object holding the key */
+	uint32_t rule;          /* index into rules->invalid, or UINT32_MAX = not serving-invalid */
+	uint64_t count;
+	uint64_t hash;
+	char *key;
+	size_t key_len;
+} bn_invalid_seen;
+
+/* Node of the path trie built from every source path the rules read. */
+typedef struct bn_plan_node {
+	const char *name;
+	size_t len;
+	int32_t parent;
+	int32_t first_child;
+	int32_t next_sibling;
+	int32_t slot;           /* index into the slot array when a path ends here, else -1 */
+} bn_plan_node;
+
+struct bn_normalizer {
+	const bn_rules *rules;
+	struct bn_json_parser *json;
+	bn_chain_scratch *chain;
+	bn_plan_node *nodes;
+	size_t nnodes;
+	uint32_t *slots;         /* per slot: token index + 1 of the value found, 0 = absent */
+	size_t nslots;
+	int32_t *field_slot;     /* per field: slot of source (or numerator for ratios) */
+	int32_t *den_slot;       /* per field: slot of the ratio denominator, or -1 */
+	int32_t *field_node;     /* per field: plan node of the source path (for map keys) */
+	bn_record rec;
+	bn_buf tmp;              /* small scratch: key unescaping, number text */
+	bn_field_stats *stats;   /* per field */
+	bn_invalid_seen *seen;   /* open-addressing table of keys checked against serving_invalid */
+	size_t seen_cap;
+	size_t seen_count;
+	pcre2_match_data *match; /* for serving_invalid key patterns */
+	pcre2_match_context *match_ctx;
+	char *value_out;         /* bn_normalize_value result copy */
+	size_t value_out_cap;
+};
+
+/*
+ * Normalize one JSON line into n->rec. Returns BN_OK, BN_EREJECT (err has
+ * reason, field, column and message; line/source are the caller's to set),
+ * or BN_ENOMEM.
+ */
+int bn_normalize_line(bn_normalizer *n, const char *line, size_t size, bn_error *err);
+
+/* Append the Avro binary encoding of n->rec to out. Returns BN_OK or BN_ENOMEM. */
+int bn_record_encode(const bn_normalizer *n, bn_buf *out);
+
+/* The dotted path of plan node i ("" for the root) into out. */
+void bn_plan_node_path(const bn_normalizer *n, int32_t node, bn_buf *out);
+
+#endif

@@ -1,0 +1,27 @@
+/* rejects.h - the reject file: one JSON line per rejected record, with where, why, and the raw line. */
+#ifndef BN_SINK_REJECTS_H
+#define BN_SINK_REJECTS_H
+
+#include "bidnorm/error.h"
+#include "bidnorm/source.h"
+#include "sink/output.h"
+
+typedef struct bn_rejects {
+	bn_outfile out;
+	int open;
+	bn_buf line;
+} bn_rejects;
+
+/* path NULL: rejects are only counted. */
+int bn_rejects_open(bn_rejects *r, const char *path, bn_error *err);
+
+/*
+ * Append {"source","line","offset","reason","field","column","message","raw"}
+ * for one rejected record (raw_truncated/raw_size added for over-long lines).
+ */
+int bn_rejects_write(bn_rejects *r, const char *source, const bn_line *line, const bn_error *why, bn_error *err);
+
+int bn_rejects_commit(bn_rejects *r, bn_error *err);
+void bn_rejects_abort(bn_rejects *r);
+
+#endif

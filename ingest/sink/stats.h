@@ -1,0 +1,40 @@
+/* stats.h - the stats file of one ingest run: per input, per reject reason, per field, serving-invalid keys. */
+#ifndef BN_SINK_STATS_H
+#define BN_SINK_STATS_H
+
+#include <stdint.h>
+
+#include "bidnorm/avro.h"
+#include "bidnorm/error.h"
+#include "bidnorm/source.h"
+#include "normalize/record.h"
+
+typedef struct bn_input_stats {
+	const char *name;
+	bn_source_stats src;
+	uint64_t read, written, rejected;
+	uint64_t by_reason[BN_REJECT_REASON_COUNT];
+	int done;                /* read to the end without error */
+} bn_input_stats;
+
+typedef struct bn_run_stats {
+	const bn_rules *rules;
+	const char *output;
+	const char *rejects;
+	bn_codec codec;
+	bn_input_stats *inputs;
+	size_t ninputs;
+	uint64_t read, written, rejected, bytes_written;
+	uint64_t by_reason[BN_REJECT_REASON_COUNT];
+	double max_reject_rate;
+	double elapsed;
+	const char *status;      /* "ok" or "failed" */
+	const char *error;       /* formatted error when failed, else NULL */
+	int exit_status;         /* bn_status of the run */
+} bn_run_stats;
+
+/* Write the stats JSON atomically to path; field counters are summed over the normalizers. */
+int bn_stats_write(const char *path, const bn_run_stats *run, bn_normalizer *const *norms, size_t nnorms,
+		   bn_error *err);
+
+#endif
