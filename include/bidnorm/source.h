@@ -27,7 +27,8 @@ extern "C" {
  * zstd frame magic (0xFD2FB528, several concatenated frames allowed) or a
  * skippable frame (0x184D2A5?) selects zstd, anything else is plain text.
  * Lines end at LF; a CR before the LF is removed; a last line without LF
- * counts. Blank lines (empty, or only CR) are skipped and counted. Bytes that
+ * counts. Blank lines (empty, or only spaces and tabs once the CR is gone)
+ * are skipped and counted; they keep their line numbers. Bytes that
  * are not valid UTF-8 are replaced, each on its own, by the Windows-1252
  * character of that byte, encoded as UTF-8 (0x81, 0x8D, 0x8F, 0x90, 0x9D,
  * undefined there, become U+0081... as in "sloppy" Windows-1252).
@@ -81,7 +82,9 @@ int bn_source_open_memory(bn_source **out, const void *data, size_t size, const 
 /*
  * The next non-blank line. Returns 1 and fills *line, 0 at the end of the
  * input, or a negative status: BN_ECORRUPT for invalid or truncated zstd
- * data (err->offset and the message give the compressed byte offset),
+ * data (err->offset and the message give the compressed byte offset: for
+ * truncated input its size, for invalid data the bytes zstd accepted
+ * before it failed, which is close to the damage, not exactly at it),
  * BN_EIO for a read error. After an error the source must not be read again.
  */
 int bn_source_next(bn_source *src, bn_line *line, bn_error *err);
