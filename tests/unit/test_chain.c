@@ -7,6 +7,41 @@
 #include "normalize/chain.h"
 #include "normalize/text.h"
 
+/*
+ * Counting allocator for the no-allocation-after-warm-up test: the test
+ * binary's malloc family takes precedence over libc's and forwards to it.
+ * glibc only, and not under AddressSanitizer, which owns malloc itself.
+ */
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
+#define COUNT_ALLOCS 1
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_realloc(void *p, size_t size);
+static volatile int counting;
+static volatile long allocations;
+
+void *malloc(size_t size)
+{
+	if (counting)
+		allocations++;
+	return __libc_malloc(size);
+}
+
+void *calloc(size_t n, size_t size)
+{
+	if (counting)
+		allocations++;
+	return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t size)
+{
+	if (counting)
+		allocations++;
+	return __libc_realloc(p, size);
+}
+#endif
+
 /* The rule loader is not used here: steps are built by hand, patterns
  * compiled as the loader does (PCRE2_UTF, then JIT). */
 
@@ -281,6 +316,32 @@ Test(chain, bundle_results_are_fixed_points)
 			  "case %zu: \"%s\" is not a fixed point", i, want);
 	}
 }
+
+#ifdef COUNT_ALLOCS
+Test(chain, no_allocation_after_warm_up)
+{
+	bn_step steps[16];
+	bn_chain bundle = bundle_chain(steps);
+	bn_step rs[] = {st_replace("o", "0000"), st(BN_STEP_UPPER), st_text(8)};
+	bn_chain other = {NULL, rs, 3};
+	static const char *const more[] = {"日本語のテキスト", "ｃｏｍ．ｆｏｏ", "SÃ£o Paulo", "Ωmega", "foo boo"};
+	const bn_chain *chains[] = {&bundle, &other};
+	size_t pass, c, i;
+	bn_chain_result r;
+	for (pass = 0; pass < 2; pass++) {
+		counting = pass == 1;
+		for (c = 0; c < 2; c++) {
+			for (i = 0; i < sizeof(bundle_cases) / sizeof(bundle_cases[0]); i++)
+				bn_chain_apply(scratch, chains[c], bundle_cases[i].in, strlen(bundle_cases[i].in), &r,
+					       NULL, NULL, NULL);
+			for (i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+				bn_chain_apply(scratch, chains[c], more[i], strlen(more[i]), &r, NULL, NULL, NULL);
+		}
+		counting = 0;
+	}
+	cr_assert_eq(allocations, 0, "%ld allocations after warm-up", (long)allocations);
+}
+#endif
 
 Test(chain, unchanged_value_points_into_input)
 {
