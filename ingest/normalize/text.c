@@ -267,24 +267,26 @@ static int to_code_points(bn_text_scratch *s, const char *in, size_t size, size_
 	const unsigned char *u = (const unsigned char *)in;
 	utf8proc_ssize_t n;
 	size_t i = 0, k = 0;
-	int simple = 1;
+	int simple = 1, invalid = 0;
 	/* At most one code point per byte. */
 	if (cp_reserve(s, size + 1) < 0)
 		return -1;
 	while (i < size) {
 		int32_t cp = utf8_next(u, size, &i);
-		if (cp < 0)
+		if (cp < 0) {
 			cp = 0xFFFD;
+			invalid = 1;
+		}
 		if (cp >= 0x300 || nfkc_changes_below_0300(cp))
 			simple = 0;
 		s->cp[k++] = cp;
 	}
-	*changed = 0;
+	*changed = invalid;
 	*count = k;
 	if (simple)
 		return 0;
 	/* utf8proc rejects invalid UTF-8; hand it the U+FFFD-repaired text instead. */
-	if (!utf8_valid_multibyte(u, size)) {
+	if (invalid) {
 		bn_buf_reset(&s->fixed);
 		if (bn_buf_reserve(&s->fixed, k * 4) < 0)
 			return -1;
@@ -293,7 +295,6 @@ static int to_code_points(bn_text_scratch *s, const char *in, size_t size, size_
 				s->cp[i], (utf8proc_uint8_t *)s->fixed.data + s->fixed.size);
 		in = s->fixed.data;
 		size = s->fixed.size;
-		*changed = 1;
 	}
 	for (;;) {
 		n = utf8proc_decompose_custom((const utf8proc_uint8_t *)in, (utf8proc_ssize_t)size, s->cp,
@@ -384,9 +385,8 @@ static int repair_round(bn_text_scratch *s, bn_buf *b, const char *in, size_t si
 		}
 		if (pending) {
 			/* A run is left alone only when it is one plain space between two characters. */
-			if (b->size == 0 || run != 1 || !run_plain) {
+			if (b->size == 0 || run != 1 || !run_plain)
 				*effects |= BN_EFFECT_WHITESPACE;
-			}
 			if (b->size > 0)
 				b->data[b->size++] = ' ';
 			pending = 0;
