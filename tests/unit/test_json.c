@@ -67,6 +67,12 @@ static const doc_case docs[] = {
 	{"{\"\":\"\"}", 0, BN_JSON_OK, "OSS", NULL, 0},
 	{"[ 1 , -2.5 , true , false , null ]", 0, BN_JSON_OK, "ANNTFZ", NULL, 0},
 	{"[\"a\u00e9\"]", 0, BN_JSON_OK, "AU", NULL, 0},
+	/* Word-at-a-time scanning: non-ASCII bytes next to a closing quote belong to the neighbour. */
+	{"[\"ab\",\"\xc3\xa9\xc3\xa9\"]", 0, BN_JSON_OK, "ASU", NULL, 0},
+	{"[\"\xc3\xa9\xc3\xa9\",\"abcdefgh\"]", 0, BN_JSON_OK, "AUS", NULL, 0},
+	{"[\"\xc3\xa9" "abcdefgh\"]", 0, BN_JSON_OK, "AU", NULL, 0},
+	{"[\"abcdefg\xc3\xa9\", 1]", 0, BN_JSON_OK, "AUN", NULL, 0},
+	{"[\"abcdefgh\\u00e9\"]", 0, BN_JSON_OK, "Au", NULL, 0},
 	/* invalid: empty, unexpected bytes */
 	{"", 0, BN_JSON_EINVAL, NULL, "empty document", 1},
 	{"  \n ", 0, BN_JSON_EINVAL, NULL, "empty document", 5},
