@@ -1,7 +1,6 @@
 /* json.c - the strict RFC 8259 tokenizer behind json.h, plus unescaping and exact number conversion. */
 #include "record/json.h"
 
-#include <errno.h>
 #include <locale.h>
 #include <math.h>
 #include <stdio.h>

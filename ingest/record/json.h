@@ -61,10 +61,15 @@ typedef struct bn_json_result {
 	const bn_json_token *tokens; /* owned by the parser, valid until the next parse */
 	size_t count;
 	uint32_t column;             /* on error: 1-based byte column of the offending byte */
-	const char *message;         /* on error: static text, e.g. "expected ':' after object key" */
+	const char *message;         /* on error: e.g. "expected ':' after object key"; static or owned
+	                                by the parser ("unexpected character 'x'"), valid until the next parse */
 } bn_json_result;
 
-/* Parse text[0..len). Returns a bn_json_status; fills *res either way. */
+/*
+ * Parse text[0..len). Returns a bn_json_status; fills *res either way (count
+ * is 0 on error). len must be below UINT32_MAX ("document too large",
+ * column 0), so that every column, len+1 included, fits in 32 bits.
+ */
 int bn_json_parse(bn_json_parser *p, const char *text, size_t len, bn_json_result *res);
 
 /*
@@ -79,7 +84,10 @@ size_t bn_json_unescape(const char *src, size_t len, char *out);
  * NUMBER token text to a value. _int64 succeeds (returns 0) only for an
  * integral value within int64 range, including forms like 1.0, 1e3 and -0;
  * otherwise returns -1. _double returns 0 and the nearest double, or -1 when
- * the value is not finite (1e999).
+ * the value is not finite (1e999) or, rarely, when a number of 128 bytes or
+ * more needs the slow path (more than 15 significant digits or an exponent
+ * beyond +-22). Neither reads past len nor depends on the C locale; *out is
+ * written only on success.
  */
 int bn_json_number_int64(const char *text, size_t len, int64_t *out);
 int bn_json_number_double(const char *text, size_t len, double *out);
