@@ -297,6 +297,84 @@ Test(source, buffer_boundaries_crossed_every_way)
 	free(text);
 }
 
+/*
+ * Random bytes from an alphabet rich in terminators, blanks and broken UTF-8,
+ * read every way with a tiny limit, must give what a naive splitter gives.
+ */
+static int only_blanks(const unsigned char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] != ' ' && s[i] != '\t')
+			return 0;
+	return 1;
+}
+
+static void check_against_naive(const got *g, const unsigned char *in, size_t n, size_t max, const char *what)
+{
+	size_t pos = 0, k = 0, e, raw, want_size, repaired;
+	uint64_t number = 0;
+	char want[64];
+
+	cr_assert_eq(g->rc, 0, "%s: %s", what, g->err.message);
+	while (pos < n) {
+		const unsigned char *nl = memchr(in + pos, '\n', n - pos);
+		e = nl ? (size_t)(nl - in) : n;
+		raw = e - pos;
+		number++;
+		if (raw && in[e - 1] == '\r')
+			raw--;
+		if (raw > max) {
+			cr_assert_lt(k, g->n, "%s", what);
+			cr_assert_eq(g->lines[k].too_long, 1, "%s: line %llu", what, (unsigned long long)number);
+			cr_assert_eq(g->lines[k].size, max);
+			cr_assert_eq(memcmp(g->lines[k].data, in + pos, max), 0);
+			k++;
+		} else if (!only_blanks(in + pos, raw)) {
+			want_size = bn_utf8_repair(want, &repaired, (const char *)in + pos, raw);
+			cr_assert_lt(k, g->n, "%s", what);
+			cr_assert_eq(g->lines[k].too_long, 0, "%s: line %llu", what, (unsigned long long)number);
+			cr_assert_eq(g->lines[k].size, want_size, "%s: line %llu", what, (unsigned long long)number);
+			cr_assert_eq(memcmp(g->lines[k].data, want, want_size), 0);
+			cr_assert_eq(g->lines[k].repaired, repaired);
+			k++;
+		}
+		if (k && g->lines[k - 1].number == number) {
+			cr_assert_eq(g->lines[k - 1].offset, pos, "%s: line %llu", what, (unsigned long long)number);
+			cr_assert_eq(g->lines[k - 1].raw_size, raw);
+		}
+		pos = nl ? e + 1 : n;
+	}
+	cr_assert_eq(g->n, k, "%s", what);
+}
+
+Test(source, random_input_matches_naive_splitter)
+{
+	static const unsigned char alphabet[] = { 'a', 'b', '\n', '\n', '\r', ' ', '\t', 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0xFF, 0xF0 };
+	bn_source_options opts = { .max_line_bytes = 6 };
+	unsigned seed = 12345;
+	char what[64];
+
+	for (int round = 0; round < 40; round++) {
+		/* The last round is long enough to wrap the window several times. */
+		size_t n = round == 39 ? 600000 : (size_t)(round * 53 + 1);
+		unsigned char *in = malloc(n);
+		cr_assert_not_null(in);
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			in[i] = alphabet[(seed >> 16) % sizeof(alphabet)];
+		}
+		for (int way = 0; way < WAY_COUNT; way++) {
+			got g;
+			snprintf(what, sizeof(what), "round %d, %s", round, way_names[way]);
+			read_way(&g, way, (const char *)in, n, &opts);
+			check_against_naive(&g, in, n, opts.max_line_bytes, what);
+			cr_assert_eq(g.stats.bytes_decoded, n, "%s", what);
+			got_free(&g);
+		}
+		free(in);
+	}
+}
+
 /* ---- zstd framing ----------------------------------------------------- */
 
 Test(source, zstd_line_split_across_frames)
