@@ -326,6 +326,75 @@ static int compile_regex(loader *L, const yaml_node_t *n, const char *key, char 
 	return 0;
 }
 
+static int is_word(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Does group ref[0..len) (a number or a name) exist in re? */
+static int group_exists(const pcre2_code *re, const char *ref, size_t len)
+{
+	uint32_t groups = 0;
+	char name[128];
+	size_t i;
+
+	if (ref[0] >= '0' && ref[0] <= '9') {
+		unsigned long long n = 0;
+		for (i = 0; i < len && n <= UINT32_MAX; i++)
+			n = n * 10 + (unsigned)(ref[i] - '0');
+		pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &groups);
+		return n <= groups;
+	}
+	if (len >= sizeof(name))
+		return 0;
+	memcpy(name, ref, len);
+	name[len] = '\0';
+	return pcre2_substring_number_from_name(re, (PCRE2_SPTR)name) >= 0;
+}
+
+/*
+ * pcre2_substitute reads the replacement only when the pattern matches, so a
+ * bad '$' would otherwise fail at some record far into a run. Accepted:
+ * $$, $N, $name, ${N}, ${name}, $*MARK and ${*MARK}, as in PCRE2.
+ */
+static int check_replacement(loader *L, const yaml_node_t *n, const bn_step *s)
+{
+	const char *p = s->replacement, *end = p + s->replacement_len;
+	const char *ref;
+	size_t len;
+
+	for (;;) {
+		int braced, mark;
+		p = memchr(p, '$', (size_t)(end - p));
+		if (!p)
+			return 0;
+		p++;
+		if (p < end && *p == '$') {
+			p++;
+			continue;
+		}
+		braced = p < end && *p == '{';
+		p += braced;
+		mark = p < end && *p == '*';
+		p += mark;
+		ref = p;
+		if (p < end && *p >= '0' && *p <= '9' && !mark)
+			while (p < end && *p >= '0' && *p <= '9')
+				p++;
+		else
+			while (p < end && is_word(*p))
+				p++;
+		len = (size_t)(p - ref);
+		if (!len || (braced && (p == end || *p != '}')))
+			return fail(L, n, "replacement '%s': '$' must be followed by $, a group number or name, "
+				    "{group} or *MARK (write $$ for a literal $)", s->replacement);
+		p += braced;
+		if (!mark && !group_exists(s->re, ref, len))
+			return fail(L, n, "replacement '%s' refers to group '%.*s', which the pattern does not have",
+				    s->replacement, (int)len, ref);
+	}
+}
+
 static int step_kind(const char *name)
 {
 	int i;
@@ -489,7 +558,7 @@ static int parse_step(loader *L, const yaml_node_t *n, bn_step *s)
 				return rc;
 		}
 		s->replacement_len = strlen(s->replacement);
-		return 0;
+		return check_replacement(L, vals[1], s);
 	case BN_STEP_TRIM: {
 		size_t i;
 		rc = get_string(L, v, "trim", 1, &s->chars);
@@ -960,20 +1029,30 @@ static int parse_limits(loader *L, const yaml_node_t *n)
 	bn_rules *r = L->r;
 	yaml_node_t *v[MAX_KEYS];
 	uint64_t x;
-	int rc;
+	int i, rc;
 
 	if (expect(L, n, YAML_MAPPING_NODE, "'limits'"))
 		return BN_ERULES;
 	rc = check_keys(L, n, limit_keys, "in 'limits'", v);
-	if (!rc && v[LIM_LINE] && !(rc = get_count(L, v[LIM_LINE], "max_line_bytes", SIZE_MAX, &x)))
-		r->max_line_bytes = (size_t)x;
-	if (!rc && v[LIM_TEXT] && !(rc = get_count(L, v[LIM_TEXT], "max_text_bytes", SIZE_MAX, &x)))
-		r->max_text_bytes = (size_t)x;
-	if (!rc && v[LIM_MATCH] && !(rc = get_count(L, v[LIM_MATCH], "regex_match_limit", UINT32_MAX, &x)))
-		r->regex_match_limit = (uint32_t)x;
-	if (!rc && v[LIM_DEPTH] && !(rc = get_count(L, v[LIM_DEPTH], "regex_depth_limit", UINT32_MAX, &x)))
-		r->regex_depth_limit = (uint32_t)x;
-	return rc;
+	if (rc)
+		return rc;
+	/* Table order matches the LIM_ enum; absent keys keep their defaults. */
+	for (i = 0; i < LIM_N; i++) {
+		if (!v[i])
+			continue;
+		rc = get_count(L, v[i], limit_keys[i], i < LIM_MATCH ? SIZE_MAX : UINT32_MAX, &x);
+		if (rc)
+			return rc;
+		if (i == LIM_LINE)
+			r->max_line_bytes = (size_t)x;
+		else if (i == LIM_TEXT)
+			r->max_text_bytes = (size_t)x;
+		else if (i == LIM_MATCH)
+			r->regex_match_limit = (uint32_t)x;
+		else
+			r->regex_depth_limit = (uint32_t)x;
+	}
+	return 0;
 }
 
 static int parse_schema(loader *L, const yaml_node_t *n)
@@ -1100,17 +1179,17 @@ static int check_serving_invalid(loader *L)
 		return nomem(L);
 	for (i = 0; i < r->nfields && !rc; i++) {
 		const bn_field *f = &r->fields[i];
+		const bn_path *paths[3] = { &f->source, &f->numerator, &f->denominator };
 		const bn_invalid_rule *hit;
 		const bn_path *via = NULL;
+		size_t j;
 		if (allowed(r, f))
 			continue;
 		hit = invalid_match(r, md, f->name);
-		if (!hit && (hit = path_match(r, md, &f->source)))
-			via = &f->source;
-		if (!hit && (hit = path_match(r, md, &f->numerator)))
-			via = &f->numerator;
-		if (!hit && (hit = path_match(r, md, &f->denominator)))
-			via = &f->denominator;
+		for (j = 0; !hit && j < 3; j++) {
+			hit = path_match(r, md, paths[j]);
+			via = paths[j];
+		}
 		if (!hit)
 			continue;
 		if (via)

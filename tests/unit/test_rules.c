@@ -204,7 +204,7 @@ Test(rules, every_step_kind)
 		"    - lower\n"
 		"    - upper\n"
 		"    - extract: '^(.)'\n"
-		"    - replace: {pattern: '-+', with: '_'}\n"          /* 10 */
+		"    - replace: {pattern: '(?<d>-)+', with: '_$1${d}$d$$$0${*MARK}'}\n" /* 10 */
 		"    - replace: {pattern: x, with: }\n"
 		"    - first_match: '[a-z]+'\n"
 		"    - trim: ' ._'\n"
@@ -235,8 +235,8 @@ Test(rules, every_step_kind)
 	cr_assert_eq(pcre2_match(s[4].re, (PCRE2_SPTR) "\xc3\xa9x", 3, 0, PCRE2_NO_UTF_CHECK, md, NULL), 2);
 	ov = pcre2_get_ovector_pointer(md);
 	cr_assert_eq(ov[3], 2, "group 1 should be the whole e-acute, ended at byte %zu", (size_t)ov[3]);
-	cr_assert(s[5].kind == BN_STEP_REPLACE && !strcmp(s[5].pattern, "-+") && s[5].replacement_len == 1 &&
-		  !strcmp(s[5].replacement, "_"));
+	cr_assert(s[5].kind == BN_STEP_REPLACE && !strcmp(s[5].pattern, "(?<d>-)+"));
+	cr_assert(s[5].replacement_len == 21 && !strcmp(s[5].replacement, "_$1${d}$d$$$0${*MARK}"));
 	cr_assert(s[6].kind == BN_STEP_REPLACE && s[6].replacement_len == 0 && s[6].replacement[0] == '\0');
 	cr_assert(s[7].kind == BN_STEP_FIRST_MATCH && s[7].re);
 	cr_assert(s[8].kind == BN_STEP_TRIM && s[8].nchars == 3 && !memcmp(s[8].chars, " ._", 3));
@@ -465,6 +465,16 @@ static const struct error_case error_cases[] = {
 	  "t.yaml:5:16: step 'replace' needs both 'pattern' and 'with'" },
 	{ "replace_unknown_key", HEAD "chains:\n  c:\n    - replace: {pattern: a, by: b}\n" FX,
 	  "t.yaml:5:29: unknown key 'by' in step 'replace' (expected one of: pattern, with)" },
+	{ "replace_unknown_group", HEAD "chains:\n  c:\n    - replace: {pattern: '(a)', with: '$2'}\n" FX,
+	  "t.yaml:5:39: replacement '$2' refers to group '2', which the pattern does not have" },
+	{ "replace_unknown_name", HEAD "chains:\n  c:\n    - replace: {pattern: '(?<x>a)', with: '<${y}>'}\n" FX,
+	  "t.yaml:5:43: replacement '<${y}>' refers to group 'y', which the pattern does not have" },
+	{ "replace_lone_dollar", HEAD "chains:\n  c:\n    - replace: {pattern: a, with: 'US$'}\n" FX,
+	  "t.yaml:5:35: replacement 'US$': '$' must be followed by $, a group number or name, {group} or *MARK "
+	  "(write $$ for a literal $)" },
+	{ "replace_unclosed_brace", HEAD "chains:\n  c:\n    - replace: {pattern: '(a)', with: '${1'}\n" FX,
+	  "t.yaml:5:39: replacement '${1': '$' must be followed by $, a group number or name, {group} or *MARK "
+	  "(write $$ for a literal $)" },
 	{ "trim_non_ascii", HEAD "chains:\n  c:\n    - trim: '\xc3\xa9'\n" FX, "t.yaml:5:13: 'trim' characters must be ASCII" },
 	{ "trim_empty", HEAD "chains:\n  c:\n    - trim: ''\n" FX, "t.yaml:5:13: 'trim' must not be empty" },
 	{ "max_bytes_zero", HEAD "chains:\n  c:\n    - max_bytes: 0\n" FX,
@@ -499,7 +509,7 @@ Test(rules, error_messages)
 	for (i = 0; i < sizeof(error_cases) / sizeof(error_cases[0]); i++) {
 		char msg[1024];
 		load_fail(error_cases[i].yaml, BN_ERULES, msg, sizeof(msg));
-		cr_expect_str_eq(msg, error_cases[i].want, "case %s", error_cases[i].name);
+		cr_expect_str_eq(msg, error_cases[i].want, "case %s: got\n%s", error_cases[i].name, msg);
 	}
 }
 
@@ -575,7 +585,7 @@ Test(rules, serving_invalid_rejected_at_load)
 		char msg[1024], want[1024];
 		load_fail(yaml, BN_ERULES, msg, sizeof(msg));
 		snprintf(want, sizeof(want), "t.yaml:%zu:5: %s", line, cases[i].want);
-		cr_expect_str_eq(msg, want, "case %zu", i);
+		cr_expect_str_eq(msg, want, "case %zu: got\n%s", i, msg);
 		free(yaml);
 	}
 }
@@ -805,5 +815,58 @@ Test(rules, default_schema_reads_in_avro)
 	/* Avro C drops logicalType, so check the text for it. */
 	cr_assert_not_null(strstr(json, "{\"name\":\"ts\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}}"));
 	avro_schema_decref(schema);
+	bn_rules_free(r);
+}
+
+/* rules/README.md promises its complete example loads: keep the documentation honest. */
+Test(rules, readme_example_loads)
+{
+	FILE *fp = fopen(BN_TEST_DATA "/../../rules/README.md", "rb");
+	char *doc, *start, *end, *yaml;
+	long size;
+	bn_rules *r;
+	char msg[1024];
+
+	cr_assert_not_null(fp);
+	fseek(fp, 0, SEEK_END);
+	size = ftell(fp);
+	rewind(fp);
+	doc = calloc(1, (size_t)size + 1);
+	cr_assert_eq(fread(doc, 1, (size_t)size, fp), (size_t)size);
+	fclose(fp);
+	start = strstr(doc, "```yaml\n");
+	cr_assert_not_null(start);
+	start += 8;
+	end = strstr(start, "```\n");
+	cr_assert_not_null(end);
+	*end = '\0';
+
+	r = load_ok(start);
+	cr_assert_eq(bn_rules_field_count(r), 8);
+	cr_assert_str_eq(field_named(r, "os_family")->chain->steps[2].map[0].from, "ipados");
+	bn_rules_free(r);
+
+	/* Without its allow entry, the example's last_click_days_ago must fail. */
+	yaml = strdup(start);
+	memcpy(strstr(yaml, "  - name: last_click_days_ago\n    justification"), "  - name: last_click_days_agx", 29);
+	load_fail(yaml, BN_ERULES, msg, sizeof(msg));
+	cr_assert_not_null(strstr(msg, "field 'last_click_days_ago' matches serving_invalid pattern '_ago$' (relative-time)"),
+			   "got %s", msg);
+	free(yaml);
+	free(doc);
+}
+
+Test(rules, anchors_and_aliases)
+{
+	static const char yaml[] =
+		HEAD
+		"fields:\n"
+		"  - {name: a, source: a, type: string, chain: &clean [text, lower]}\n"
+		"  - {name: b, source: b, type: string, chain: *clean}\n";
+	bn_rules *r = load_ok(yaml);
+	cr_assert_eq(r->ninline_chains, 2);
+	cr_assert(r->fields[0].chain != r->fields[1].chain);
+	cr_assert_eq(r->fields[1].chain->nsteps, 2);
+	cr_assert_eq(r->fields[1].chain->steps[1].kind, BN_STEP_LOWER);
 	bn_rules_free(r);
 }
