@@ -35,8 +35,12 @@ typedef enum bn_codec {
 	BN_CODEC_ZSTANDARD = 3  /* one zstd frame per block */
 } bn_codec;
 
-/* Parse "null", "deflate", "snappy" or "zstandard" (also "zstd"). BN_EUSAGE otherwise. */
-int bn_codec_parse(bn_codec *out, const char *name);
+/*
+ * Parse "null", "deflate", "snappy" or "zstandard" (also "zstd"). Returns
+ * BN_OK, or BN_EUSAGE with "unknown codec 'x' (expected zstandard, deflate,
+ * snappy or null)" in err.
+ */
+int bn_codec_parse(bn_codec *out, const char *name, bn_error *err);
 
 /* The name written into avro.codec. Never NULL. */
 const char *bn_codec_name(bn_codec codec);
@@ -51,13 +55,19 @@ typedef struct bn_avro_meta {
 
 typedef struct bn_avro_compressor bn_avro_compressor;
 
-/* level: codec level, 0 = the codec's default (zstd 3, deflate 6). */
+/*
+ * level: codec level, 0 = the codec's default (zstd 3, deflate 6); deflate
+ * takes 1..9, zstandard its own range, null and snappy only 0 (BN_EUSAGE
+ * otherwise). zstandard blocks are single frames with the content size and
+ * an XXH64 checksum. Returns BN_OK, BN_EUSAGE or BN_ENOMEM.
+ */
 int bn_avro_compressor_new(bn_avro_compressor **out, bn_codec codec, int level, bn_error *err);
 
 /*
  * Compress one block of encoded records. *out points into a buffer owned by
  * the compressor, valid until the next call on it (for BN_CODEC_NULL it is
- * src itself). Returns BN_OK, BN_ENOMEM or BN_EINTERNAL.
+ * src itself). Returns BN_OK, BN_ENOMEM, BN_EINTERNAL, or BN_EUSAGE for a
+ * block over 2 GiB (no Avro reader accepts one).
  */
 int bn_avro_compress(bn_avro_compressor *c, const void *src, size_t size, const void **out,
 		     size_t *out_size, bn_error *err);
@@ -71,21 +81,29 @@ typedef struct bn_avro_writer bn_avro_writer;
 /*
  * Start a container on fd (not closed by the writer): writes the header with
  * avro.schema = schema_json, avro.codec and the user metadata. name is used
- * in messages. The sync marker is random. Returns BN_OK, BN_EUSAGE (bad
- * schema JSON, reserved "avro." key), BN_EIO (write failed, e.g. disk full;
- * the message names the file and errno text), BN_ENOMEM.
+ * in messages. The sync marker is random. The header is written to fd
+ * before returning, so an unwritable output fails here. schema_json is not
+ * parsed, only checked to be non-empty. Returns BN_OK, BN_EUSAGE (empty
+ * schema; "avro."-prefixed, duplicate or NULL metadata key or value),
+ * BN_EIO ("write failed: <strerror>", err->source = name), BN_ENOMEM.
  */
 int bn_avro_writer_new(bn_avro_writer **out, int fd, const char *name, const char *schema_json,
 		       bn_codec codec, const bn_avro_meta *meta, size_t nmeta, bn_error *err);
 
-/* Append one block: count records whose compressed bytes are data[0..size). */
+/*
+ * Append one block: count records whose compressed bytes are data[0..size).
+ * data is copied or written before the call returns. count 0 writes nothing.
+ * Output is buffered (256 KiB); after a failure every later call fails too.
+ * Returns BN_OK, BN_EIO, or BN_EUSAGE (block over 2 GiB).
+ */
 int bn_avro_writer_write_block(bn_avro_writer *w, uint64_t count, const void *data, size_t size,
 			       bn_error *err);
 
 /* Flush everything written so far to fd. BN_EIO on failure. */
 int bn_avro_writer_finish(bn_avro_writer *w, bn_error *err);
 
-/* Bytes written to fd so far (header and blocks). */
+/* Bytes of container produced so far (header and blocks), including those
+ * still buffered: the file size once finish has succeeded. */
 uint64_t bn_avro_writer_bytes(const bn_avro_writer *w);
 
 /* Accepts NULL. Does not close fd. */
