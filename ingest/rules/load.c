@@ -1141,7 +1141,7 @@ static const bn_invalid_rule *invalid_match(const bn_rules *r, pcre2_match_data 
 	size_t i;
 	/*
 	 * The interpreter, not the JIT: a few short names at load do not need
-	 * it, and the JIT's wide reads past the subject trip valgrind.
+	 * it, and the JIT's wide reads past the subject trip memory checkers.
 	 */
 	for (i = 0; i < r->ninvalid; i++)
 		if (pcre2_match(r->invalid[i].re, (PCRE2_SPTR)s, strlen(s), 0, PCRE2_NO_JIT, md, NULL) >= 0)

@@ -870,3 +870,36 @@ Test(rules, anchors_and_aliases)
 	cr_assert_eq(r->fields[1].chain->steps[1].kind, BN_STEP_LOWER);
 	bn_rules_free(r);
 }
+
+Test(rules, buffer_need_not_be_terminated)
+{
+	static const char yaml[] = HEAD FX;
+	char *buf = malloc(sizeof(yaml) + 8);
+	bn_rules *r = NULL;
+	bn_error err;
+	char hex[65];
+
+	/* Bytes after size must be ignored, not parsed. */
+	memcpy(buf, yaml, sizeof(yaml) - 1);
+	memcpy(buf + sizeof(yaml) - 1, "  - : {[", 8);
+	cr_assert_eq(bn_rules_load_buffer(&r, buf, sizeof(yaml) - 1, "t.yaml", &err), BN_OK, "%s", err.message);
+	bn_sha256_hex(hex, yaml, sizeof(yaml) - 1);
+	cr_assert_str_eq(bn_rules_sha256(r), hex);
+	cr_assert_eq(bn_rules_field_count(r), 1);
+	bn_rules_free(r);
+	free(buf);
+}
+
+Test(rules, usage_errors)
+{
+	bn_rules *r = NULL;
+	bn_error err;
+
+	cr_assert_eq(bn_rules_load_buffer(NULL, HEAD FX, 5, "t.yaml", &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "bn_rules_load_buffer: out and text are required");
+	cr_assert_eq(bn_rules_load_buffer(&r, NULL, 5, "t.yaml", &err), BN_EUSAGE);
+	cr_assert_null(r);
+	cr_assert_eq(bn_rules_load_file(&r, NULL, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "bn_rules_load_file: out and path are required");
+	cr_assert_null(r);
+}
