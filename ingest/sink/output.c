@@ -64,6 +64,18 @@ int bn_outfile_open(bn_outfile *f, const char *path, bn_error *err)
 		f->fd = STDOUT_FILENO;
 		return BN_OK;
 	}
+	/* A device or named pipe (/dev/stdout, a FIFO) cannot be replaced by rename: write to it directly. */
+	struct stat st;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		f->fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (f->fd < 0) {
+			bn_error_locate(err, path, 0, 0);
+			rc = bn_error_set(err, BN_EIO, "cannot open for writing: %s", strerror(errno));
+			goto cleanup;
+		}
+		f->direct = 1;
+		return BN_OK;
+	}
 	if (split_path(path, &dir, &base) < 0)
 		goto cleanup;
 	size_t n = strlen(dir) + strlen(base) + 32;
@@ -142,6 +154,11 @@ int bn_outfile_commit(bn_outfile *f, bn_error *err)
 	if (rc < 0)
 		goto fail;
 	if (!f->tmp_path) {
+		if (f->direct && close(f->fd) < 0) {
+			f->fd = -1;
+			rc = io_error(f, err, "close failed");
+			goto fail;
+		}
 		release(f);
 		return BN_OK;
 	}
@@ -182,6 +199,8 @@ void bn_outfile_abort(bn_outfile *f)
 		if (f->fd >= 0)
 			close(f->fd);
 		unlink(f->tmp_path);
+	} else if (f->direct && f->fd >= 0) {
+		close(f->fd);
 	}
 	release(f);
 }

@@ -9,7 +9,8 @@
 
 /*
  * bn_outfile_open creates ".<name>.tmp-XXXXXX" in the folder of path (or
- * uses standard output for "-"); bn_outfile_commit fsyncs, closes, renames
+ * uses standard output for "-", or writes in place to an existing device or
+ * FIFO); bn_outfile_commit fsyncs, closes, renames
  * it to path and fsyncs the folder; bn_outfile_abort removes it. So a reader
  * of path sees either nothing (or the previous file) or the complete file.
  */
@@ -17,6 +18,7 @@ typedef struct bn_outfile {
 	char *path;       /* final path ("-" for stdout) */
 	char *tmp_path;   /* temporary path, NULL for stdout */
 	int fd;           /* -1 when closed */
+	int direct;       /* 1: an existing device or FIFO, written in place (no rename) */
 	bn_buf buf;       /* write buffer (bn_outfile_write) */
 	unsigned long long bytes;
 } bn_outfile;
