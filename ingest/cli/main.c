@@ -14,6 +14,7 @@ static const char usage[] =
 	"  normalize   show what the rules make of one value (--trace: after every step)\n"
 	"  schema      print the Avro schema a rule file produces\n"
 	"  rules       print the default rules, or check a rule file\n"
+	"  vocab       build, merge, lint, diff and regenerate vocabularies\n"
 	"  version     print the version\n"
 	"\n"
 	"'bidnorm COMMAND --help' describes a command. Exit codes: 0 ok, 1 other failure,\n"
@@ -40,6 +41,8 @@ int main(int argc, char **argv)
 		return cmd_normalize(argc - 1, argv + 1);
 	if (strcmp(cmd, "schema") == 0)
 		return cmd_schema(argc - 1, argv + 1);
+	if (strcmp(cmd, "vocab") == 0)
+		return cmd_vocab(argc - 1, argv + 1);
 	if (strcmp(cmd, "rules") == 0)
 		return cmd_rules(argc - 1, argv + 1);
 	fprintf(stderr, "bidnorm: unknown command '%s'\n\n%s", cmd, usage);

@@ -1,0 +1,1 @@
+/* avro_reader.c - placeholder, being written. */

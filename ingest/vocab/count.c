@@ -1,0 +1,1 @@
+/* count.c - placeholder, being written. */

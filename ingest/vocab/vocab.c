@@ -1,0 +1,1 @@
+/* vocab.c - placeholder, being written. */
