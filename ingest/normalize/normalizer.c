@@ -101,6 +101,10 @@ int bn_normalizer_new(bn_normalizer **out, const bn_rules *rules, bn_error *err)
 	rc = BN_ENOMEM;
 	n->rec.fields = calloc(rules->nfields + 1, sizeof(*n->rec.fields));
 	n->stats = calloc(rules->nfields + 1, sizeof(*n->stats));
+	n->cache_tries = calloc(rules->nfields + 1, sizeof(uint64_t));
+	n->cache_hits = calloc(rules->nfields + 1, sizeof(uint64_t));
+	if (!n->cache_tries || !n->cache_hits || bn_value_cache_new(&n->cache, 131072, 8 << 20) < 0)
+		goto cleanup;
 	n->match = pcre2_match_data_create(1, NULL);
 	n->match_ctx = pcre2_match_context_create(NULL);
 	if (!n->match || !n->match_ctx)
@@ -137,6 +141,9 @@ void bn_normalizer_free(bn_normalizer *n)
 	bn_arena_free(&n->rec.arena);
 	bn_buf_free(&n->tmp);
 	free(n->stats);
+	bn_value_cache_free(n->cache);
+	free(n->cache_tries);
+	free(n->cache_hits);
 	if (n->seen)
 		for (size_t i = 0; i < n->seen_cap; i++)
 			free(n->seen[i].key);

@@ -7,6 +7,7 @@
 
 #include "bidnorm/error.h"
 #include "bidnorm/normalize.h"
+#include "normalize/cache.h"
 #include "normalize/chain.h"
 #include "rules/compiled.h"
 #include "util/arena.h"
@@ -88,6 +89,9 @@ struct bn_normalizer {
 	bn_invalid_seen *seen;   /* open-addressing table of keys checked against serving_invalid */
 	size_t seen_cap;
 	size_t seen_count;
+	bn_value_cache *cache;   /* chain results of repeating values */
+	uint64_t *cache_tries;   /* per field: cache lookups */
+	uint64_t *cache_hits;    /* per field: cache hits */
 	pcre2_match_data *match; /* for serving_invalid key patterns */
 	pcre2_match_context *match_ctx;
 	char *value_out;         /* bn_normalize_value result copy */

@@ -148,6 +148,33 @@ static void count_effects(bn_field_stats *st, uint32_t effects)
 	}
 }
 
+/*
+ * After this many lookups, a field whose values rarely repeat (event ids,
+ * device ids) stops using the cache, so unique values do not crowd out the
+ * bundles and tokens that repeat in every record.
+ */
+#define CACHE_PROBATION 4096
+
+/* Run fd's chain on s[0..len), through the per-thread result cache when the field's values repeat. */
+static int chain_cached(bn_normalizer *n, const bn_field *fd, const char *s, size_t len, bn_chain_result *res,
+			bn_error *err)
+{
+	size_t f = (size_t)(fd - n->rules->fields);
+	int use = fd->chain && len <= BN_VALUE_CACHE_MAX_INPUT &&
+		  (n->cache_tries[f] < CACHE_PROBATION || n->cache_hits[f] * 8 >= n->cache_tries[f]);
+	if (use) {
+		n->cache_tries[f]++;
+		if (bn_value_cache_get(n->cache, fd->chain, s, len, res)) {
+			n->cache_hits[f]++;
+			return BN_OK;
+		}
+	}
+	int rc = bn_chain_apply(n->chain, fd->chain, s, len, res, NULL, NULL, err);
+	if (rc == BN_OK && use)
+		bn_value_cache_put(n->cache, fd->chain, s, len, res);
+	return rc;
+}
+
 /* A string value: JSON string (or number/boolean as its text) through the field's chain. */
 static int read_string(bn_normalizer *n, const bn_field *fd, const char *line, const bn_json_token *t,
 		       bn_val *v, bn_field_stats *st, bn_error *err)
@@ -176,7 +203,7 @@ static int read_string(bn_normalizer *n, const bn_field *fd, const char *line, c
 		bn_error_set(err, BN_EREJECT, "expected a string, got %s", json_type_name(t->type));
 		return GOT_INVALID;
 	}
-	int rc = bn_chain_apply(n->chain, fd->chain, s, len, &res, NULL, NULL, err);
+	int rc = chain_cached(n, fd, s, len, &res, err);
 	if (rc < 0)
 		return rc;
 	count_effects(st, res.effects);
@@ -629,6 +656,7 @@ int bn_normalize_line(bn_normalizer *n, const char *line, size_t size, bn_error 
 	int rc;
 
 	bn_arena_reset(&n->rec.arena);
+	bn_value_cache_begin_record(n->cache);
 	n->rec.nitems = 0;
 	rc = bn_json_parse(n->json, line, size, &jr);
 	if (rc == BN_JSON_ENOMEM)

@@ -1,0 +1,38 @@
+/* cache.h - a per-thread memo of chain results: bundles and tokens repeat in nearly every record, so each distinct value is normalized once. */
+#ifndef BN_NORMALIZE_CACHE_H
+#define BN_NORMALIZE_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "normalize/chain.h"
+
+/*
+ * A fixed-size open-addressing table from (chain, input bytes) to the chain's
+ * result (value, null flag and effect bits, so counters stay exact). Entries
+ * and their bytes live in storage owned by the cache. The cache is emptied
+ * only by bn_value_cache_begin_record(), so a result returned during a record
+ * stays valid until the next record starts; when the table or its storage is
+ * full, further inserts are skipped until then. Results that reject the
+ * record are never cached. The caller decides what is worth caching.
+ */
+typedef struct bn_value_cache bn_value_cache;
+
+/* entries: table slots (rounded up to a power of two); storage: bytes for keys and values. */
+int bn_value_cache_new(bn_value_cache **out, size_t entries, size_t storage);
+void bn_value_cache_free(bn_value_cache *c);
+
+/* Call at the start of every record: empties the cache if it is more than 3/4 full. */
+void bn_value_cache_begin_record(bn_value_cache *c);
+
+/* Longest input the cache takes. */
+#define BN_VALUE_CACHE_MAX_INPUT 256
+
+/* 1 and *res on a hit, 0 on a miss. */
+int bn_value_cache_get(bn_value_cache *c, const bn_chain *chain, const char *in, size_t size, bn_chain_result *res);
+
+/* Remember res as the result of chain on in[0..size). */
+void bn_value_cache_put(bn_value_cache *c, const bn_chain *chain, const char *in, size_t size,
+			const bn_chain_result *res);
+
+#endif
