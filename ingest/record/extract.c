@@ -230,7 +230,8 @@ static int read_integer(bn_normalizer *n, const bn_field *fd, const char *line, 
 	int coerced;
 	int64_t x;
 
-	if (t->type == BN_JSON_TRUE || t->type == BN_JSON_FALSE) {
+	/* A boolean is not a double: it would land in v->i and leave v->d at 0. */
+	if ((t->type == BN_JSON_TRUE || t->type == BN_JSON_FALSE) && fd->type != BN_T_DOUBLE) {
 		v->i = t->type == BN_JSON_TRUE;
 		if (fd->type != BN_T_BOOLEAN)
 			st->coerced++;
