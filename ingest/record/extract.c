@@ -621,6 +621,16 @@ static int scalar_policy(const bn_field *fd, int got, bn_fieldval *fv, bn_field_
 	return BN_OK;
 }
 
+/* Clear the slots below node, so that a repeated object key replaces the earlier object whole. */
+static void forget_below(bn_normalizer *n, int32_t node)
+{
+	for (int32_t c = n->nodes[node].first_child; c >= 0; c = n->nodes[c].next_sibling) {
+		if (n->nodes[c].slot >= 0)
+			n->slots[n->nodes[c].slot] = 0;
+		forget_below(n, c);
+	}
+}
+
 /* Find the members the plan names, recursing into objects on a path; check every other key. */
 static void walk(bn_normalizer *n, const bn_json_token *toks, const char *line, uint32_t obj, int32_t node)
 {
@@ -642,11 +652,14 @@ static void walk(bn_normalizer *n, const bn_json_token *toks, const char *line, 
 			check_key(n, (uint32_t)node, key, klen);
 			continue;
 		}
-		/* A duplicate key overwrites: the last occurrence wins. */
+		/* A duplicate key overwrites: the last occurrence wins, with nothing of the earlier one left below it. */
 		if (n->nodes[c].slot >= 0)
 			n->slots[n->nodes[c].slot] = vi + 1;
-		if (n->nodes[c].first_child >= 0 && toks[vi].type == BN_JSON_OBJECT)
-			walk(n, toks, line, vi, c);
+		if (n->nodes[c].first_child >= 0) {
+			forget_below(n, c);
+			if (toks[vi].type == BN_JSON_OBJECT)
+				walk(n, toks, line, vi, c);
+		}
 	}
 }
 
