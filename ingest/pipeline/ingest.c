@@ -1,6 +1,7 @@
 /* ingest.c - the batch step: sources -> normalizer -> Avro blocks, rejects and stats, published atomically. */
 #include "bidnorm/bidnorm.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,36 +33,169 @@ static double now_seconds(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* One input line copied into a batch. */
+typedef struct line_meta {
+	size_t off;              /* into batch.text */
+	size_t size;
+	uint64_t number, offset, raw_size;
+	int too_long;
+} line_meta;
+
+enum { SLOT_FREE = 0, SLOT_READY, SLOT_WORKING, SLOT_DONE };
+
+/*
+ * A batch of lines from one input: filled by the reading thread, turned into
+ * one compressed Avro block plus formatted reject lines by a worker, and
+ * consumed in input order by the reading thread, which writes it.
+ */
+typedef struct batch {
+	int state;
+	size_t input;            /* index into run.stats.inputs */
+	bn_buf text;
+	line_meta *lines;
+	size_t nlines, cap_lines;
+	bn_buf block;            /* encoded records, then reused */
+	bn_buf packed;           /* the compressed block */
+	uint64_t written;
+	bn_buf reject_lines;     /* formatted reject file lines */
+	bn_error *rejects;       /* why each rejected record was rejected, in order */
+	size_t nrejects, cap_rejects;
+	int status;              /* a fatal error while processing */
+	bn_error err;
+} batch;
+
+typedef struct worker {
+	struct run *run;
+	bn_normalizer *norm;
+	bn_avro_compressor *comp;
+	pthread_t thread;
+	int started;
+} worker;
+
 /* Everything one run owns; freed in one place. */
 typedef struct run {
 	const bn_ingest_options *opt;
-	bn_normalizer *norm;
-	bn_avro_compressor *comp;
+	worker *workers;
+	unsigned nworkers;       /* normalizers (1 when running inline) */
+	unsigned nthreads;       /* worker threads (0 = the reading thread does the work) */
+	batch *ring;
+	size_t nring;
+	uint64_t fill_seq, drain_seq;
+	pthread_mutex_t lock;
+	pthread_cond_t work_cv, done_cv;
+	int stopping;
 	bn_avro_writer *writer;
 	bn_outfile avro;
 	bn_rejects rejects;
-	bn_buf block;
-	uint64_t block_count;
-	size_t block_bytes;
+	size_t batch_bytes;
 	bn_run_stats stats;
 	double started, last_progress;
 	char error_text[1024];
 } run;
 
-static int flush_block(run *r, bn_error *err)
+/* Normalize, encode and compress one batch. Runs on a worker (or inline). */
+static void process_batch(worker *w, batch *b)
 {
-	const void *data;
-	size_t size;
-	int rc;
+	run *r = w->run;
+	const char *source = r->stats.inputs[b->input].name;
+	bn_error why;
+	int rc = BN_OK;
 
-	if (!r->block_count)
-		return BN_OK;
-	rc = bn_avro_compress(r->comp, r->block.data, r->block.size, &data, &size, err);
-	if (rc == BN_OK)
-		rc = bn_avro_writer_write_block(r->writer, r->block_count, data, size, err);
-	bn_buf_reset(&r->block);
-	r->block_count = 0;
-	return rc;
+	bn_buf_reset(&b->block);
+	bn_buf_reset(&b->reject_lines);
+	b->written = 0;
+	b->nrejects = 0;
+	b->status = BN_OK;
+	for (size_t i = 0; i < b->nlines && rc == BN_OK; i++) {
+		const line_meta *m = &b->lines[i];
+		const char *data = b->text.data + m->off;
+		bn_error_clear(&why);
+		if (m->too_long) {
+			why.reason = BN_REJECT_LINE_TOO_LONG;
+			bn_error_set(&why, BN_EREJECT, "line of %llu bytes exceeds limits.max_line_bytes (%zu)",
+				     (unsigned long long)m->raw_size, bn_rules_max_line_bytes(r->opt->rules));
+			rc = BN_EREJECT;
+		} else {
+			rc = bn_normalize_line(w->norm, data, m->size, &why);
+			if (rc == BN_OK) {
+				size_t before = b->block.size;
+				rc = bn_record_encode(w->norm, &b->block);
+				if (rc < 0) {
+					b->block.size = before;
+					bn_error_set(&why, BN_ENOMEM, "out of memory encoding a record");
+				} else {
+					b->written++;
+				}
+			}
+		}
+		if (rc == BN_EREJECT) {
+			bn_line line = { .data = data, .size = m->size, .number = m->number, .offset = m->offset,
+					 .raw_size = m->raw_size, .too_long = m->too_long };
+			if (why.reason <= BN_REJECT_NONE || why.reason >= BN_REJECT_REASON_COUNT)
+				why.reason = BN_REJECT_INVALID_VALUE;
+			bn_error_locate(&why, source, m->number, why.column);
+			if (b->nrejects == b->cap_rejects) {
+				size_t cap = b->cap_rejects ? b->cap_rejects * 2 : 16;
+				bn_error *p = realloc(b->rejects, cap * sizeof(*p));
+				if (!p) {
+					rc = bn_error_set(&why, BN_ENOMEM, "out of memory");
+					break;
+				}
+				b->rejects = p;
+				b->cap_rejects = cap;
+			}
+			b->rejects[b->nrejects++] = why;
+			rc = bn_rejects_format(&b->reject_lines, source, &line, &why);
+			if (rc < 0)
+				bn_error_set(&why, BN_ENOMEM, "out of memory");
+		}
+	}
+	if (rc == BN_OK && b->written) {
+		const void *data;
+		size_t size;
+		rc = bn_avro_compress(w->comp, b->block.data, b->block.size, &data, &size, &why);
+		if (rc == BN_OK) {
+			bn_buf_reset(&b->packed);
+			if (bn_buf_append(&b->packed, data, size) < 0)
+				rc = bn_error_set(&why, BN_ENOMEM, "out of memory");
+		}
+	}
+	if (rc < 0) {
+		b->status = rc;
+		b->err = why;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	worker *w = arg;
+	run *r = w->run;
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		batch *b = NULL;
+		/* The oldest ready batch first, so the in-order writer is never starved. */
+		for (uint64_t s = r->drain_seq; s < r->fill_seq; s++) {
+			batch *c = &r->ring[s % r->nring];
+			if (c->state == SLOT_READY) {
+				b = c;
+				break;
+			}
+		}
+		if (!b) {
+			if (r->stopping)
+				break;
+			pthread_cond_wait(&r->work_cv, &r->lock);
+			continue;
+		}
+		b->state = SLOT_WORKING;
+		pthread_mutex_unlock(&r->lock);
+		process_batch(w, b);
+		pthread_mutex_lock(&r->lock);
+		b->state = SLOT_DONE;
+		pthread_cond_broadcast(&r->done_cv);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
 }
 
 /* The header's bidnorm.sources: a JSON array of the input names. */
@@ -101,9 +235,6 @@ static int open_outputs(run *r, bn_error *err)
 	rc = bn_rejects_open(&r->rejects, opt->rejects_path, err);
 	if (rc < 0)
 		goto cleanup;
-	rc = bn_avro_compressor_new(&r->comp, opt->codec, opt->codec_level, err);
-	if (rc < 0)
-		goto cleanup;
 	rc = bn_avro_writer_new(&r->writer, r->avro.fd, opt->output, bn_rules_schema_json(opt->rules), opt->codec,
 				meta, sizeof(meta) / sizeof(meta[0]), err);
 cleanup:
@@ -111,82 +242,199 @@ cleanup:
 	return rc;
 }
 
-static void report_progress(run *r, const bn_input_stats *in)
+static int start_workers(run *r, bn_error *err)
+{
+	const bn_ingest_options *opt = r->opt;
+	unsigned threads = opt->threads ? opt->threads : 1;
+	int rc;
+
+	r->nthreads = threads > 1 ? threads : 0;
+	r->nworkers = threads;
+	/* Enough batches in flight to keep every worker busy while the writer waits for the oldest. */
+	r->nring = (size_t)threads * 2 + 1;
+	r->workers = calloc(r->nworkers, sizeof(*r->workers));
+	r->ring = calloc(r->nring, sizeof(*r->ring));
+	if (!r->workers || !r->ring)
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	for (unsigned i = 0; i < r->nworkers; i++) {
+		worker *w = &r->workers[i];
+		w->run = r;
+		rc = bn_normalizer_new(&w->norm, opt->rules, err);
+		if (rc == BN_OK)
+			rc = bn_avro_compressor_new(&w->comp, opt->codec, opt->codec_level, err);
+		if (rc < 0)
+			return rc;
+	}
+	for (unsigned i = 0; i < r->nthreads; i++) {
+		if (pthread_create(&r->workers[i].thread, NULL, worker_main, &r->workers[i]) != 0)
+			return bn_error_set(err, BN_ENOMEM, "cannot start worker thread %u of %u", i + 1, r->nthreads);
+		r->workers[i].started = 1;
+	}
+	return BN_OK;
+}
+
+static void stop_workers(run *r)
+{
+	if (r->nthreads) {
+		pthread_mutex_lock(&r->lock);
+		r->stopping = 1;
+		pthread_cond_broadcast(&r->work_cv);
+		pthread_mutex_unlock(&r->lock);
+	}
+	for (unsigned i = 0; i < r->nworkers && r->workers; i++)
+		if (r->workers[i].started)
+			pthread_join(r->workers[i].thread, NULL);
+}
+
+static void report_progress(run *r)
 {
 	double t = now_seconds();
 	if (!r->opt->progress || t - r->last_progress < 1.0)
 		return;
 	r->last_progress = t;
 	bn_ingest_progress p = {
-		.records_read = r->stats.read + in->read,
-		.records_written = r->stats.written + in->written,
-		.records_rejected = r->stats.rejected + in->rejected,
-		.bytes_decoded = in->src.bytes_decoded,
+		.records_read = r->stats.read,
+		.records_written = r->stats.written,
+		.records_rejected = r->stats.rejected,
 		.elapsed_seconds = t - r->started,
 	};
+	for (size_t i = 0; i < r->stats.ninputs; i++)
+		p.bytes_decoded += r->stats.inputs[i].src.bytes_decoded;
 	r->opt->progress(r->opt->progress_ctx, &p);
 }
 
-static int reject_line(run *r, bn_input_stats *in, const bn_line *line, bn_error *why, bn_error *err)
+/* Write the oldest batch: its block, its reject lines, its counts. Waits for it when wait is set. */
+static int drain_one(run *r, int wait, bn_error *err)
 {
-	int reason = why->reason > 0 && why->reason < BN_REJECT_REASON_COUNT ? why->reason : BN_REJECT_INVALID_VALUE;
-	why->reason = reason;
-	bn_error_locate(why, in->name, line->number, why->column);
-	in->rejected++;
-	in->by_reason[reason]++;
-	if (r->opt->on_reject)
-		r->opt->on_reject(r->opt->on_reject_ctx, why);
-	return bn_rejects_write(&r->rejects, in->name, line, why, err);
+	batch *b;
+	int rc = BN_OK;
+
+	if (r->drain_seq == r->fill_seq)
+		return 0;
+	b = &r->ring[r->drain_seq % r->nring];
+	if (r->nthreads) {
+		pthread_mutex_lock(&r->lock);
+		while (wait && b->state != SLOT_DONE)
+			pthread_cond_wait(&r->done_cv, &r->lock);
+		int done = b->state == SLOT_DONE;
+		pthread_mutex_unlock(&r->lock);
+		if (!done)
+			return 0;
+	}
+	bn_input_stats *in = &r->stats.inputs[b->input];
+	if (b->status < 0) {
+		if (err)
+			*err = b->err;
+		rc = b->status;
+	}
+	if (rc == BN_OK && b->written)
+		rc = bn_avro_writer_write_block(r->writer, b->written, b->packed.data, b->packed.size, err);
+	if (rc == BN_OK)
+		rc = bn_rejects_write_formatted(&r->rejects, b->reject_lines.data, b->reject_lines.size, err);
+	if (rc == BN_OK) {
+		in->read += b->nlines;
+		in->written += b->written;
+		in->rejected += b->nrejects;
+		r->stats.read += b->nlines;
+		r->stats.written += b->written;
+		r->stats.rejected += b->nrejects;
+		for (size_t i = 0; i < b->nrejects; i++) {
+			in->by_reason[b->rejects[i].reason]++;
+			r->stats.by_reason[b->rejects[i].reason]++;
+			if (r->opt->on_reject)
+				r->opt->on_reject(r->opt->on_reject_ctx, &b->rejects[i]);
+		}
+	}
+	b->state = SLOT_FREE;
+	r->drain_seq++;
+	report_progress(r);
+	return rc < 0 ? rc : 1;
 }
 
-/* Read one input to its end; every line is written or rejected. */
-static int ingest_input(run *r, const char *path, bn_input_stats *in, bn_error *err)
+/* Hand a filled batch to the workers, or process it right here when running inline. */
+static void submit(run *r, batch *b)
 {
+	r->fill_seq++;
+	if (!r->nthreads) {
+		process_batch(&r->workers[0], b);
+		b->state = SLOT_DONE;
+		return;
+	}
+	pthread_mutex_lock(&r->lock);
+	b->state = SLOT_READY;
+	pthread_cond_signal(&r->work_cv);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static int add_line(batch *b, const bn_line *line)
+{
+	if (b->nlines == b->cap_lines) {
+		size_t cap = b->cap_lines ? b->cap_lines * 2 : 1024;
+		line_meta *p = realloc(b->lines, cap * sizeof(*p));
+		if (!p)
+			return BN_ENOMEM;
+		b->lines = p;
+		b->cap_lines = cap;
+	}
+	line_meta *m = &b->lines[b->nlines];
+	m->off = b->text.size;
+	m->size = line->size;
+	m->number = line->number;
+	m->offset = line->offset;
+	m->raw_size = line->raw_size;
+	m->too_long = line->too_long;
+	if (bn_buf_append(&b->text, line->data, line->size) < 0)
+		return BN_ENOMEM;
+	b->nlines++;
+	return BN_OK;
+}
+
+/* Read one input to its end in batches; every line is written or rejected. */
+static int ingest_input(run *r, const char *path, size_t input, bn_error *err)
+{
+	bn_input_stats *in = &r->stats.inputs[input];
 	bn_source *src = NULL;
 	bn_source_options so = { .max_line_bytes = bn_rules_max_line_bytes(r->opt->rules) };
 	bn_line line;
-	bn_error why;
-	int rc;
+	int rc, more = 1;
 
 	in->name = strcmp(path, "-") == 0 ? "<stdin>" : path;
 	rc = bn_source_open_file(&src, path, &so, err);
 	if (rc < 0)
 		return rc;
-	while ((rc = bn_source_next(src, &line, err)) > 0) {
-		in->read++;
-		bn_error_clear(&why);
-		if (line.too_long) {
-			why.reason = BN_REJECT_LINE_TOO_LONG;
-			bn_error_set(&why, BN_EREJECT, "line of %llu bytes exceeds limits.max_line_bytes (%zu)",
-				     (unsigned long long)line.raw_size, so.max_line_bytes);
-			rc = reject_line(r, in, &line, &why, err);
-		} else {
-			rc = bn_normalize_line(r->norm, line.data, line.size, &why);
-			if (rc == BN_OK) {
-				size_t before = r->block.size;
-				rc = bn_record_encode(r->norm, &r->block);
-				if (rc < 0) {
-					r->block.size = before;
-					bn_error_set(err, BN_ENOMEM, "out of memory encoding a record");
-				} else {
-					r->block_count++;
-					in->written++;
-					if (r->block.size >= r->block_bytes)
-						rc = flush_block(r, err);
-				}
-			} else if (rc == BN_EREJECT) {
-				rc = reject_line(r, in, &line, &why, err);
-			} else {
-				*err = why;
+	while (more) {
+		batch *b = &r->ring[r->fill_seq % r->nring];
+		/* The slot is free once the batch that used it has been written. */
+		while (r->fill_seq - r->drain_seq >= r->nring) {
+			rc = drain_one(r, 1, err);
+			if (rc < 0)
+				goto done;
+		}
+		b->input = input;
+		b->nlines = 0;
+		bn_buf_reset(&b->text);
+		while (b->text.size < r->batch_bytes && b->nlines < 65536) {
+			rc = bn_source_next(src, &line, err);
+			if (rc <= 0) {
+				more = 0;
+				break;
+			}
+			if (add_line(b, &line) < 0) {
+				rc = bn_error_set(err, BN_ENOMEM, "out of memory");
+				more = 0;
+				break;
 			}
 		}
+		/* Lines read before a read error are still processed and counted. */
+		if (b->nlines)
+			submit(r, b);
+		while (more && (rc = drain_one(r, 0, err)) > 0)
+			;
 		if (rc < 0)
-			break;
-		if ((in->read & 4095) == 0) {
-			bn_source_get_stats(src, &in->src);
-			report_progress(r, in);
-		}
+			more = 0;
+		bn_source_get_stats(src, &in->src);
 	}
+done:
 	bn_source_get_stats(src, &in->src);
 	in->done = rc == 0;
 	if (rc < 0 && err && !err->source[0])
@@ -195,13 +443,16 @@ static int ingest_input(run *r, const char *path, bn_input_stats *in, bn_error *
 	return rc < 0 ? rc : BN_OK;
 }
 
-static void add_input(bn_run_stats *s, const bn_input_stats *in)
+/* Write every batch still in flight; the first error wins. */
+static int drain_all(run *r, int rc, bn_error *err)
 {
-	s->read += in->read;
-	s->written += in->written;
-	s->rejected += in->rejected;
-	for (int k = 0; k < BN_REJECT_REASON_COUNT; k++)
-		s->by_reason[k] += in->by_reason[k];
+	bn_error e2;
+	while (r->drain_seq < r->fill_seq) {
+		int d = drain_one(r, 1, rc < 0 ? &e2 : err);
+		if (d < 0 && rc == BN_OK)
+			rc = d;
+	}
+	return rc;
 }
 
 int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_error *err)
@@ -211,6 +462,7 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	int rc, prc;
 	const char *const *inputs;
 	size_t ninputs;
+	bn_normalizer **norms = NULL;
 
 	memset(&r, 0, sizeof(r));
 	r.avro.fd = -1;
@@ -219,11 +471,12 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 		memset(summary, 0, sizeof(*summary));
 	if (!opt || !opt->rules || !opt->output)
 		return bn_error_set(err, BN_EUSAGE, "rules and output are required");
-	if (opt->threads > 1024)
-		return bn_error_set(err, BN_EUSAGE, "--threads must be between 1 and 1024");
+	if (opt->threads > 256)
+		return bn_error_set(err, BN_EUSAGE, "threads must be between 1 and 256");
 	r.opt = opt;
 	r.started = r.last_progress = now_seconds();
-	r.block_bytes = opt->block_bytes ? opt->block_bytes : 1024 * 1024;
+	/* JSON is about twice the size of its Avro encoding: this gives blocks of about block_bytes. */
+	r.batch_bytes = 2 * (opt->block_bytes ? opt->block_bytes : 1024 * 1024);
 	inputs = opt->ninputs ? opt->inputs : stdin_only;
 	ninputs = opt->ninputs ? opt->ninputs : 1;
 	r.stats.rules = opt->rules;
@@ -234,18 +487,19 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	r.stats.inputs = calloc(ninputs, sizeof(*r.stats.inputs));
 	if (!r.stats.inputs)
 		return bn_error_set(err, BN_ENOMEM, "out of memory");
-	r.stats.ninputs = 0;
+	pthread_mutex_init(&r.lock, NULL);
+	pthread_cond_init(&r.work_cv, NULL);
+	pthread_cond_init(&r.done_cv, NULL);
 
-	rc = bn_normalizer_new(&r.norm, opt->rules, err);
+	rc = start_workers(&r, err);
 	if (rc == BN_OK)
 		rc = open_outputs(&r, err);
 	for (size_t i = 0; rc == BN_OK && i < ninputs; i++) {
-		bn_input_stats *in = &r.stats.inputs[r.stats.ninputs++];
-		rc = ingest_input(&r, inputs[i], in, err);
-		add_input(&r.stats, in);
+		r.stats.ninputs++;
+		rc = ingest_input(&r, inputs[i], i, err);
 	}
-	if (rc == BN_OK)
-		rc = flush_block(&r, err);
+	rc = drain_all(&r, rc, err);
+	stop_workers(&r);
 	if (rc == BN_OK && opt->max_reject_rate >= 0 && r.stats.read &&
 	    (double)r.stats.rejected / (double)r.stats.read > opt->max_reject_rate) {
 		bn_error_clear(err);
@@ -284,9 +538,14 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 				*err = e2;
 		}
 	}
-	if (opt->stats_path && r.norm) {
+	norms = r.workers ? calloc(r.nworkers, sizeof(*norms)) : NULL;
+	if (opt->stats_path && norms) {
 		bn_error e2;
-		prc = bn_stats_write(opt->stats_path, &r.stats, &r.norm, 1, &e2);
+		size_t nn = 0;
+		for (unsigned i = 0; i < r.nworkers; i++)
+			if (r.workers[i].norm)
+				norms[nn++] = r.workers[i].norm;
+		prc = bn_stats_write(opt->stats_path, &r.stats, norms, nn, &e2);
 		if (prc < 0 && rc == BN_OK) {
 			rc = prc;
 			if (err)
@@ -306,10 +565,26 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 		summary->bytes_written = r.stats.bytes_written;
 		summary->elapsed_seconds = r.stats.elapsed;
 	}
+	free(norms);
 	bn_rejects_abort(&r.rejects);
-	bn_avro_compressor_free(r.comp);
-	bn_normalizer_free(r.norm);
-	bn_buf_free(&r.block);
+	for (unsigned i = 0; r.workers && i < r.nworkers; i++) {
+		bn_normalizer_free(r.workers[i].norm);
+		bn_avro_compressor_free(r.workers[i].comp);
+	}
+	for (size_t i = 0; r.ring && i < r.nring; i++) {
+		batch *b = &r.ring[i];
+		bn_buf_free(&b->text);
+		bn_buf_free(&b->block);
+		bn_buf_free(&b->packed);
+		bn_buf_free(&b->reject_lines);
+		free(b->lines);
+		free(b->rejects);
+	}
+	free(r.ring);
+	free(r.workers);
+	pthread_cond_destroy(&r.work_cv);
+	pthread_cond_destroy(&r.done_cv);
+	pthread_mutex_destroy(&r.lock);
 	free(r.stats.inputs);
 	return rc;
 }

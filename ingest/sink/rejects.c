@@ -17,14 +17,9 @@ int bn_rejects_open(bn_rejects *r, const char *path, bn_error *err)
 	return rc;
 }
 
-int bn_rejects_write(bn_rejects *r, const char *source, const bn_line *line, const bn_error *why, bn_error *err)
+int bn_rejects_format(bn_buf *b, const char *source, const bn_line *line, const bn_error *why)
 {
-	bn_buf *b = &r->line;
 	int bad = 0;
-
-	if (!r->open)
-		return BN_OK;
-	bn_buf_reset(b);
 	bad |= bn_jsonw_raw(b, "{\"source\":");
 	bad |= bn_jsonw_cstr(b, source);
 	bad |= bn_jsonw_raw(b, ",\"line\":");
@@ -49,9 +44,14 @@ int bn_rejects_write(bn_rejects *r, const char *source, const bn_line *line, con
 		bad |= bn_jsonw_u64(b, line->raw_size);
 	}
 	bad |= bn_jsonw_raw(b, "}\n");
-	if (bad)
-		return bn_error_set(err, BN_ENOMEM, "out of memory");
-	return bn_outfile_write(&r->out, b->data, b->size, err);
+	return bad ? BN_ENOMEM : BN_OK;
+}
+
+int bn_rejects_write_formatted(bn_rejects *r, const void *data, size_t size, bn_error *err)
+{
+	if (!r->open || !size)
+		return BN_OK;
+	return bn_outfile_write(&r->out, data, size, err);
 }
 
 int bn_rejects_commit(bn_rejects *r, bn_error *err)
@@ -60,7 +60,6 @@ int bn_rejects_commit(bn_rejects *r, bn_error *err)
 	if (r->open)
 		rc = bn_outfile_commit(&r->out, err);
 	r->open = 0;
-	bn_buf_free(&r->line);
 	return rc;
 }
 
@@ -69,5 +68,4 @@ void bn_rejects_abort(bn_rejects *r)
 	if (r->open)
 		bn_outfile_abort(&r->out);
 	r->open = 0;
-	bn_buf_free(&r->line);
 }

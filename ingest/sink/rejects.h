@@ -9,17 +9,21 @@
 typedef struct bn_rejects {
 	bn_outfile out;
 	int open;
-	bn_buf line;
 } bn_rejects;
 
 /* path NULL: rejects are only counted. */
 int bn_rejects_open(bn_rejects *r, const char *path, bn_error *err);
 
 /*
- * Append {"source","line","offset","reason","field","column","message","raw"}
- * for one rejected record (raw_truncated/raw_size added for over-long lines).
+ * Append to b the reject line {"source","line","offset","reason","field",
+ * "column","message","raw"} for one rejected record (raw_truncated and
+ * raw_size added for over-long lines). Worker threads format; the writer
+ * appends in input order. Returns BN_OK or BN_ENOMEM.
  */
-int bn_rejects_write(bn_rejects *r, const char *source, const bn_line *line, const bn_error *why, bn_error *err);
+int bn_rejects_format(bn_buf *b, const char *source, const bn_line *line, const bn_error *why);
+
+/* Append formatted reject lines to the file (nothing when it has no path). */
+int bn_rejects_write_formatted(bn_rejects *r, const void *data, size_t size, bn_error *err);
 
 int bn_rejects_commit(bn_rejects *r, bn_error *err);
 void bn_rejects_abort(bn_rejects *r);

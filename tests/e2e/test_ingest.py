@@ -231,6 +231,24 @@ class Ingest(unittest.TestCase):
                 self.assertEqual(len(records), 300)
                 self.assertEqual(records[299]["event_id"], "e299")
 
+    def test_threads_give_the_same_records_rejects_and_stats(self):
+        lines = []
+        for i in range(3000):
+            lines.append(b"not json %d" % i if i % 97 == 0 else line(rec("e%d" % i, bid_floor=i / 100)))
+        inp = self.write("a.jsonl", b"\n".join(lines) + b"\n")
+        results = []
+        for threads in ("1", "2", "3"):
+            self.ingest(inp, extra=("--threads", threads, "--block-size", "8192", "--max-reject-rate", "0.5"))
+            _, records, rejects, stats = self.outputs()
+            for key in ("elapsed_seconds",):
+                stats.pop(key)
+            for r in records:
+                r["ts"] = r["ts"].isoformat()
+            results.append((records, rejects, stats))
+        self.assertEqual(len(results[0][0]), 3000 - 31)
+        self.assertEqual(results[0], results[1])
+        self.assertEqual(results[0], results[2])
+
     def test_empty_input_gives_a_valid_empty_container(self):
         inp = self.write("empty.jsonl", b"")
         self.ingest(inp)
