@@ -42,8 +42,8 @@ void *realloc(void *p, size_t size)
 }
 #endif
 
-/* The rule loader is not used here: steps are built by hand, patterns
- * compiled as the loader does (PCRE2_UTF, then JIT). */
+/* Steps are built by hand, patterns compiled as the loader does (PCRE2_UTF,
+ * then JIT); only the bundle chain comes from the shipped rule file. */
 
 #define MAX_CODES 64
 static pcre2_code *codes[MAX_CODES];
@@ -55,6 +55,7 @@ static struct bn_rules rules = {
 	.regex_depth_limit = 1000,
 };
 static bn_chain_scratch *scratch;
+static bn_rules *shipped;
 
 static void setup(void)
 {
@@ -67,6 +68,8 @@ static void teardown(void)
 	size_t i;
 	bn_chain_scratch_free(scratch);
 	scratch = NULL;
+	bn_rules_free(shipped);
+	shipped = NULL;
 	for (i = 0; i < ncodes; i++)
 		pcre2_code_free(codes[i]);
 	ncodes = 0;
@@ -169,29 +172,22 @@ static void run_table(const bn_chain *chain, const chain_case *cases, size_t n, 
 /* ---- the bundle chain ---- */
 
 /*
- * A copy of the `bundle` chain of rules/bidlog.yaml, step for step. When the
- * rule loader lands, load the shipped rules here instead, so this table pins
- * the real file.
+ * The `bundle` chain of the shipped rules (rules/bidlog.yaml, embedded in the
+ * library), so the tables below pin the real file, not a copy of it.
  */
-static bn_chain bundle_chain(bn_step *steps)
+static const bn_chain *bundle_chain(void)
 {
-	size_t n = 0;
-	bn_chain c;
-	steps[n++] = st_text(0);
-	steps[n++] = st(BN_STEP_LOWER);
-	steps[n++] = st_re(BN_STEP_EXTRACT, "play\\.google\\.com/store/apps/details\\?(?:[^#]*?&)?id=([^&#]*)");
-	steps[n++] = st_re(BN_STEP_EXTRACT, "^market://details\\?(?:[^#]*?&)?id=([^&#]*)");
-	steps[n++] = st_re(BN_STEP_EXTRACT, "(?:apps|itunes)\\.apple\\.com/(?:[^?#]*/)?id([0-9]+)");
-	steps[n++] = st_re(BN_STEP_EXTRACT, "^id([0-9]+)$");
-	steps[n++] = st_re(BN_STEP_FIRST_MATCH, "[a-z0-9._-]+");
-	steps[n++] = st_trim("._-");
-	steps[n++] = st_max(128);
-	steps[n++] = st_trim("._-");
-	steps[n++] = st_validate("^(?:[a-z][a-z0-9_-]*(?:\\.[a-z0-9_-]+)+|[0-9]{6,12})$", BN_ON_FAIL_NULL);
-	c.name = (char *)"bundle";
-	c.steps = steps;
-	c.nsteps = n;
-	return c;
+	bn_error err;
+	size_t i;
+	if (!shipped) {
+		bn_error_clear(&err);
+		cr_assert_eq(bn_rules_load_default(&shipped, &err), BN_OK, "%s", err.message);
+	}
+	for (i = 0; i < shipped->nchains; i++)
+		if (shipped->chains[i].name && strcmp(shipped->chains[i].name, "bundle") == 0)
+			return &shipped->chains[i];
+	cr_assert_fail("no chain 'bundle' in the shipped rules");
+	return NULL;
 }
 
 #define A10 "aaaaaaaaaa"
@@ -294,24 +290,22 @@ static const chain_case bundle_cases[] = {
 
 Test(chain, bundle_table)
 {
-	bn_step steps[16];
-	bn_chain c = bundle_chain(steps);
+	const bn_chain *c = bundle_chain();
 	cr_assert_geq(sizeof(bundle_cases) / sizeof(bundle_cases[0]), 60);
-	run_table(&c, bundle_cases, sizeof(bundle_cases) / sizeof(bundle_cases[0]), "bundle");
+	run_table(c, bundle_cases, sizeof(bundle_cases) / sizeof(bundle_cases[0]), "bundle");
 }
 
 Test(chain, bundle_results_are_fixed_points)
 {
 	/* Serving may see an already normalized bundle: it must come out the same. */
-	bn_step steps[16];
-	bn_chain c = bundle_chain(steps);
+	const bn_chain *c = bundle_chain();
 	size_t i;
 	for (i = 0; i < sizeof(bundle_cases) / sizeof(bundle_cases[0]); i++) {
 		const char *want = bundle_cases[i].want;
 		bn_chain_result r;
 		if (!want)
 			continue;
-		cr_assert_eq(bn_chain_apply(scratch, &c, want, strlen(want), &r, NULL, NULL, NULL), BN_OK);
+		cr_assert_eq(bn_chain_apply(scratch, c, want, strlen(want), &r, NULL, NULL, NULL), BN_OK);
 		cr_expect(r.size == strlen(want) && memcmp(r.data, want, r.size) == 0 && r.effects == 0,
 			  "case %zu: \"%s\" is not a fixed point", i, want);
 	}
@@ -320,12 +314,11 @@ Test(chain, bundle_results_are_fixed_points)
 #ifdef COUNT_ALLOCS
 Test(chain, no_allocation_after_warm_up)
 {
-	bn_step steps[16];
-	bn_chain bundle = bundle_chain(steps);
+	const bn_chain *bundle = bundle_chain();
 	bn_step rs[] = {st_replace("o", "0000"), st(BN_STEP_UPPER), st_text(8)};
 	bn_chain other = {NULL, rs, 3};
 	static const char *const more[] = {"日本語のテキスト", "ｃｏｍ．ｆｏｏ", "SÃ£o Paulo", "Ωmega", "foo boo"};
-	const bn_chain *chains[] = {&bundle, &other};
+	const bn_chain *chains[] = {bundle, &other};
 	size_t pass, c, i;
 	bn_chain_result r;
 	for (pass = 0; pass < 2; pass++) {
@@ -345,11 +338,10 @@ Test(chain, no_allocation_after_warm_up)
 
 Test(chain, unchanged_value_points_into_input)
 {
-	bn_step steps[16];
-	bn_chain c = bundle_chain(steps);
+	const bn_chain *c = bundle_chain();
 	static const char in[] = "com.foo.bar";
 	bn_chain_result r;
-	cr_assert_eq(bn_chain_apply(scratch, &c, in, strlen(in), &r, NULL, NULL, NULL), BN_OK);
+	cr_assert_eq(bn_chain_apply(scratch, c, in, strlen(in), &r, NULL, NULL, NULL), BN_OK);
 	cr_assert_eq(r.data, in);
 }
 
@@ -655,11 +647,10 @@ static void trace(void *ctx, const bn_step *step, const char *data, size_t size,
 
 Test(chain, trace_reports_every_step_until_null)
 {
-	bn_step steps[16];
-	bn_chain c = bundle_chain(steps);
+	const bn_chain *c = bundle_chain();
 	trace_log log = {"", 0};
 	bn_chain_result r;
-	cr_assert_eq(bn_chain_apply(scratch, &c, " COM.Foo$x ", 11, &r, trace, &log, NULL), BN_OK);
+	cr_assert_eq(bn_chain_apply(scratch, c, " COM.Foo$x ", 11, &r, trace, &log, NULL), BN_OK);
 	cr_expect_str_eq(log.text, "text=COM.Foo$x;lower=com.foo$x;extract=com.foo$x;extract=com.foo$x;"
 				   "extract=com.foo$x;extract=com.foo$x;first_match=com.foo;trim=com.foo;"
 				   "max_bytes=com.foo;trim=com.foo;validate=com.foo;");
