@@ -4,6 +4,7 @@
 
 #include "normalize/record.h"
 #include "record/json.h"
+#include "source/utf8_repair.h"
 
 /* Find or add the child of parent named name[0..len). Returns its index, or -1 when out of memory. */
 static int32_t plan_child(bn_normalizer *n, int32_t parent, const char *name, size_t len, size_t *cap)
@@ -199,6 +200,15 @@ int bn_normalize_value(bn_normalizer *n, const char *field, const char *in, size
 		bn_error_field(err, field);
 		return bn_error_set(err, BN_EUSAGE, "not a string field: only string fields have normalizer chains");
 	}
+	/* Callers (serving, the CLI) may pass any bytes; chains need valid UTF-8, so repair as the source does. */
+	if (bn_utf8_valid_prefix(in, size) != size) {
+		bn_buf_reset(&n->tmp);
+		if (size > SIZE_MAX / 3 || bn_buf_reserve(&n->tmp, BN_UTF8_REPAIR_MAX(size)) < 0)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		n->tmp.size = bn_utf8_repair(n->tmp.data, NULL, in, size);
+		in = n->tmp.data;
+		size = n->tmp.size;
+	}
 	rc = bn_chain_apply(n->chain, fd->chain, in, size, &res, trace ? trace_step : NULL, &ta, err);
 	if (rc < 0) {
 		bn_error_field(err, field);
@@ -211,7 +221,8 @@ int bn_normalize_value(bn_normalizer *n, const char *field, const char *in, size
 		n->value_out = p;
 		n->value_out_cap = res.size + 1;
 	}
-	memcpy(n->value_out, res.data, res.size);
+	if (res.size)
+		memcpy(n->value_out, res.data, res.size);
 	n->value_out[res.size] = '\0';
 	*out = n->value_out;
 	*out_size = res.size;

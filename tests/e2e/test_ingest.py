@@ -334,6 +334,11 @@ class Commands(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         self.assertEqual(p.stdout.decode().splitlines(), ["com.foo", "1482155847"])
 
+    def test_normalize_repairs_invalid_utf8_arguments(self):
+        p = subprocess.run([BIDNORM, "normalize", "--field", "city", b"S\xe3o Paulo"], capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertEqual(p.stdout.decode(), "São Paulo\n")
+
     def test_normalize_unknown_field_is_a_usage_error(self):
         p = self.run_bidnorm("normalize", "--field", "nope", "x")
         self.assertEqual(p.returncode, 2)
