@@ -507,15 +507,22 @@ static int read_map(bn_normalizer *n, const bn_field *fd, int32_t node, const ch
 			return got;
 		if (got == GOT_INVALID)
 			st->failures++;
-		if (got != GOT_VALUE || v.is_null) {
-			st->items_dropped++;
-			continue;
-		}
-		/* Duplicate keys: the last one wins, as in most JSON readers. */
+		/* Duplicate keys: the last one wins, as in most JSON readers - also when it is null or invalid. */
 		size_t k = fv->first;
 		for (; k < rec->nitems; k++)
 			if (rec->keys[k].n == klen && memcmp(rec->keys[k].s, key, klen) == 0)
 				break;
+		if (got != GOT_VALUE || v.is_null) {
+			st->items_dropped++;
+			if (k < rec->nitems) {
+				/* The map is the last range in rec: close the gap. */
+				memmove(&rec->keys[k], &rec->keys[k + 1], (rec->nitems - k - 1) * sizeof(*rec->keys));
+				memmove(&rec->items[k], &rec->items[k + 1], (rec->nitems - k - 1) * sizeof(*rec->items));
+				rec->nitems--;
+				fv->count--;
+			}
+			continue;
+		}
 		if (k < rec->nitems) {
 			rec->items[k] = v;
 			st->items_dropped++;
