@@ -582,7 +582,9 @@ static const value_case map_cases[] = {
 	/* duplicate keys: the last wins, in the first one's place */
 	{"features", "{" B ",'features':{'a':1,'a':2}}", "{\"a\":2}"},
 	{"features", "{" B ",'features':{'a':1,'b':2,'a':3}}", "{\"a\":3,\"b\":2}"},
-	{"features", "{" B ",'features':{'a':1,'a':'n/a'}}", "{\"a\":1}"},
+	{"features", "{" B ",'features':{'a':1,'a':'n/a'}}", "{}"},
+	{"features", "{" B ",'features':{'a':1,'b':2,'a':null,'c':3}}", "{\"b\":2,\"c\":3}"},
+	{"features", "{" B ",'features':{'a':1,'a':null,'a':4}}", "{\"a\":4}"},
 	/* values that are not numbers are dropped; numeric strings count */
 	{"features", "{" B ",'features':{'a':'x','b':null,'c':true,'d':'2','e':'','f':'n/a','g':-1,'h':{},'i':[1],'j':1e999}}",
 	 "{\"d\":2,\"g\":-1}"},
