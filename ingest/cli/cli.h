@@ -39,5 +39,6 @@ int cmd_rules(int argc, char **argv);
 int cmd_schema(int argc, char **argv);
 int cmd_normalize(int argc, char **argv);
 int cmd_vocab(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
 
 #endif

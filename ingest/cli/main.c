@@ -14,6 +14,7 @@ static const char usage[] =
 	"  normalize   show what the rules make of one value (--trace: after every step)\n"
 	"  schema      print the Avro schema a rule file produces\n"
 	"  rules       print the default rules, or check a rule file\n"
+	"  watch       process every log file that lands in a folder, exactly once\n"
 	"  vocab       build, merge, lint, diff and regenerate vocabularies\n"
 	"  version     print the version\n"
 	"\n"
@@ -41,6 +42,8 @@ int main(int argc, char **argv)
 		return cmd_normalize(argc - 1, argv + 1);
 	if (strcmp(cmd, "schema") == 0)
 		return cmd_schema(argc - 1, argv + 1);
+	if (strcmp(cmd, "watch") == 0)
+		return cmd_watch(argc - 1, argv + 1);
 	if (strcmp(cmd, "vocab") == 0)
 		return cmd_vocab(argc - 1, argv + 1);
 	if (strcmp(cmd, "rules") == 0)

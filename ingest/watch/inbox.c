@@ -1,0 +1,1 @@
+/* inbox.c - placeholder, being written. */

@@ -1,0 +1,1 @@
+/* watch.c - placeholder, being written. */
