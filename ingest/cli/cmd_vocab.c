@@ -1,12 +1,477 @@
-/* cmd_vocab.c - placeholder, being written. */
+/* cmd_vocab.c - `bidnorm vocab build|count|merge|lint|diff|regen`: vocabularies from clean Avro, a thin client of bidnorm/vocab.h. */
+#include <getopt.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "bidnorm/vocab.h"
 #include "cli.h"
+
+static const char usage[] =
+	"usage: bidnorm vocab build -o DIR --field F [OPTIONS] INPUT.avro...\n"
+	"       bidnorm vocab count -o PART --field F [--where EXPR]... INPUT.avro...\n"
+	"       bidnorm vocab merge -o DIR [OPTIONS] PART...\n"
+	"       bidnorm vocab lint DIR [--rules FILE]\n"
+	"       bidnorm vocab diff OLD NEW [--json]\n"
+	"       bidnorm vocab regen --root ROOT --task NAME --field F [OPTIONS] INPUT.avro...\n"
+	"\n"
+	"Builds vocabularies for categorical features from the Avro that 'bidnorm ingest'\n"
+	"writes. DIR gets FIELD.txt (one token per line; line k = index k; index 0 is\n"
+	"reserved for out-of-vocabulary values and is not in the file, as Keras\n"
+	"StringLookup(vocabulary=FILE, num_oov_indices=1, mask_token=None) expects),\n"
+	"FIELD.counts.tsv (token TAB count) and manifest.json. Tokens are ordered by count\n"
+	"(descending), then by their bytes. Every token is linted before anything is\n"
+	"written: it must be a fixed point of its field's normalizer chain.\n"
+	"\n"
+	"  -o, --output PATH          the vocabulary directory (build, merge) or part file (count)\n"
+	"  -f, --field F[,F...]       a string, [\"null\",\"string\"] or array<string> field (repeatable)\n"
+	"  -w, --where EXPR           count only records where FIELD=VALUE, FIELD!=VALUE (null\n"
+	"                             counts as different) or FIELD (not null); repeatable, ANDed;\n"
+	"                             ints compare as decimal text, booleans as true/false\n"
+	"      --min-count M          keep tokens seen at least M times (default 1)\n"
+	"      --top-k N              keep at most N tokens per field (default: all)\n"
+	"      --task NAME            model/task name, recorded in the manifest\n"
+	"      --max-memory BYTES     fail cleanly when counting needs more (suffix K, M, G)\n"
+	"      --allow-mixed-rules    accept inputs written with different rules\n"
+	"      --rules FILE           rules to lint against (default: the embedded rules)\n"
+	"      --force                replace an existing DIR (build, merge); switch even when a\n"
+	"                             guardrail refuses (regen)\n"
+	"      --json                 diff as JSON\n"
+	"      --root ROOT            regen: versions go to ROOT/NAME/<UTC time>/, ROOT/NAME/current\n"
+	"                             links the one in use\n"
+	"      --max-churn X          regen: refuse when more than this share of the old indices\n"
+	"                             change token (default 0.2)\n"
+	"      --max-coverage-drop X  regen: refuse when a field's coverage drops more (default 0.05)\n"
+	"      --keep K               regen: versions kept (default 5)\n"
+	"  -q, --quiet                no summary\n"
+	"  -h, --help\n"
+	"\n"
+	"Exit codes: 0 ok, 1 lint failure or other failure, 2 usage, 3 regen guardrail\n"
+	"refused the switch, 5 input or output error (unreadable or corrupt Avro).\n";
+
+enum { SUB_BUILD = 1, SUB_COUNT = 2, SUB_MERGE = 4, SUB_LINT = 8, SUB_DIFF = 16, SUB_REGEN = 32 };
+
+enum {
+	OPT_MIN_COUNT = 256, OPT_TOP_K, OPT_TASK, OPT_MAX_MEMORY, OPT_MIXED, OPT_RULES, OPT_FORCE, OPT_JSON,
+	OPT_ROOT, OPT_MAX_CHURN, OPT_MAX_COV, OPT_KEEP
+};
+
+/* Which subcommands take each option (by getopt value). */
+static const struct {
+	int val;
+	const char *name;
+	int subs;
+} option_scope[] = {
+	{ 'o', "--output", SUB_BUILD | SUB_COUNT | SUB_MERGE },
+	{ 'f', "--field", SUB_BUILD | SUB_COUNT | SUB_REGEN },
+	{ 'w', "--where", SUB_BUILD | SUB_COUNT | SUB_REGEN },
+	{ OPT_MIN_COUNT, "--min-count", SUB_BUILD | SUB_MERGE | SUB_REGEN },
+	{ OPT_TOP_K, "--top-k", SUB_BUILD | SUB_MERGE | SUB_REGEN },
+	{ OPT_TASK, "--task", SUB_BUILD | SUB_MERGE | SUB_REGEN },
+	{ OPT_MAX_MEMORY, "--max-memory", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_REGEN },
+	{ OPT_MIXED, "--allow-mixed-rules", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_REGEN },
+	{ OPT_RULES, "--rules", SUB_BUILD | SUB_MERGE | SUB_LINT | SUB_REGEN },
+	{ OPT_FORCE, "--force", SUB_BUILD | SUB_MERGE | SUB_REGEN },
+	{ OPT_JSON, "--json", SUB_DIFF },
+	{ OPT_ROOT, "--root", SUB_REGEN },
+	{ OPT_MAX_CHURN, "--max-churn", SUB_REGEN },
+	{ OPT_MAX_COV, "--max-coverage-drop", SUB_REGEN },
+	{ OPT_KEEP, "--keep", SUB_REGEN },
+};
+
+typedef struct args {
+	const char *sub;
+	int subbit;
+	const char *output, *task, *rules_path, *root;
+	const char **fields;
+	size_t nfields;
+	const char **where;
+	size_t nwhere;
+	char **owned;          /* copies of comma-separated field lists */
+	size_t nowned;
+	unsigned long long min_count, top_k, max_memory, keep;
+	double max_churn, max_cov;
+	int mixed, force, json, quiet;
+	char cmd[32];
+} args;
+
+/* "512M" -> bytes; 0 on success. */
+static int parse_bytes(const char *s, unsigned long long *out)
+{
+	char *end;
+	unsigned long long v, mul = 1;
+	if (*s < '0' || *s > '9')
+		return -1;
+	v = strtoull(s, &end, 10);
+	if (*end == 'K' || *end == 'k')
+		mul = 1ull << 10;
+	else if (*end == 'M' || *end == 'm')
+		mul = 1ull << 20;
+	else if (*end == 'G' || *end == 'g')
+		mul = 1ull << 30;
+	else if (*end)
+		return -1;
+	if (mul > 1 && end[1])
+		return -1;
+	if (v > ~0ull / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+static int add_fields(args *a, const char *list)
+{
+	char *copy = strdup(list), *save = NULL;
+	if (!copy)
+		return -1;
+	a->owned[a->nowned++] = copy;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		a->fields[a->nfields++] = tok;
+	return 0;
+}
+
+static int parse_args(args *a, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "field", required_argument, NULL, 'f' },
+		{ "where", required_argument, NULL, 'w' },
+		{ "min-count", required_argument, NULL, OPT_MIN_COUNT },
+		{ "top-k", required_argument, NULL, OPT_TOP_K },
+		{ "task", required_argument, NULL, OPT_TASK },
+		{ "max-memory", required_argument, NULL, OPT_MAX_MEMORY },
+		{ "allow-mixed-rules", no_argument, NULL, OPT_MIXED },
+		{ "rules", required_argument, NULL, OPT_RULES },
+		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "root", required_argument, NULL, OPT_ROOT },
+		{ "max-churn", required_argument, NULL, OPT_MAX_CHURN },
+		{ "max-coverage-drop", required_argument, NULL, OPT_MAX_COV },
+		{ "keep", required_argument, NULL, OPT_KEEP },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:f:w:qh", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage, stdout);
+			return -1;
+		}
+		for (size_t i = 0; i < sizeof(option_scope) / sizeof(option_scope[0]); i++) {
+			if (option_scope[i].val == c && !(option_scope[i].subs & a->subbit)) {
+				cli_usage_error(a->cmd, "%s does not apply to 'vocab %s'", option_scope[i].name, a->sub);
+				return BN_EXIT_USAGE;
+			}
+		}
+		switch (c) {
+		case 'o': a->output = optarg; break;
+		case 'f':
+			if (add_fields(a, optarg) < 0) {
+				fprintf(stderr, "bidnorm %s: out of memory\n", a->cmd);
+				return BN_EXIT_FAILURE;
+			}
+			break;
+		case 'w': a->where[a->nwhere++] = optarg; break;
+		case 'q': a->quiet = 1; break;
+		case OPT_MIN_COUNT:
+			if (cli_parse_uint(optarg, ~0ull, &a->min_count) < 0 || a->min_count == 0) {
+				cli_usage_error(a->cmd, "--min-count must be an integer of at least 1, not '%s'", optarg);
+				return BN_EXIT_USAGE;
+			}
+			break;
+		case OPT_TOP_K:
+			if (cli_parse_uint(optarg, ~0ull, &a->top_k) < 0 || a->top_k == 0) {
+				cli_usage_error(a->cmd, "--top-k must be an integer of at least 1, not '%s'", optarg);
+				return BN_EXIT_USAGE;
+			}
+			break;
+		case OPT_TASK: a->task = optarg; break;
+		case OPT_MAX_MEMORY:
+			if (parse_bytes(optarg, &a->max_memory) < 0 || a->max_memory == 0) {
+				cli_usage_error(a->cmd, "--max-memory must be a byte count like 1073741824 or 512M, not '%s'",
+						optarg);
+				return BN_EXIT_USAGE;
+			}
+			break;
+		case OPT_MIXED: a->mixed = 1; break;
+		case OPT_RULES: a->rules_path = optarg; break;
+		case OPT_FORCE: a->force = 1; break;
+		case OPT_JSON: a->json = 1; break;
+		case OPT_ROOT: a->root = optarg; break;
+		case OPT_MAX_CHURN:
+		case OPT_MAX_COV: {
+			double v;
+			if (cli_parse_double(optarg, &v) < 0 || v > 1) {
+				cli_usage_error(a->cmd, "%s must be a number from 0 to 1, not '%s'",
+						c == OPT_MAX_CHURN ? "--max-churn" : "--max-coverage-drop", optarg);
+				return BN_EXIT_USAGE;
+			}
+			*(c == OPT_MAX_CHURN ? &a->max_churn : &a->max_cov) = v;
+			break;
+		}
+		case OPT_KEEP:
+			if (cli_parse_uint(optarg, 1000000, &a->keep) < 0 || a->keep == 0) {
+				cli_usage_error(a->cmd, "--keep must be an integer of at least 1, not '%s'", optarg);
+				return BN_EXIT_USAGE;
+			}
+			break;
+		default:
+			fprintf(stderr, "Try 'bidnorm vocab --help'.\n");
+			return BN_EXIT_USAGE;
+		}
+	}
+	return BN_EXIT_OK;
+}
+
+static void print_bad_token(void *ctx, const bn_error *e)
+{
+	char msg[2048];
+	bn_error_format(e, msg, sizeof(msg));
+	fprintf(ctx, "%s\n", msg);
+}
+
+static int fail(const char *cmd, const bn_error *err, int rc)
+{
+	cli_print_error(cmd, err);
+	return cli_exit_code(rc);
+}
+
+static void print_summary(const char *cmd, const bn_vocab_counter *c, const char *dest)
+{
+	fprintf(stderr, "bidnorm %s: %llu rows scanned, %llu matched", cmd,
+		(unsigned long long)bn_vocab_counter_rows_scanned(c), (unsigned long long)bn_vocab_counter_rows_matched(c));
+	for (size_t i = 0; i < bn_vocab_counter_field_count(c); i++)
+		fprintf(stderr, "; %s: %llu distinct", bn_vocab_counter_field_name(c, i),
+			(unsigned long long)bn_vocab_counter_distinct(c, i));
+	fprintf(stderr, "; %.1f MB counting memory -> %s\n", (double)bn_vocab_counter_peak_memory(c) / 1e6, dest);
+}
+
+/* Warn when the inputs were written with other rules than those the tokens are linted against. */
+static void note_rules(const char *cmd, const bn_rules *rules, const char *dir)
+{
+	char *path = malloc(strlen(dir) + 32);
+	char buf[4096];
+	if (!path)
+		return;
+	sprintf(path, "%s/manifest.json", dir);
+	FILE *f = fopen(path, "r");
+	free(path);
+	if (!f)
+		return;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *p = strstr(buf, "\"rules_sha256\": \"");
+	if (p && strncmp(p + 17, bn_rules_sha256(rules), 64) != 0 && strncmp(p + 17, "\"", 1) != 0)
+		fprintf(stderr, "bidnorm %s: note: the inputs were written with other rules (%.12s...) than %s (%.12s...)\n",
+			cmd, p + 17, bn_rules_source_name(rules), bn_rules_sha256(rules));
+}
+
+static int run(args *a, int argc, char **argv)
+{
+	bn_vocab_counter *c = NULL;
+	bn_rules *rules = NULL;
+	bn_error err;
+	int rc, exit_code = BN_EXIT_OK;
+	char **inputs = argv + optind;
+	size_t ninputs = (size_t)(argc - optind);
+	const char *cmd = a->cmd;
+
+	bn_error_clear(&err);
+	if (a->subbit == SUB_LINT) {
+		uint64_t bad = 0;
+		if (ninputs != 1)
+			return cli_usage_error(cmd, "expected one vocabulary directory");
+		exit_code = cli_load_rules(cmd, a->rules_path, &rules);
+		if (exit_code != BN_EXIT_OK)
+			return exit_code;
+		rc = bn_vocab_lint(&bad, inputs[0], rules, print_bad_token, stdout, &err);
+		if (rc < 0)
+			exit_code = fail(cmd, &err, rc);
+		else if (bad) {
+			fprintf(stderr, "bidnorm %s: %llu bad tokens\n", cmd, (unsigned long long)bad);
+			exit_code = BN_EXIT_FAILURE;
+		} else if (!a->quiet) {
+			fprintf(stderr, "bidnorm %s: ok\n", cmd);
+		}
+		goto cleanup;
+	}
+	if (a->subbit == SUB_DIFF) {
+		char *text = NULL;
+		if (ninputs != 2)
+			return cli_usage_error(cmd, "expected OLD and NEW vocabulary directories");
+		rc = bn_vocab_diff(&text, NULL, inputs[0], inputs[1], a->json, &err);
+		if (rc < 0)
+			return fail(cmd, &err, rc);
+		fputs(text, stdout);
+		free(text);
+		return BN_EXIT_OK;
+	}
+
+	if (a->subbit != SUB_MERGE && a->nfields == 0)
+		return cli_usage_error(cmd, "no field given: use --field NAME");
+	if ((a->subbit & (SUB_BUILD | SUB_COUNT | SUB_MERGE)) && !a->output)
+		return cli_usage_error(cmd, "no output given: use -o %s", a->subbit == SUB_COUNT ? "PART" : "DIR");
+	if (a->subbit == SUB_REGEN && (!a->root || !a->task))
+		return cli_usage_error(cmd, "regen needs --root ROOT and --task NAME");
+	if (ninputs == 0)
+		return cli_usage_error(cmd, "no input given: name %s", a->subbit == SUB_MERGE ? "PART files" : "Avro files");
+	if (a->subbit != SUB_COUNT) {
+		exit_code = cli_load_rules(cmd, a->rules_path, &rules);
+		if (exit_code != BN_EXIT_OK)
+			return exit_code;
+	}
+
+	rc = bn_vocab_counter_new(&c, a->fields, a->nfields, a->where, a->nwhere, (size_t)a->max_memory, a->mixed, &err);
+	if (rc < 0) {
+		exit_code = a->subbit == SUB_BUILD || rc != BN_EUSAGE ? fail(cmd, &err, rc) : cli_usage_error(cmd, "%s", err.message);
+		goto cleanup;
+	}
+	for (size_t i = 0; i < ninputs; i++) {
+		rc = a->subbit == SUB_MERGE ? bn_vocab_counter_merge_part(c, inputs[i], &err)
+					    : bn_vocab_counter_add_avro(c, inputs[i], &err);
+		if (rc < 0) {
+			exit_code = fail(cmd, &err, rc);
+			goto cleanup;
+		}
+	}
+
+	if (a->subbit == SUB_COUNT) {
+		rc = bn_vocab_counter_write_part(c, a->output, &err);
+		if (rc < 0)
+			exit_code = fail(cmd, &err, rc);
+		else if (!a->quiet)
+			print_summary(cmd, c, a->output);
+		goto cleanup;
+	}
+
+	if (a->subbit == SUB_REGEN) {
+		bn_vocab_regen_options ro;
+		bn_vocab_regen_result res;
+		bn_vocab_regen_options_init(&ro);
+		ro.root = a->root;
+		ro.task = a->task;
+		ro.write.rules = rules;
+		ro.write.min_count = a->min_count ? a->min_count : 1;
+		ro.write.top_k = a->top_k;
+		if (!isnan(a->max_churn))
+			ro.max_churn = a->max_churn;
+		if (!isnan(a->max_cov))
+			ro.max_coverage_drop = a->max_cov;
+		if (a->keep)
+			ro.keep = (unsigned)a->keep;
+		ro.force = a->force;
+		rc = bn_vocab_regen(&res, c, &ro, print_bad_token, stderr, &err);
+		if (rc < 0) {
+			exit_code = fail(cmd, &err, rc);
+		} else if (res.lint_failures) {
+			fprintf(stderr, "bidnorm %s: lint failed: %llu bad tokens; nothing written\n", cmd,
+				(unsigned long long)res.lint_failures);
+			exit_code = BN_EXIT_FAILURE;
+		} else {
+			if (res.diff_text && (res.refused || !a->quiet))
+				fputs(res.diff_text, stdout);
+			if (res.refused && !res.switched) {
+				fprintf(stderr,
+					"bidnorm %s: refused to switch %s/%s/current to %s: churn %.4f (%s; limit %.4f), "
+					"coverage drop %.4f (%s; limit %.4f); the new version stays for inspection, "
+					"--force switches anyway\n",
+					cmd, a->root, a->task, res.version, res.diff.max_churn, res.diff.churn_field,
+					ro.max_churn, res.diff.max_coverage_drop, res.diff.coverage_field[0] ? res.diff.coverage_field : "-",
+					ro.max_coverage_drop);
+				exit_code = BN_EXIT_REJECTS;
+			} else if (!a->quiet) {
+				fprintf(stderr, "bidnorm %s: %s/%s/current -> %s%s\n", cmd, a->root, a->task, res.version,
+					res.refused ? " (guardrail overridden by --force)" : "");
+			}
+		}
+		bn_vocab_regen_result_free(&res);
+		goto cleanup;
+	}
+
+	bn_vocab_write_options wo;
+	bn_vocab_write_result wr;
+	bn_vocab_write_options_init(&wo);
+	wo.min_count = a->min_count ? a->min_count : 1;
+	wo.top_k = a->top_k;
+	wo.task = a->task;
+	wo.rules = rules;
+	wo.force = a->force;
+	rc = bn_vocab_write(&wr, c, a->output, &wo, print_bad_token, stderr, &err);
+	if (rc < 0) {
+		exit_code = fail(cmd, &err, rc);
+	} else if (wr.lint_failures) {
+		fprintf(stderr, "bidnorm %s: lint failed: %llu bad tokens; nothing written\n", cmd,
+			(unsigned long long)wr.lint_failures);
+		exit_code = BN_EXIT_FAILURE;
+	} else if (!a->quiet) {
+		note_rules(cmd, rules, a->output);
+		print_summary(cmd, c, a->output);
+	}
+cleanup:
+	bn_vocab_counter_free(c);
+	bn_rules_free(rules);
+	return exit_code;
+}
 
 int cmd_vocab(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "bidnorm vocab: not implemented yet\n");
-	return BN_EXIT_FAILURE;
+	static const struct {
+		const char *name;
+		int bit;
+	} subs[] = {
+		{ "build", SUB_BUILD }, { "count", SUB_COUNT }, { "merge", SUB_MERGE },
+		{ "lint", SUB_LINT }, { "diff", SUB_DIFF }, { "regen", SUB_REGEN },
+	};
+	args a;
+	int exit_code;
+
+	memset(&a, 0, sizeof(a));
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? BN_EXIT_USAGE : BN_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		if (strcmp(argv[1], subs[i].name) == 0) {
+			a.sub = subs[i].name;
+			a.subbit = subs[i].bit;
+		}
+	}
+	if (!a.sub)
+		return cli_usage_error("vocab", "unknown subcommand '%s' (build, count, merge, lint, diff or regen)", argv[1]);
+	snprintf(a.cmd, sizeof(a.cmd), "vocab %s", a.sub);
+	a.max_churn = NAN;
+	a.max_cov = NAN;
+	/* room for every argument as a field or filter, and every comma as one more field */
+	size_t slots = (size_t)argc;
+	for (int i = 0; i < argc; i++) {
+		for (const char *p = argv[i]; *p; p++)
+			slots += *p == ',';
+	}
+	a.fields = calloc(slots, sizeof(*a.fields));
+	a.where = calloc((size_t)argc, sizeof(*a.where));
+	a.owned = calloc((size_t)argc, sizeof(*a.owned));
+	if (!a.fields || !a.where || !a.owned) {
+		fprintf(stderr, "bidnorm vocab: out of memory\n");
+		exit_code = BN_EXIT_FAILURE;
+		goto cleanup;
+	}
+	exit_code = parse_args(&a, argc - 1, argv + 1);
+	if (exit_code < 0) {
+		exit_code = BN_EXIT_OK;
+		goto cleanup;
+	}
+	if (exit_code == BN_EXIT_OK)
+		exit_code = run(&a, argc - 1, argv + 1);
+cleanup:
+	for (size_t i = 0; i < a.nowned; i++)
+		free(a.owned[i]);
+	free(a.owned);
+	free(a.fields);
+	free(a.where);
+	return exit_code;
 }

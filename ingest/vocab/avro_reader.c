@@ -1,1 +1,948 @@
-/* avro_reader.c - placeholder, being written. */
+/* avro_reader.c - our Avro container reader (header, blocks, sync markers, four codecs) and a schema-driven field decoder. */
+#include "vocab/avro_reader.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <avro.h>
+#include <snappy-c.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "util/buf.h"
+
+#define SYNC_SIZE 16
+/* No writer (nor Java's reader) accepts a block over 2 GiB; a bigger claim is corruption or a bomb. */
+#define BLOCK_LIMIT ((size_t)INT32_MAX)
+/* Deepest nesting of values the skipper follows (only recursive schemas get near it). */
+#define MAX_DEPTH 64
+
+typedef struct meta_entry {
+	const char *key;
+	size_t key_size;
+	const char *value;
+	size_t value_size;
+} meta_entry;
+
+struct bn_avro_reader {
+	char *path;
+	int fd;
+	const unsigned char *map;
+	size_t size;
+	size_t pos;                /* next unread byte */
+	uint64_t block_offset;
+	meta_entry *meta;
+	size_t nmeta;
+	char *schema;
+	bn_codec codec;
+	unsigned char sync[SYNC_SIZE];
+	bn_buf out;                /* decompressed block */
+	ZSTD_DCtx *zd;
+	z_stream z;
+	int z_ready;
+};
+
+/* ---- varints ---- */
+
+enum { VARINT_OK = 0, VARINT_TRUNCATED = -1, VARINT_OVERFLOW = -2 };
+
+/* An Avro long (zigzag varint) at *p, not reading past end. */
+static int get_long(const unsigned char **p, const unsigned char *end, int64_t *out)
+{
+	const unsigned char *q = *p;
+	uint64_t u = 0;
+	for (unsigned shift = 0; q < end; shift += 7) {
+		unsigned b = *q++;
+		if (shift == 63 && (b & 0x7e))
+			return VARINT_OVERFLOW;
+		u |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*out = (int64_t)((u >> 1) ^ (0 - (u & 1)));
+			*p = q;
+			return VARINT_OK;
+		}
+		if (shift == 63)
+			return VARINT_OVERFLOW;
+	}
+	return VARINT_TRUNCATED;
+}
+
+/* ---- the container ---- */
+
+static int header_error(bn_avro_reader *r, bn_error *err, const char *why)
+{
+	bn_error_locate(err, r->path, 0, 0);
+	return bn_error_set(err, BN_ECORRUPT, "corrupt Avro header: %s", why);
+}
+
+static int block_error(bn_avro_reader *r, bn_error *err, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+static int block_error(bn_avro_reader *r, bn_error *err, const char *fmt, ...)
+{
+	char why[BN_ERROR_MESSAGE_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	bn_error_locate(err, r->path, 0, 0);
+	return bn_error_set(err, BN_ECORRUPT, "corrupt Avro block at byte offset %llu: %s",
+			    (unsigned long long)r->block_offset, why);
+}
+
+/* A length-prefixed byte string at *p. */
+static int get_bytes(const unsigned char **p, const unsigned char *end, const char **s, size_t *n)
+{
+	int64_t len;
+	int rc = get_long(p, end, &len);
+	if (rc < 0)
+		return rc;
+	if (len < 0 || (uint64_t)len > (uint64_t)(end - *p))
+		return VARINT_TRUNCATED;
+	*s = (const char *)*p;
+	*n = (size_t)len;
+	*p += len;
+	return VARINT_OK;
+}
+
+static int parse_header(bn_avro_reader *r, bn_error *err)
+{
+	const unsigned char *p = r->map, *end = r->map + r->size;
+	size_t cap = 0;
+
+	if (r->size < 4 || memcmp(p, "Obj\x01", 4) != 0) {
+		bn_error_locate(err, r->path, 0, 0);
+		return bn_error_set(err, BN_ECORRUPT, "not an Avro object container file (no 'Obj\\x01' magic)");
+	}
+	p += 4;
+	for (;;) {
+		int64_t count, block_size;
+		if (get_long(&p, end, &count) < 0)
+			return header_error(r, err, "metadata map truncated");
+		if (count == 0)
+			break;
+		if (count < 0) {
+			if (count == INT64_MIN || get_long(&p, end, &block_size) < 0)
+				return header_error(r, err, "metadata map truncated");
+			count = -count;
+		}
+		if ((uint64_t)count > r->size)
+			return header_error(r, err, "metadata map has an impossible entry count");
+		for (int64_t i = 0; i < count; i++) {
+			meta_entry e;
+			if (get_bytes(&p, end, &e.key, &e.key_size) < 0 || get_bytes(&p, end, &e.value, &e.value_size) < 0)
+				return header_error(r, err, "metadata map truncated");
+			if (r->nmeta == cap) {
+				cap = cap ? 2 * cap : 8;
+				meta_entry *m = realloc(r->meta, cap * sizeof(*m));
+				if (!m)
+					return bn_error_set(err, BN_ENOMEM, "out of memory");
+				r->meta = m;
+			}
+			r->meta[r->nmeta++] = e;
+		}
+	}
+	if ((size_t)(end - p) < SYNC_SIZE)
+		return header_error(r, err, "file ends before the sync marker");
+	memcpy(r->sync, p, SYNC_SIZE);
+	p += SYNC_SIZE;
+	r->pos = (size_t)(p - r->map);
+
+	size_t n;
+	const char *v = bn_avro_reader_meta(r, "avro.schema", &n);
+	if (!v)
+		return header_error(r, err, "no avro.schema in the metadata");
+	r->schema = malloc(n + 1);
+	if (!r->schema)
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	memcpy(r->schema, v, n);
+	r->schema[n] = '\0';
+
+	v = bn_avro_reader_meta(r, "avro.codec", &n);
+	r->codec = BN_CODEC_NULL;
+	if (v) {
+		char name[32];
+		snprintf(name, sizeof(name), "%.*s", (int)(n < 31 ? n : 31), v);
+		if (bn_codec_parse(&r->codec, name, NULL) < 0 || n >= 31) {
+			bn_error_locate(err, r->path, 0, 0);
+			return bn_error_set(err, BN_ECORRUPT,
+					    "unsupported Avro codec '%s' (readable: null, deflate, snappy, zstandard)", name);
+		}
+	}
+	return BN_OK;
+}
+
+int bn_avro_reader_open(bn_avro_reader **out, const char *path, bn_error *err)
+{
+	bn_avro_reader *r = NULL;
+	struct stat st;
+	int rc = BN_ENOMEM;
+
+	r = calloc(1, sizeof(*r));
+	if (!r || !(r->path = strdup(path))) {
+		bn_error_set(err, BN_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0 || fstat(r->fd, &st) < 0) {
+		bn_error_locate(err, path, 0, 0);
+		rc = bn_error_set(err, BN_EIO, "cannot open: %s", strerror(errno));
+		goto cleanup;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		bn_error_locate(err, path, 0, 0);
+		rc = bn_error_set(err, BN_EIO, "not a regular file");
+		goto cleanup;
+	}
+	r->size = (size_t)st.st_size;
+	if (r->size > 0) {
+		/* mapped, not read: blocks are used in place and the kernel reads ahead */
+		void *m = mmap(NULL, r->size, PROT_READ, MAP_PRIVATE, r->fd, 0);
+		if (m == MAP_FAILED) {
+			bn_error_locate(err, path, 0, 0);
+			rc = bn_error_set(err, BN_EIO, "cannot map: %s", strerror(errno));
+			goto cleanup;
+		}
+		r->map = m;
+		madvise(m, r->size, MADV_SEQUENTIAL);
+	}
+	rc = parse_header(r, err);
+	if (rc < 0)
+		goto cleanup;
+	*out = r;
+	r = NULL;
+cleanup:
+	bn_avro_reader_free(r);
+	return rc;
+}
+
+const char *bn_avro_reader_meta(const bn_avro_reader *r, const char *key, size_t *size)
+{
+	size_t kn = strlen(key);
+	for (size_t i = 0; i < r->nmeta; i++) {
+		if (r->meta[i].key_size == kn && memcmp(r->meta[i].key, key, kn) == 0) {
+			*size = r->meta[i].value_size;
+			return r->meta[i].value;
+		}
+	}
+	return NULL;
+}
+
+const char *bn_avro_reader_schema(const bn_avro_reader *r)
+{
+	return r->schema;
+}
+
+bn_codec bn_avro_reader_codec(const bn_avro_reader *r)
+{
+	return r->codec;
+}
+
+uint64_t bn_avro_reader_block_offset(const bn_avro_reader *r)
+{
+	return r->block_offset;
+}
+
+static int grow_out(bn_buf *b)
+{
+	size_t cap = b->cap ? b->cap * 2 : 256 * 1024;
+	if (cap > BLOCK_LIMIT)
+		cap = BLOCK_LIMIT;
+	if (cap <= b->cap)
+		return -1;
+	return bn_buf_reserve(b, cap - b->size);
+}
+
+static int inflate_block(bn_avro_reader *r, const unsigned char *src, size_t n, bn_error *err)
+{
+	int zrc;
+	if (!r->z_ready) {
+		if (inflateInit2(&r->z, -15) != Z_OK)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		r->z_ready = 1;
+	} else {
+		inflateReset(&r->z);
+	}
+	r->out.size = 0;
+	r->z.next_in = (unsigned char *)src;
+	r->z.avail_in = (uInt)n;
+	do {
+		if (r->out.size == r->out.cap && grow_out(&r->out) < 0) {
+			if (r->out.cap >= BLOCK_LIMIT)
+				return block_error(r, err, "deflate data inflates to more than 2 GiB");
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		}
+		size_t room = r->out.cap - r->out.size;
+		if (room > UINT_MAX)
+			room = UINT_MAX;
+		r->z.next_out = (unsigned char *)r->out.data + r->out.size;
+		r->z.avail_out = (uInt)room;
+		zrc = inflate(&r->z, Z_NO_FLUSH);
+		r->out.size += room - r->z.avail_out;
+		if (zrc == Z_MEM_ERROR)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		if (zrc == Z_DATA_ERROR || zrc == Z_NEED_DICT)
+			return block_error(r, err, "invalid deflate data (%s)", r->z.msg ? r->z.msg : "error");
+		if (zrc == Z_BUF_ERROR && r->z.avail_in == 0)
+			return block_error(r, err, "deflate data ends early");
+	} while (zrc != Z_STREAM_END);
+	if (r->z.avail_in != 0)
+		return block_error(r, err, "%u bytes after the end of the deflate data", r->z.avail_in);
+	return BN_OK;
+}
+
+static int snappy_block(bn_avro_reader *r, const unsigned char *src, size_t n, bn_error *err)
+{
+	size_t len;
+	if (n < 4)
+		return block_error(r, err, "snappy block of %zu bytes has no CRC", n);
+	n -= 4;
+	if (snappy_uncompressed_length((const char *)src, n, &len) != SNAPPY_OK)
+		return block_error(r, err, "invalid snappy data");
+	if (len > BLOCK_LIMIT)
+		return block_error(r, err, "snappy data claims %zu bytes (over 2 GiB)", len);
+	r->out.size = 0;
+	if (bn_buf_reserve(&r->out, len ? len : 1) < 0)
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	if (snappy_uncompress((const char *)src, n, r->out.data, &len) != SNAPPY_OK)
+		return block_error(r, err, "invalid snappy data");
+	r->out.size = len;
+	uint32_t want = (uint32_t)src[n] << 24 | (uint32_t)src[n + 1] << 16 | (uint32_t)src[n + 2] << 8 | src[n + 3];
+	uint32_t got = (uint32_t)crc32(crc32(0, NULL, 0), (const unsigned char *)r->out.data, (uInt)len);
+	if (want != got)
+		return block_error(r, err, "snappy CRC mismatch (stored %08x, computed %08x)", want, got);
+	return BN_OK;
+}
+
+static int zstd_block(bn_avro_reader *r, const unsigned char *src, size_t n, bn_error *err)
+{
+	ZSTD_inBuffer in = { src, n, 0 };
+	size_t zrc = 1;
+	if (!r->zd && !(r->zd = ZSTD_createDCtx()))
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	ZSTD_DCtx_reset(r->zd, ZSTD_reset_session_only);
+	r->out.size = 0;
+	/* a frame that states its size gets one exact buffer; otherwise grow */
+	unsigned long long fcs = ZSTD_getFrameContentSize(src, n);
+	if (fcs != ZSTD_CONTENTSIZE_ERROR && fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs < BLOCK_LIMIT &&
+	    bn_buf_reserve(&r->out, (size_t)fcs + 1) < 0)
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	while (in.pos < in.size || zrc != 0) {
+		if (r->out.size == r->out.cap && grow_out(&r->out) < 0) {
+			if (r->out.cap >= BLOCK_LIMIT)
+				return block_error(r, err, "zstandard data decompresses to more than 2 GiB");
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		}
+		ZSTD_outBuffer o = { r->out.data, r->out.cap, r->out.size };
+		size_t before_in = in.pos, before_out = o.pos;
+		zrc = ZSTD_decompressStream(r->zd, &o, &in);
+		r->out.size = o.pos;
+		if (ZSTD_isError(zrc))
+			return block_error(r, err, "invalid zstandard data (%s)", ZSTD_getErrorName(zrc));
+		if (in.pos == in.size && zrc != 0 && o.pos < o.size && before_in == in.pos && before_out == o.pos)
+			return block_error(r, err, "zstandard data ends early");
+	}
+	return BN_OK;
+}
+
+int bn_avro_reader_next_block(bn_avro_reader *r, const char **data, size_t *size, uint64_t *count, bn_error *err)
+{
+	const unsigned char *p = r->map + r->pos, *end = r->map + r->size;
+	int64_t n, bytes;
+	int rc;
+
+	if (r->pos == r->size)
+		return 0;
+	r->block_offset = r->pos;
+	if (get_long(&p, end, &n) < 0 || get_long(&p, end, &bytes) < 0)
+		return block_error(r, err, "block header truncated");
+	if (n <= 0 || bytes < 0)
+		return block_error(r, err, "negative or zero record count %lld or size %lld", (long long)n,
+				   (long long)bytes);
+	if ((uint64_t)bytes > (uint64_t)(end - p))
+		return block_error(r, err, "block of %lld bytes runs past the end of the file (%zu bytes left)",
+				   (long long)bytes, (size_t)(end - p));
+	if ((size_t)bytes > BLOCK_LIMIT)
+		return block_error(r, err, "block of %lld bytes is over 2 GiB", (long long)bytes);
+	const unsigned char *src = p;
+	p += bytes;
+	if ((size_t)(end - p) < SYNC_SIZE)
+		return block_error(r, err, "file ends before the block's sync marker");
+	if (memcmp(p, r->sync, SYNC_SIZE) != 0)
+		return block_error(r, err, "sync marker does not match the header's");
+	switch (r->codec) {
+	case BN_CODEC_NULL:
+		*data = (const char *)src;
+		*size = (size_t)bytes;
+		break;
+	case BN_CODEC_DEFLATE:
+	case BN_CODEC_SNAPPY:
+	case BN_CODEC_ZSTANDARD:
+		rc = r->codec == BN_CODEC_DEFLATE ? inflate_block(r, src, (size_t)bytes, err)
+		   : r->codec == BN_CODEC_SNAPPY ? snappy_block(r, src, (size_t)bytes, err)
+		   : zstd_block(r, src, (size_t)bytes, err);
+		if (rc < 0)
+			return rc;
+		*data = r->out.data;
+		*size = r->out.size;
+		break;
+	}
+	*count = (uint64_t)n;
+	r->pos = (size_t)(p + SYNC_SIZE - r->map);
+	return 1;
+}
+
+void bn_avro_reader_free(bn_avro_reader *r)
+{
+	if (!r)
+		return;
+	if (r->map)
+		munmap((void *)r->map, r->size);
+	if (r->fd > 0)
+		close(r->fd);
+	if (r->z_ready)
+		inflateEnd(&r->z);
+	ZSTD_freeDCtx(r->zd);
+	bn_buf_free(&r->out);
+	free(r->meta);
+	free(r->schema);
+	free(r->path);
+	free(r);
+}
+
+/* ---- the decoder ---- */
+
+/*
+ * The writer schema compiled to a flat node array: skipping a value is a
+ * walk over small integers instead of Avro C schema calls. Named types are
+ * memoised by schema pointer, so recursive schemas compile to cycles.
+ */
+enum {
+	N_NULL, N_BOOLEAN, N_INT, N_LONG, N_FLOAT, N_DOUBLE, N_BYTES, N_STRING,
+	N_RECORD, N_ENUM, N_FIXED, N_MAP, N_ARRAY, N_UNION
+};
+
+typedef struct node {
+	uint8_t type;
+	uint32_t first;    /* RECORD/UNION: first index in kids; ARRAY/MAP: item node */
+	uint32_t count;    /* RECORD/UNION: number of kids */
+	int64_t size;      /* FIXED */
+} node;
+
+typedef struct want {
+	bn_avro_kind kind;
+	const char *type_name;
+	uint32_t node;      /* the field's node */
+	int union_null;     /* branch index of null, -1 when not a union */
+	int union_value;    /* branch index of the value */
+	bn_buf items;       /* STRING_ARRAY: bn_avro_span array, reused */
+} want;
+
+struct bn_avro_decoder {
+	node *nodes;
+	size_t nnodes, cap_nodes;
+	avro_schema_t *memo;   /* parallel to nodes: the schema each came from */
+	uint32_t *kids;
+	size_t nkids, cap_kids;
+	uint32_t root;
+	int *slot;             /* per top-level field: index into wants, or -1 */
+	want *wants;
+	size_t nwants;
+	char type_names[8][64];/* "array of X" texts */
+	avro_schema_t schema;
+};
+
+static avro_schema_t resolve(avro_schema_t s)
+{
+	while (s && avro_typeof(s) == AVRO_LINK)
+		s = avro_schema_link_target(s);
+	return s;
+}
+
+static int add_node(bn_avro_decoder *d, avro_schema_t s, uint32_t *out)
+{
+	if (d->nnodes == d->cap_nodes) {
+		size_t cap = d->cap_nodes ? 2 * d->cap_nodes : 32;
+		node *n = realloc(d->nodes, cap * sizeof(*n));
+		if (!n)
+			return BN_ENOMEM;
+		d->nodes = n;
+		avro_schema_t *m = realloc(d->memo, cap * sizeof(*m));
+		if (!m)
+			return BN_ENOMEM;
+		d->memo = m;
+		d->cap_nodes = cap;
+	}
+	memset(&d->nodes[d->nnodes], 0, sizeof(node));
+	d->memo[d->nnodes] = s;
+	*out = (uint32_t)d->nnodes++;
+	return BN_OK;
+}
+
+static int reserve_kids(bn_avro_decoder *d, size_t n, uint32_t *first)
+{
+	if (d->cap_kids - d->nkids < n) {
+		size_t cap = d->cap_kids ? d->cap_kids : 32;
+		while (cap - d->nkids < n)
+			cap *= 2;
+		uint32_t *k = realloc(d->kids, cap * sizeof(*k));
+		if (!k)
+			return BN_ENOMEM;
+		d->kids = k;
+		d->cap_kids = cap;
+	}
+	*first = (uint32_t)d->nkids;
+	d->nkids += n;
+	return BN_OK;
+}
+
+static int compile(bn_avro_decoder *d, avro_schema_t s, uint32_t *out, int depth)
+{
+	uint32_t id, first, child;
+	int rc;
+
+	s = resolve(s);
+	if (!s || depth > MAX_DEPTH)
+		return BN_ECORRUPT;
+	for (size_t i = 0; i < d->nnodes; i++) {
+		if (d->memo[i] == s) {
+			*out = (uint32_t)i;
+			return BN_OK;
+		}
+	}
+	rc = add_node(d, s, &id);
+	if (rc < 0)
+		return rc;
+	switch (avro_typeof(s)) {
+	case AVRO_NULL: d->nodes[id].type = N_NULL; break;
+	case AVRO_BOOLEAN: d->nodes[id].type = N_BOOLEAN; break;
+	case AVRO_INT32: d->nodes[id].type = N_INT; break;
+	case AVRO_INT64: d->nodes[id].type = N_LONG; break;
+	case AVRO_FLOAT: d->nodes[id].type = N_FLOAT; break;
+	case AVRO_DOUBLE: d->nodes[id].type = N_DOUBLE; break;
+	case AVRO_BYTES: d->nodes[id].type = N_BYTES; break;
+	case AVRO_STRING: d->nodes[id].type = N_STRING; break;
+	case AVRO_ENUM: d->nodes[id].type = N_ENUM; break;
+	case AVRO_FIXED:
+		d->nodes[id].type = N_FIXED;
+		d->nodes[id].size = avro_schema_fixed_size(s);
+		break;
+	case AVRO_ARRAY:
+	case AVRO_MAP:
+		d->nodes[id].type = avro_typeof(s) == AVRO_ARRAY ? N_ARRAY : N_MAP;
+		rc = compile(d, avro_typeof(s) == AVRO_ARRAY ? avro_schema_array_items(s) : avro_schema_map_values(s),
+			     &child, depth + 1);
+		if (rc < 0)
+			return rc;
+		d->nodes[id].first = child;
+		break;
+	case AVRO_RECORD:
+	case AVRO_UNION: {
+		int is_record = avro_typeof(s) == AVRO_RECORD;
+		size_t n = is_record ? avro_schema_record_size(s) : avro_schema_union_size(s);
+		d->nodes[id].type = is_record ? N_RECORD : N_UNION;
+		rc = reserve_kids(d, n, &first);
+		if (rc < 0)
+			return rc;
+		d->nodes[id].first = first;
+		d->nodes[id].count = (uint32_t)n;
+		for (size_t i = 0; i < n; i++) {
+			avro_schema_t k = is_record ? avro_schema_record_field_get_by_index(s, (int)i)
+						    : avro_schema_union_branch(s, (int)i);
+			rc = compile(d, k, &child, depth + 1);
+			if (rc < 0)
+				return rc;
+			d->kids[first + i] = child;
+		}
+		break;
+	}
+	default:
+		return BN_ECORRUPT;
+	}
+	*out = id;
+	return BN_OK;
+}
+
+static const char *node_type_name(uint8_t t)
+{
+	static const char *const names[] = {
+		"null", "boolean", "int", "long", "float", "double", "bytes", "string",
+		"record", "enum", "fixed", "map", "array", "union",
+	};
+	return names[t];
+}
+
+/* What field node f is for a vocabulary or filter; fills w. */
+static void classify(bn_avro_decoder *d, want *w, uint32_t f, size_t slot_for_name)
+{
+	const node *n = &d->nodes[f];
+	uint32_t inner = f;
+
+	w->node = f;
+	w->union_null = -1;
+	w->union_value = -1;
+	if (n->type == N_UNION) {
+		int nulls = 0, values = 0;
+		for (uint32_t i = 0; i < n->count; i++) {
+			if (d->nodes[d->kids[n->first + i]].type == N_NULL) {
+				w->union_null = (int)i;
+				nulls++;
+			} else {
+				w->union_value = (int)i;
+				inner = d->kids[n->first + i];
+				values++;
+			}
+		}
+		if (values != 1 || nulls > 1) {
+			w->kind = BN_AVRO_KIND_OTHER;
+			w->type_name = values == 0 ? "null" : "union";
+			return;
+		}
+	}
+	switch (d->nodes[inner].type) {
+	case N_STRING: w->kind = BN_AVRO_KIND_STRING; break;
+	case N_INT:
+	case N_LONG: w->kind = BN_AVRO_KIND_INT; break;
+	case N_BOOLEAN: w->kind = BN_AVRO_KIND_BOOLEAN; break;
+	case N_ARRAY:
+		if (d->nodes[d->nodes[inner].first].type == N_STRING) {
+			w->kind = BN_AVRO_KIND_STRING_ARRAY;
+			break;
+		}
+		w->kind = BN_AVRO_KIND_OTHER;
+		if (slot_for_name < sizeof(d->type_names) / sizeof(d->type_names[0])) {
+			snprintf(d->type_names[slot_for_name], sizeof(d->type_names[0]), "array of %s",
+				 node_type_name(d->nodes[d->nodes[inner].first].type));
+			w->type_name = d->type_names[slot_for_name];
+		} else {
+			w->type_name = "array";
+		}
+		return;
+	default:
+		w->kind = BN_AVRO_KIND_OTHER;
+		break;
+	}
+	w->type_name = node_type_name(d->nodes[inner].type);
+	if (w->kind != BN_AVRO_KIND_OTHER)
+		w->node = inner;
+}
+
+int bn_avro_decoder_new(bn_avro_decoder **out, const char *schema_json, const char *name,
+			const char *const *names, size_t n, bn_error *err)
+{
+	bn_avro_decoder *d = NULL;
+	size_t nfields;
+	int rc = BN_ENOMEM;
+
+	d = calloc(1, sizeof(*d));
+	if (!d || (n && !(d->wants = calloc(n, sizeof(*d->wants))))) {
+		bn_error_set(err, BN_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	d->nwants = n;
+	if (avro_schema_from_json_length(schema_json, strlen(schema_json), &d->schema) != 0) {
+		bn_error_locate(err, name, 0, 0);
+		rc = bn_error_set(err, BN_ECORRUPT, "cannot parse avro.schema: %s", avro_strerror());
+		d->schema = NULL;
+		goto cleanup;
+	}
+	if (avro_typeof(d->schema) != AVRO_RECORD) {
+		bn_error_locate(err, name, 0, 0);
+		rc = bn_error_set(err, BN_ECORRUPT, "avro.schema is not a record");
+		goto cleanup;
+	}
+	rc = compile(d, d->schema, &d->root, 0);
+	if (rc < 0) {
+		bn_error_locate(err, name, 0, 0);
+		if (rc == BN_ENOMEM)
+			bn_error_set(err, rc, "out of memory");
+		else
+			bn_error_set(err, rc, "avro.schema nests too deep or has an unknown type");
+		goto cleanup;
+	}
+	nfields = avro_schema_record_size(d->schema);
+	d->slot = malloc((nfields ? nfields : 1) * sizeof(*d->slot));
+	if (!d->slot) {
+		rc = bn_error_set(err, BN_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	for (size_t j = 0; j < nfields; j++)
+		d->slot[j] = -1;
+	for (size_t i = 0; i < n; i++) {
+		size_t j;
+		for (j = 0; j < nfields; j++) {
+			if (strcmp(avro_schema_record_field_name(d->schema, (int)j), names[i]) == 0)
+				break;
+		}
+		if (j == nfields) {
+			char list[BN_ERROR_MESSAGE_MAX] = "";
+			size_t len = 0;
+			for (size_t k = 0; k < nfields && len < sizeof(list); k++)
+				len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", k ? ", " : "",
+							avro_schema_record_field_name(d->schema, (int)k));
+			bn_error_locate(err, name, 0, 0);
+			rc = bn_error_set(err, BN_EUSAGE, "no field '%s' in the schema (fields: %s)", names[i], list);
+			goto cleanup;
+		}
+		d->slot[j] = (int)i;
+		classify(d, &d->wants[i], d->kids[d->nodes[d->root].first + j], i);
+	}
+	*out = d;
+	d = NULL;
+	rc = BN_OK;
+cleanup:
+	bn_avro_decoder_free(d);
+	return rc;
+}
+
+bn_avro_kind bn_avro_decoder_kind(const bn_avro_decoder *d, size_t i)
+{
+	return d->wants[i].kind;
+}
+
+const char *bn_avro_decoder_type_name(const bn_avro_decoder *d, size_t i)
+{
+	return d->wants[i].type_name;
+}
+
+typedef struct cursor {
+	const unsigned char *p;
+	const unsigned char *end;
+	const char *why;          /* set on failure */
+} cursor;
+
+static int cur_long(cursor *c, int64_t *v)
+{
+	int rc = get_long(&c->p, c->end, v);
+	if (rc == VARINT_TRUNCATED)
+		c->why = "record runs past the end of the block";
+	else if (rc == VARINT_OVERFLOW)
+		c->why = "varint longer than 64 bits";
+	return rc;
+}
+
+static int cur_skip(cursor *c, int64_t n)
+{
+	if (n < 0) {
+		c->why = "negative length";
+		return -1;
+	}
+	if ((uint64_t)n > (uint64_t)(c->end - c->p)) {
+		c->why = "record runs past the end of the block";
+		return -1;
+	}
+	c->p += n;
+	return 0;
+}
+
+static int skip_value(const bn_avro_decoder *d, uint32_t ni, cursor *c, int depth)
+{
+	const node *n = &d->nodes[ni];
+	int64_t v;
+
+	if (depth > MAX_DEPTH) {
+		c->why = "values nested too deep";
+		return -1;
+	}
+	switch (n->type) {
+	case N_NULL: return 0;
+	case N_BOOLEAN: return cur_skip(c, 1);
+	case N_INT:
+	case N_LONG:
+	case N_ENUM: return cur_long(c, &v);
+	case N_FLOAT: return cur_skip(c, 4);
+	case N_DOUBLE: return cur_skip(c, 8);
+	case N_FIXED: return cur_skip(c, n->size);
+	case N_BYTES:
+	case N_STRING:
+		if (cur_long(c, &v) < 0)
+			return -1;
+		return cur_skip(c, v);
+	case N_RECORD:
+		for (uint32_t i = 0; i < n->count; i++) {
+			if (skip_value(d, d->kids[n->first + i], c, depth + 1) < 0)
+				return -1;
+		}
+		return 0;
+	case N_UNION:
+		if (cur_long(c, &v) < 0)
+			return -1;
+		if (v < 0 || v >= n->count) {
+			c->why = "union branch index out of range";
+			return -1;
+		}
+		return skip_value(d, d->kids[n->first + (uint32_t)v], c, depth + 1);
+	case N_ARRAY:
+	case N_MAP:
+		for (;;) {
+			if (cur_long(c, &v) < 0)
+				return -1;
+			if (v == 0)
+				return 0;
+			if (v < 0) {
+				/* a negative count is followed by the block's size: skip it whole */
+				int64_t bytes;
+				if (v == INT64_MIN || cur_long(c, &bytes) < 0 || cur_skip(c, bytes) < 0)
+					return -1;
+				continue;
+			}
+			if ((uint64_t)v > (uint64_t)(c->end - c->p) + 1) {
+				c->why = "array or map count larger than the block";
+				return -1;
+			}
+			for (int64_t i = 0; i < v; i++) {
+				if (n->type == N_MAP) {
+					int64_t kl;
+					if (cur_long(c, &kl) < 0 || cur_skip(c, kl) < 0)
+						return -1;
+				}
+				if (skip_value(d, n->first, c, depth + 1) < 0)
+					return -1;
+			}
+		}
+	}
+	c->why = "unknown node";
+	return -1;
+}
+
+static int get_string(cursor *c, bn_avro_span *s)
+{
+	int64_t len;
+	if (cur_long(c, &len) < 0)
+		return -1;
+	if (len < 0) {
+		c->why = "negative string length";
+		return -1;
+	}
+	if ((uint64_t)len > (uint64_t)(c->end - c->p)) {
+		c->why = "string runs past the end of the block";
+		return -1;
+	}
+	s->p = (const char *)c->p;
+	s->n = (size_t)len;
+	c->p += len;
+	return 0;
+}
+
+static int decode_want(want *w, cursor *c, bn_avro_value *v)
+{
+	int64_t x;
+
+	v->is_null = 0;
+	v->nitems = 0;
+	if (w->union_null >= 0 || w->union_value >= 0) {
+		if (cur_long(c, &x) < 0)
+			return -1;
+		if (x == w->union_null) {
+			v->is_null = 1;
+			return 0;
+		}
+		if (x != w->union_value) {
+			c->why = "union branch index out of range";
+			return -1;
+		}
+	}
+	switch (w->kind) {
+	case BN_AVRO_KIND_STRING:
+		return get_string(c, &v->str);
+	case BN_AVRO_KIND_INT:
+		return cur_long(c, &v->i);
+	case BN_AVRO_KIND_BOOLEAN:
+		if (c->p == c->end) {
+			c->why = "record runs past the end of the block";
+			return -1;
+		}
+		if (*c->p > 1) {
+			c->why = "boolean byte is neither 0 nor 1";
+			return -1;
+		}
+		v->i = *c->p++;
+		return 0;
+	case BN_AVRO_KIND_STRING_ARRAY:
+		w->items.size = 0;
+		for (;;) {
+			if (cur_long(c, &x) < 0)
+				return -1;
+			if (x == 0)
+				break;
+			if (x < 0) {
+				int64_t bytes;
+				if (x == INT64_MIN || cur_long(c, &bytes) < 0)
+					return -1;
+				x = -x;
+			}
+			if ((uint64_t)x > (uint64_t)(c->end - c->p)) {
+				c->why = "array count larger than the block";
+				return -1;
+			}
+			if (bn_buf_reserve(&w->items, (size_t)x * sizeof(bn_avro_span)) < 0) {
+				c->why = NULL;
+				return -2;
+			}
+			bn_avro_span *items = (bn_avro_span *)(void *)w->items.data;
+			size_t have = w->items.size / sizeof(bn_avro_span);
+			for (int64_t i = 0; i < x; i++) {
+				if (get_string(c, &items[have + (size_t)i]) < 0)
+					return -1;
+			}
+			w->items.size += (size_t)x * sizeof(bn_avro_span);
+		}
+		v->items = (const bn_avro_span *)(const void *)w->items.data;
+		v->nitems = w->items.size / sizeof(bn_avro_span);
+		return 0;
+	case BN_AVRO_KIND_OTHER:
+		break;
+	}
+	return 0;
+}
+
+int bn_avro_decode_record(bn_avro_decoder *d, const char **p, const char *end, bn_avro_value *values, bn_error *err)
+{
+	const node *root = &d->nodes[d->root];
+	cursor c = { (const unsigned char *)*p, (const unsigned char *)end, NULL };
+	int rc;
+
+	for (uint32_t j = 0; j < root->count; j++) {
+		int s = d->slot[j];
+		if (s < 0 || d->wants[s].kind == BN_AVRO_KIND_OTHER) {
+			rc = skip_value(d, d->kids[root->first + j], &c, 1);
+			if (s >= 0)
+				values[s].is_null = 1;
+		} else {
+			rc = decode_want(&d->wants[s], &c, &values[s]);
+		}
+		if (rc == -2)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		if (rc < 0)
+			return bn_error_set(err, BN_ECORRUPT, "%s", c.why ? c.why : "invalid record");
+	}
+	*p = (const char *)c.p;
+	return BN_OK;
+}
+
+void bn_avro_decoder_free(bn_avro_decoder *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->nwants; i++)
+		bn_buf_free(&d->wants[i].items);
+	free(d->wants);
+	free(d->slot);
+	free(d->nodes);
+	free(d->memo);
+	free(d->kids);
+	if (d->schema)
+		avro_schema_decref(d->schema);
+	free(d);
+}

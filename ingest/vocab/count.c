@@ -1,1 +1,870 @@
-/* count.c - placeholder, being written. */
+/* count.c - counting tokens of chosen Avro fields into arena-backed hash tables; --where filters; partial count files. */
+#include "vocab/count.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sink/output.h"
+#include "util/buf.h"
+
+#define DEFAULT_CAP 1024
+/* Token storage comes in chunks this big; memory accounting rounds up to it. */
+#define ARENA_CHUNK (1024 * 1024)
+
+static const char part_magic[8] = "BNVOCNT1";
+static const char part_end[8] = "BNVOCEND";
+
+static int oom(bn_error *err)
+{
+	return bn_error_set(err, BN_ENOMEM, "out of memory");
+}
+
+/* ---- hash table ---- */
+
+static uint64_t fmix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+uint64_t bn_vtable_hash(const char *key, size_t len)
+{
+	/* 8 bytes per multiply; tokens are short, so the tail matters as much as the loop */
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ (len * 0x100000001b3ULL);
+	uint64_t v;
+	while (len >= 8) {
+		memcpy(&v, key, 8);
+		h = (h ^ (v * 0x87c37b91114253d5ULL)) * 0x4cf5ad432745937fULL;
+		h ^= h >> 31;
+		key += 8;
+		len -= 8;
+	}
+	v = 0;
+	for (size_t i = 0; i < len; i++)
+		v |= (uint64_t)(unsigned char)key[i] << (8 * i);
+	h ^= v * 0x87c37b91114253d5ULL;
+	return fmix64(h);
+}
+
+static size_t arena_bytes(size_t key_bytes)
+{
+	return (key_bytes + ARENA_CHUNK - 1) / ARENA_CHUNK * ARENA_CHUNK;
+}
+
+static int over_limit(bn_vtable *t, bn_error *err)
+{
+	return bn_error_set(err, BN_ENOMEM,
+			    "counting needs more than --max-memory (%zu bytes): %zu distinct tokens so far in field '%s' "
+			    "(spilling to disk is not implemented; raise the limit)",
+			    t->mem->limit, t->n, t->name);
+}
+
+/* Account for delta more bytes; BN_ENOMEM when that passes the limit. */
+static int charge(bn_vtable *t, size_t delta, bn_error *err)
+{
+	bn_vmem *m = t->mem;
+	if (m->limit && (m->used + delta > m->limit || m->used + delta < m->used))
+		return over_limit(t, err);
+	m->used += delta;
+	if (m->used > m->peak)
+		m->peak = m->used;
+	return BN_OK;
+}
+
+int bn_vtable_init(bn_vtable *t, bn_vmem *mem, const char *name, size_t initial_cap, bn_error *err)
+{
+	size_t cap = DEFAULT_CAP;
+	memset(t, 0, sizeof(*t));
+	t->mem = mem;
+	t->name = name;
+	bn_arena_init(&t->arena, ARENA_CHUNK);
+	while (initial_cap && cap < initial_cap)
+		cap *= 2;
+	if (charge(t, cap * sizeof(bn_ventry), err) < 0)
+		return BN_ENOMEM;
+	t->slots = calloc(cap, sizeof(bn_ventry));
+	if (!t->slots) {
+		mem->used -= cap * sizeof(bn_ventry);
+		return oom(err);
+	}
+	t->cap = cap;
+	return BN_OK;
+}
+
+static int grow(bn_vtable *t, bn_error *err)
+{
+	size_t cap = t->cap * 2, mask = cap - 1;
+	bn_ventry *slots;
+
+	/* both tables exist during the rehash */
+	if (charge(t, cap * sizeof(bn_ventry), err) < 0)
+		return BN_ENOMEM;
+	slots = calloc(cap, sizeof(*slots));
+	if (!slots) {
+		t->mem->used -= cap * sizeof(bn_ventry);
+		return oom(err);
+	}
+	for (size_t i = 0; i < t->cap; i++) {
+		const bn_ventry *e = &t->slots[i];
+		if (!e->key)
+			continue;
+		size_t j = (size_t)bn_vtable_hash(e->key, e->len) & mask;
+		while (slots[j].key)
+			j = (j + 1) & mask;
+		slots[j] = *e;
+	}
+	free(t->slots);
+	t->mem->used -= t->cap * sizeof(bn_ventry);
+	t->slots = slots;
+	t->cap = cap;
+	return BN_OK;
+}
+
+int bn_vtable_add(bn_vtable *t, const char *key, size_t len, uint64_t count, uint32_t stamp, bn_error *err)
+{
+	size_t mask = t->cap - 1, i;
+	bn_ventry *e;
+
+	if (len >= UINT32_MAX)
+		return bn_error_set(err, BN_EUSAGE, "token of %zu bytes in field '%s' is too long", len, t->name);
+	i = (size_t)bn_vtable_hash(key, len) & mask;
+	for (;;) {
+		e = &t->slots[i];
+		if (!e->key)
+			break;
+		if (e->len == len && memcmp(e->key, key, len) == 0) {
+			if (stamp) {
+				if (e->stamp == stamp)
+					return BN_OK;
+				e->stamp = stamp;
+			}
+			e->count += count;
+			t->occurrences += count;
+			return BN_OK;
+		}
+		i = (i + 1) & mask;
+	}
+	/* a new token: grow first if the table would pass 3/4 full, then find its slot again */
+	if ((t->n + 1) * 4 > t->cap * 3) {
+		int rc = grow(t, err);
+		if (rc < 0)
+			return rc;
+		mask = t->cap - 1;
+		i = (size_t)bn_vtable_hash(key, len) & mask;
+		while (t->slots[i].key)
+			i = (i + 1) & mask;
+		e = &t->slots[i];
+	}
+	size_t before = arena_bytes(t->key_bytes);
+	if (arena_bytes(t->key_bytes + len) != before && charge(t, arena_bytes(t->key_bytes + len) - before, err) < 0)
+		return BN_ENOMEM;
+	const char *k = len ? bn_arena_dup(&t->arena, key, len) : "";
+	if (!k)
+		return oom(err);
+	t->key_bytes += len;
+	e->key = k;
+	e->len = (uint32_t)len;
+	e->count = count;
+	e->stamp = stamp;
+	t->n++;
+	t->occurrences += count;
+	return BN_OK;
+}
+
+const bn_ventry *bn_vtable_find(const bn_vtable *t, const char *key, size_t len)
+{
+	size_t mask = t->cap - 1;
+	size_t i = (size_t)bn_vtable_hash(key, len) & mask;
+	for (;;) {
+		const bn_ventry *e = &t->slots[i];
+		if (!e->key)
+			return NULL;
+		if (e->len == len && memcmp(e->key, key, len) == 0)
+			return e;
+		i = (i + 1) & mask;
+	}
+}
+
+void bn_vtable_clear_stamps(bn_vtable *t)
+{
+	for (size_t i = 0; i < t->cap; i++)
+		t->slots[i].stamp = 0;
+}
+
+void bn_vtable_free(bn_vtable *t)
+{
+	if (!t)
+		return;
+	if (t->mem && t->slots)
+		t->mem->used -= t->cap * sizeof(bn_ventry) + arena_bytes(t->key_bytes);
+	free(t->slots);
+	bn_arena_free(&t->arena);
+	t->slots = NULL;
+	t->cap = t->n = 0;
+}
+
+/* ---- --where ---- */
+
+static int valid_name(const char *s, size_t n)
+{
+	if (n == 0 || !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+int bn_where_parse(bn_where *out, const char *text, bn_error *err)
+{
+	const char *eq = strchr(text, '=');
+	size_t flen;
+	bn_where w = { 0 };
+
+	memset(out, 0, sizeof(*out));
+	if (!eq) {
+		w.op = BN_WHERE_NOTNULL;
+		flen = strlen(text);
+	} else if (eq > text && eq[-1] == '!') {
+		w.op = BN_WHERE_NE;
+		flen = (size_t)(eq - 1 - text);
+	} else {
+		w.op = BN_WHERE_EQ;
+		flen = (size_t)(eq - text);
+	}
+	if (!valid_name(text, flen))
+		return bn_error_set(err, BN_EUSAGE, "--where '%s': expected FIELD, FIELD=VALUE or FIELD!=VALUE", text);
+	w.text = strdup(text);
+	w.field = strndup(text, flen);
+	w.value = strdup(eq ? eq + 1 : "");
+	if (!w.text || !w.field || !w.value) {
+		bn_where_free(&w);
+		return oom(err);
+	}
+	w.value_len = strlen(w.value);
+	*out = w;
+	return BN_OK;
+}
+
+int bn_where_match(const bn_where *w, bn_avro_kind kind, const bn_avro_value *v)
+{
+	char num[24];
+	const char *s = num;
+	size_t n = 0;
+
+	if (v->is_null)
+		return w->op == BN_WHERE_NE;
+	if (w->op == BN_WHERE_NOTNULL)
+		return 1;
+	switch (kind) {
+	case BN_AVRO_KIND_STRING:
+		s = v->str.p;
+		n = v->str.n;
+		break;
+	case BN_AVRO_KIND_INT:
+		n = (size_t)snprintf(num, sizeof(num), "%lld", (long long)v->i);
+		break;
+	case BN_AVRO_KIND_BOOLEAN:
+		s = v->i ? "true" : "false";
+		n = strlen(s);
+		break;
+	default:
+		return 0;
+	}
+	int eq = n == w->value_len && memcmp(s, w->value, n) == 0;
+	return w->op == BN_WHERE_EQ ? eq : !eq;
+}
+
+void bn_where_free(bn_where *w)
+{
+	if (!w)
+		return;
+	free(w->text);
+	free(w->field);
+	free(w->value);
+	memset(w, 0, sizeof(*w));
+}
+
+/* ---- the counter ---- */
+
+static int set_fields(bn_vocab_counter *c, const char *const *fields, size_t nfields, const char *const *where,
+		      size_t nwhere, bn_error *err)
+{
+	int rc;
+	if (nfields && !(c->fields = calloc(nfields, sizeof(char *))))
+		return oom(err);
+	if (nfields && !(c->tables = calloc(nfields, sizeof(bn_vtable))))
+		return oom(err);
+	for (size_t i = 0; i < nfields; i++) {
+		if (!valid_name(fields[i], strlen(fields[i])))
+			return bn_error_set(err, BN_EUSAGE, "'%s' is not a field name", fields[i]);
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(fields[i], fields[j]) == 0)
+				return bn_error_set(err, BN_EUSAGE, "field '%s' given twice", fields[i]);
+		}
+		if (!(c->fields[i] = strdup(fields[i])))
+			return oom(err);
+		rc = bn_vtable_init(&c->tables[i], &c->mem, c->fields[i], 0, err);
+		c->nfields = i + 1;
+		if (rc < 0)
+			return rc;
+	}
+	if (nwhere && !(c->where = calloc(nwhere, sizeof(bn_where))))
+		return oom(err);
+	for (size_t i = 0; i < nwhere; i++) {
+		rc = bn_where_parse(&c->where[i], where[i], err);
+		if (rc < 0)
+			return rc;
+		c->nwhere = i + 1;
+	}
+	return BN_OK;
+}
+
+int bn_vocab_counter_new(bn_vocab_counter **out, const char *const *fields, size_t nfields,
+			 const char *const *where, size_t nwhere, size_t max_memory, int allow_mixed_rules,
+			 bn_error *err)
+{
+	bn_vocab_counter *c = calloc(1, sizeof(*c));
+	int rc;
+
+	if (!c)
+		return oom(err);
+	c->mem.limit = max_memory;
+	c->allow_mixed_rules = allow_mixed_rules;
+	rc = set_fields(c, fields, nfields, where, nwhere, err);
+	if (rc < 0) {
+		bn_vocab_counter_free(c);
+		return rc;
+	}
+	*out = c;
+	return BN_OK;
+}
+
+/* Record an input, refusing one whose rules hash differs from the first's unless mixing is allowed. */
+static int add_input(bn_vocab_counter *c, const char *path, const char *sha, size_t sha_len, const char *version,
+		     size_t version_len, bn_vinput **out, bn_error *err)
+{
+	bn_vinput *in;
+	if (c->ninputs && !c->allow_mixed_rules &&
+	    (strlen(c->inputs[0].rules_sha256) != sha_len || memcmp(c->inputs[0].rules_sha256, sha, sha_len) != 0)) {
+		bn_error_locate(err, path, 0, 0);
+		return bn_error_set(err, BN_EUSAGE,
+				    "rules sha256 '%.*s' differs from '%s' of %s (use --allow-mixed-rules to combine them)",
+				    (int)sha_len, sha, c->inputs[0].rules_sha256, c->inputs[0].path);
+	}
+	if (c->ninputs == c->cap_inputs) {
+		size_t cap = c->cap_inputs ? 2 * c->cap_inputs : 8;
+		bn_vinput *p = realloc(c->inputs, cap * sizeof(*p));
+		if (!p)
+			return oom(err);
+		c->inputs = p;
+		c->cap_inputs = cap;
+	}
+	in = &c->inputs[c->ninputs];
+	memset(in, 0, sizeof(*in));
+	in->path = strdup(path);
+	in->rules_sha256 = strndup(sha, sha_len);
+	in->version = strndup(version, version_len);
+	c->ninputs++;
+	if (!in->path || !in->rules_sha256 || !in->version)
+		return oom(err);
+	*out = in;
+	return BN_OK;
+}
+
+/* The next record stamp; when it wraps, every table forgets the old ones. */
+static uint32_t next_stamp(bn_vocab_counter *c)
+{
+	if (++c->stamp == 0) {
+		for (size_t i = 0; i < c->nfields; i++)
+			bn_vtable_clear_stamps(&c->tables[i]);
+		c->stamp = 1;
+	}
+	return c->stamp;
+}
+
+int bn_vocab_counter_add_avro(bn_vocab_counter *c, const char *path, bn_error *err)
+{
+	bn_avro_reader *r = NULL;
+	bn_avro_decoder *d = NULL;
+	const char **names = NULL;
+	size_t *where_slot = NULL;
+	bn_avro_value *vals = NULL;
+	bn_vinput *in = NULL;
+	size_t nnames = 0, sha_len = 0, ver_len = 0;
+	const char *sha, *ver;
+	int rc = BN_ENOMEM;
+
+	if (c->nfields == 0)
+		return bn_error_set(err, BN_EUSAGE, "no field given");
+	rc = bn_avro_reader_open(&r, path, err);
+	if (rc < 0)
+		goto cleanup;
+	sha = bn_avro_reader_meta(r, "bidnorm.rules.sha256", &sha_len);
+	ver = bn_avro_reader_meta(r, "bidnorm.version", &ver_len);
+	rc = add_input(c, path, sha ? sha : "", sha_len, ver ? ver : "", ver_len, &in, err);
+	if (rc < 0)
+		goto cleanup;
+
+	/* the fields to decode: counted ones, then filter fields not already among them */
+	rc = BN_ENOMEM;
+	names = calloc(c->nfields + c->nwhere, sizeof(*names));
+	where_slot = calloc(c->nwhere + 1, sizeof(*where_slot));
+	vals = calloc(c->nfields + c->nwhere, sizeof(*vals));
+	if (!names || !where_slot || !vals) {
+		oom(err);
+		goto cleanup;
+	}
+	for (size_t i = 0; i < c->nfields; i++)
+		names[nnames++] = c->fields[i];
+	for (size_t w = 0; w < c->nwhere; w++) {
+		size_t j;
+		for (j = 0; j < nnames && strcmp(names[j], c->where[w].field) != 0; j++)
+			;
+		if (j == nnames)
+			names[nnames++] = c->where[w].field;
+		where_slot[w] = j;
+	}
+	rc = bn_avro_decoder_new(&d, bn_avro_reader_schema(r), path, names, nnames, err);
+	if (rc < 0)
+		goto cleanup;
+	for (size_t i = 0; i < c->nfields; i++) {
+		bn_avro_kind k = bn_avro_decoder_kind(d, i);
+		if (k != BN_AVRO_KIND_STRING && k != BN_AVRO_KIND_STRING_ARRAY) {
+			bn_error_locate(err, path, 0, 0);
+			rc = bn_error_set(err, BN_EUSAGE, "field '%s' is %s; vocabularies need string or array of string fields",
+					  names[i], bn_avro_decoder_type_name(d, i));
+			goto cleanup;
+		}
+	}
+	for (size_t w = 0; w < c->nwhere; w++) {
+		bn_avro_kind k = bn_avro_decoder_kind(d, where_slot[w]);
+		if (k == BN_AVRO_KIND_OTHER || k == BN_AVRO_KIND_STRING_ARRAY) {
+			bn_error_locate(err, path, 0, 0);
+			rc = bn_error_set(err, BN_EUSAGE,
+					  "--where '%s': field '%s' is %s; filters need a string, int, long or boolean field",
+					  c->where[w].text, c->where[w].field,
+					  k == BN_AVRO_KIND_STRING_ARRAY ? "array of string" : bn_avro_decoder_type_name(d, where_slot[w]));
+			goto cleanup;
+		}
+	}
+
+	for (;;) {
+		const char *data, *p, *end;
+		size_t size;
+		uint64_t count;
+		rc = bn_avro_reader_next_block(r, &data, &size, &count, err);
+		if (rc <= 0)
+			break;
+		p = data;
+		end = data + size;
+		for (uint64_t i = 0; i < count; i++) {
+			const char *before = p;
+			rc = bn_avro_decode_record(d, &p, end, vals, err);
+			if (rc < 0) {
+				if (rc == BN_ECORRUPT) {
+					char why[BN_ERROR_MESSAGE_MAX];
+					snprintf(why, sizeof(why), "%s", err ? err->message : "");
+					bn_error_locate(err, path, 0, 0);
+					bn_error_set(err, rc, "corrupt Avro block at byte offset %llu: record %llu of %llu: %s",
+						     (unsigned long long)bn_avro_reader_block_offset(r),
+						     (unsigned long long)i + 1, (unsigned long long)count, why);
+				}
+				goto cleanup;
+			}
+			if (p == before && count - i > size + 1) {
+				/* zero-byte records cannot make a claimed count credible */
+				bn_error_locate(err, path, 0, 0);
+				rc = bn_error_set(err, BN_ECORRUPT, "corrupt Avro block at byte offset %llu: block claims %llu records in %zu bytes",
+						  (unsigned long long)bn_avro_reader_block_offset(r),
+						  (unsigned long long)count, size);
+				goto cleanup;
+			}
+			c->rows_scanned++;
+			in->rows_scanned++;
+			int match = 1;
+			for (size_t w = 0; w < c->nwhere && match; w++)
+				match = bn_where_match(&c->where[w], bn_avro_decoder_kind(d, where_slot[w]), &vals[where_slot[w]]);
+			if (!match)
+				continue;
+			c->rows_matched++;
+			in->rows_matched++;
+			uint32_t stamp = next_stamp(c);
+			for (size_t f = 0; f < c->nfields; f++) {
+				const bn_avro_value *v = &vals[f];
+				if (v->is_null)
+					continue;
+				if (bn_avro_decoder_kind(d, f) == BN_AVRO_KIND_STRING) {
+					rc = bn_vtable_add(&c->tables[f], v->str.p, v->str.n, 1, 0, err);
+					if (rc < 0)
+						goto cleanup;
+					continue;
+				}
+				for (size_t k = 0; k < v->nitems; k++) {
+					rc = bn_vtable_add(&c->tables[f], v->items[k].p, v->items[k].n, 1, stamp, err);
+					if (rc < 0)
+						goto cleanup;
+				}
+			}
+		}
+		if (p != end) {
+			bn_error_locate(err, path, 0, 0);
+			rc = bn_error_set(err, BN_ECORRUPT, "corrupt Avro block at byte offset %llu: %zu bytes left after its %llu records",
+					  (unsigned long long)bn_avro_reader_block_offset(r), (size_t)(end - p),
+					  (unsigned long long)count);
+			goto cleanup;
+		}
+	}
+cleanup:
+	if (rc == BN_ENOMEM && err && err->source[0] == '\0')
+		bn_error_locate(err, path, 0, 0);
+	free(names);
+	free(where_slot);
+	free(vals);
+	bn_avro_decoder_free(d);
+	bn_avro_reader_free(r);
+	return rc;
+}
+
+int bn_vocab_counter_add_token(bn_vocab_counter *c, size_t field, const char *token, size_t size, uint64_t count,
+			       bn_error *err)
+{
+	if (field >= c->nfields)
+		return bn_error_set(err, BN_EUSAGE, "no field number %zu (the counter has %zu)", field, c->nfields);
+	return bn_vtable_add(&c->tables[field], token, size, count, 0, err);
+}
+
+uint64_t bn_vocab_counter_rows_scanned(const bn_vocab_counter *c) { return c->rows_scanned; }
+uint64_t bn_vocab_counter_rows_matched(const bn_vocab_counter *c) { return c->rows_matched; }
+size_t bn_vocab_counter_field_count(const bn_vocab_counter *c) { return c->nfields; }
+const char *bn_vocab_counter_field_name(const bn_vocab_counter *c, size_t i) { return c->fields[i]; }
+uint64_t bn_vocab_counter_distinct(const bn_vocab_counter *c, size_t i) { return c->tables[i].n; }
+uint64_t bn_vocab_counter_occurrences(const bn_vocab_counter *c, size_t i) { return c->tables[i].occurrences; }
+size_t bn_vocab_counter_peak_memory(const bn_vocab_counter *c) { return c->mem.peak; }
+
+uint64_t bn_vocab_counter_get(const bn_vocab_counter *c, size_t i, const char *token, size_t size)
+{
+	const bn_ventry *e = i < c->nfields ? bn_vtable_find(&c->tables[i], token, size) : NULL;
+	return e ? e->count : 0;
+}
+
+void bn_vocab_counter_free(bn_vocab_counter *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nfields; i++) {
+		bn_vtable_free(&c->tables[i]);
+		free(c->fields[i]);
+	}
+	free(c->tables);
+	free(c->fields);
+	for (size_t i = 0; i < c->nwhere; i++)
+		bn_where_free(&c->where[i]);
+	free(c->where);
+	for (size_t i = 0; i < c->ninputs; i++) {
+		free(c->inputs[i].path);
+		free(c->inputs[i].rules_sha256);
+		free(c->inputs[i].version);
+	}
+	free(c->inputs);
+	free(c);
+}
+
+/* ---- partial count files ---- */
+
+static int put_uv(bn_buf *b, uint64_t v)
+{
+	char tmp[10];
+	size_t n = 0;
+	while (v >= 0x80) {
+		tmp[n++] = (char)(v | 0x80);
+		v >>= 7;
+	}
+	tmp[n++] = (char)v;
+	return bn_buf_append(b, tmp, n);
+}
+
+static int put_str(bn_buf *b, const char *s, size_t n)
+{
+	return put_uv(b, n) < 0 || bn_buf_append(b, s, n) < 0 ? -1 : 0;
+}
+
+static int cmp_entry_bytes(const void *a, const void *b)
+{
+	const bn_ventry *x = *(const bn_ventry *const *)a, *y = *(const bn_ventry *const *)b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->key, y->key, n);
+	if (c)
+		return c;
+	return (x->len > y->len) - (x->len < y->len);
+}
+
+int bn_vocab_counter_write_part(const bn_vocab_counter *c, const char *path, bn_error *err)
+{
+	bn_outfile f;
+	bn_buf b = { 0 };
+	const bn_ventry **list = NULL;
+	int rc, opened = 0, bad = 0;
+
+	rc = bn_outfile_open(&f, path, err);
+	if (rc < 0)
+		goto cleanup;
+	opened = 1;
+	bad |= bn_buf_append(&b, part_magic, sizeof(part_magic)) | put_uv(&b, c->nfields);
+	for (size_t i = 0; i < c->nfields; i++)
+		bad |= put_str(&b, c->fields[i], strlen(c->fields[i]));
+	bad |= put_uv(&b, c->nwhere);
+	for (size_t i = 0; i < c->nwhere; i++)
+		bad |= put_str(&b, c->where[i].text, strlen(c->where[i].text));
+	bad |= put_uv(&b, c->ninputs);
+	for (size_t i = 0; i < c->ninputs; i++) {
+		const bn_vinput *in = &c->inputs[i];
+		bad |= put_str(&b, in->path, strlen(in->path)) | put_str(&b, in->rules_sha256, strlen(in->rules_sha256)) |
+		       put_str(&b, in->version, strlen(in->version)) | put_uv(&b, in->rows_scanned) |
+		       put_uv(&b, in->rows_matched);
+	}
+	for (size_t i = 0; i < c->nfields && !bad; i++) {
+		const bn_vtable *t = &c->tables[i];
+		size_t n = 0;
+		free(list);
+		list = malloc((t->n ? t->n : 1) * sizeof(*list));
+		if (!list) {
+			bad = 1;
+			break;
+		}
+		for (size_t s = 0; s < t->cap; s++) {
+			if (t->slots[s].key)
+				list[n++] = &t->slots[s];
+		}
+		/* token order makes the file a function of the counts alone */
+		qsort(list, n, sizeof(*list), cmp_entry_bytes);
+		bad |= put_uv(&b, t->occurrences) | put_uv(&b, n);
+		for (size_t k = 0; k < n && !bad; k++) {
+			bad |= put_str(&b, list[k]->key, list[k]->len) | put_uv(&b, list[k]->count);
+			if (b.size >= (1u << 20)) {
+				rc = bn_outfile_write(&f, b.data, b.size, err);
+				if (rc < 0)
+					goto cleanup;
+				b.size = 0;
+			}
+		}
+	}
+	bad |= bn_buf_append(&b, part_end, sizeof(part_end));
+	if (bad) {
+		rc = oom(err);
+		goto cleanup;
+	}
+	rc = bn_outfile_write(&f, b.data, b.size, err);
+	if (rc < 0)
+		goto cleanup;
+	rc = bn_outfile_commit(&f, err);
+	opened = 0;
+cleanup:
+	if (opened)
+		bn_outfile_abort(&f);
+	free(list);
+	bn_buf_free(&b);
+	return rc;
+}
+
+typedef struct reader {
+	const unsigned char *p, *start, *end;
+	int bad;
+} reader;
+
+static uint64_t get_uv(reader *r)
+{
+	uint64_t v = 0;
+	for (unsigned shift = 0; shift < 64; shift += 7) {
+		if (r->p >= r->end) {
+			r->bad = 1;
+			return 0;
+		}
+		unsigned b = *r->p++;
+		v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return v;
+	}
+	r->bad = 1;
+	return 0;
+}
+
+static const char *get_str(reader *r, size_t *n)
+{
+	uint64_t len = get_uv(r);
+	const char *s = (const char *)r->p;
+	if (r->bad || len > (uint64_t)(r->end - r->p)) {
+		r->bad = 1;
+		*n = 0;
+		return "";
+	}
+	r->p += len;
+	*n = (size_t)len;
+	return s;
+}
+
+static int read_file(const char *path, bn_buf *b, bn_error *err)
+{
+	FILE *f = fopen(path, "rb");
+	size_t n;
+	if (!f) {
+		bn_error_locate(err, path, 0, 0);
+		return bn_error_set(err, BN_EIO, "cannot open: %s", strerror(errno));
+	}
+	for (;;) {
+		if (bn_buf_reserve(b, 1 << 20) < 0) {
+			fclose(f);
+			return oom(err);
+		}
+		n = fread(b->data + b->size, 1, b->cap - b->size, f);
+		b->size += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(f)) {
+		fclose(f);
+		bn_error_locate(err, path, 0, 0);
+		return bn_error_set(err, BN_EIO, "read failed");
+	}
+	fclose(f);
+	return BN_OK;
+}
+
+static int part_corrupt(const char *path, reader *r, bn_error *err)
+{
+	bn_error_locate(err, path, 0, 0);
+	return bn_error_set(err, BN_ECORRUPT, "truncated or corrupt partial counts file (at byte %zu)",
+			    (size_t)(r->p - r->start));
+}
+
+int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error *err)
+{
+	bn_buf b = { 0 };
+	reader r;
+	char **fields = NULL, **where = NULL;
+	size_t nfields = 0, nwhere = 0, n;
+	const char *s;
+	int rc;
+
+	rc = read_file(path, &b, err);
+	if (rc < 0)
+		goto cleanup;
+	if (b.size < sizeof(part_magic) || memcmp(b.data, part_magic, sizeof(part_magic)) != 0) {
+		bn_error_locate(err, path, 0, 0);
+		rc = bn_error_set(err, BN_ECORRUPT, "not a bidnorm partial counts file (written by 'bidnorm vocab count')");
+		goto cleanup;
+	}
+	r.start = (const unsigned char *)b.data;
+	r.p = r.start + sizeof(part_magic);
+	r.end = r.start + b.size;
+	r.bad = 0;
+
+	nfields = (size_t)get_uv(&r);
+	if (r.bad || nfields > b.size || !(fields = calloc(nfields + 1, sizeof(char *)))) {
+		rc = r.bad || nfields > b.size ? part_corrupt(path, &r, err) : oom(err);
+		goto cleanup;
+	}
+	for (size_t i = 0; i < nfields; i++) {
+		s = get_str(&r, &n);
+		if (!(fields[i] = strndup(s, n))) {
+			rc = oom(err);
+			goto cleanup;
+		}
+	}
+	nwhere = (size_t)get_uv(&r);
+	if (r.bad || nwhere > b.size || !(where = calloc(nwhere + 1, sizeof(char *)))) {
+		rc = r.bad || nwhere > b.size ? part_corrupt(path, &r, err) : oom(err);
+		goto cleanup;
+	}
+	for (size_t i = 0; i < nwhere; i++) {
+		s = get_str(&r, &n);
+		if (!(where[i] = strndup(s, n))) {
+			rc = oom(err);
+			goto cleanup;
+		}
+	}
+	if (r.bad) {
+		rc = part_corrupt(path, &r, err);
+		goto cleanup;
+	}
+	if (c->nfields == 0 && c->nwhere == 0 && c->ninputs == 0) {
+		rc = set_fields(c, (const char *const *)fields, nfields, (const char *const *)where, nwhere, err);
+		if (rc < 0)
+			goto cleanup;
+	} else {
+		int same = c->nfields == nfields && c->nwhere == nwhere;
+		for (size_t i = 0; same && i < nfields; i++)
+			same = strcmp(c->fields[i], fields[i]) == 0;
+		for (size_t i = 0; same && i < nwhere; i++)
+			same = strcmp(c->where[i].text, where[i]) == 0;
+		if (!same) {
+			bn_error_locate(err, path, 0, 0);
+			rc = bn_error_set(err, BN_EUSAGE,
+					  "counts fields or --where filters differ from the first part's (fields %s%s..., %zu filters)",
+					  nfields ? fields[0] : "", nfields > 1 ? ", " : "", nwhere);
+			goto cleanup;
+		}
+	}
+	uint64_t ninputs = get_uv(&r);
+	for (uint64_t i = 0; i < ninputs && !r.bad; i++) {
+		size_t pn, sn, vn;
+		bn_vinput *in = NULL;
+		const char *p = get_str(&r, &pn), *sha = get_str(&r, &sn), *ver = get_str(&r, &vn);
+		uint64_t scanned = get_uv(&r), matched = get_uv(&r);
+		if (r.bad)
+			break;
+		char *pz = strndup(p, pn);
+		if (!pz) {
+			rc = oom(err);
+			goto cleanup;
+		}
+		rc = add_input(c, pz, sha, sn, ver, vn, &in, err);
+		free(pz);
+		if (rc < 0) {
+			if (rc == BN_EUSAGE)
+				bn_error_locate(err, path, 0, 0);
+			goto cleanup;
+		}
+		in->rows_scanned = scanned;
+		in->rows_matched = matched;
+		c->rows_scanned += scanned;
+		c->rows_matched += matched;
+	}
+	for (size_t f = 0; f < nfields && !r.bad; f++) {
+		uint64_t occurrences = get_uv(&r), distinct = get_uv(&r), sum = 0;
+		for (uint64_t k = 0; k < distinct && !r.bad; k++) {
+			const char *tok = get_str(&r, &n);
+			uint64_t count = get_uv(&r);
+			if (r.bad)
+				break;
+			rc = bn_vtable_add(&c->tables[f], tok, n, count, 0, err);
+			if (rc < 0)
+				goto cleanup;
+			sum += count;
+		}
+		if (!r.bad && sum != occurrences)
+			r.bad = 1;
+	}
+	if (r.bad || (size_t)(r.end - r.p) != sizeof(part_end) || memcmp(r.p, part_end, sizeof(part_end)) != 0) {
+		rc = part_corrupt(path, &r, err);
+		goto cleanup;
+	}
+	rc = BN_OK;
+cleanup:
+	for (size_t i = 0; fields && i < nfields; i++)
+		free(fields[i]);
+	for (size_t i = 0; where && i < nwhere; i++)
+		free(where[i]);
+	free(fields);
+	free(where);
+	bn_buf_free(&b);
+	return rc;
+}

@@ -1,0 +1,248 @@
+/* bidnorm/vocab.h - vocabularies for categorical features: count tokens in clean Avro, select, write, lint, diff, regenerate. */
+#ifndef BIDNORM_VOCAB_H
+#define BIDNORM_VOCAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bidnorm/error.h"
+#include "bidnorm/rules.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * How to drive it (what `bidnorm vocab build` does):
+ *
+ *     const char *fields[] = {"app_bundle", "installed_apps"};
+ *     const char *where[] = {"install=1"};
+ *     bn_vocab_counter *c = NULL;
+ *     bn_vocab_counter_new(&c, fields, 2, where, 1, 0, 0, &err);
+ *     bn_vocab_counter_add_avro(c, "day.avro", &err);     // once per input
+ *     bn_vocab_write_options opt;
+ *     bn_vocab_write_options_init(&opt);
+ *     opt.min_count = 20;
+ *     bn_vocab_write(&res, c, "vocab/", &opt, on_bad, ctx, &err);
+ *     bn_vocab_counter_free(c);
+ *
+ * A vocabulary directory holds, per field F:
+ *   F.txt         one token per line; the token on line k (1-based) has index
+ *                 k. Index 0 is reserved for out-of-vocabulary values and
+ *                 padding and is not in the file - what Keras
+ *                 StringLookup(vocabulary=path, num_oov_indices=1,
+ *                 mask_token=None) expects.
+ *   F.counts.tsv  "token TAB count" in the same order.
+ * and manifest.json: parameters, filters, inputs, rows, per-field
+ * statistics, bidnorm version and the rules hash of the inputs.
+ *
+ * Order: count descending, then token bytes ascending (memcmp; a prefix
+ * first), so the same counts always give the same files. Array fields
+ * (array<string>) count each distinct element once per record. Nulls are
+ * not tokens.
+ *
+ * Map/reduce: bn_vocab_counter_write_part saves partial counts (the format
+ * is described there), bn_vocab_counter_merge_part adds a saved part to a
+ * counter. Merging the parts of any split of the inputs, in input order,
+ * gives the same vocabulary files and manifest (except "resources") as
+ * counting all inputs in one counter.
+ */
+
+/* ---- counting ---- */
+
+typedef struct bn_vocab_counter bn_vocab_counter;
+
+/*
+ * A counter for the string fields fields[0..nfields) (each string,
+ * ["null","string"] or array<string> in the inputs' schemas), counting only
+ * records that match every filter in where[0..nwhere):
+ *   "F=V"   field F is not null and its text is V
+ *   "F!=V"  field F is null or its text is not V
+ *   "F"     field F is not null
+ * The text of an int or long is its decimal form, of a boolean true/false.
+ * max_memory: bytes the hash tables and their token storage may use,
+ * 0 = unlimited. allow_mixed_rules: accept inputs whose
+ * bidnorm.rules.sha256 differ (otherwise BN_EUSAGE when they do).
+ * Strings are copied. Returns BN_OK, BN_EUSAGE ("--where 'x': ...", "no
+ * field given", "field 'x' given twice"), BN_ENOMEM. Free with
+ * bn_vocab_counter_free.
+ */
+int bn_vocab_counter_new(bn_vocab_counter **out, const char *const *fields, size_t nfields,
+			 const char *const *where, size_t nwhere, size_t max_memory, int allow_mixed_rules,
+			 bn_error *err);
+
+/*
+ * Count one Avro object container file (any codec: null, deflate, snappy,
+ * zstandard). Returns BN_OK; BN_EIO (cannot open or read: err->source is
+ * path); BN_ECORRUPT ("corrupt Avro block at byte offset N: why", or "not an
+ * Avro object container file" / "corrupt Avro header: why"); BN_EUSAGE ("no
+ * field 'x' in the schema (fields: a, b)", "field 'x' is double;
+ * vocabularies need string or array of string fields", a --where field of
+ * the wrong type, or different rules hashes); BN_ENOMEM ("counting needs
+ * more than --max-memory (N bytes) ..."). After a failure the counter holds
+ * part of the file and should only be freed.
+ */
+int bn_vocab_counter_add_avro(bn_vocab_counter *c, const char *path, bn_error *err);
+
+/*
+ * Add count occurrences of token[0..size) to field index `field` (0-based,
+ * as given to bn_vocab_counter_new), outside any input file. For tests and
+ * for callers that count from another source. BN_EUSAGE for a bad index,
+ * BN_ENOMEM.
+ */
+int bn_vocab_counter_add_token(bn_vocab_counter *c, size_t field, const char *token, size_t size,
+			       uint64_t count, bn_error *err);
+
+/*
+ * Save the counts to path (written atomically: temporary name, fsync,
+ * rename). The "partial counts" format, version 1, all integers unsigned
+ * LEB128 varints, all strings a varint length and the bytes:
+ *   magic "BNVOCNT1"
+ *   nfields, field names; nwhere, filter texts
+ *   ninputs, per input: path, rules sha256, bidnorm version, rows scanned,
+ *     rows matched
+ *   per field: occurrences, distinct, then distinct entries (token, count)
+ *     in token byte order
+ *   magic "BNVOCEND"
+ * Returns BN_OK, BN_EIO, BN_ENOMEM.
+ */
+int bn_vocab_counter_write_part(const bn_vocab_counter *c, const char *path, bn_error *err);
+
+/*
+ * Add the counts saved in part file path. The first part given to a counter
+ * created with nfields == 0 sets its fields and filters; every other part
+ * must name the same fields and filters (BN_EUSAGE otherwise). BN_EIO,
+ * BN_ECORRUPT ("not a bidnorm partial counts file", "truncated ..."),
+ * BN_EUSAGE (different rules hashes), BN_ENOMEM.
+ */
+int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error *err);
+
+/* Records read, and records that matched the filters, so far. */
+uint64_t bn_vocab_counter_rows_scanned(const bn_vocab_counter *c);
+uint64_t bn_vocab_counter_rows_matched(const bn_vocab_counter *c);
+
+/* Number of fields; name of field i (owned by the counter); distinct tokens and occurrences of field i. */
+size_t bn_vocab_counter_field_count(const bn_vocab_counter *c);
+const char *bn_vocab_counter_field_name(const bn_vocab_counter *c, size_t i);
+uint64_t bn_vocab_counter_distinct(const bn_vocab_counter *c, size_t i);
+uint64_t bn_vocab_counter_occurrences(const bn_vocab_counter *c, size_t i);
+
+/* The count of token in field i (0 when absent). */
+uint64_t bn_vocab_counter_get(const bn_vocab_counter *c, size_t i, const char *token, size_t size);
+
+/* Largest number of bytes the tables and token storage have used at once. */
+size_t bn_vocab_counter_peak_memory(const bn_vocab_counter *c);
+
+/* Accepts NULL. */
+void bn_vocab_counter_free(bn_vocab_counter *c);
+
+/* ---- selection and vocabulary files ---- */
+
+/*
+ * Called once per bad token found by lint. e->source is the vocabulary file
+ * (DIR/F.txt, DIR as the caller gave it), e->line the token's line (= its
+ * index), e->message e.g. `token "Com.Foo" is not normalized (normalizes
+ * to "com.foo")`. e is valid only during the call.
+ */
+typedef void (*bn_vocab_lint_fn)(void *ctx, const bn_error *e);
+
+typedef struct bn_vocab_write_options {
+	uint64_t min_count;       /* keep tokens seen at least this often (default 1) */
+	uint64_t top_k;           /* keep at most this many per field, 0 = all (default) */
+	const char *task;         /* the model/task name for the manifest, NULL = none */
+	const bn_rules *rules;    /* rules the tokens must be fixed points of; NULL = the default rules */
+	int force;                /* replace an existing directory */
+} bn_vocab_write_options;
+
+void bn_vocab_write_options_init(bn_vocab_write_options *opt);
+
+typedef struct bn_vocab_write_result {
+	uint64_t lint_failures;   /* > 0: nothing was written */
+	uint64_t tokens_written;  /* over all fields */
+} bn_vocab_write_result;
+
+/*
+ * Select each field's tokens (count >= min_count, then the first top_k in
+ * the order above), lint them (as bn_vocab_lint does, reporting to on_bad,
+ * which may be NULL), and when all pass write the directory dir atomically:
+ * built in "dir.tmp-XXXXXX" beside it, each file fsynced, then renamed to
+ * dir (an existing dir is replaced only with opt->force). Returns BN_OK
+ * (check out->lint_failures: when nonzero nothing was written), BN_EUSAGE
+ * ("DIR: exists (use --force to replace it)"), BN_EIO, BN_ENOMEM.
+ */
+int bn_vocab_write(bn_vocab_write_result *out, const bn_vocab_counter *c, const char *dir,
+		   const bn_vocab_write_options *opt, bn_vocab_lint_fn on_bad, void *ctx, bn_error *err);
+
+/*
+ * Check every token of every DIR/F.txt: not empty, no duplicate, no leading
+ * or trailing white space, valid UTF-8 without control, format or line
+ * separator characters or U+FFFD, no tab/CR, and a fixed point of field F's
+ * normalizer chain in rules (NULL = the default rules): normalizing it again
+ * gives it back, not null. Reports each bad token to on_bad; *out = number
+ * of bad tokens. Returns BN_OK (whatever *out is), BN_EIO (DIR or a file
+ * unreadable, or no F.txt in it), BN_ENOMEM.
+ */
+int bn_vocab_lint(uint64_t *out, const char *dir, const bn_rules *rules, bn_vocab_lint_fn on_bad, void *ctx,
+		  bn_error *err);
+
+/* ---- comparing and regenerating ---- */
+
+typedef struct bn_vocab_diff_summary {
+	double max_churn;           /* over fields in both: share of OLD's indices whose token changed */
+	double max_coverage_drop;   /* over fields in both: OLD coverage - NEW coverage (can be negative) */
+	char churn_field[BN_ERROR_FIELD_MAX];     /* the field with max_churn */
+	char coverage_field[BN_ERROR_FIELD_MAX];  /* the field with max_coverage_drop */
+} bn_vocab_diff_summary;
+
+/*
+ * Compare two vocabulary directories field by field: tokens added and
+ * removed, tokens whose index changed (with the first examples and their
+ * counts), overlap, churn, coverage before and after. *out_text receives
+ * the report, human-readable or (json != 0) one JSON object; the caller
+ * frees it with free(). sum may be NULL. Returns BN_OK, BN_EIO, BN_ECORRUPT
+ * (a manifest or counts file that cannot be read), BN_ENOMEM.
+ */
+int bn_vocab_diff(char **out_text, bn_vocab_diff_summary *sum, const char *old_dir, const char *new_dir,
+		  int json, bn_error *err);
+
+typedef struct bn_vocab_regen_options {
+	const char *root;           /* ROOT: versions live in ROOT/TASK/<version>/ */
+	const char *task;           /* TASK (also written into the manifest) */
+	bn_vocab_write_options write; /* min_count, top_k, rules; task and force are set by regen */
+	double max_churn;           /* default 0.2 */
+	double max_coverage_drop;   /* default 0.05 */
+	unsigned keep;              /* versions kept (default 5; the one `current` names is never removed) */
+	int force;                  /* switch even when a guardrail refuses */
+} bn_vocab_regen_options;
+
+void bn_vocab_regen_options_init(bn_vocab_regen_options *opt);
+
+typedef struct bn_vocab_regen_result {
+	char version[32];           /* the new version's directory name, YYYYmmddTHHMMSSZ */
+	int had_current;            /* ROOT/TASK/current existed */
+	int switched;               /* current now names the new version */
+	int refused;                /* a guardrail kept the old version (the new one stays for inspection) */
+	uint64_t lint_failures;     /* > 0: nothing was built */
+	bn_vocab_diff_summary diff; /* against the previous current (zeros if none) */
+	char *diff_text;            /* human-readable diff, or NULL; freed by bn_vocab_regen_result_free */
+} bn_vocab_regen_result;
+
+/*
+ * Write the counts as a new version ROOT/TASK/<UTC time>/ (the time is
+ * bumped by seconds until the name is unused), diff it against
+ * ROOT/TASK/current, and point current (a relative symlink, replaced by
+ * rename) at the new version unless churn > max_churn or the coverage drop
+ * > max_coverage_drop (then result->refused; force overrides). Removes the
+ * oldest versions beyond keep. Returns BN_OK (check refused and
+ * lint_failures), BN_EUSAGE, BN_EIO, BN_ECORRUPT, BN_ENOMEM.
+ */
+int bn_vocab_regen(bn_vocab_regen_result *out, const bn_vocab_counter *c, const bn_vocab_regen_options *opt,
+		   bn_vocab_lint_fn on_bad, void *ctx, bn_error *err);
+
+/* Frees diff_text. Accepts NULL. */
+void bn_vocab_regen_result_free(bn_vocab_regen_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

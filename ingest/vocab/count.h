@@ -1,0 +1,112 @@
+/* count.h - internals of vocabulary counting: the arena-backed token hash table, --where filters, counter state. */
+#ifndef BN_VOCAB_COUNT_H
+#define BN_VOCAB_COUNT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bidnorm/error.h"
+#include "bidnorm/vocab.h"
+#include "util/arena.h"
+#include "vocab/avro_reader.h"
+
+/* Bytes the tables may use, shared by all tables of a counter. */
+typedef struct bn_vmem {
+	size_t used;
+	size_t peak;
+	size_t limit;       /* 0 = unlimited */
+} bn_vmem;
+
+/* One slot: 24 bytes. key == NULL marks an empty slot. */
+typedef struct bn_ventry {
+	const char *key;    /* in the table's arena, not NUL-terminated */
+	uint64_t count;
+	uint32_t len;
+	uint32_t stamp;     /* last record that counted this token (array fields count once per record) */
+} bn_ventry;
+
+/*
+ * Open addressing with linear probing, power-of-two capacity, grown (by
+ * rehash into a table twice the size) at 3/4 load. Keys are copied once, on
+ * first sight, into the arena: counting a token seen before allocates
+ * nothing.
+ */
+typedef struct bn_vtable {
+	bn_ventry *slots;
+	size_t cap;
+	size_t n;
+	uint64_t occurrences;   /* sum of counts */
+	size_t key_bytes;       /* bytes of keys in the arena */
+	bn_arena arena;
+	bn_vmem *mem;
+	const char *name;       /* field name for messages */
+} bn_vtable;
+
+/* Initial capacity 0 = 1024 slots. */
+int bn_vtable_init(bn_vtable *t, bn_vmem *mem, const char *name, size_t initial_cap, bn_error *err);
+
+/*
+ * Add count to key. stamp != 0: skip when the token already has this stamp
+ * (counted in this record), else set it. Returns BN_OK, BN_EUSAGE (token
+ * of 4 GiB or more), BN_ENOMEM (out of memory, or over mem->limit: the
+ * --max-memory message).
+ */
+int bn_vtable_add(bn_vtable *t, const char *key, size_t len, uint64_t count, uint32_t stamp, bn_error *err);
+
+/* The entry of key, or NULL. */
+const bn_ventry *bn_vtable_find(const bn_vtable *t, const char *key, size_t len);
+
+/* Reset every stamp to 0 (when the stamp counter wraps). */
+void bn_vtable_clear_stamps(bn_vtable *t);
+
+void bn_vtable_free(bn_vtable *t);
+
+/* The table's hash of key[0..len) (exposed for tests). */
+uint64_t bn_vtable_hash(const char *key, size_t len);
+
+/* ---- --where ---- */
+
+typedef enum bn_where_op { BN_WHERE_EQ, BN_WHERE_NE, BN_WHERE_NOTNULL } bn_where_op;
+
+typedef struct bn_where {
+	char *text;        /* as given */
+	char *field;
+	char *value;
+	size_t value_len;
+	bn_where_op op;
+} bn_where;
+
+/* Parse "F=V", "F!=V" or "F". BN_EUSAGE "--where 'x': expected FIELD, FIELD=VALUE or FIELD!=VALUE", BN_ENOMEM. */
+int bn_where_parse(bn_where *out, const char *text, bn_error *err);
+
+/* Does v (of kind) satisfy w? */
+int bn_where_match(const bn_where *w, bn_avro_kind kind, const bn_avro_value *v);
+
+void bn_where_free(bn_where *w);
+
+/* ---- the counter (shared with vocab.c) ---- */
+
+typedef struct bn_vinput {
+	char *path;
+	char *rules_sha256;
+	char *version;
+	uint64_t rows_scanned;
+	uint64_t rows_matched;
+} bn_vinput;
+
+struct bn_vocab_counter {
+	size_t nfields;
+	char **fields;
+	bn_vtable *tables;
+	size_t nwhere;
+	bn_where *where;
+	bn_vmem mem;
+	uint64_t rows_scanned;
+	uint64_t rows_matched;
+	uint32_t stamp;
+	int allow_mixed_rules;
+	bn_vinput *inputs;
+	size_t ninputs, cap_inputs;
+};
+
+#endif
