@@ -208,11 +208,17 @@ static int is_white_space(int32_t cp)
 	       cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
-/* Control (other than whitespace) and format characters, which are removed. */
+/*
+ * Control (other than whitespace) and format characters, which are removed;
+ * so is U+FFFD: it only marks bytes already lost (a lone surrogate escape),
+ * and must not become a feature value or a vocabulary entry.
+ */
 static int is_invisible(int32_t cp)
 {
 	if (cp < 0x80)
 		return cp < 0x20 || cp == 0x7F;
+	if (cp == 0xFFFD)
+		return 1;
 	utf8proc_category_t cat = utf8proc_category(cp);
 	return cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF;
 }

@@ -168,11 +168,11 @@ Test(text, embedded_nul_is_removed)
 
 Test(text, invalid_utf8_is_replaced_not_trusted)
 {
-	/* The contract says valid UTF-8; a caller breaking it gets U+FFFD, not a crash. */
+	/* The contract says valid UTF-8; a caller breaking it gets no crash, and the lost byte is dropped. */
 	const char *out;
 	size_t out_size;
 	uint32_t eff;
-	static const char want[] = "a\uFFFDé";
+	static const char want[] = "aé";
 	repair("a\xff" "e\u0301", 5, 0, &out, &out_size, &eff);
 	cr_assert(out_size == strlen(want) && memcmp(out, want, out_size) == 0, "got \"%.*s\"",
 		  (int)out_size, out);
@@ -182,6 +182,17 @@ typedef struct trunc_case {
 	const char *s;
 	size_t max, want;
 } trunc_case;
+
+Test(text, replacement_character_is_removed)
+{
+	/* Regression: a lone surrogate escape decodes to U+FFFD, which reached event ids and publishers. */
+	const char *out;
+	size_t out_size;
+	uint32_t eff;
+	repair("e\uFFFDx \uFFFD", 9, 0, &out, &out_size, &eff);
+	cr_assert(out_size == 2 && memcmp(out, "ex", 2) == 0, "got \"%.*s\"", (int)out_size, out);
+	cr_assert(eff & BN_EFFECT_INVISIBLE);
+}
 
 Test(text, utf8_truncate)
 {
