@@ -66,37 +66,8 @@ static int invalid(bn_error *err, const char *fmt, const char *s, size_t n)
 /* RFC 8259 number grammar over the whole of s[0..n). */
 static int is_json_number(const char *s, size_t n)
 {
-	size_t i = 0;
-	if (i < n && s[i] == '-')
-		i++;
-	if (i >= n)
-		return 0;
-	if (s[i] == '0') {
-		i++;
-	} else if (s[i] >= '1' && s[i] <= '9') {
-		while (i < n && s[i] >= '0' && s[i] <= '9')
-			i++;
-	} else {
-		return 0;
-	}
-	if (i < n && s[i] == '.') {
-		size_t d = ++i;
-		while (i < n && s[i] >= '0' && s[i] <= '9')
-			i++;
-		if (i == d)
-			return 0;
-	}
-	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-		i++;
-		if (i < n && (s[i] == '+' || s[i] == '-'))
-			i++;
-		size_t d = i;
-		while (i < n && s[i] >= '0' && s[i] <= '9')
-			i++;
-		if (i == d)
-			return 0;
-	}
-	return i == n;
+	bn_json_number num;
+	return bn_json_number_split(&num, s, n) == 0;
 }
 
 /* The text of a STRING token, unescaped (into the record arena when it has escapes). */

@@ -566,22 +566,12 @@ size_t bn_json_unescape(const char *src, size_t len, char *out)
 	return n;
 }
 
-/* The parts of a number token: digits of the integer and fraction parts, and the exponent. */
-typedef struct number_parts {
-	int negative;
-	const char *int_digits;
-	size_t n_int;
-	const char *frac_digits;
-	size_t n_frac;
-	int64_t exp;  /* saturated to +-BIG_EXP, far beyond any representable value */
-} number_parts;
-
 #define BIG_EXP 100000000
 
-static int split_number(number_parts *out, const char *t, size_t len)
+int bn_json_number_split(bn_json_number *out, const char *t, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)t;
-	number_parts np = {0};
+	bn_json_number np = {0};
 	size_t i = 0;
 
 	if (i < len && s[i] == '-') {
@@ -634,19 +624,19 @@ static int split_number(number_parts *out, const char *t, size_t len)
 }
 
 /* Digit k of the integer digits followed by the fraction digits. */
-static inline int digit_at(const number_parts *np, size_t k)
+static inline int digit_at(const bn_json_number *np, size_t k)
 {
 	return k < np->n_int ? np->int_digits[k] - '0' : np->frac_digits[k - np->n_int] - '0';
 }
 
 int bn_json_number_int64(const char *text, size_t len, int64_t *out)
 {
-	number_parts np;
+	bn_json_number np;
 	size_t n, first, last;
 	int64_t scale;
 	uint64_t mag = 0, limit;
 
-	if (split_number(&np, text, len) != 0)
+	if (bn_json_number_split(&np, text, len) != 0)
 		return -1;
 	n = np.n_int + np.n_frac;
 	first = 0;
@@ -695,14 +685,14 @@ int bn_json_number_double(const char *text, size_t len, double *out)
 		1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
 		1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 	};
-	number_parts np;
+	bn_json_number np;
 	size_t n, first, last;
 	int64_t scale;
 	char buf[128];
 	locale_t c_locale;
 	double v;
 
-	if (split_number(&np, text, len) != 0)
+	if (bn_json_number_split(&np, text, len) != 0)
 		return -1;
 	n = np.n_int + np.n_frac;
 	first = 0;

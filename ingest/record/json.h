@@ -80,6 +80,23 @@ int bn_json_parse(bn_json_parser *p, const char *text, size_t len, bn_json_resul
  */
 size_t bn_json_unescape(const char *src, size_t len, char *out);
 
+/* A number split into its parts, so that conversions can stay exact (no rounding through double). */
+typedef struct bn_json_number {
+	int negative;
+	const char *int_digits;   /* the integer part's digits (at least one) */
+	size_t n_int;
+	const char *frac_digits;  /* the fraction's digits (n_frac may be 0) */
+	size_t n_frac;
+	int64_t exp;              /* the exponent, saturated at +-100000000 */
+} bn_json_number;
+
+/*
+ * Split text[0..len) by the RFC 8259 number grammar
+ * (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?). Returns 0, or -1 when the
+ * text is not exactly one number. The parts point into text.
+ */
+int bn_json_number_split(bn_json_number *out, const char *text, size_t len);
+
 /*
  * NUMBER token text to a value. _int64 succeeds (returns 0) only for an
  * integral value within int64 range, including forms like 1.0, 1e3 and -0;

@@ -1,10 +1,10 @@
 /* timestamp.c - RFC 3339 text and epoch numbers to Unix milliseconds, exactly and without libc time or locale. */
+#include "record/json.h"
 #include "record/timestamp.h"
 
 #include <stdbool.h>
 
 #define MS_PER_DAY INT64_C(86400000)
-#define MAX_EXP 100000000  /* exponents saturate here: far beyond any int64 */
 
 static inline bool is_digit(unsigned char c)
 {
@@ -125,57 +125,22 @@ static int parse_rfc3339(const char *s, size_t len, int64_t *out_ms)
  */
 int bn_timestamp_from_number(const char *s, size_t len, int64_t *out_ms)
 {
-	const char *ip, *fp = "";
-	size_t i = 0, n_int, n_frac = 0, n, first, last;
-	int negative = 0;
-	int64_t exp = 0, point, scale;
+	bn_json_number num;
+	const char *ip, *fp;
+	size_t n_int, n_frac, n, first, last;
+	int negative;
+	int64_t exp, point, scale;
 	uint64_t mag = 0, limit;
 	bool inexact;
 
-	if (i < len && s[i] == '-') {
-		negative = 1;
-		i++;
-	}
-	ip = s + i;
-	if (i < len && s[i] == '0') {
-		i++;
-	} else {
-		while (i < len && is_digit((unsigned char)s[i]))
-			i++;
-	}
-	n_int = (size_t)(s + i - ip);
-	if (n_int == 0)
+	if (bn_json_number_split(&num, s, len) < 0)
 		return -1;
-	if (i < len && s[i] == '.') {
-		i++;
-		fp = s + i;
-		while (i < len && is_digit((unsigned char)s[i]))
-			i++;
-		n_frac = (size_t)(s + i - fp);
-		if (n_frac == 0)
-			return -1;
-	}
-	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
-		int eneg = 0;
-		size_t e0;
-		i++;
-		if (i < len && (s[i] == '+' || s[i] == '-')) {
-			eneg = s[i] == '-';
-			i++;
-		}
-		e0 = i;
-		while (i < len && is_digit((unsigned char)s[i])) {
-			if (exp < MAX_EXP)
-				exp = exp * 10 + (s[i] - '0');
-			i++;
-		}
-		if (i == e0)
-			return -1;
-		if (eneg)
-			exp = -exp;
-	}
-	if (i != len)
-		return -1;
+	negative = num.negative;
+	ip = num.int_digits;
+	n_int = num.n_int;
+	fp = num.frac_digits;
+	n_frac = num.n_frac;
+	exp = num.exp;
 
 	/* Significant digits d[first..last] of int digits followed by fraction digits. */
 #define DIGIT(k) ((k) < n_int ? ip[(k)] - '0' : fp[(k) - n_int] - '0')
