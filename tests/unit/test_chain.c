@@ -7,40 +7,7 @@
 #include "normalize/chain.h"
 #include "normalize/text.h"
 
-/*
- * Counting allocator for the no-allocation-after-warm-up test: the test
- * binary's malloc family takes precedence over libc's and forwards to it.
- * glibc only, and not under AddressSanitizer, which owns malloc itself.
- */
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
-#define COUNT_ALLOCS 1
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t size);
-static volatile int counting;
-static volatile long allocations;
-
-void *malloc(size_t size)
-{
-	if (counting)
-		allocations++;
-	return __libc_malloc(size);
-}
-
-void *calloc(size_t n, size_t size)
-{
-	if (counting)
-		allocations++;
-	return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t size)
-{
-	if (counting)
-		allocations++;
-	return __libc_realloc(p, size);
-}
-#endif
+#include "count_allocs.h"
 
 /* Steps are built by hand, patterns compiled as the loader does (PCRE2_UTF,
  * then JIT); only the bundle chain comes from the shipped rule file. */

@@ -6,39 +6,7 @@
 
 #include "normalize/record.h"
 
-/*
- * Counting allocator for the no-allocation-after-warm-up test, as in
- * test_chain.c: glibc only, and not under AddressSanitizer.
- */
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
-#define COUNT_ALLOCS 1
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t n, size_t size);
-extern void *__libc_realloc(void *p, size_t size);
-static volatile int counting;
-static volatile long allocations;
-
-void *malloc(size_t size)
-{
-	if (counting)
-		allocations++;
-	return __libc_malloc(size);
-}
-
-void *calloc(size_t n, size_t size)
-{
-	if (counting)
-		allocations++;
-	return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t size)
-{
-	if (counting)
-		allocations++;
-	return __libc_realloc(p, size);
-}
-#endif
+#include "count_allocs.h"
 
 static bn_rules *rules;
 static bn_normalizer *norm;
