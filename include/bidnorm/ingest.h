@@ -40,6 +40,12 @@ typedef struct bn_ingest_options {
 	 * file), e.g. to print the first few; NULL = not called. */
 	void (*on_reject)(void *ctx, const bn_error *why);
 	void *on_reject_ctx;
+	/* Polled between batches (possibly from another thread than the
+	 * caller's); when it returns nonzero the run stops and fails with
+	 * BN_EIO "cancelled" (the Avro output is not published, as for any
+	 * failure). NULL = never cancelled. */
+	int (*cancel)(void *ctx);
+	void *cancel_ctx;
 } bn_ingest_options;
 
 /* Fill *opt with the defaults (zstandard, max_reject_rate 0.01, 1 thread). */

@@ -404,6 +404,10 @@ static int ingest_input(run *r, const char *path, size_t input, bn_error *err)
 		return rc;
 	while (more) {
 		batch *b = &r->ring[r->fill_seq % r->nring];
+		if (r->opt->cancel && r->opt->cancel(r->opt->cancel_ctx)) {
+			rc = bn_error_set(err, BN_EIO, "cancelled");
+			goto done;
+		}
 		/* The slot is free once the batch that used it has been written. */
 		while (r->fill_seq - r->drain_seq >= r->nring) {
 			rc = drain_one(r, 1, err);
