@@ -1,3 +1,826 @@
-/* test_vocab.c - placeholder, being written. */
+/* test_vocab.c - vocabulary building: Avro reader and its errors, hash table, --where, ordering, top-k/min-count, parts, lint, diff. */
 #include <criterion/criterion.h>
-Test(vocab, placeholder) { cr_assert(1); }
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bidnorm/avro.h"
+#include "bidnorm/vocab.h"
+#include "sink/avro_encode.h"
+#include "util/buf.h"
+#include "vocab/avro_reader.h"
+#include "vocab/count.h"
+
+/* ---- scratch directory ---- */
+
+static char scratch[512];
+
+static void make_scratch(void)
+{
+	const char *base = getenv("TMPDIR");
+	snprintf(scratch, sizeof(scratch), "%s/test_vocab.XXXXXX", base && *base ? base : P_tmpdir);
+	cr_assert_not_null(mkdtemp(scratch));
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void drop_scratch(void)
+{
+	nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *in_scratch(const char *name)
+{
+	static char bufs[4][700];
+	static int k;
+	char *p = bufs[k++ % 4];
+	snprintf(p, 700, "%s/%s", scratch, name);
+	return p;
+}
+
+static char *read_text(const char *path, size_t *size)
+{
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	char *data = malloc(1 << 20);
+	size_t n = fread(data, 1, (1 << 20) - 1, f);
+	fclose(f);
+	data[n] = '\0';
+	if (size)
+		*size = n;
+	return data;
+}
+
+static void write_bytes(const char *path, const void *data, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(data, 1, n, f), n);
+	fclose(f);
+}
+
+/* ---- writing test Avro files with the project's writer ---- */
+
+static const char test_schema[] =
+	"{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+	"{\"name\":\"s\",\"type\":\"string\"},"
+	"{\"name\":\"ns\",\"type\":[\"null\",\"string\"]},"
+	"{\"name\":\"arr\",\"type\":{\"type\":\"array\",\"items\":\"string\"}},"
+	"{\"name\":\"d\",\"type\":\"double\"},"
+	"{\"name\":\"i\",\"type\":[\"null\",\"int\"]},"
+	"{\"name\":\"b\",\"type\":\"boolean\"},"
+	"{\"name\":\"m\",\"type\":{\"type\":\"map\",\"values\":\"double\"}},"
+	"{\"name\":\"ad\",\"type\":{\"type\":\"array\",\"items\":\"double\"}}]}";
+
+typedef struct trec {
+	const char *s;
+	const char *ns;        /* NULL = null */
+	const char *arr[4];    /* NULL-terminated */
+	int has_i;
+	int i;
+	int b;
+} trec;
+
+static const trec sample[] = {
+	{ "a", "x", { "p", "q", "p", NULL }, 1, 1, 1 },
+	{ "b", NULL, { "q", NULL }, 0, 0, 0 },
+	{ "a", "y", { NULL }, 1, 2, 1 },
+	{ "c", "x", { "r", "p", NULL }, 1, 1, 0 },
+};
+
+static void encode(bn_buf *b, const trec *r)
+{
+	size_t n = 0;
+	bn_avro_put_string(b, r->s, strlen(r->s));
+	if (r->ns) {
+		bn_avro_put_branch(b, 1);
+		bn_avro_put_string(b, r->ns, strlen(r->ns));
+	} else {
+		bn_avro_put_branch(b, 0);
+	}
+	while (r->arr[n])
+		n++;
+	if (n) {
+		bn_avro_put_count(b, n);
+		for (size_t k = 0; k < n; k++)
+			bn_avro_put_string(b, r->arr[k], strlen(r->arr[k]));
+	}
+	bn_avro_put_end(b);
+	bn_avro_put_double(b, 1.5);
+	if (r->has_i) {
+		bn_avro_put_branch(b, 1);
+		bn_avro_put_int(b, r->i);
+	} else {
+		bn_avro_put_branch(b, 0);
+	}
+	bn_avro_put_boolean(b, r->b);
+	/* a map with one entry and an array of two doubles, to be skipped */
+	bn_avro_put_count(b, 1);
+	bn_avro_put_string(b, "k", 1);
+	bn_avro_put_double(b, 2.0);
+	bn_avro_put_end(b);
+	bn_avro_put_count(b, 2);
+	bn_avro_put_double(b, 1.0);
+	bn_avro_put_double(b, 2.0);
+	bn_avro_put_end(b);
+}
+
+/* Write recs as blocks of per_block records; returns the header size (offset of the first block). */
+static uint64_t write_avro(const char *path, bn_codec codec, const trec *recs, size_t n, size_t per_block,
+			   const char *rules_sha)
+{
+	bn_avro_meta meta[] = { { "bidnorm.rules.sha256", rules_sha }, { "bidnorm.version", "0.1.0" } };
+	bn_avro_compressor *comp = NULL;
+	bn_avro_writer *w = NULL;
+	bn_buf b = { 0 };
+	bn_error err;
+	uint64_t header;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(bn_avro_compressor_new(&comp, codec, 0, &err), BN_OK);
+	cr_assert_eq(bn_avro_writer_new(&w, fd, path, test_schema, codec, meta, 2, &err), BN_OK, "%s", err.message);
+	header = bn_avro_writer_bytes(w);
+	for (size_t i = 0; i < n; i += per_block) {
+		size_t k = n - i < per_block ? n - i : per_block;
+		const void *data;
+		size_t size;
+		b.size = 0;
+		for (size_t j = 0; j < k; j++)
+			encode(&b, &recs[i + j]);
+		cr_assert_eq(bn_avro_compress(comp, b.data, b.size, &data, &size, &err), BN_OK);
+		cr_assert_eq(bn_avro_writer_write_block(w, k, data, size, &err), BN_OK);
+	}
+	cr_assert_eq(bn_avro_writer_finish(w, &err), BN_OK);
+	bn_avro_writer_free(w);
+	bn_avro_compressor_free(comp);
+	bn_buf_free(&b);
+	close(fd);
+	return header;
+}
+
+static const char sha_a[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+static const char sha_b[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+static bn_vocab_counter *counter(const char *const *fields, size_t nf, const char *const *where, size_t nw)
+{
+	bn_vocab_counter *c = NULL;
+	bn_error err;
+	cr_assert_eq(bn_vocab_counter_new(&c, fields, nf, where, nw, 0, 0, &err), BN_OK, "%s", err.message);
+	return c;
+}
+
+static uint64_t get(const bn_vocab_counter *c, size_t f, const char *tok)
+{
+	return bn_vocab_counter_get(c, f, tok, strlen(tok));
+}
+
+/* ---- the reader ---- */
+
+Test(vocab, every_codec_reads_back, .init = make_scratch, .fini = drop_scratch)
+{
+	static const bn_codec codecs[] = { BN_CODEC_NULL, BN_CODEC_DEFLATE, BN_CODEC_SNAPPY, BN_CODEC_ZSTANDARD };
+	const char *fields[] = { "s", "ns", "arr" };
+	for (size_t k = 0; k < 4; k++) {
+		const char *path = in_scratch("codec.avro");
+		bn_error err;
+		write_avro(path, codecs[k], sample, 4, 3, sha_a);
+		bn_vocab_counter *c = counter(fields, 3, NULL, 0);
+		cr_assert_eq(bn_vocab_counter_add_avro(c, path, &err), BN_OK, "%s", err.message);
+		cr_assert_eq(bn_vocab_counter_rows_scanned(c), 4);
+		cr_assert_eq(get(c, 0, "a"), 2);
+		cr_assert_eq(get(c, 0, "c"), 1);
+		cr_assert_eq(get(c, 1, "x"), 2);
+		cr_assert_eq(bn_vocab_counter_occurrences(c, 1), 3, "nulls are not tokens");
+		/* "p" twice in record 1 counts once there */
+		cr_assert_eq(get(c, 2, "p"), 2, "codec %d", (int)codecs[k]);
+		cr_assert_eq(get(c, 2, "q"), 2);
+		cr_assert_eq(bn_vocab_counter_distinct(c, 2), 3);
+		bn_vocab_counter_free(c);
+	}
+}
+
+Test(vocab, header_metadata_and_blocks)
+{
+	bn_avro_reader *r = NULL;
+	bn_error err;
+	const char *data;
+	size_t size, n = 0;
+	uint64_t count, total = 0;
+	make_scratch();
+	const char *path = in_scratch("meta.avro");
+	write_avro(path, BN_CODEC_DEFLATE, sample, 4, 1, sha_b);
+	cr_assert_eq(bn_avro_reader_open(&r, path, &err), BN_OK, "%s", err.message);
+	const char *v = bn_avro_reader_meta(r, "bidnorm.rules.sha256", &n);
+	cr_assert_eq(n, 64);
+	cr_assert(memcmp(v, sha_b, 64) == 0);
+	cr_assert_null(bn_avro_reader_meta(r, "nope", &n));
+	cr_assert_eq(bn_avro_reader_codec(r), BN_CODEC_DEFLATE);
+	int rc;
+	while ((rc = bn_avro_reader_next_block(r, &data, &size, &count, &err)) > 0)
+		total += count;
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(total, 4);
+	bn_avro_reader_free(r);
+	drop_scratch();
+}
+
+typedef enum mutation { CUT_AT, FLIP_AT, SET_AT } mutation;
+
+Test(vocab, corrupt_files_name_offset_and_reason, .init = make_scratch, .fini = drop_scratch)
+{
+	const char *fields[] = { "s" };
+	const char *path = in_scratch("bad.avro");
+	uint64_t header = write_avro(path, BN_CODEC_SNAPPY, sample, 4, 4, sha_a);
+	size_t size;
+	char *orig = read_text(path, &size);
+	char want[1024];
+	/* offsets: header, then the block: count (1 byte), size, data, 16-byte sync */
+	struct {
+		mutation m;
+		long at;          /* negative: from the end */
+		unsigned char v;
+		const char *fmt;  /* %s = path, %llu = header */
+	} cases[] = {
+		{ CUT_AT, 3, 0, "%s: not an Avro object container file (no 'Obj\\x01' magic)" },
+		{ CUT_AT, 12, 0, "%s: corrupt Avro header: metadata map truncated" },
+		{ CUT_AT, -10, 0, "%s: corrupt Avro block at byte offset %llu: file ends before the block's sync marker" },
+		{ FLIP_AT, -1, 0, "%s: corrupt Avro block at byte offset %llu: sync marker does not match the header's" },
+		{ FLIP_AT, -20, 0, "%s: corrupt Avro block at byte offset %llu: snappy CRC mismatch" },
+		{ SET_AT, 0, 'X', "%s: not an Avro object container file (no 'Obj\\x01' magic)" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *data = malloc(size);
+		size_t n = size;
+		size_t at = cases[i].at < 0 ? size - (size_t)-cases[i].at : (size_t)cases[i].at;
+		memcpy(data, orig, size);
+		if (cases[i].m == CUT_AT)
+			n = at;
+		else if (cases[i].m == FLIP_AT)
+			data[at] ^= 0x01;
+		else
+			data[at] = (char)cases[i].v;
+		write_bytes(path, data, n);
+		free(data);
+		bn_vocab_counter *c = counter(fields, 1, NULL, 0);
+		bn_error err;
+		char msg[2048];
+		bn_error_clear(&err);
+		int rc = bn_vocab_counter_add_avro(c, path, &err);
+		cr_assert_eq(rc, BN_ECORRUPT, "case %zu: rc %d", i, rc);
+		bn_error_format(&err, msg, sizeof(msg));
+		snprintf(want, sizeof(want), cases[i].fmt, path, (unsigned long long)header);
+		cr_assert(strncmp(msg, want, strlen(want)) == 0, "case %zu:\n got %s\nwant %s", i, msg, want);
+		bn_vocab_counter_free(c);
+	}
+	/* a block that claims more bytes than the file has */
+	memcpy(want, orig, 0);
+	char *data = malloc(size);
+	memcpy(data, orig, size);
+	write_bytes(path, data, size - 40);
+	free(data);
+	bn_vocab_counter *c = counter(fields, 1, NULL, 0);
+	bn_error err;
+	cr_assert_eq(bn_vocab_counter_add_avro(c, path, &err), BN_ECORRUPT);
+	cr_assert(strstr(err.message, "runs past the end of the file"), "%s", err.message);
+	bn_vocab_counter_free(c);
+	free(orig);
+}
+
+Test(vocab, missing_and_wrong_type_fields, .init = make_scratch, .fini = drop_scratch)
+{
+	const char *path = in_scratch("t.avro");
+	char want[1024];
+	write_avro(path, BN_CODEC_NULL, sample, 4, 4, sha_a);
+	struct {
+		const char *field;
+		const char *where;
+		const char *msg;
+	} cases[] = {
+		{ "nope", NULL, "no field 'nope' in the schema (fields: s, ns, arr, d, i, b, m, ad)" },
+		{ "d", NULL, "field 'd' is double; vocabularies need string or array of string fields" },
+		{ "m", NULL, "field 'm' is map; vocabularies need string or array of string fields" },
+		{ "ad", NULL, "field 'ad' is array of double; vocabularies need string or array of string fields" },
+		{ "i", NULL, "field 'i' is int; vocabularies need string or array of string fields" },
+		{ "s", "arr=p", "--where 'arr=p': field 'arr' is array of string; filters need a string, int, long or boolean field" },
+		{ "s", "d=1", "--where 'd=1': field 'd' is double; filters need a string, int, long or boolean field" },
+		{ "s", "zz", "no field 'zz' in the schema (fields: s, ns, arr, d, i, b, m, ad)" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *f[] = { cases[i].field };
+		const char *w[] = { cases[i].where };
+		bn_vocab_counter *c = counter(f, 1, w, cases[i].where ? 1 : 0);
+		bn_error err;
+		char msg[2048];
+		cr_assert_eq(bn_vocab_counter_add_avro(c, path, &err), BN_EUSAGE, "case %zu", i);
+		bn_error_format(&err, msg, sizeof(msg));
+		snprintf(want, sizeof(want), "%s: %s", path, cases[i].msg);
+		cr_assert_str_eq(msg, want, "case %zu", i);
+		bn_vocab_counter_free(c);
+	}
+}
+
+Test(vocab, unreadable_input_is_eio)
+{
+	const char *f[] = { "s" };
+	bn_vocab_counter *c = counter(f, 1, NULL, 0);
+	bn_error err;
+	cr_assert_eq(bn_vocab_counter_add_avro(c, "no/such/file.avro", &err), BN_EIO);
+	cr_assert_str_eq(err.source, "no/such/file.avro");
+	cr_assert_str_eq(err.message, "cannot open: No such file or directory");
+	bn_vocab_counter_free(c);
+}
+
+Test(vocab, mixed_rules_refused_unless_allowed, .init = make_scratch, .fini = drop_scratch)
+{
+	const char *f[] = { "s" };
+	const char *a = in_scratch("a.avro"), *b = in_scratch("b.avro");
+	char want[1024];
+	bn_error err;
+	write_avro(a, BN_CODEC_NULL, sample, 4, 4, sha_a);
+	write_avro(b, BN_CODEC_NULL, sample, 4, 4, sha_b);
+	bn_vocab_counter *c = counter(f, 1, NULL, 0);
+	cr_assert_eq(bn_vocab_counter_add_avro(c, a, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_add_avro(c, b, &err), BN_EUSAGE);
+	snprintf(want, sizeof(want), "rules sha256 '%s' differs from '%s' of %s (use --allow-mixed-rules to combine them)",
+		 sha_b, sha_a, a);
+	cr_assert_str_eq(err.message, want);
+	bn_vocab_counter_free(c);
+	cr_assert_eq(bn_vocab_counter_new(&c, f, 1, NULL, 0, 0, 1, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_add_avro(c, a, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_add_avro(c, b, &err), BN_OK);
+	cr_assert_eq(get(c, 0, "a"), 4);
+	bn_vocab_counter_free(c);
+}
+
+/* ---- --where ---- */
+
+Test(vocab, where_parsing)
+{
+	struct {
+		const char *text;
+		int ok;
+		bn_where_op op;
+		const char *field, *value;
+	} cases[] = {
+		{ "click=1", 1, BN_WHERE_EQ, "click", "1" },
+		{ "click!=1", 1, BN_WHERE_NE, "click", "1" },
+		{ "country", 1, BN_WHERE_NOTNULL, "country", "" },
+		{ "country=", 1, BN_WHERE_EQ, "country", "" },
+		{ "a=b=c", 1, BN_WHERE_EQ, "a", "b=c" },
+		{ "a!=!=", 1, BN_WHERE_NE, "a", "!=" },
+		{ "_x9=US", 1, BN_WHERE_EQ, "_x9", "US" },
+		{ "", 0, 0, NULL, NULL },
+		{ "=1", 0, 0, NULL, NULL },
+		{ "!=1", 0, 0, NULL, NULL },
+		{ "9a=1", 0, 0, NULL, NULL },
+		{ "a b=1", 0, 0, NULL, NULL },
+		{ "a.b=1", 0, 0, NULL, NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bn_where w;
+		bn_error err;
+		char want[256];
+		int rc = bn_where_parse(&w, cases[i].text, &err);
+		if (!cases[i].ok) {
+			cr_assert_eq(rc, BN_EUSAGE, "%s", cases[i].text);
+			snprintf(want, sizeof(want), "--where '%s': expected FIELD, FIELD=VALUE or FIELD!=VALUE", cases[i].text);
+			cr_assert_str_eq(err.message, want);
+			continue;
+		}
+		cr_assert_eq(rc, BN_OK, "%s", cases[i].text);
+		cr_assert_eq(w.op, cases[i].op, "%s", cases[i].text);
+		cr_assert_str_eq(w.field, cases[i].field);
+		cr_assert_str_eq(w.value, cases[i].value);
+		bn_where_free(&w);
+	}
+}
+
+Test(vocab, where_matching)
+{
+	struct {
+		const char *text;
+		bn_avro_kind kind;
+		int is_null;
+		const char *s;
+		int64_t i;
+		int want;
+	} cases[] = {
+		{ "c=US", BN_AVRO_KIND_STRING, 0, "US", 0, 1 },
+		{ "c=US", BN_AVRO_KIND_STRING, 0, "USA", 0, 0 },
+		{ "c=US", BN_AVRO_KIND_STRING, 1, NULL, 0, 0 },
+		{ "c!=US", BN_AVRO_KIND_STRING, 1, NULL, 0, 1 },
+		{ "c!=US", BN_AVRO_KIND_STRING, 0, "US", 0, 0 },
+		{ "c", BN_AVRO_KIND_STRING, 0, "", 0, 1 },
+		{ "c", BN_AVRO_KIND_STRING, 1, NULL, 0, 0 },
+		{ "c=", BN_AVRO_KIND_STRING, 0, "", 0, 1 },
+		{ "n=1", BN_AVRO_KIND_INT, 0, NULL, 1, 1 },
+		{ "n=1", BN_AVRO_KIND_INT, 0, NULL, 10, 0 },
+		{ "n=-7", BN_AVRO_KIND_INT, 0, NULL, -7, 1 },
+		{ "n=01", BN_AVRO_KIND_INT, 0, NULL, 1, 0 },
+		{ "n!=0", BN_AVRO_KIND_INT, 0, NULL, 0, 0 },
+		{ "b=true", BN_AVRO_KIND_BOOLEAN, 0, NULL, 1, 1 },
+		{ "b=false", BN_AVRO_KIND_BOOLEAN, 0, NULL, 1, 0 },
+		{ "b=1", BN_AVRO_KIND_BOOLEAN, 0, NULL, 1, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bn_where w;
+		bn_avro_value v = { 0 };
+		cr_assert_eq(bn_where_parse(&w, cases[i].text, NULL), BN_OK);
+		v.is_null = cases[i].is_null;
+		v.str.p = cases[i].s;
+		v.str.n = cases[i].s ? strlen(cases[i].s) : 0;
+		v.i = cases[i].i;
+		cr_assert_eq(bn_where_match(&w, cases[i].kind, &v), cases[i].want, "case %zu (%s)", i, cases[i].text);
+		bn_where_free(&w);
+	}
+}
+
+Test(vocab, where_filters_rows_in_files, .init = make_scratch, .fini = drop_scratch)
+{
+	const char *path = in_scratch("w.avro");
+	write_avro(path, BN_CODEC_ZSTANDARD, sample, 4, 2, sha_a);
+	struct {
+		const char *where[3];
+		size_t n;
+		uint64_t matched;
+		uint64_t count_a;
+	} cases[] = {
+		{ { NULL }, 0, 4, 2 },
+		{ { "i=1" }, 1, 2, 1 },
+		{ { "i!=1" }, 1, 2, 1 },     /* i=2 and null */
+		{ { "i" }, 1, 3, 2 },
+		{ { "b=true" }, 1, 2, 2 },
+		{ { "b=true", "i=2" }, 2, 1, 1 },
+		{ { "ns=x", "s=c" }, 2, 1, 0 },
+		{ { "s=zzz" }, 1, 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *f[] = { "s", "arr" };
+		bn_error err;
+		bn_vocab_counter *c = counter(f, 2, cases[i].where, cases[i].n);
+		cr_assert_eq(bn_vocab_counter_add_avro(c, path, &err), BN_OK, "case %zu: %s", i, err.message);
+		cr_assert_eq(bn_vocab_counter_rows_scanned(c), 4);
+		cr_assert_eq(bn_vocab_counter_rows_matched(c), cases[i].matched, "case %zu", i);
+		cr_assert_eq(get(c, 0, "a"), cases[i].count_a, "case %zu", i);
+		bn_vocab_counter_free(c);
+	}
+}
+
+/* ---- the hash table ---- */
+
+Test(vocab, hash_table_grows_and_keeps_counts)
+{
+	bn_vmem mem = { 0 };
+	bn_vtable t;
+	char key[32];
+	cr_assert_eq(bn_vtable_init(&t, &mem, "f", 0, NULL), BN_OK);
+	size_t cap0 = t.cap;
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 100000; i++) {
+			int n = snprintf(key, sizeof(key), "tok%d", i);
+			cr_assert_eq(bn_vtable_add(&t, key, (size_t)n, (uint64_t)(i % 7 + 1), 0, NULL), BN_OK);
+		}
+	}
+	cr_assert_eq(t.n, 100000);
+	cr_assert_gt(t.cap, cap0);
+	cr_assert_leq(t.n * 4, t.cap * 3, "load stays at most 3/4");
+	for (int i = 0; i < 100000; i += 997) {
+		int n = snprintf(key, sizeof(key), "tok%d", i);
+		const bn_ventry *e = bn_vtable_find(&t, key, (size_t)n);
+		cr_assert_not_null(e);
+		cr_assert_eq(e->count, 3 * (uint64_t)(i % 7 + 1));
+	}
+	cr_assert_null(bn_vtable_find(&t, "tok100000", 9));
+	cr_assert_eq(mem.used, t.cap * sizeof(bn_ventry) + 1024 * 1024, "slots + one arena chunk");
+	cr_assert_geq(mem.peak, mem.used + t.cap / 2 * sizeof(bn_ventry), "rehash holds both tables");
+	bn_vtable_free(&t);
+	cr_assert_eq(mem.used, 0);
+}
+
+Test(vocab, empty_token_and_stamps)
+{
+	bn_vmem mem = { 0 };
+	bn_vtable t;
+	cr_assert_eq(bn_vtable_init(&t, &mem, "f", 0, NULL), BN_OK);
+	cr_assert_eq(bn_vtable_add(&t, "", 0, 1, 0, NULL), BN_OK);
+	cr_assert_eq(bn_vtable_add(&t, "x", 1, 1, 5, NULL), BN_OK);
+	cr_assert_eq(bn_vtable_add(&t, "x", 1, 1, 5, NULL), BN_OK);   /* same record: ignored */
+	cr_assert_eq(bn_vtable_add(&t, "x", 1, 1, 6, NULL), BN_OK);
+	cr_assert_eq(bn_vtable_find(&t, "", 0)->count, 1);
+	cr_assert_eq(bn_vtable_find(&t, "x", 1)->count, 2);
+	cr_assert_eq(t.occurrences, 3);
+	bn_vtable_free(&t);
+}
+
+Test(vocab, max_memory_fails_cleanly)
+{
+	const char *f[] = { "app_bundle" };
+	bn_vocab_counter *c = NULL;
+	bn_error err;
+	char key[32];
+	int rc = BN_OK;
+	cr_assert_eq(bn_vocab_counter_new(&c, f, 1, NULL, 0, 2 * 1024 * 1024, 0, &err), BN_OK);
+	int i;
+	for (i = 0; i < 1000000 && rc == BN_OK; i++) {
+		int n = snprintf(key, sizeof(key), "t%d", i);
+		rc = bn_vocab_counter_add_token(c, 0, key, (size_t)n, 1, &err);
+	}
+	cr_assert_eq(rc, BN_ENOMEM);
+	/* 1 MiB of token chunk + 16384 slots fill to 3/4 (12288); growing to 32768 slots while the old table lives passes 2 MiB */
+	cr_assert_str_eq(err.message, "counting needs more than --max-memory (2097152 bytes): 12288 distinct tokens so far in "
+				      "field 'app_bundle' (spilling to disk is not implemented; raise the limit)");
+	cr_assert_leq(bn_vocab_counter_peak_memory(c), 2 * 1024 * 1024);
+	bn_vocab_counter_free(c);
+}
+
+/* ---- selection and files ---- */
+
+typedef struct tokc {
+	const char *tok;
+	uint64_t count;
+} tokc;
+
+static void build_dir(const char *dir, const char *field, const tokc *toks, size_t n, uint64_t min_count, uint64_t top_k)
+{
+	const char *f[] = { field };
+	bn_vocab_counter *c = counter(f, 1, NULL, 0);
+	bn_vocab_write_options opt;
+	bn_vocab_write_result res;
+	bn_error err;
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(bn_vocab_counter_add_token(c, 0, toks[i].tok, strlen(toks[i].tok), toks[i].count, &err), BN_OK);
+	bn_vocab_write_options_init(&opt);
+	opt.min_count = min_count;
+	opt.top_k = top_k;
+	opt.force = 1;
+	cr_assert_eq(bn_vocab_write(&res, c, dir, &opt, NULL, NULL, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(res.lint_failures, 0);
+	bn_vocab_counter_free(c);
+}
+
+Test(vocab, order_ties_min_count_top_k, .init = make_scratch, .fini = drop_scratch)
+{
+	static const tokc toks[] = {
+		{ "b", 3 }, { "a", 3 }, { "c", 5 }, { "ab", 3 }, { "d", 1 }, { "B", 3 }, { "\xc3\xa9", 3 },
+	};
+	struct {
+		uint64_t min_count, top_k;
+		const char *want;
+		const char *counts;
+	} cases[] = {
+		{ 1, 0, "c\nB\na\nab\nb\n\xc3\xa9\nd\n", "c\t5\nB\t3\na\t3\nab\t3\nb\t3\n\xc3\xa9\t3\nd\t1\n" },
+		{ 1, 2, "c\nB\n", "c\t5\nB\t3\n" },
+		{ 3, 0, "c\nB\na\nab\nb\n\xc3\xa9\n", NULL },
+		{ 4, 0, "c\n", NULL },
+		{ 5, 0, "c\n", NULL },
+		{ 6, 0, "", "" },
+		{ 1, 7, "c\nB\na\nab\nb\n\xc3\xa9\nd\n", NULL },
+		{ 1, 100, "c\nB\na\nab\nb\n\xc3\xa9\nd\n", NULL },
+		{ 3, 4, "c\nB\na\nab\n", NULL },
+		{ 1, 1, "c\n", NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *dir = in_scratch("v");
+		char p[800];
+		build_dir(dir, "city", toks, sizeof(toks) / sizeof(toks[0]), cases[i].min_count, cases[i].top_k);
+		snprintf(p, sizeof(p), "%s/city.txt", dir);
+		char *got = read_text(p, NULL);
+		cr_assert_str_eq(got, cases[i].want, "case %zu", i);
+		free(got);
+		if (cases[i].counts) {
+			snprintf(p, sizeof(p), "%s/city.counts.tsv", dir);
+			got = read_text(p, NULL);
+			cr_assert_str_eq(got, cases[i].counts, "case %zu", i);
+			free(got);
+		}
+	}
+}
+
+Test(vocab, empty_counter_writes_empty_files, .init = make_scratch, .fini = drop_scratch)
+{
+	const char *dir = in_scratch("empty");
+	char p[800];
+	build_dir(dir, "exchange", NULL, 0, 1, 0);
+	snprintf(p, sizeof(p), "%s/exchange.txt", dir);
+	char *got = read_text(p, NULL);
+	cr_assert_str_eq(got, "");
+	free(got);
+	snprintf(p, sizeof(p), "%s/manifest.json", dir);
+	got = read_text(p, NULL);
+	cr_assert(strstr(got, "\"distinct\": 0, \"occurrences\": 0, \"kept\": 0, \"kept_occurrences\": 0, "
+			      "\"min_kept_count\": null, \"coverage\": 0}"), "%s", got);
+	free(got);
+}
+
+Test(vocab, existing_dir_needs_force, .init = make_scratch, .fini = drop_scratch)
+{
+	const char *f[] = { "exchange" };
+	const char *dir = in_scratch("exists");
+	bn_vocab_counter *c = counter(f, 1, NULL, 0);
+	bn_vocab_write_result res;
+	bn_error err;
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	cr_assert_eq(bn_vocab_write(&res, c, dir, NULL, NULL, NULL, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "exists (use --force to replace it)");
+	cr_assert_str_eq(err.source, dir);
+	bn_vocab_counter_free(c);
+	/* nothing left beside it */
+	DIR *d = opendir(scratch);
+	struct dirent *de;
+	while ((de = readdir(d)))
+		cr_assert_null(strstr(de->d_name, ".tmp-"), "%s", de->d_name);
+	closedir(d);
+}
+
+/* ---- lint ---- */
+
+typedef struct found {
+	char lines[16][600];
+	int n;
+} found;
+
+static void collect(void *ctx, const bn_error *e)
+{
+	found *f = ctx;
+	if (f->n < 16)
+		bn_error_format(e, f->lines[f->n++], sizeof(f->lines[0]));
+}
+
+Test(vocab, build_refuses_unnormalized_tokens, .init = make_scratch, .fini = drop_scratch)
+{
+	const char *f[] = { "app_bundle", "country" };
+	const char *dir = in_scratch("lint");
+	bn_vocab_counter *c = counter(f, 2, NULL, 0);
+	bn_vocab_write_result res;
+	bn_error err;
+	found got = { .n = 0 };
+	char want[1024];
+	bn_vocab_counter_add_token(c, 0, "com.foo", 7, 9, NULL);
+	bn_vocab_counter_add_token(c, 0, "Com.Foo", 7, 8, NULL);
+	bn_vocab_counter_add_token(c, 0, "a\tb", 3, 7, NULL);
+	bn_vocab_counter_add_token(c, 0, "com.x\ny", 7, 6, NULL);
+	bn_vocab_counter_add_token(c, 0, "", 0, 5, NULL);
+	bn_vocab_counter_add_token(c, 1, "US", 2, 3, NULL);
+	bn_vocab_counter_add_token(c, 1, "de", 2, 2, NULL);
+	bn_vocab_counter_add_token(c, 1, "F\xe2\x80\x8bR", 5, 1, NULL);
+	cr_assert_eq(bn_vocab_write(&res, c, dir, NULL, collect, &got, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(res.lint_failures, 6);
+	const char *msgs[] = {
+		"%s/app_bundle.txt:2: token \"Com.Foo\" is not normalized (normalizes to \"com.foo\")",
+		"%s/app_bundle.txt:3: token \"a\\tb\" contains a tab",
+		"%s/app_bundle.txt:4: token \"com.x\\ny\" contains a newline",
+		"%s/app_bundle.txt:5: empty line: tokens cannot be empty",
+		"%s/country.txt:2: token \"de\" is not normalized (normalizes to \"DE\")",
+		"%s/country.txt:3: token \"F\\u{200B}R\" contains U+200B (format character)",
+	};
+	cr_assert_eq(got.n, 6);
+	for (int i = 0; i < 6; i++) {
+		snprintf(want, sizeof(want), msgs[i], dir);
+		cr_assert_str_eq(got.lines[i], want);
+	}
+	struct stat st;
+	cr_assert_neq(stat(dir, &st), 0, "nothing published after a lint failure");
+	bn_vocab_counter_free(c);
+}
+
+Test(vocab, lint_reads_files, .init = make_scratch, .fini = drop_scratch)
+{
+	const char *dir = in_scratch("files");
+	char p[800], want[1024];
+	found got = { .n = 0 };
+	uint64_t bad = 0;
+	bn_error err;
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	snprintf(p, sizeof(p), "%s/country.txt", dir);
+	static const char text[] = "US\nDE\nUS\n\n FR\nGB\r\nIT \n\xef\xbf\xbd\n\xff\n";
+	write_bytes(p, text, sizeof(text) - 1);
+	cr_assert_eq(bn_vocab_lint(&bad, dir, NULL, collect, &got, &err), BN_OK, "%s", err.message);
+	const char *msgs[] = {
+		"%s/country.txt:3: token \"US\" duplicates line 1",
+		"%s/country.txt:4: empty line: tokens cannot be empty",
+		"%s/country.txt:5: token \" FR\" has leading or trailing white space",
+		"%s/country.txt:6: token \"GB\\r\" contains a carriage return",
+		"%s/country.txt:7: token \"IT \" has leading or trailing white space",
+		"%s/country.txt:8: token \"\\u{FFFD}\" contains U+FFFD (replacement character)",
+		"%s/country.txt:9: token \"\\xff\" is not valid UTF-8",
+	};
+	cr_assert_eq(bad, 7);
+	cr_assert_eq(got.n, 7);
+	for (int i = 0; i < 7; i++) {
+		snprintf(want, sizeof(want), msgs[i], dir);
+		cr_assert_str_eq(got.lines[i], want);
+	}
+	/* an unknown field cannot be checked: reported once */
+	got.n = 0;
+	snprintf(p, sizeof(p), "%s/zz.txt", dir);
+	write_bytes(p, "a\nb\n", 4);
+	unlink(in_scratch("files/country.txt"));
+	cr_assert_eq(bn_vocab_lint(&bad, dir, NULL, collect, &got, &err), BN_OK);
+	cr_assert_eq(bad, 1);
+	snprintf(want, sizeof(want), "%s/zz.txt: field 'zz' cannot be checked against the rules: no field 'zz' in the rules", dir);
+	cr_assert_str_eq(got.lines[0], want);
+	unlink(p);
+	cr_assert_eq(bn_vocab_lint(&bad, dir, NULL, NULL, NULL, &err), BN_EIO);
+	cr_assert_str_eq(err.message, "no vocabulary files (FIELD.txt) in the directory");
+}
+
+/* ---- parts ---- */
+
+Test(vocab, parts_merge_to_the_same_counts, .init = make_scratch, .fini = drop_scratch)
+{
+	const char *f[] = { "s", "arr" };
+	const char *w[] = { "b=true" };
+	const char *a = in_scratch("a.avro"), *b = in_scratch("b.avro");
+	const char *pa = in_scratch("a.part"), *pb = in_scratch("b.part");
+	bn_error err;
+	write_avro(a, BN_CODEC_DEFLATE, sample, 2, 2, sha_a);
+	write_avro(b, BN_CODEC_SNAPPY, sample + 2, 2, 2, sha_a);
+	bn_vocab_counter *whole = counter(f, 2, w, 1), *ca = counter(f, 2, w, 1), *cb = counter(f, 2, w, 1);
+	cr_assert_eq(bn_vocab_counter_add_avro(whole, a, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_add_avro(whole, b, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_add_avro(ca, a, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_add_avro(cb, b, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_write_part(ca, pa, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(bn_vocab_counter_write_part(cb, pb, &err), BN_OK);
+	bn_vocab_counter *m = NULL;
+	cr_assert_eq(bn_vocab_counter_new(&m, NULL, 0, NULL, 0, 0, 0, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_merge_part(m, pa, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(bn_vocab_counter_merge_part(m, pb, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(bn_vocab_counter_field_count(m), 2);
+	cr_assert_eq(bn_vocab_counter_rows_scanned(m), 4);
+	cr_assert_eq(bn_vocab_counter_rows_matched(m), bn_vocab_counter_rows_matched(whole));
+	for (size_t i = 0; i < 2; i++) {
+		cr_assert_eq(bn_vocab_counter_distinct(m, i), bn_vocab_counter_distinct(whole, i));
+		cr_assert_eq(bn_vocab_counter_occurrences(m, i), bn_vocab_counter_occurrences(whole, i));
+	}
+	cr_assert_eq(get(m, 0, "a"), 2);
+	cr_assert_eq(get(m, 1, "p"), 1);
+
+	/* a part with other filters does not merge */
+	const char *w2[] = { "b=false" };
+	bn_vocab_counter *other = counter(f, 2, w2, 1);
+	const char *po = in_scratch("o.part");
+	cr_assert_eq(bn_vocab_counter_write_part(other, po, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_merge_part(m, po, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "counts fields or --where filters differ from the first part's (fields s, ..., 1 filters)");
+
+	/* truncated and foreign files */
+	size_t size;
+	char *data = read_text(pa, &size);
+	write_bytes(po, data, size - 3);
+	cr_assert_eq(bn_vocab_counter_merge_part(m, po, &err), BN_ECORRUPT);
+	cr_assert(strncmp(err.message, "truncated or corrupt partial counts file (at byte ", 50) == 0, "%s", err.message);
+	write_bytes(po, "hello", 5);
+	cr_assert_eq(bn_vocab_counter_merge_part(m, po, &err), BN_ECORRUPT);
+	cr_assert_str_eq(err.message, "not a bidnorm partial counts file (written by 'bidnorm vocab count')");
+	free(data);
+	bn_vocab_counter_free(other);
+	bn_vocab_counter_free(whole);
+	bn_vocab_counter_free(ca);
+	bn_vocab_counter_free(cb);
+	bn_vocab_counter_free(m);
+}
+
+/* ---- diff ---- */
+
+Test(vocab, diff_counts_churn_and_changes, .init = make_scratch, .fini = drop_scratch)
+{
+	static const tokc old[] = { { "a", 9 }, { "b", 8 }, { "c", 7 }, { "d", 6 } };
+	static const tokc new[] = { { "a", 9 }, { "c", 8 }, { "b", 7 }, { "e", 6 }, { "f", 1 } };
+	const char *o = in_scratch("old"), *n = in_scratch("new");
+	bn_vocab_diff_summary sum;
+	bn_error err;
+	char *text = NULL;
+	build_dir(o, "exchange", old, 4, 1, 0);
+	build_dir(n, "exchange", new, 5, 1, 0);
+	cr_assert_eq(bn_vocab_diff(&text, &sum, o, n, 0, &err), BN_OK, "%s", err.message);
+	/* indices 2, 3 and 4 changed token: 3 of 4 */
+	cr_assert_float_eq(sum.max_churn, 0.75, 1e-12);
+	cr_assert_str_eq(sum.churn_field, "exchange");
+	cr_assert_float_eq(sum.max_coverage_drop, 0.0, 1e-12);
+	cr_assert_str_eq(text,
+			 "exchange: 4 -> 5 tokens; overlap 3; added 2, removed 1, re-indexed 2; churn 0.7500 (3 of 4 indices "
+			 "changed); coverage 1.0000 -> 1.0000 (+0.0000)\n"
+			 "  added: \"e\" at 4 (count 6), \"f\" at 5 (count 1)\n"
+			 "  removed: \"d\" was 4 (count 6)\n"
+			 "  re-indexed: \"b\" 2 -> 3 (count 8 -> 7), \"c\" 3 -> 2 (count 7 -> 8)\n");
+	free(text);
+	cr_assert_eq(bn_vocab_diff(&text, NULL, o, n, 1, &err), BN_OK);
+	cr_assert(strstr(text, "\"removed\": {\"count\": 1, \"examples\": [{\"token\": \"d\", \"index\": 4, \"count\": 6}]}"),
+		  "%s", text);
+	free(text);
+}
