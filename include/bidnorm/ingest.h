@@ -46,6 +46,11 @@ typedef struct bn_ingest_options {
 	 * failure). NULL = never cancelled. */
 	int (*cancel)(void *ctx);
 	void *cancel_ctx;
+	/* The names the stats file gives the output and the reject file, for
+	 * a caller that writes them elsewhere and moves them into place
+	 * (bidnorm watch); NULL = output / rejects_path. */
+	const char *output_name;
+	const char *rejects_name;
 } bn_ingest_options;
 
 /* Fill *opt with the defaults (zstandard, max_reject_rate 0.01, 1 thread). */

@@ -484,8 +484,8 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	inputs = opt->ninputs ? opt->inputs : stdin_only;
 	ninputs = opt->ninputs ? opt->ninputs : 1;
 	r.stats.rules = opt->rules;
-	r.stats.output = opt->output;
-	r.stats.rejects = opt->rejects_path;
+	r.stats.output = opt->output_name ? opt->output_name : opt->output;
+	r.stats.rejects = opt->rejects_name ? opt->rejects_name : opt->rejects_path;
 	r.stats.codec = opt->codec;
 	r.stats.max_reject_rate = opt->max_reject_rate;
 	r.stats.inputs = calloc(ninputs, sizeof(*r.stats.inputs));
