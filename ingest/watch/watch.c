@@ -461,6 +461,9 @@ static void process_file(bn_watch *w, job *j)
 
 	bn_error_clear(&j->err);
 	memset(&j->sum, 0, sizeof(j->sum));
+	/* What the journal records for a file that cannot even be read: its name. */
+	memset(&id, 0, sizeof(id));
+	snprintf(id.name, sizeof(id.name), "%s", j->name);
 	if (!path || staged_init(&s, w, j->stem) < 0) {
 		bn_error_set(&j->err, BN_ENOMEM, "out of memory");
 		j->outcome = OUT_RETRY;
@@ -475,8 +478,6 @@ static void process_file(bn_watch *w, job *j)
 	if (fd < 0 || fstat(fd, &before) < 0) {
 		bn_error_locate(&j->err, j->name, 0, 0);
 		rc = bn_error_set(&j->err, BN_EIO, "cannot open: %s", strerror(errno));
-		memset(&id, 0, sizeof(id));
-		snprintf(id.name, sizeof(id.name), "%s", j->name);
 		goto bad_file;
 	}
 	if ((uint64_t)before.st_size != j->size ||
