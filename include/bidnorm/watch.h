@@ -60,8 +60,8 @@ typedef enum bn_watch_level {
 
 /*
  * One log event. event is a stable snake_case name: "started", "recovered",
- * "file_done", "file_duplicate", "file_quarantined", "file_retry",
- * "file_gone", "rules_reloaded", "rules_reload_failed", "stopping",
+ * "file_started", "file_done", "file_duplicate", "file_quarantined", "file_retry",
+ * "file_gone", "file_changed", "file_cancelled", "rules_reloaded", "rules_reload_failed", "stopping",
  * "stop_timeout", "stopped", "error". Pointers are valid only during the call.
  */
 typedef struct bn_watch_event {

@@ -470,6 +470,7 @@ static void process_file(bn_watch *w, job *j)
 		goto cleanup;
 	}
 	have_staged = 1;
+	say(w, BN_WATCH_INFO, "file_started", j->name, NULL, NULL);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0 && errno == ENOENT) {
 		j->outcome = OUT_GONE;

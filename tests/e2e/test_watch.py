@@ -198,7 +198,7 @@ class Watch(unittest.TestCase):
         self.assertEqual(avro_ids(os.path.join(self.outbox, "slow.avro")), ["s%d" % i for i in range(40)])
         self.assertEqual(os.path.getsize(os.path.join(self.outbox, "slow.rejects.jsonl")), 0)
         self.assertEqual(w.stop(), 0)
-        self.assertEqual([e["event"] for e in w.events() if e.get("file") == "slow.jsonl"], ["file_done"])
+        self.assertEqual([e["event"] for e in w.events() if e.get("file") == "slow.jsonl"], ["file_started", "file_done"])
 
     def test_backlog_is_processed_oldest_first_and_names_break_ties(self):
         now = time.time()
@@ -331,6 +331,23 @@ class Watch(unittest.TestCase):
         self.assertEqual(self.inbox_files(), [])
         self.assert_no_temporaries()
 
+    def test_stop_timeout_cancels_a_long_file_which_stays_in_the_inbox(self):
+        w = Watcher(self, "--stop-timeout", "0")
+        w.wait_log('"event":"started"')
+        line = json.dumps(record("e%09d")).encode() + b"\n"
+        data = b"".join(line % i for i in range(600000))
+        self.drop("long.jsonl", data)
+        w.wait_log('"event":"file_started","file":"long.jsonl"')
+        t0 = time.monotonic()
+        self.assertEqual(w.stop(), 0)
+        self.assertLess(time.monotonic() - t0, 5)
+        log = w.log()
+        self.assertIn('"event":"stop_timeout"', log)
+        self.assertIn('"event":"file_cancelled","file":"long.jsonl"', log)
+        self.assertEqual(self.inbox_files(), ["long.jsonl"])
+        self.assertEqual(os.listdir(self.outbox), [".bidnorm-watch"])
+        self.assert_no_temporaries()
+
     def test_sighup_with_a_bad_rule_file_keeps_the_old_rules_and_runs_on(self):
         rules = self.path("rules.yaml")
         shutil.copy(os.path.join(SOURCE, "rules", "bidlog.yaml"), rules)
@@ -443,7 +460,8 @@ class Watch(unittest.TestCase):
         p = subprocess.run([BIDNORM, "watch", *args, "--once"], capture_output=True, timeout=30)
         self.assertEqual(p.returncode, 0)
         lines = p.stderr.decode().splitlines()
-        self.assertRegex(lines[1], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info file_done a\.jsonl written=1 "
+        self.assertRegex(lines[1], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info file_started a\.jsonl$")
+        self.assertRegex(lines[2], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info file_done a\.jsonl written=1 "
                          r"rejected=0 bytes=\d+ seconds=\d+\.\d{3}: a\.avro$")
 
     def test_usage_errors(self):
