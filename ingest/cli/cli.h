@@ -40,5 +40,7 @@ int cmd_schema(int argc, char **argv);
 int cmd_normalize(int argc, char **argv);
 int cmd_vocab(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
+int cmd_parity(int argc, char **argv);
 
 #endif

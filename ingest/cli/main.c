@@ -1,4 +1,5 @@
 /* main.c - the bidnorm command: dispatches to one subcommand per file, each a thin client of libbidnorm. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +17,8 @@ static const char usage[] =
 	"  rules       print the default rules, or check a rule file\n"
 	"  watch       process every log file that lands in a folder, exactly once\n"
 	"  vocab       build, merge, lint, diff and regenerate vocabularies\n"
+	"  encode      clean Avro -> model inputs (vocab indices), as serving computes them\n"
+	"  parity      check logged serving tensors against what the rules compute\n"
 	"  version     print the version\n"
 	"\n"
 	"'bidnorm COMMAND --help' describes a command. Exit codes: 0 ok, 1 other failure,\n"
@@ -28,6 +31,9 @@ int main(int argc, char **argv)
 		return BN_EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
+	/* A file size limit (ulimit -f) must fail the write with EFBIG, reported and cleaned up,
+	 * not kill the process and leave temporary files behind. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
 		fputs(usage, stdout);
 		return BN_EXIT_OK;
@@ -42,6 +48,10 @@ int main(int argc, char **argv)
 		return cmd_normalize(argc - 1, argv + 1);
 	if (strcmp(cmd, "schema") == 0)
 		return cmd_schema(argc - 1, argv + 1);
+	if (strcmp(cmd, "encode") == 0)
+		return cmd_encode(argc - 1, argv + 1);
+	if (strcmp(cmd, "parity") == 0)
+		return cmd_parity(argc - 1, argv + 1);
 	if (strcmp(cmd, "watch") == 0)
 		return cmd_watch(argc - 1, argv + 1);
 	if (strcmp(cmd, "vocab") == 0)

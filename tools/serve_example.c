@@ -1,0 +1,2 @@
+/* serve_example.c - placeholder, being written. */
+int main(void) { return 0; }
