@@ -38,6 +38,7 @@ struct bn_avro_reader {
 	const unsigned char *map;
 	size_t size;
 	size_t pos;                /* next unread byte */
+	size_t dropped;            /* pages before this offset were released */
 	uint64_t block_offset;
 	meta_entry *meta;
 	size_t nmeta;
@@ -364,6 +365,12 @@ int bn_avro_reader_next_block(bn_avro_reader *r, const char **data, size_t *size
 
 	if (r->pos == r->size)
 		return 0;
+	/* blocks already read are not needed again: keep the resident size to a few blocks */
+	size_t page = 1 << 16, upto = r->pos / page * page;
+	if (upto > r->dropped + 16 * page) {
+		madvise((void *)(r->map + r->dropped), upto - r->dropped, MADV_DONTNEED);
+		r->dropped = upto;
+	}
 	r->block_offset = r->pos;
 	if (get_long(&p, end, &n) < 0 || get_long(&p, end, &bytes) < 0)
 		return block_error(r, err, "block header truncated");

@@ -105,7 +105,7 @@ static int grow(bn_vtable *t, bn_error *err)
 	/* both tables exist during the rehash */
 	if (charge(t, cap * sizeof(bn_ventry), err) < 0)
 		return BN_ENOMEM;
-	slots = calloc(cap, sizeof(*slots));
+	slots = calloc(cap, sizeof(bn_ventry));
 	if (!slots) {
 		t->mem->used -= cap * sizeof(bn_ventry);
 		return oom(err);
@@ -114,7 +114,7 @@ static int grow(bn_vtable *t, bn_error *err)
 		const bn_ventry *e = &t->slots[i];
 		if (!e->key)
 			continue;
-		size_t j = (size_t)bn_vtable_hash(e->key, e->len) & mask;
+		size_t j = e->hash & mask;
 		while (slots[j].key)
 			j = (j + 1) & mask;
 		slots[j] = *e;
@@ -126,19 +126,20 @@ static int grow(bn_vtable *t, bn_error *err)
 	return BN_OK;
 }
 
-int bn_vtable_add(bn_vtable *t, const char *key, size_t len, uint64_t count, uint32_t stamp, bn_error *err)
+static int add_hashed(bn_vtable *t, const char *key, size_t len, uint32_t h, uint64_t count, uint32_t stamp,
+		      bn_error *err)
 {
 	size_t mask = t->cap - 1, i;
 	bn_ventry *e;
 
 	if (len >= UINT32_MAX)
 		return bn_error_set(err, BN_EUSAGE, "token of %zu bytes in field '%s' is too long", len, t->name);
-	i = (size_t)bn_vtable_hash(key, len) & mask;
+	i = h & mask;
 	for (;;) {
 		e = &t->slots[i];
 		if (!e->key)
 			break;
-		if (e->len == len && memcmp(e->key, key, len) == 0) {
+		if (e->hash == h && bn_ventry_len(e) == len && memcmp(e->key, key, len) == 0) {
 			if (stamp) {
 				if (e->stamp == stamp)
 					return BN_OK;
@@ -152,24 +153,30 @@ int bn_vtable_add(bn_vtable *t, const char *key, size_t len, uint64_t count, uin
 	}
 	/* a new token: grow first if the table would pass 3/4 full, then find its slot again */
 	if ((t->n + 1) * 4 > t->cap * 3) {
+		if (t->cap >= ((size_t)1 << 32))
+			return over_limit(t, err);
 		int rc = grow(t, err);
 		if (rc < 0)
 			return rc;
 		mask = t->cap - 1;
-		i = (size_t)bn_vtable_hash(key, len) & mask;
+		i = h & mask;
 		while (t->slots[i].key)
 			i = (i + 1) & mask;
 		e = &t->slots[i];
 	}
-	size_t before = arena_bytes(t->key_bytes);
-	if (arena_bytes(t->key_bytes + len) != before && charge(t, arena_bytes(t->key_bytes + len) - before, err) < 0)
+	size_t need = sizeof(uint32_t) + len, before = arena_bytes(t->key_bytes);
+	if (arena_bytes(t->key_bytes + need) != before && charge(t, arena_bytes(t->key_bytes + need) - before, err) < 0)
 		return BN_ENOMEM;
-	const char *k = len ? bn_arena_dup(&t->arena, key, len) : "";
+	char *k = bn_arena_alloc(&t->arena, need);
 	if (!k)
 		return oom(err);
-	t->key_bytes += len;
-	e->key = k;
-	e->len = (uint32_t)len;
+	uint32_t n32 = (uint32_t)len;
+	memcpy(k, &n32, sizeof(n32));
+	if (len)
+		memcpy(k + sizeof(n32), key, len);
+	t->key_bytes += need;
+	e->key = k + sizeof(n32);
+	e->hash = h;
 	e->count = count;
 	e->stamp = stamp;
 	t->n++;
@@ -177,15 +184,50 @@ int bn_vtable_add(bn_vtable *t, const char *key, size_t len, uint64_t count, uin
 	return BN_OK;
 }
 
+int bn_vtable_add(bn_vtable *t, const char *key, size_t len, uint64_t count, uint32_t stamp, bn_error *err)
+{
+	return add_hashed(t, key, len, (uint32_t)bn_vtable_hash(key, len), count, stamp, err);
+}
+
+/* Tokens are hashed in groups this big before any is looked up. */
+#define BATCH 32
+
+int bn_vtable_add_batch(bn_vtable *t, const bn_avro_span *tokens, size_t n, uint32_t stamp, bn_error *err)
+{
+	uint32_t h[BATCH];
+	while (n > 0) {
+		size_t k = n < BATCH ? n : BATCH, mask = t->cap - 1;
+		/* in a table bigger than the caches every lookup is a cache (and TLB) miss: start them all at once */
+		for (size_t j = 0; j < k; j++) {
+			h[j] = (uint32_t)bn_vtable_hash(tokens[j].p, tokens[j].n);
+			__builtin_prefetch(&t->slots[h[j] & mask]);
+		}
+		for (size_t j = 0; j < k; j++) {
+			const bn_ventry *e = &t->slots[h[j] & mask];
+			if (e->key && e->hash == h[j])
+				__builtin_prefetch(e->key - sizeof(uint32_t));
+		}
+		for (size_t j = 0; j < k; j++) {
+			int rc = add_hashed(t, tokens[j].p, tokens[j].n, h[j], 1, stamp, err);
+			if (rc < 0)
+				return rc;
+		}
+		tokens += k;
+		n -= k;
+	}
+	return BN_OK;
+}
+
 const bn_ventry *bn_vtable_find(const bn_vtable *t, const char *key, size_t len)
 {
 	size_t mask = t->cap - 1;
-	size_t i = (size_t)bn_vtable_hash(key, len) & mask;
+	uint32_t h = (uint32_t)bn_vtable_hash(key, len);
+	size_t i = h & mask;
 	for (;;) {
 		const bn_ventry *e = &t->slots[i];
 		if (!e->key)
 			return NULL;
-		if (e->len == len && memcmp(e->key, key, len) == 0)
+		if (e->hash == h && bn_ventry_len(e) == len && memcmp(e->key, key, len) == 0)
 			return e;
 		i = (i + 1) & mask;
 	}
@@ -508,11 +550,9 @@ int bn_vocab_counter_add_avro(bn_vocab_counter *c, const char *path, bn_error *e
 						goto cleanup;
 					continue;
 				}
-				for (size_t k = 0; k < v->nitems; k++) {
-					rc = bn_vtable_add(&c->tables[f], v->items[k].p, v->items[k].n, 1, stamp, err);
-					if (rc < 0)
-						goto cleanup;
-				}
+				rc = bn_vtable_add_batch(&c->tables[f], v->items, v->nitems, stamp, err);
+				if (rc < 0)
+					goto cleanup;
 			}
 		}
 		if (p != end) {
@@ -600,11 +640,11 @@ static int put_str(bn_buf *b, const char *s, size_t n)
 static int cmp_entry_bytes(const void *a, const void *b)
 {
 	const bn_ventry *x = *(const bn_ventry *const *)a, *y = *(const bn_ventry *const *)b;
-	size_t n = x->len < y->len ? x->len : y->len;
-	int c = memcmp(x->key, y->key, n);
+	size_t xn = bn_ventry_len(x), yn = bn_ventry_len(y);
+	int c = memcmp(x->key, y->key, xn < yn ? xn : yn);
 	if (c)
 		return c;
-	return (x->len > y->len) - (x->len < y->len);
+	return (xn > yn) - (xn < yn);
 }
 
 int bn_vocab_counter_write_part(const bn_vocab_counter *c, const char *path, bn_error *err)
@@ -648,7 +688,7 @@ int bn_vocab_counter_write_part(const bn_vocab_counter *c, const char *path, bn_
 		qsort(list, n, sizeof(*list), cmp_entry_bytes);
 		bad |= put_uv(&b, t->occurrences) | put_uv(&b, n);
 		for (size_t k = 0; k < n && !bad; k++) {
-			bad |= put_str(&b, list[k]->key, list[k]->len) | put_uv(&b, list[k]->count);
+			bad |= put_str(&b, list[k]->key, bn_ventry_len(list[k])) | put_uv(&b, list[k]->count);
 			if (b.size >= (1u << 20)) {
 				rc = bn_outfile_write(&f, b.data, b.size, err);
 				if (rc < 0)

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "bidnorm/error.h"
 #include "bidnorm/vocab.h"
@@ -17,17 +18,30 @@ typedef struct bn_vmem {
 	size_t limit;       /* 0 = unlimited */
 } bn_vmem;
 
-/* One slot: 24 bytes. key == NULL marks an empty slot. */
+/*
+ * One slot: 24 bytes. key == NULL marks an empty slot. The key's length is
+ * stored in the 4 bytes before it in the arena, and 32 bits of its hash in
+ * the slot: probing compares hashes and touches a key (a cache miss) only
+ * when they match, and growing never reads keys.
+ */
 typedef struct bn_ventry {
 	const char *key;    /* in the table's arena, not NUL-terminated */
 	uint64_t count;
-	uint32_t len;
+	uint32_t hash;      /* low 32 bits of bn_vtable_hash (the slot index comes from them) */
 	uint32_t stamp;     /* last record that counted this token (array fields count once per record) */
 } bn_ventry;
 
+/* The length of an entry's key. */
+static inline size_t bn_ventry_len(const bn_ventry *e)
+{
+	uint32_t n;
+	memcpy(&n, e->key - sizeof(n), sizeof(n));
+	return n;
+}
+
 /*
  * Open addressing with linear probing, power-of-two capacity, grown (by
- * rehash into a table twice the size) at 3/4 load. Keys are copied once, on
+ * rehash into a table twice the size) at 3/4 load; at most 2^32 slots. Keys are copied once, on
  * first sight, into the arena: counting a token seen before allocates
  * nothing.
  */
@@ -52,6 +66,9 @@ int bn_vtable_init(bn_vtable *t, bn_vmem *mem, const char *name, size_t initial_
  * --max-memory message).
  */
 int bn_vtable_add(bn_vtable *t, const char *key, size_t len, uint64_t count, uint32_t stamp, bn_error *err);
+
+/* Add 1 to each of tokens[0..n) with stamp, hashing and prefetching a group of them before the lookups. */
+int bn_vtable_add_batch(bn_vtable *t, const bn_avro_span *tokens, size_t n, uint32_t stamp, bn_error *err);
 
 /* The entry of key, or NULL. */
 const bn_ventry *bn_vtable_find(const bn_vtable *t, const char *key, size_t len);

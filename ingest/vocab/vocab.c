@@ -75,11 +75,11 @@ static int cmp_vocab_order(const void *a, const void *b)
 	const bn_ventry *x = *(const bn_ventry *const *)a, *y = *(const bn_ventry *const *)b;
 	if (x->count != y->count)
 		return x->count > y->count ? -1 : 1;
-	size_t n = x->len < y->len ? x->len : y->len;
-	int c = memcmp(x->key, y->key, n);
+	size_t xn = bn_ventry_len(x), yn = bn_ventry_len(y);
+	int c = memcmp(x->key, y->key, xn < yn ? xn : yn);
 	if (c)
 		return c;
-	return (x->len > y->len) - (x->len < y->len);
+	return (xn > yn) - (xn < yn);
 }
 
 static int select_tokens(selection *out, const bn_vtable *t, uint64_t min_count, uint64_t top_k)
@@ -156,6 +156,7 @@ typedef struct linter {
 	bn_vocab_lint_fn on_bad;
 	void *ctx;
 	uint64_t bad;
+	int check_dups;       /* tokens from files; a counter's are distinct by construction */
 	bn_vtable seen;       /* token -> line, for duplicates */
 	bn_vmem mem;
 	int seen_ready;
@@ -261,10 +262,20 @@ static int linter_file(linter *L, const char *field, bn_error *err)
 	if (L->seen_ready)
 		bn_vtable_free(&L->seen);
 	L->seen_ready = 0;
+	if (!L->check_dups)
+		return BN_OK;
 	int rc = bn_vtable_init(&L->seen, &L->mem, field, 0, err);
 	if (rc == BN_OK)
 		L->seen_ready = 1;
 	return rc;
+}
+
+/* tok quoted for a message (only bad tokens are quoted: it is the slow part). */
+static const char *qtok(linter *L, const char *tok, size_t n)
+{
+	L->q1.size = 0;
+	quote(&L->q1, tok, n);
+	return L->q1.data ? L->q1.data : "\"\"";
 }
 
 /*
@@ -280,33 +291,31 @@ static int lint_token(linter *L, const char *file, const char *field, int *field
 	size_t out_n;
 	int is_null = 0, rc;
 
-	L->q1.size = 0;
-	quote(&L->q1, tok, n);
-	if (!L->q1.data)
-		return oom(err);
 	if (n == 0) {
 		report(L, file, line, "empty line: tokens cannot be empty%s%s", "", NULL);
 		return BN_OK;
 	}
 	problem = char_problem(tok, n, why, sizeof(why));
 	if (problem) {
-		report(L, file, line, "token %s %s", L->q1.data, problem);
+		report(L, file, line, "token %s %s", qtok(L, tok, n), problem);
 		return BN_OK;
 	}
 	if (edge_space(tok, n, 0) || edge_space(tok, n, 1)) {
-		report(L, file, line, "token %s has leading or trailing white space%s", L->q1.data, NULL);
+		report(L, file, line, "token %s has leading or trailing white space%s", qtok(L, tok, n), NULL);
 		return BN_OK;
 	}
-	const bn_ventry *dup = bn_vtable_find(&L->seen, tok, n);
-	if (dup) {
-		char first[32];
-		snprintf(first, sizeof(first), "%llu", (unsigned long long)dup->count);
-		report(L, file, line, "token %s duplicates line %s", L->q1.data, first);
-		return BN_OK;
+	if (L->check_dups) {
+		const bn_ventry *dup = bn_vtable_find(&L->seen, tok, n);
+		if (dup) {
+			char first[32];
+			snprintf(first, sizeof(first), "%llu", (unsigned long long)dup->count);
+			report(L, file, line, "token %s duplicates line %s", qtok(L, tok, n), first);
+			return BN_OK;
+		}
+		rc = bn_vtable_add(&L->seen, tok, n, line, 0, err);
+		if (rc < 0)
+			return rc;
 	}
-	rc = bn_vtable_add(&L->seen, tok, n, line, 0, err);
-	if (rc < 0)
-		return rc;
 	if (!*field_ok)
 		return BN_OK;
 	bn_error nerr;
@@ -320,15 +329,15 @@ static int lint_token(linter *L, const char *file, const char *field, int *field
 		return BN_OK;
 	}
 	if (rc == BN_EREJECT) {
-		report(L, file, line, "token %s is rejected by the field's normalizer (%.200s)", L->q1.data, nerr.message);
+		report(L, file, line, "token %s is rejected by the field's normalizer (%.200s)", qtok(L, tok, n), nerr.message);
 		return BN_OK;
 	}
 	if (rc < 0) {
-		report(L, file, line, "token %s cannot be normalized (%.200s)", L->q1.data, nerr.message);
+		report(L, file, line, "token %s cannot be normalized (%.200s)", qtok(L, tok, n), nerr.message);
 		return BN_OK;
 	}
 	if (is_null) {
-		report(L, file, line, "token %s is not normalized (normalizes to null)%s", L->q1.data, NULL);
+		report(L, file, line, "token %s is not normalized (normalizes to null)%s", qtok(L, tok, n), NULL);
 		return BN_OK;
 	}
 	if (out_n != n || memcmp(out, tok, n) != 0) {
@@ -336,7 +345,7 @@ static int lint_token(linter *L, const char *file, const char *field, int *field
 		quote(&L->q2, out, out_n);
 		if (!L->q2.data)
 			return oom(err);
-		report(L, file, line, "token %s is not normalized (normalizes to %s)", L->q1.data, L->q2.data);
+		report(L, file, line, "token %s is not normalized (normalizes to %s)", qtok(L, tok, n), L->q2.data);
 	}
 	return BN_OK;
 }
@@ -437,6 +446,7 @@ int bn_vocab_lint(uint64_t *out, const char *dir, const bn_rules *rules, bn_voca
 	rc = linter_init(&L, rules, &owned, on_bad, ctx, err);
 	if (rc < 0)
 		goto cleanup;
+	L.check_dups = 1;
 	rc = list_fields(&fields, &nfields, dir, err);
 	if (rc < 0)
 		goto cleanup;
@@ -724,7 +734,7 @@ int bn_vocab_write(bn_vocab_write_result *out, const bn_vocab_counter *c, const 
 		}
 		rc = linter_file(&L, c->fields[i], err);
 		for (size_t k = 0; k < sel[i].kept && rc == BN_OK; k++)
-			rc = lint_token(&L, path, c->fields[i], &field_ok, k + 1, sel[i].list[k]->key, sel[i].list[k]->len, err);
+			rc = lint_token(&L, path, c->fields[i], &field_ok, k + 1, sel[i].list[k]->key, bn_ventry_len(sel[i].list[k]), err);
 		if (rc < 0)
 			goto cleanup;
 	}
@@ -760,8 +770,8 @@ int bn_vocab_write(bn_vocab_write_result *out, const bn_vocab_counter *c, const 
 			char num[24];
 			const bn_ventry *e = sel[i].list[k];
 			int m = snprintf(num, sizeof(num), "\t%llu\n", (unsigned long long)e->count);
-			bad |= bn_buf_append(&txt, e->key, e->len) | bn_buf_putc(&txt, '\n');
-			bad |= bn_buf_append(&tsv, e->key, e->len) | bn_buf_append(&tsv, num, (size_t)m);
+			bad |= bn_buf_append(&txt, e->key, bn_ventry_len(e)) | bn_buf_putc(&txt, '\n');
+			bad |= bn_buf_append(&tsv, e->key, bn_ventry_len(e)) | bn_buf_append(&tsv, num, (size_t)m);
 		}
 		if (bad) {
 			rc = oom(err);
