@@ -379,6 +379,8 @@ static int slurp(const char *path, bn_buf *b, bn_error *err)
 		b->size += (size_t)k;
 	}
 	close(fd);
+	/* the regex engine's vector code may look at bytes past a token's end; give them a value */
+	memset(b->data + b->size, 0, b->cap - b->size);
 	return BN_OK;
 }
 
