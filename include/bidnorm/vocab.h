@@ -63,9 +63,11 @@ typedef struct bn_vocab_counter bn_vocab_counter;
  * max_memory: bytes the hash tables and their token storage may use,
  * 0 = unlimited. allow_mixed_rules: accept inputs whose
  * bidnorm.rules.sha256 differ (otherwise BN_EUSAGE when they do).
- * Strings are copied. Returns BN_OK, BN_EUSAGE ("--where 'x': ...", "no
- * field given", "field 'x' given twice"), BN_ENOMEM. Free with
- * bn_vocab_counter_free.
+ * nfields == 0 makes an empty counter for bn_vocab_counter_merge_part, which
+ * takes fields and filters from the first part. Strings are copied.
+ * Returns BN_OK, BN_EUSAGE ("--where 'x': expected FIELD, FIELD=VALUE or
+ * FIELD!=VALUE", "field 'x' given twice"), BN_ENOMEM (also when the empty
+ * tables already exceed max_memory). Free with bn_vocab_counter_free.
  */
 int bn_vocab_counter_new(bn_vocab_counter **out, const char *const *fields, size_t nfields,
 			 const char *const *where, size_t nwhere, size_t max_memory, int allow_mixed_rules,
@@ -73,7 +75,8 @@ int bn_vocab_counter_new(bn_vocab_counter **out, const char *const *fields, size
 
 /*
  * Count one Avro object container file (any codec: null, deflate, snappy,
- * zstandard). Returns BN_OK; BN_EIO (cannot open or read: err->source is
+ * zstandard). Returns BN_OK; BN_EUSAGE "no field given" for a counter
+ * without fields; BN_EIO (cannot open or read: err->source is
  * path); BN_ECORRUPT ("corrupt Avro block at byte offset N: why", or "not an
  * Avro object container file" / "corrupt Avro header: why"); BN_EUSAGE ("no
  * field 'x' in the schema (fields: a, b)", "field 'x' is double;
