@@ -8,6 +8,8 @@
 #include "bidnorm/normalize.h"
 #include "bidnorm/avro.h"
 #include "bidnorm/ingest.h"
+#include "bidnorm/vocab.h"
+#include "bidnorm/serve.h"
 
 #ifdef __cplusplus
 extern "C" {
