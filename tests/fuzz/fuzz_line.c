@@ -1,0 +1,65 @@
+/* fuzz_line.c - libFuzzer target: one JSON line through the default rules (bn_normalize_line) and the Avro record encoder. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bidnorm/bidnorm.h"
+#include "normalize/record.h"
+#include "source/utf8_repair.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bn_rules *rules;
+static bn_normalizer *norm;
+static bn_buf out;
+static char *repaired;
+static size_t repaired_cap;
+
+static void setup(void)
+{
+	bn_error err;
+	if (bn_rules_load_default(&rules, &err) < 0 || bn_normalizer_new(&norm, rules, &err) < 0) {
+		fprintf(stderr, "fuzz_line: setup failed: %s\n", err.message);
+		abort();
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	bn_error err;
+	size_t n;
+	int rc;
+
+	if (!norm)
+		setup();
+	if (size > 1 << 20)
+		return 0;
+	/* Lines reach the normalizer repaired, as the source hands them out. */
+	if (BN_UTF8_REPAIR_MAX(size) > repaired_cap) {
+		free(repaired);
+		repaired_cap = BN_UTF8_REPAIR_MAX(size) + 1;
+		repaired = malloc(repaired_cap);
+		if (!repaired)
+			abort();
+	}
+	n = bn_utf8_repair(repaired, NULL, (const char *)data, size);
+	bn_error_clear(&err);
+	rc = bn_normalize_line(norm, repaired, n, &err);
+	if (rc == BN_OK) {
+		bn_buf_reset(&out);
+		if (bn_record_encode(norm, &out) != BN_OK) {
+			fprintf(stderr, "fuzz_line: encode failed\n");
+			abort();
+		}
+	} else if (rc == BN_EREJECT) {
+		if (err.reason <= BN_REJECT_NONE || err.reason >= BN_REJECT_REASON_COUNT || !err.message[0]) {
+			fprintf(stderr, "fuzz_line: reject without reason or message (reason %d)\n", err.reason);
+			abort();
+		}
+	} else {
+		fprintf(stderr, "fuzz_line: unexpected status %d: %s\n", rc, err.message);
+		abort();
+	}
+	return 0;
+}
