@@ -298,13 +298,101 @@ static int grow_items(bn_record *rec)
 	return BN_OK;
 }
 
-static int same_value(const bn_field *fd, const bn_val *a, const bn_val *b)
+static int same_value(int type, const bn_val *a, const bn_val *b)
 {
-	if (fd->type == BN_T_STRING)
+	if (type == BN_T_STRING)
 		return a->n == b->n && memcmp(a->s, b->s, a->n) == 0;
-	if (fd->type == BN_T_DOUBLE)
+	if (type == BN_T_DOUBLE)
 		return a->d == b->d;
 	return a->i == b->i;
+}
+
+static uint64_t hash_key(uint32_t node, const char *s, size_t n);
+
+/*
+ * Duplicate detection among the entries an array or map has so far
+ * (rec->items or rec->keys from first on). Small collections - nearly all of
+ * them - are scanned; past DEDUP_LINEAR entries a hash index (in the record
+ * arena) takes over, so a hostile line with 100,000 keys costs O(n), not
+ * O(n^2) (it took 20-40 s per 1 MiB line).
+ */
+#define DEDUP_LINEAR 16
+
+typedef struct dedup {
+	uint32_t *slot;  /* 1 + entry offset from first, 0 = empty; NULL while scanning */
+	size_t mask;
+} dedup;
+
+static uint64_t value_hash(int type, const bn_val *v)
+{
+	uint64_t u;
+	if (type == BN_T_STRING)
+		return hash_key(0, v->s, v->n);
+	if (type == BN_T_DOUBLE) {
+		double d = v->d == 0 ? 0.0 : v->d; /* -0.0 and 0.0 are the same value */
+		memcpy(&u, &d, sizeof(u));
+	} else {
+		u = (uint64_t)v->i;
+	}
+	u ^= u >> 31;
+	return u * 0x9e3779b97f4a7c15ull;
+}
+
+static void dedup_put(dedup *d, const bn_val *vals, size_t first, size_t k, int type)
+{
+	size_t h = (size_t)value_hash(type, &vals[first + k]) & d->mask;
+	while (d->slot[h])
+		h = (h + 1) & d->mask;
+	d->slot[h] = (uint32_t)(k + 1);
+}
+
+/*
+ * Look v up among vals[first..first+count) (every entry so far, removed map
+ * keys included). *out = its index or SIZE_MAX. Returns BN_OK or BN_ENOMEM.
+ * After appending an entry, call dedup_added.
+ */
+static int dedup_find(bn_record *rec, dedup *d, int keys, size_t first, size_t count, const bn_val *v, int type,
+		      size_t *out)
+{
+	const bn_val *vals = keys ? rec->keys : rec->items;
+	*out = SIZE_MAX;
+	if (!d->slot && count <= DEDUP_LINEAR) {
+		for (size_t k = first; k < first + count; k++)
+			if (same_value(type, &vals[k], v)) {
+				*out = k;
+				break;
+			}
+		return BN_OK;
+	}
+	if (!d->slot || count * 2 > d->mask + 1) {
+		size_t cap = 64;
+		while (cap < count * 4)
+			cap *= 2;
+		/* The arena does not align: over-allocate and align by hand. */
+		char *p = bn_arena_alloc(&rec->arena, cap * sizeof(uint32_t) + sizeof(uint32_t) - 1);
+		if (!p)
+			return BN_ENOMEM;
+		d->slot = (uint32_t *)(((uintptr_t)p + sizeof(uint32_t) - 1) & ~(uintptr_t)(sizeof(uint32_t) - 1));
+		memset(d->slot, 0, cap * sizeof(uint32_t));
+		d->mask = cap - 1;
+		for (size_t k = 0; k < count; k++)
+			dedup_put(d, vals, first, k, type);
+	}
+	for (size_t h = (size_t)value_hash(type, v) & d->mask; d->slot[h]; h = (h + 1) & d->mask) {
+		size_t k = first + d->slot[h] - 1;
+		if (same_value(type, &vals[k], v)) {
+			*out = k;
+			break;
+		}
+	}
+	return BN_OK;
+}
+
+/* Entry first+k was just appended. */
+static void dedup_added(bn_record *rec, dedup *d, int keys, size_t first, size_t k, int type)
+{
+	if (d->slot)
+		dedup_put(d, keys ? rec->keys : rec->items, first, k, type);
 }
 
 static int read_array(bn_normalizer *n, const bn_field *fd, const char *line, const bn_json_token *toks,
@@ -322,9 +410,11 @@ static int read_array(bn_normalizer *n, const bn_field *fd, const char *line, co
 		return BN_OK;
 	}
 	uint32_t i = ti, end = arr->next;
+	dedup seen = { NULL, 0 };
 	while (i < end) {
 		bn_val v;
 		int got;
+		size_t k;
 		st->items_in++;
 		if (fd->max_items && fv->count == fd->max_items) {
 			st->items_truncated++;
@@ -342,10 +432,9 @@ static int read_array(bn_normalizer *n, const bn_field *fd, const char *line, co
 			continue;
 		}
 		if (fd->unique) {
-			int dup = 0;
-			for (size_t k = fv->first; k < rec->nitems && !dup; k++)
-				dup = same_value(fd, &rec->items[k], &v);
-			if (dup) {
+			if (dedup_find(rec, &seen, 0, fv->first, fv->count, &v, fd->type, &k) < 0)
+				return bn_error_set(err, BN_ENOMEM, "out of memory");
+			if (k != SIZE_MAX) {
 				st->items_dropped++;
 				continue;
 			}
@@ -353,6 +442,8 @@ static int read_array(bn_normalizer *n, const bn_field *fd, const char *line, co
 		if (grow_items(rec) < 0)
 			return bn_error_set(err, BN_ENOMEM, "out of memory");
 		rec->items[rec->nitems++] = v;
+		if (fd->unique)
+			dedup_added(rec, &seen, 0, fv->first, fv->count, fd->type);
 		fv->count++;
 	}
 	bn_error_clear(err);
@@ -458,9 +549,11 @@ static int read_map(bn_normalizer *n, const bn_field *fd, int32_t node, const ch
 		return BN_OK;
 	}
 	uint32_t i = ti, end = obj->next;
+	dedup seen = { NULL, 0 };
+	size_t removed = 0;
 	while (i < end) {
 		const char *key;
-		size_t klen;
+		size_t klen, k;
 		bn_val v;
 		uint32_t vi = i + 1;
 		int got;
@@ -478,32 +571,51 @@ static int read_map(bn_normalizer *n, const bn_field *fd, int32_t node, const ch
 			return got;
 		if (got == GOT_INVALID)
 			st->failures++;
-		/* Duplicate keys: the last one wins, as in most JSON readers - also when it is null or invalid. */
-		size_t k = fv->first;
-		for (; k < rec->nitems; k++)
-			if (rec->keys[k].n == klen && memcmp(rec->keys[k].s, key, klen) == 0)
-				break;
+		/*
+		 * Duplicate keys: the last one wins, as in most JSON readers - also when it
+		 * is null or invalid. A key removed that way stays as a marked entry
+		 * (keys[k].is_null) until the map is complete, so nothing moves meanwhile.
+		 */
+		bn_val kv = { .s = key, .n = klen };
+		if (dedup_find(rec, &seen, 1, fv->first, rec->nitems - fv->first, &kv, BN_T_STRING, &k) < 0)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
 		if (got != GOT_VALUE || v.is_null) {
 			st->items_dropped++;
-			if (k < rec->nitems) {
-				/* The map is the last range in rec: close the gap. */
-				memmove(&rec->keys[k], &rec->keys[k + 1], (rec->nitems - k - 1) * sizeof(*rec->keys));
-				memmove(&rec->items[k], &rec->items[k + 1], (rec->nitems - k - 1) * sizeof(*rec->items));
-				rec->nitems--;
+			if (k != SIZE_MAX && !rec->keys[k].is_null) {
+				rec->keys[k].is_null = 1;
+				removed++;
 				fv->count--;
 			}
 			continue;
 		}
-		if (k < rec->nitems) {
+		if (k != SIZE_MAX) {
+			if (rec->keys[k].is_null) {
+				rec->keys[k].is_null = 0;
+				removed--;
+				fv->count++;
+			} else {
+				st->items_dropped++;
+			}
 			rec->items[k] = v;
-			st->items_dropped++;
 			continue;
 		}
 		if (grow_items(rec) < 0)
 			return bn_error_set(err, BN_ENOMEM, "out of memory");
-		rec->keys[rec->nitems] = (bn_val){ .s = key, .n = klen };
+		rec->keys[rec->nitems] = kv;
 		rec->items[rec->nitems++] = v;
+		dedup_added(rec, &seen, 1, fv->first, rec->nitems - 1 - fv->first, BN_T_STRING);
 		fv->count++;
+	}
+	if (removed) {
+		/* The map is the last range in rec: squeeze the removed keys out. */
+		size_t w = fv->first;
+		for (size_t r = fv->first; r < rec->nitems; r++) {
+			if (rec->keys[r].is_null)
+				continue;
+			rec->keys[w] = rec->keys[r];
+			rec->items[w++] = rec->items[r];
+		}
+		rec->nitems = w;
 	}
 	bn_error_clear(err);
 	return BN_OK;
