@@ -1,0 +1,149 @@
+"""Allocation-failure sweep: `bidnorm ingest` with the N-th allocation failing, for every N, must fail cleanly or succeed."""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import avro.datafile
+import avro.io
+
+USAGE = "usage: test_alloc.py BIDNORM ALLOC_FAIL_SO [--from N] [--step K] [--strict]"
+
+# Known and not ours: Avro C 1.11.1 (Debian libavro23), which bn_rules_schema_build asks to
+# parse every generated schema, crashes (SIGSEGV in avro_schema_from_json_length) or reports
+# a JSON or schema error when one of its allocations fails. Such runs during rule loading are
+# listed as known, not failures, unless --strict.
+KNOWN_AVRO_C = "Avro C fails on out-of-memory while parsing the generated schema"
+
+# Three records, one of them rejected, so the reject path allocates too.
+INPUT = (b'{"event_id":"a","ts":1795176001,"app":{"bundle":"com.foo$hl=en"},"device":{"city":"S\xe3o Paulo",'
+         b'"installed_apps":["com.a.b","id1482155847"],"clicks":1,"impressions":4},"features":{"x":1,"x_ago":2}}\n'
+         b'not json\n'
+         b'{"event_id":"b","ts":"2026-11-20T12:00:01Z","exchange":"Unity"}\n')
+
+
+def read_avro(path):
+    with open(path, "rb") as f:
+        reader = avro.datafile.DataFileReader(f, avro.io.DatumReader())
+        records = list(reader)
+        reader.close()
+    return records
+
+
+def run(bidnorm, shim, folder, n):
+    """One ingest with allocation n failing (0 = none). Returns (exit code, stderr, log lines)."""
+    for name in os.listdir(folder):
+        if name != "in.jsonl":
+            os.unlink(os.path.join(folder, name))
+    log = os.path.join(folder, "alloc.log")
+    env = dict(os.environ, LD_PRELOAD=shim, BN_FAIL_ALLOC_AT=str(n), BN_FAIL_ALLOC_LOG=log)
+    p = subprocess.run([bidnorm, "ingest", "-q", "-o", os.path.join(folder, "out.avro"), "--max-reject-rate", "1",
+                        os.path.join(folder, "in.jsonl")], env=env, capture_output=True, timeout=30)
+    with open(log) as f:
+        lines = f.read().splitlines()
+    os.unlink(log)
+    return p.returncode, p.stderr.decode(errors="replace"), lines
+
+
+def rule_loading_allocations(bidnorm, shim, folder):
+    """Allocations up to the end of rule loading: `bidnorm schema` loads the same rules and stops."""
+    log = os.path.join(folder, "alloc.log")
+    env = dict(os.environ, LD_PRELOAD=shim, BN_FAIL_ALLOC_AT="0", BN_FAIL_ALLOC_LOG=log)
+    subprocess.run([bidnorm, "schema"], env=env, capture_output=True, timeout=30, check=True)
+    with open(log) as f:
+        total = int([x for x in f.read().splitlines() if x.startswith("allocations ")][0].split()[1])
+    os.unlink(log)
+    return total + 16  # ingest allocates a few things (derived file names) before loading rules
+
+
+def check(folder, n, code, stderr, lines, baseline_live, rules_span):
+    """Problems with one run, as strings (empty: fine)."""
+    problems = []
+    hit = "failed allocation %d" % n in lines
+    live = [int(x.split()[1]) for x in lines if x.startswith("live ")]
+    if code < 0:
+        problems.append("killed by signal %d" % -code)
+    elif code not in (0, 1):
+        problems.append("exit code %d (expected 0 or 1)" % code)
+    if not live:
+        if code >= 0:
+            problems.append("no exit report (the process did not exit normally)")
+    elif live[0] > baseline_live:
+        problems.append("%d blocks still allocated at exit (%d without a failure): a leak" % (live[0], baseline_live))
+    left = [x for x in os.listdir(folder) if ".tmp" in x]
+    if left:
+        problems.append("temporary files left: %s" % left)
+    out = os.path.join(folder, "out.avro")
+    if code != 0:
+        if not re.search(r"memory|allocat", stderr, re.I):
+            problems.append("error does not mention memory")
+        if os.path.exists(out):
+            problems.append("output published although the run failed")
+    else:
+        try:
+            records = read_avro(out)
+            with open(os.path.join(folder, "out.stats.json")) as f:
+                stats = json.load(f)
+            if [r["event_id"] for r in records] != ["a", "b"] or stats["records_rejected"] != 1:
+                problems.append("exit 0 but output incomplete")
+        except Exception as e:  # noqa: BLE001 - any failure to read it is the finding
+            problems.append("exit 0 but output unreadable: %s" % e)
+    if problems and n <= rules_span and (code == -11 or "rejected by Avro C" in stderr):
+        return ["N=%d: known: %s" % (n, KNOWN_AVRO_C)], hit
+    if problems:
+        problems = ["N=%d (failure %s): %s; stderr: %s" % (n, "hit" if hit else "not hit", p, stderr.strip()[:300])
+                    for p in problems]
+    return problems, hit
+
+
+def main(argv):
+    if len(argv) < 3:
+        print(USAGE, file=sys.stderr)
+        return 2
+    bidnorm, shim = os.path.abspath(argv[1]), os.path.abspath(argv[2])
+    first = int(argv[argv.index("--from") + 1]) if "--from" in argv else 1
+    step = int(argv[argv.index("--step") + 1]) if "--step" in argv else 1
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, "in.jsonl"), "wb") as f:
+            f.write(INPUT)
+        code, stderr, lines = run(bidnorm, shim, folder, 0)
+        if code != 0:
+            print("run without failure: exit %d: %s" % (code, stderr), file=sys.stderr)
+            return 1
+        total = int([x for x in lines if x.startswith("allocations ")][0].split()[1])
+        baseline_live = int([x for x in lines if x.startswith("live ")][0].split()[1])
+        rules_span = rule_loading_allocations(bidnorm, shim, folder)
+        problems = []
+        n = first
+        runs = 0
+        while True:
+            code, stderr, lines = run(bidnorm, shim, folder, n)
+            found, hit = check(folder, n, code, stderr, lines, baseline_live, rules_span)
+            problems += found
+            runs += 1
+            if not hit and code == 0:
+                break
+            if n > 4 * total:
+                problems.append("still hitting the failure at N=%d (%d allocations without one)" % (n, total))
+                break
+            n += step
+    known = [p for p in problems if ": known: " in p]
+    problems = [p for p in problems if ": known: " not in p]
+    if "--strict" in argv:
+        problems += known
+    for p in problems:
+        print(p)
+    if known:
+        print("known (not failures without --strict): %d runs: %s; N=%s" % (
+            len(known), KNOWN_AVRO_C, ",".join(p.split(":")[0][2:] for p in known)))
+    print("test_alloc: %d runs (N=%d..%d step %d; %d allocations without failure), %d problems, %d known, %.1f s"
+          % (runs, first, n, step, total, len(problems), len(known), time.monotonic() - start))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
