@@ -45,6 +45,8 @@ static int split_path(const char *path, char **dir, char **base)
 	if (!*dir || !*base) {
 		free(*dir);
 		free(*base);
+		/* Callers free both on every path: leave nothing dangling. */
+		*dir = *base = NULL;
 		return -1;
 	}
 	return 0;
