@@ -1211,7 +1211,9 @@ static int syntax_error(loader *L, const yaml_parser_t *p, const char *text)
 	size_t line = p->problem_mark.line + 1, column = p->problem_mark.column + 1;
 	const char *problem = p->problem ? p->problem : "unknown problem";
 
-	if (p->error == YAML_MEMORY_ERROR)
+	/* libyaml fails without setting an error on some of its allocation failures (copying tags and
+	 * scalars while loading): no error means out of memory, not a rule file at fault. */
+	if (p->error == YAML_MEMORY_ERROR || p->error == YAML_NO_ERROR)
 		return nomem(L);
 	if (p->error == YAML_READER_ERROR) {
 		/* Reader errors (bad encoding) carry a byte offset instead of a mark. */
