@@ -318,6 +318,8 @@ static int compile_regex(loader *L, const yaml_node_t *n, const char *key, char 
 		return rc;
 	*out = pcre2_compile((PCRE2_SPTR)sval(n), slen(n), PCRE2_UTF, &ec, &offset, NULL);
 	if (!*out) {
+		if (ec == PCRE2_ERROR_HEAP_FAILED)
+			return nomem(L); /* the rule file is fine: do not blame it (exit 4) */
 		if (pcre2_get_error_message(ec, msg, sizeof(msg)) < 0)
 			snprintf((char *)msg, sizeof(msg), "error %d", ec);
 		return fail(L, n, "invalid regex '%s' at offset %zu: %s", sval(n), (size_t)offset, (char *)msg);
