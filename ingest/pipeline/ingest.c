@@ -459,6 +459,20 @@ static int drain_all(run *r, int rc, bn_error *err)
 	return rc;
 }
 
+/* The outcome the stats file reports. */
+static void set_status(run *r, int rc, const bn_error *err)
+{
+	/* Milliseconds are enough for a stats file, and keep it readable. */
+	r->stats.elapsed = (double)(long long)((now_seconds() - r->started) * 1000.0 + 0.5) / 1000.0;
+	r->stats.status = rc == BN_OK ? "ok" : "failed";
+	r->stats.exit_status = rc;
+	r->stats.error = NULL;
+	if (rc < 0) {
+		bn_error_format(err, r->error_text, sizeof(r->error_text));
+		r->stats.error = r->error_text;
+	}
+}
+
 int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_error *err)
 {
 	static const char *const stdin_only[] = { "-" };
@@ -467,6 +481,7 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	const char *const *inputs;
 	size_t ninputs;
 	bn_normalizer **norms = NULL;
+	size_t nnorms = 0;
 
 	memset(&r, 0, sizeof(r));
 	r.avro.fd = -1;
@@ -519,22 +534,15 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	r.stats.bytes_written = r.writer ? bn_avro_writer_bytes(r.writer) : 0;
 	bn_avro_writer_free(r.writer);
 	r.writer = NULL;
-	if (rc == BN_OK)
-		rc = bn_outfile_commit(&r.avro, err);
-	else
-		bn_outfile_abort(&r.avro);
 
-	/* Rejects and stats are published even when the step fails: they say why. */
-	/* Milliseconds are enough for a stats file, and keep it readable. */
-	r.stats.elapsed = (double)(long long)((now_seconds() - r.started) * 1000.0 + 0.5) / 1000.0;
-	r.stats.status = rc == BN_OK ? "ok" : "failed";
-	r.stats.exit_status = rc;
-	if (rc < 0) {
-		bn_error_format(err, r.error_text, sizeof(r.error_text));
-		r.stats.error = r.error_text;
-	}
+	/*
+	 * Rejects and stats are published even when the step fails: they say why.
+	 * They go first and the Avro last, so that a step that cannot write them
+	 * fails without having published its output.
+	 */
 	if (r.rejects.open) {
 		bn_error e2;
+		bn_error_clear(&e2);
 		prc = bn_rejects_commit(&r.rejects, &e2);
 		if (prc < 0 && rc == BN_OK) {
 			rc = prc;
@@ -543,18 +551,32 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 		}
 	}
 	norms = r.workers ? calloc(r.nworkers, sizeof(*norms)) : NULL;
+	for (unsigned i = 0; norms && i < r.nworkers; i++)
+		if (r.workers[i].norm)
+			norms[nnorms++] = r.workers[i].norm;
+	if (opt->stats_path && r.workers && !norms && rc == BN_OK)
+		rc = bn_error_set(err, BN_ENOMEM, "out of memory");
+	set_status(&r, rc, err);
 	if (opt->stats_path && norms) {
 		bn_error e2;
-		size_t nn = 0;
-		for (unsigned i = 0; i < r.nworkers; i++)
-			if (r.workers[i].norm)
-				norms[nn++] = r.workers[i].norm;
-		prc = bn_stats_write(opt->stats_path, &r.stats, norms, nn, &e2);
+		bn_error_clear(&e2);
+		prc = bn_stats_write(opt->stats_path, &r.stats, norms, nnorms, &e2);
 		if (prc < 0 && rc == BN_OK) {
 			rc = prc;
 			if (err)
 				*err = e2;
+			set_status(&r, rc, err);
 		}
+	}
+	if (rc == BN_OK) {
+		rc = bn_outfile_commit(&r.avro, err);
+		if (rc < 0 && opt->stats_path && norms) {
+			/* The stats file said "ok": correct it. */
+			set_status(&r, rc, err);
+			bn_stats_write(opt->stats_path, &r.stats, norms, nnorms, NULL);
+		}
+	} else {
+		bn_outfile_abort(&r.avro);
 	}
 	if (summary) {
 		summary->records_read = r.stats.read;

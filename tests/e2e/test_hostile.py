@@ -400,6 +400,19 @@ fields:
         self.assertIn("cannot create output in '%s': Permission denied" % self.path("ro"), r.stderr.decode())
         self.assertEqual(os.listdir(self.path("ro")), [])
 
+    def test_unwritable_stats_file_fails_the_step_and_publishes_no_avro(self):
+        # Regression: the Avro was renamed into place before the reject and stats files were written,
+        # so a failure writing them gave exit 5 with the output published anyway.
+        inp = self.write("a.jsonl", line(rec("e1")) + b"\n")
+        r = run_bidnorm(["ingest", "-q", "-o", self.path("out.avro"), "--stats", self.path("nope/s.json"), inp],
+                        self.dir)
+        self.assertEqual(r.returncode, 5, r.stderr.decode())
+        self.assertIn("cannot create output in '%s': No such file or directory" % self.path("nope"),
+                      r.stderr.decode())
+        self.assertFalse(os.path.exists(self.path("out.avro")))
+        self.assertEqual(read_jsonl(self.path("out.rejects.jsonl")), [])
+        self.assert_no_temp_files()
+
     def test_disk_full_dev_full(self):
         if not os.path.exists("/dev/full"):
             self.skipTest("no /dev/full")
