@@ -1,0 +1,361 @@
+"""End-to-end tests of the serving API, `bidnorm encode` and `bidnorm parity`: the real binaries on the committed samples.
+
+The central check: for every sample line, encode(ingest(raw)) read back with python3-avro equals what the
+serving API computes from the raw line, called from C (tools/serve_example) and from Python (tools/serve_ctypes.py).
+"""
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import avro.datafile
+import avro.io
+import zstandard
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.environ.get("BIDNORM_SOURCE", os.path.dirname(os.path.dirname(HERE)))
+BIDNORM = os.path.abspath(os.environ.get("BIDNORM", os.path.join(SOURCE, "build", "bidnorm")))
+BUILD = os.path.abspath(os.environ.get("BIDNORM_BUILD", os.path.dirname(BIDNORM)))
+SERVE_EXAMPLE = os.path.join(BUILD, "serve_example")
+SAMPLES = sorted(glob.glob(os.path.join(SOURCE, "samples", "*.jsonl.zst")))
+VOCAB_FIELDS = "app_bundle,installed_apps,exchange,ad_format,os,country,language,connection_type,device_make"
+LIBS = ["libzstd", "libutf8proc", "libpcre2-8", "avro-c", "yaml-0.1", "zlib"]
+
+
+def run(*args, stdin=None, cwd=None):
+    return subprocess.run(list(args), input=stdin, capture_output=True, cwd=cwd)
+
+
+def read_avro(path):
+    with open(path, "rb") as f:
+        reader = avro.datafile.DataFileReader(f, avro.io.DatumReader())
+        meta = dict(reader.meta)
+        records = list(reader)
+        reader.close()
+    return meta, records
+
+
+def raw_lines():
+    """The sample lines as ingest reads them: LF or CRLF, blank lines skipped."""
+    out = []
+    for path in SAMPLES:
+        with open(path, "rb") as f:
+            data = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True).read()
+        for line in data.split(b"\n"):
+            line = line.rstrip(b"\r")
+            if line.strip(b" \t"):
+                out.append(line)
+    return out
+
+
+def millis(v):
+    """python3-avro gives timestamp-millis as datetime; serving prints milliseconds."""
+    if hasattr(v, "timestamp"):
+        return round(v.timestamp() * 1000)
+    return v
+
+
+def shared_library(workdir):
+    """A libbidnorm.so for ctypes: $BIDNORM_LIB, one next to the build, or one linked from libbidnorm.a."""
+    if os.environ.get("BIDNORM_LIB"):
+        return os.environ["BIDNORM_LIB"]
+    built = os.path.join(BUILD, "libbidnorm.so")
+    if os.path.exists(built):
+        return built
+    out = os.path.join(workdir, "libbidnorm.so")
+    libs = run("pkg-config", "--libs", *LIBS).stdout.decode().split()
+    p = run("cc", "-shared", "-o", out, "-Wl,--whole-archive", os.path.join(BUILD, "libbidnorm.a"),
+            "-Wl,--no-whole-archive", *libs, "-lsnappy", "-lm", "-lpthread")
+    if p.returncode == 0:
+        return out
+    # The archive is not position-independent: build the library shared, on its own.
+    b = os.path.join(workdir, "shared-build")
+    for cmd in (["cmake", "-S", SOURCE, "-B", b, "-DBUILD_SHARED_LIBS=ON", "-DBIDNORM_TESTS=OFF"],
+                ["cmake", "--build", b, "--target", "bidnorm", "-j", str(os.cpu_count() or 2)]):
+        p = run(*cmd)
+        if p.returncode != 0:
+            raise RuntimeError("cannot build libbidnorm.so: " + p.stderr.decode()[-2000:])
+    return os.path.join(b, "libbidnorm.so")
+
+
+class Serve(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        d = cls.dir = cls.tmp.name
+        cls.clean = os.path.join(d, "clean.avro")
+        cls.vocab = os.path.join(d, "vocab")
+        cls.encoded = os.path.join(d, "encoded.avro")
+        cls.raw = raw_lines()
+        cls.raw_path = os.path.join(d, "raw.jsonl")
+        with open(cls.raw_path, "wb") as f:
+            f.write(b"\n".join(cls.raw) + b"\n")
+        for args in (["ingest", "-q", "-o", cls.clean, *SAMPLES],
+                     ["vocab", "build", "-o", cls.vocab, "--field", VOCAB_FIELDS, "--min-count", "2", cls.clean],
+                     ["encode", "--vocab", cls.vocab, "-o", cls.encoded, cls.clean]):
+            p = run(BIDNORM, *args)
+            assert p.returncode == 0, p.stderr.decode()
+        cls.meta, cls.records = read_avro(cls.encoded)
+        p = run(SERVE_EXAMPLE, "--vocab", cls.vocab, stdin=b"\n".join(cls.raw))
+        assert p.returncode == 0, p.stderr.decode()
+        cls.served_text = p.stdout
+        cls.served = [json.loads(x) for x in p.stdout.splitlines()]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def bidnorm(self, *args, expect=0, stdin=None):
+        p = run(BIDNORM, *args, stdin=stdin, cwd=self.dir)
+        self.assertEqual(p.returncode, expect, p.stderr.decode())
+        return p
+
+    # ---- encode(ingest(raw)) == serving(raw) ----
+
+    def test_encode_of_ingest_equals_the_serving_api_on_every_sample_line(self):
+        accepted = [s for s in self.served if "rejected" not in s]
+        rejected = [s for s in self.served if "rejected" in s]
+        with open(self.path("clean.rejects.jsonl"), "rb") as f:
+            ingest_rejects = [json.loads(x) for x in f.read().splitlines()]
+        self.assertEqual(len(self.served), len(self.raw))
+        self.assertEqual(len(accepted), len(self.records))
+        self.assertGreater(len(self.records), 6000)
+        # the same lines are rejected, for the same reasons
+        self.assertEqual([(r["reason"], r["field"] or "", r["message"]) for r in ingest_rejects],
+                         [(s["rejected"], s["field"], s["message"]) for s in rejected])
+        for rec, srv in zip(self.records, accepted):
+            got = {k: millis(v) for k, v in rec.items()}
+            self.assertEqual(got, srv)
+        # lists always start with the padding index 0; some elements and bundles are out of vocabulary
+        self.assertTrue(all(r["installed_apps"][0] == 0 for r in self.records))
+        self.assertTrue(any(r["installed_apps"] == [0] for r in self.records))
+        self.assertTrue(any(0 in r["installed_apps"][1:] for r in self.records))
+        self.assertTrue(any(r["app_bundle"] == 0 for r in self.records))
+        self.assertTrue(any(r["device_ctr"] == -1 for r in self.records))
+
+    def test_ctypes_example_prints_what_the_c_example_prints(self):
+        lib = shared_library(self.dir)
+        p = run(sys.executable, os.path.join(SOURCE, "tools", "serve_ctypes.py"), "--lib", lib,
+                "--vocab", self.vocab, stdin=b"\n".join(self.raw))
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertEqual(p.stdout, self.served_text)
+
+    def test_encoded_schema_and_metadata(self):
+        schema = json.loads(self.meta["avro.schema"])
+        self.assertEqual((schema["namespace"], schema["name"]), ("ads.bidlog", "ImpressionEncoded"))
+        types = {f["name"]: f["type"] for f in schema["fields"]}
+        self.assertEqual(types["app_bundle"], "int")
+        self.assertEqual(types["installed_apps"], {"type": "array", "items": "int"})
+        self.assertEqual(types["event_id"], ["null", "string"])
+        self.assertEqual(types["publisher"], ["null", "string"])
+        self.assertEqual(types["bid_floor"], ["null", "double"])
+        self.assertEqual(types["device_ctr"], "double")
+        self.assertEqual(types["ts"], {"type": "long", "logicalType": "timestamp-millis"})
+        self.assertEqual(types["features"], {"type": "map", "values": "double"})
+        self.assertEqual(types["click"], ["null", "int"])
+        self.assertEqual(self.meta["avro.codec"], b"zstandard")
+        clean_meta, _ = read_avro(self.clean)
+        self.assertEqual(self.meta["bidnorm.rules.sha256"], clean_meta["bidnorm.rules.sha256"])
+        self.assertEqual(len(self.meta["bidnorm.vocab.sha256"]), 64)
+        self.assertEqual(json.loads(self.meta["bidnorm.sources"]), [self.clean])
+
+    def test_encode_codecs_and_two_inputs(self):
+        out = self.path("two.avro")
+        self.bidnorm("encode", "-q", "--vocab", self.vocab, "--codec", "deflate", "-o", out, self.clean, self.clean)
+        meta, recs = read_avro(out)
+        self.assertEqual(meta["avro.codec"], b"deflate")
+        self.assertEqual(len(recs), 2 * len(self.records))
+        self.assertEqual(recs[len(self.records)], self.records[0])
+
+    def test_encode_errors(self):
+        out = self.path("err.avro")
+        p = self.bidnorm("encode", "-o", out, self.clean, expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm encode: --vocab DIR is required\nTry 'bidnorm encode --help'.\n")
+        p = self.bidnorm("encode", "--vocab", self.vocab, self.clean, expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm encode: -o OUT.avro is required\nTry 'bidnorm encode --help'.\n")
+        p = self.bidnorm("encode", "--vocab", self.vocab, "-o", out, expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm encode: no input given\nTry 'bidnorm encode --help'.\n")
+        p = self.bidnorm("encode", "--vocab", "nope", "-o", out, self.clean, expect=5)
+        self.assertEqual(p.stderr.decode(),
+                         "bidnorm encode: nope: cannot open the vocabulary directory: No such file or directory\n")
+        p = self.bidnorm("encode", "--vocab", self.vocab, "-o", out, "missing.avro", expect=5)
+        self.assertEqual(p.stderr.decode(), "bidnorm encode: missing.avro: cannot open: No such file or directory\n")
+        # a vocabulary token that is not normalized: the same check as `bidnorm vocab lint`
+        bad = self.path("badvocab")
+        shutil.copytree(self.vocab, bad)
+        with open(os.path.join(bad, "app_bundle.txt"), "a") as f:
+            f.write("Com.Foo\n")
+        with open(os.path.join(bad, "app_bundle.txt")) as f:
+            n = len(f.read().splitlines())
+        p = self.bidnorm("encode", "--vocab", "badvocab", "-o", out, self.clean, expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm encode: badvocab/app_bundle.txt:%d: token \"Com.Foo\" is not "
+                         "normalized (normalizes to \"com.foo\")\n" % n)
+        # input written with other rules
+        other = self.path("other.avro")
+        rules = os.path.join(SOURCE, "rules", "bidlog.yaml")
+        with open(rules) as f:
+            text = f.read()
+        with open(self.path("other.yaml"), "w") as f:
+            f.write(text + "\n# another revision\n")
+        self.bidnorm("ingest", "-q", "--rules", "other.yaml", "-o", other, SAMPLES[0])
+        p = self.bidnorm("encode", "--vocab", self.vocab, "-o", out, other, expect=2)
+        sha = read_avro(other)[0]["bidnorm.rules.sha256"].decode()
+        want = read_avro(self.clean)[0]["bidnorm.rules.sha256"].decode()
+        self.assertEqual(p.stderr.decode(), "bidnorm encode: %s: written with other rules (rules sha256 %s, the "
+                         "model's %s)\n" % (other, sha, want))
+        # a corrupt input: nothing published, no temporary file left
+        with open(self.clean, "rb") as f:
+            data = bytearray(f.read())
+        data[len(data) // 2] ^= 0xFF
+        with open(self.path("corrupt.avro"), "wb") as f:
+            f.write(data)
+        p = self.bidnorm("encode", "--vocab", self.vocab, "-o", out, "corrupt.avro", expect=5)
+        self.assertTrue(p.stderr.decode().startswith("bidnorm encode: corrupt.avro: corrupt Avro block at byte offset "),
+                        p.stderr.decode())
+        self.assertFalse(os.path.exists(out))
+        self.assertEqual([x for x in os.listdir(self.dir) if ".tmp-" in x], [])
+
+    # ---- parity ----
+
+    def parity_log(self, name, edit=None):
+        """A serving log of the samples: {"raw", "encoded"} per accepted line, edit(raw, encoded) applied."""
+        lines, edited = [], 0
+        for raw, enc in zip(self.raw, self.served):
+            if "rejected" in enc:
+                continue
+            encoded = json.dumps(enc, ensure_ascii=False).encode()
+            if not edit:
+                # the raw line as serving received it, invalid UTF-8 and all
+                lines.append(b'{"raw": ' + raw + b', "encoded": ' + encoded + b"}")
+                continue
+            r = json.loads(raw.decode("utf-8", "surrogateescape"))
+            enc = dict(enc)
+            if edit(r, enc):
+                edited += 1
+            lines.append(json.dumps({"raw": r, "encoded": enc}, ensure_ascii=False).encode("utf-8", "surrogateescape"))
+        with open(self.path(name), "wb") as f:
+            f.write(b"\n".join(lines) + b"\n")
+        return name, edited, len(lines)
+
+    def parity(self, log, *extra, expect=0):
+        p = self.bidnorm("parity", "--vocab", self.vocab, "--json", *extra, log, expect=expect)
+        return json.loads(p.stdout)
+
+    def assert_only(self, report, feature, mismatched):
+        for f in report["features"]:
+            want = mismatched if f["name"] == feature else 0
+            self.assertEqual(f["mismatched"], want, f["name"])
+
+    def test_parity_of_the_serving_api_with_itself_is_exact(self):
+        log, _, n = self.parity_log("same.jsonl")
+        r = self.parity(log)
+        self.assertEqual((r["records"], r["rejected"], r["failed"]), (n, 0, False))
+        self.assertTrue(all(f["compared"] == n for f in r["features"]), r["features"])
+        self.assertEqual(r["not_features"], [])
+        p = self.bidnorm("parity", "--vocab", self.vocab, log)
+        self.assertIn("app_bundle               categorical             %d          0  0.000000\n" % n,
+                      p.stdout.decode())
+        self.assertTrue(p.stdout.decode().endswith("\nok: max mismatch rate 0\n"))
+
+    def test_parity_incident2_list_padding(self):
+        def edit(raw, enc):
+            if enc["installed_apps"] != [0]:
+                return False
+            enc["installed_apps"] = []   # serving sent the empty tensor (or padded with a real app)
+            return True
+        log, edited, n = self.parity_log("incident2.jsonl", edit)
+        self.assertGreater(edited, 10)
+        r = self.parity(log, expect=3)
+        self.assert_only(r, "installed_apps", edited)
+        f = next(f for f in r["features"] if f["name"] == "installed_apps")
+        self.assertEqual(f["compared"], n)
+        self.assertEqual((f["examples"][0]["served"], f["examples"][0]["expected"]), ([], [0]))
+
+        def unpadded(raw, enc):
+            enc["installed_apps"] = enc["installed_apps"][1:] or [0]
+            return True
+        log, _, n = self.parity_log("incident2b.jsonl", unpadded)
+        r = self.parity(log, expect=3)
+        self.assert_only(r, "installed_apps", n - edited)
+        ex = next(f for f in r["features"] if f["name"] == "installed_apps")["examples"][0]
+        self.assertEqual(ex["expected"], [0] + ex["served"])
+
+    def test_parity_incident7_ratio_divide_by_zero(self):
+        def edit(raw, enc):
+            d = raw.get("device")
+            if isinstance(d, dict) and d.get("impressions") == 0:
+                enc["device_ctr"] = 0.0   # serving's divide-by-zero policy
+                return True
+            return False
+        log, edited, n = self.parity_log("incident7.jsonl", edit)
+        self.assertGreater(edited, 0)
+        r = self.parity(log, expect=3)
+        self.assert_only(r, "device_ctr", edited)
+        f = next(f for f in r["features"] if f["name"] == "device_ctr")
+        self.assertEqual((f["examples"][0]["served"], f["examples"][0]["expected"]), (0, -1))
+        self.assertEqual(f["kind"], "numeric")
+        # under a looser threshold the same log passes
+        r = self.parity(log, "--max-mismatch-rate", "0.5")
+        self.assertFalse(r["failed"])
+
+    def test_parity_incident8_bundle_suffix_served_as_oov(self):
+        def edit(raw, enc):
+            app = raw.get("app")
+            bundle = app.get("bundle") if isinstance(app, dict) else None
+            if enc["app_bundle"] == 0 or not isinstance(bundle, str) or not re.fullmatch(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+", bundle):
+                return False
+            raw["app"]["bundle"] = raw["app"]["bundle"] + "$hl=en_US"  # the dirty value serving saw
+            enc["app_bundle"] = 0                                       # ... and looked up as is: OOV
+            return True
+        log, edited, n = self.parity_log("incident8.jsonl", edit)
+        self.assertGreater(edited, 100)
+        r = self.parity(log, expect=3)
+        self.assert_only(r, "app_bundle", edited)
+        f = next(f for f in r["features"] if f["name"] == "app_bundle")
+        ex = f["examples"][0]
+        self.assertEqual(ex["served"], 0)
+        self.assertGreater(ex["expected"], 0)
+        self.assertTrue(ex["raw"].endswith("$hl=en_US"))
+        self.assertEqual(ex["trace"][0], 'input        "%s"' % ex["raw"])
+        self.assertTrue(any(t.startswith("first_match ") for t in ex["trace"]), ex["trace"])
+        p = self.bidnorm("parity", "--vocab", self.vocab, log, expect=3)
+        self.assertIn("app_bundle: %d of %d mismatched; first examples:\n" % (edited, n), p.stdout.decode())
+        self.assertEqual(p.stderr.decode(), "bidnorm parity: mismatch rate above --max-mismatch-rate (0)\n")
+
+    def test_parity_errors(self):
+        p = self.bidnorm("parity", "x.jsonl", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm parity: --vocab DIR is required\nTry 'bidnorm parity --help'.\n")
+        p = self.bidnorm("parity", "--vocab", self.vocab, expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm parity: no LOG given\nTry 'bidnorm parity --help'.\n")
+        p = self.bidnorm("parity", "--vocab", self.vocab, "--max-mismatch-rate", "2", "x", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm parity: --max-mismatch-rate must be a number from 0 to 1, "
+                         "not '2'\nTry 'bidnorm parity --help'.\n")
+        p = self.bidnorm("parity", "--vocab", self.vocab, "missing.jsonl", expect=5)
+        self.assertEqual(p.stderr.decode(), "bidnorm parity: missing.jsonl: cannot open: No such file or directory\n")
+        with open(self.path("bad.jsonl"), "w") as f:
+            f.write('{"raw": {}, "encoded": {}}\n{"raw": {}}\n')
+        p = self.bidnorm("parity", "--vocab", self.vocab, "bad.jsonl", expect=5)
+        self.assertEqual(p.stderr.decode(), "bidnorm parity: bad.jsonl:2: expected an object with \"raw\" and "
+                         "\"encoded\" objects\n")
+
+    # ---- latency ----
+
+    def test_bench_mode_reports_percentiles(self):
+        p = run(SERVE_EXAMPLE, "--vocab", self.vocab, "--bench", "20000", stdin=b"\n".join(self.raw))
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        r = json.loads(p.stdout)
+        self.assertEqual(r["calls"], 20000)
+        self.assertLessEqual(r["p50_us"], r["p99_us"])
+        self.assertLessEqual(r["p99_us"], r["p999_us"])
+
+
+if __name__ == "__main__":
+    unittest.main()
