@@ -9,6 +9,7 @@
 #include "bidnorm/avro.h"
 #include "bidnorm/ingest.h"
 #include "bidnorm/vocab.h"
+#include "bidnorm/watch.h"
 #include "bidnorm/serve.h"
 
 #ifdef __cplusplus
