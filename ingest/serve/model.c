@@ -218,10 +218,11 @@ static int vocab_table_build(bn_vocab_table *t, bn_buf *b, const char *path, bn_
 		}
 		t->tokens[k] = p;
 		t->lens[k] = (uint32_t)len;
-		size_t h = (size_t)bn_vocab_hash(p, len) & t->mask;
+		uint64_t hv = bn_vocab_hash(p, len);
+		size_t h = (size_t)hv & t->mask;
 		while (t->slots[h])
 			h = (h + 1) & t->mask;
-		t->slots[h] = (uint32_t)k;
+		t->slots[h] = BN_VOCAB_SLOT(hv, k);
 		t->ntokens = k;
 		p += len + 1;
 	}
