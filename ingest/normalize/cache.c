@@ -6,6 +6,7 @@
 
 typedef struct entry {
 	uint64_t hash;          /* 0 = empty slot */
+	uint32_t gen;           /* the slot is in use only when this is the cache's generation */
 	const bn_chain *chain;
 	uint32_t in_off, in_len;
 	uint32_t out_off, out_len;
@@ -20,6 +21,7 @@ struct bn_value_cache {
 	char *bytes;
 	size_t bytes_cap;
 	size_t bytes_used;
+	uint32_t gen;           /* emptying the cache starts a new generation: O(1), no memset */
 };
 
 int bn_value_cache_new(bn_value_cache **out, size_t entries, size_t storage)
@@ -38,6 +40,7 @@ int bn_value_cache_new(bn_value_cache **out, size_t entries, size_t storage)
 	}
 	c->mask = n - 1;
 	c->bytes_cap = storage;
+	c->gen = 1;
 	*out = c;
 	return BN_OK;
 }
@@ -54,7 +57,11 @@ void bn_value_cache_free(bn_value_cache *c)
 void bn_value_cache_begin_record(bn_value_cache *c)
 {
 	if (c->used * 4 > c->mask * 3 || c->bytes_used * 4 > c->bytes_cap * 3) {
-		memset(c->slots, 0, (c->mask + 1) * sizeof(*c->slots));
+		/* A serving thread must not stall clearing megabytes: bump the generation instead. */
+		if (++c->gen == 0) {
+			memset(c->slots, 0, (c->mask + 1) * sizeof(*c->slots));
+			c->gen = 1;
+		}
 		c->used = 0;
 		c->bytes_used = 0;
 	}
@@ -85,7 +92,7 @@ static entry *find(bn_value_cache *c, uint64_t h, const bn_chain *chain, const c
 {
 	for (size_t i = h & c->mask;; i = (i + 1) & c->mask) {
 		entry *e = &c->slots[i];
-		if (!e->hash)
+		if (!e->hash || e->gen != c->gen)
 			return e;
 		if (e->hash == h && e->chain == chain && e->in_len == size && memcmp(c->bytes + e->in_off, in, size) == 0)
 			return e;
@@ -97,7 +104,7 @@ int bn_value_cache_get(bn_value_cache *c, const bn_chain *chain, const char *in,
 	if (size > BN_VALUE_CACHE_MAX_INPUT)
 		return 0;
 	entry *e = find(c, hash(chain, in, size), chain, in, size);
-	if (!e->hash)
+	if (!e->hash || e->gen != c->gen)
 		return 0;
 	res->data = c->bytes + e->out_off;
 	res->size = e->out_len;
@@ -114,13 +121,13 @@ void bn_value_cache_put(bn_value_cache *c, const bn_chain *chain, const char *in
 		return;
 	uint64_t h = hash(chain, in, size);
 	entry *e = find(c, h, chain, in, size);
-	if (e->hash)
+	if (e->hash && e->gen == c->gen)
 		return;
 	char *p = c->bytes + c->bytes_used;
 	memcpy(p, in, size);
 	if (!res->is_null && res->size)
 		memcpy(p + size, res->data, res->size);
-	*e = (entry){ .hash = h, .chain = chain, .in_off = (uint32_t)c->bytes_used, .in_len = (uint32_t)size,
+	*e = (entry){ .hash = h, .gen = c->gen, .chain = chain, .in_off = (uint32_t)c->bytes_used, .in_len = (uint32_t)size,
 		      .out_off = (uint32_t)(c->bytes_used + size), .out_len = res->is_null ? 0 : (uint32_t)res->size,
 		      .effects = res->effects, .is_null = res->is_null };
 	c->bytes_used += need;
