@@ -266,8 +266,10 @@ static int start_workers(run *r, bn_error *err)
 			return rc;
 	}
 	for (unsigned i = 0; i < r->nthreads; i++) {
-		if (pthread_create(&r->workers[i].thread, NULL, worker_main, &r->workers[i]) != 0)
-			return bn_error_set(err, BN_ENOMEM, "cannot start worker thread %u of %u", i + 1, r->nthreads);
+		int e = pthread_create(&r->workers[i].thread, NULL, worker_main, &r->workers[i]);
+		if (e != 0)
+			return bn_error_set(err, BN_ENOMEM, "cannot start worker thread %u of %u: %s", i + 1, r->nthreads,
+					    strerror(e));
 		r->workers[i].started = 1;
 	}
 	return BN_OK;

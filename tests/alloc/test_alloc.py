@@ -10,7 +10,7 @@ import time
 import avro.datafile
 import avro.io
 
-USAGE = "usage: test_alloc.py BIDNORM ALLOC_FAIL_SO [--from N] [--step K] [--strict]"
+USAGE = "usage: test_alloc.py BIDNORM ALLOC_FAIL_SO [--from N] [--step K] [--threads T] [--strict]"
 
 # Known and not ours: Avro C 1.11.1 (Debian libavro23), which bn_rules_schema_build asks to
 # parse every generated schema, crashes (SIGSEGV in avro_schema_from_json_length) or reports
@@ -33,7 +33,7 @@ def read_avro(path):
     return records
 
 
-def run(bidnorm, shim, folder, n):
+def run(bidnorm, shim, folder, n, threads=1):
     """One ingest with allocation n failing (0 = none). Returns (exit code, stderr, log lines)."""
     for name in os.listdir(folder):
         if name != "in.jsonl":
@@ -41,7 +41,7 @@ def run(bidnorm, shim, folder, n):
     log = os.path.join(folder, "alloc.log")
     env = dict(os.environ, LD_PRELOAD=shim, BN_FAIL_ALLOC_AT=str(n), BN_FAIL_ALLOC_LOG=log)
     p = subprocess.run([bidnorm, "ingest", "-q", "-o", os.path.join(folder, "out.avro"), "--max-reject-rate", "1",
-                        os.path.join(folder, "in.jsonl")], env=env, capture_output=True, timeout=30)
+                        "--threads", str(threads), os.path.join(folder, "in.jsonl")], env=env, capture_output=True, timeout=30)
     with open(log) as f:
         lines = f.read().splitlines()
     os.unlink(log)
@@ -78,7 +78,8 @@ def check(folder, n, code, stderr, lines, baseline_live, rules_span):
         problems.append("temporary files left: %s" % left)
     out = os.path.join(folder, "out.avro")
     if code != 0:
-        if not re.search(r"memory|allocat", stderr, re.I):
+        # pthread_create reports its failed allocations as EAGAIN
+        if not re.search(r"memory|allocat|cannot start worker thread .*: Resource temporarily unavailable", stderr, re.I):
             problems.append("error does not mention memory")
         if os.path.exists(out):
             problems.append("output published although the run failed")
@@ -106,11 +107,12 @@ def main(argv):
     bidnorm, shim = os.path.abspath(argv[1]), os.path.abspath(argv[2])
     first = int(argv[argv.index("--from") + 1]) if "--from" in argv else 1
     step = int(argv[argv.index("--step") + 1]) if "--step" in argv else 1
+    threads = int(argv[argv.index("--threads") + 1]) if "--threads" in argv else 1
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
         with open(os.path.join(folder, "in.jsonl"), "wb") as f:
             f.write(INPUT)
-        code, stderr, lines = run(bidnorm, shim, folder, 0)
+        code, stderr, lines = run(bidnorm, shim, folder, 0, threads)
         if code != 0:
             print("run without failure: exit %d: %s" % (code, stderr), file=sys.stderr)
             return 1
@@ -121,7 +123,7 @@ def main(argv):
         n = first
         runs = 0
         while True:
-            code, stderr, lines = run(bidnorm, shim, folder, n)
+            code, stderr, lines = run(bidnorm, shim, folder, n, threads)
             found, hit = check(folder, n, code, stderr, lines, baseline_live, rules_span)
             problems += found
             runs += 1
