@@ -49,7 +49,8 @@ const char *bn_reject_reason_name(int reason);
 /*
  * Details of the last failure, filled in by the call that failed. Owned by
  * the caller (usually on its stack); no call keeps a pointer to it. Every
- * call accepts err == NULL when the caller does not want details.
+ * call accepts err == NULL when the caller does not want details. The
+ * library's entry points clear it first, so it may be passed uninitialised.
  */
 typedef struct bn_error {
 	int code;                          /* a bn_status */

@@ -488,6 +488,7 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	memset(&r, 0, sizeof(r));
 	r.avro.fd = -1;
 	r.rejects.out.fd = -1;
+	bn_error_clear(err);
 	if (summary)
 		memset(summary, 0, sizeof(*summary));
 	if (!opt || !opt->rules || !opt->output)

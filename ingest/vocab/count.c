@@ -445,6 +445,7 @@ int bn_vocab_counter_add_avro(bn_vocab_counter *c, const char *path, bn_error *e
 	const char *sha, *ver;
 	int rc = BN_ENOMEM;
 
+	bn_error_clear(err);
 	if (c->nfields == 0)
 		return bn_error_set(err, BN_EUSAGE, "no field given");
 	rc = bn_avro_reader_open(&r, path, err);
@@ -794,6 +795,7 @@ int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error 
 	const char *s;
 	int rc;
 
+	bn_error_clear(err);
 	rc = read_file(path, &b, err);
 	if (rc < 0)
 		goto cleanup;

@@ -445,6 +445,7 @@ int bn_vocab_lint(uint64_t *out, const char *dir, const bn_rules *rules, bn_voca
 	bn_buf text = { 0 };
 	int rc;
 
+	bn_error_clear(err);
 	rc = linter_init(&L, rules, &owned, on_bad, ctx, err);
 	if (rc < 0)
 		goto cleanup;
@@ -695,6 +696,7 @@ int bn_vocab_write(bn_vocab_write_result *out, const bn_vocab_counter *c, const 
 	int rc, linter_ready = 0, tmp_made = 0;
 	struct stat st;
 
+	bn_error_clear(err);
 	memset(out, 0, sizeof(*out));
 	if (opt_in)
 		opt = *opt_in;
