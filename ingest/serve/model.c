@@ -11,6 +11,7 @@
 #include "bidnorm/vocab.h"
 #include "serve/model.h"
 #include "util/buf.h"
+#include "util/file.h"
 #include "util/jsonw.h"
 #include "util/sha256.h"
 
@@ -43,36 +44,6 @@ static int vocab_path(char **path, char **file, const char *dir, const char *nam
 	sprintf(*file, "%s.txt", name);
 	*path = join(dir, *file);
 	return *path ? BN_OK : oom(err);
-}
-
-static int slurp(const char *path, bn_buf *b, bn_error *err)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	b->size = 0;
-	if (fd < 0) {
-		bn_error_locate(err, path, 0, 0);
-		return bn_error_set(err, BN_EIO, "cannot open: %s", strerror(errno));
-	}
-	for (;;) {
-		if (bn_buf_reserve(b, 65536) < 0) {
-			close(fd);
-			return oom(err);
-		}
-		ssize_t k = read(fd, b->data + b->size, b->cap - b->size);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			int e = errno;
-			close(fd);
-			bn_error_locate(err, path, 0, 0);
-			return bn_error_set(err, BN_EIO, "read failed: %s", strerror(e));
-		}
-		if (k == 0)
-			break;
-		b->size += (size_t)k;
-	}
-	close(fd);
-	return BN_OK;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -437,7 +408,7 @@ int bn_model_load(bn_model **out, const bn_rules *rules, const char *vocab_dir, 
 				ft = &m->features[f];
 		rc = vocab_path(&path, &file, vocab_dir, names[i], err);
 		if (rc == BN_OK)
-			rc = slurp(path, &text, err);
+			rc = bn_file_read_all(&text, path, err);
 		if (rc < 0)
 			goto cleanup;
 		bn_sha256_update(&sha, file, strlen(file) + 1);

@@ -8,6 +8,7 @@
 
 #include "sink/output.h"
 #include "util/buf.h"
+#include "util/file.h"
 
 #define DEFAULT_CAP 1024
 /* Token storage comes in chunks this big; memory accounting rounds up to it. */
@@ -752,33 +753,6 @@ static const char *get_str(reader *r, size_t *n)
 	return s;
 }
 
-static int read_file(const char *path, bn_buf *b, bn_error *err)
-{
-	FILE *f = fopen(path, "rb");
-	size_t n;
-	if (!f) {
-		bn_error_locate(err, path, 0, 0);
-		return bn_error_set(err, BN_EIO, "cannot open: %s", strerror(errno));
-	}
-	for (;;) {
-		if (bn_buf_reserve(b, 1 << 20) < 0) {
-			fclose(f);
-			return oom(err);
-		}
-		n = fread(b->data + b->size, 1, b->cap - b->size, f);
-		b->size += n;
-		if (n == 0)
-			break;
-	}
-	if (ferror(f)) {
-		fclose(f);
-		bn_error_locate(err, path, 0, 0);
-		return bn_error_set(err, BN_EIO, "read failed");
-	}
-	fclose(f);
-	return BN_OK;
-}
-
 static int part_corrupt(const char *path, reader *r, bn_error *err)
 {
 	bn_error_locate(err, path, 0, 0);
@@ -796,7 +770,7 @@ int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error 
 	int rc;
 
 	bn_error_clear(err);
-	rc = read_file(path, &b, err);
+	rc = bn_file_read_all(&b, path, err);
 	if (rc < 0)
 		goto cleanup;
 	if (b.size < sizeof(part_magic) || memcmp(b.data, part_magic, sizeof(part_magic)) != 0) {

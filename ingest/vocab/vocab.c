@@ -21,6 +21,7 @@
 #include "record/json.h"
 #include "sink/output.h"
 #include "util/buf.h"
+#include "util/file.h"
 #include "util/jsonw.h"
 #include "util/sha256.h"
 #include "vocab/count.h"
@@ -352,38 +353,6 @@ static int lint_token(linter *L, const char *file, const char *field, int *field
 
 /* ---- reading vocabulary files ---- */
 
-static int slurp(const char *path, bn_buf *b, bn_error *err)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	b->size = 0;
-	if (fd < 0) {
-		bn_error_locate(err, path, 0, 0);
-		return bn_error_set(err, BN_EIO, "cannot open: %s", strerror(errno));
-	}
-	for (;;) {
-		if (bn_buf_reserve(b, 65536) < 0) {
-			close(fd);
-			return oom(err);
-		}
-		ssize_t k = read(fd, b->data + b->size, b->cap - b->size);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			int e = errno;
-			close(fd);
-			bn_error_locate(err, path, 0, 0);
-			return bn_error_set(err, BN_EIO, "read failed: %s", strerror(e));
-		}
-		if (k == 0)
-			break;
-		b->size += (size_t)k;
-	}
-	close(fd);
-	/* the regex engine's vector code may look at bytes past a token's end; give them a value */
-	memset(b->data + b->size, 0, b->cap - b->size);
-	return BN_OK;
-}
-
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -474,7 +443,7 @@ int bn_vocab_lint(uint64_t *out, const char *dir, const bn_rules *rules, bn_voca
 			rc = oom(err);
 			goto cleanup;
 		}
-		rc = slurp(path, &text, err);
+		rc = bn_file_read_all(&text, path, err);
 		if (rc == BN_OK)
 			rc = linter_file(&L, fields[f], err);
 		if (rc < 0)
@@ -859,7 +828,7 @@ static int manifest_coverage(const char *dir, const char *field, double *out, bn
 	*out = NAN;
 	if (!path)
 		return oom(err);
-	rc = slurp(path, &b, err);
+	rc = bn_file_read_all(&b, path, err);
 	if (rc < 0)
 		goto cleanup;
 	if (bn_json_parser_new(&p, 0) < 0) {
@@ -913,7 +882,7 @@ static int load_field(loaded *l, const char *dir, const char *field, bn_error *e
 	snprintf(name, sizeof(name), "%s.txt", field);
 	if (!(path = join(dir, name)))
 		return oom(err);
-	rc = slurp(path, &l->text, err);
+	rc = bn_file_read_all(&l->text, path, err);
 	free(path);
 	if (rc < 0)
 		return rc;
@@ -950,7 +919,7 @@ static int load_field(loaded *l, const char *dir, const char *field, bn_error *e
 	snprintf(name, sizeof(name), "%s.counts.tsv", field);
 	if (!(path = join(dir, name)))
 		return oom(err);
-	rc = slurp(path, &l->counts_text, err);
+	rc = bn_file_read_all(&l->counts_text, path, err);
 	free(path);
 	if (rc == BN_OK) {
 		size_t line = 0;

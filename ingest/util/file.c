@@ -1,0 +1,38 @@
+/* file.c - whole-file reads into a bn_buf, with errors that name the file. */
+#include "util/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+int bn_file_read_all(bn_buf *b, const char *path, bn_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	b->size = 0;
+	if (fd < 0) {
+		bn_error_locate(err, path, 0, 0);
+		return bn_error_set(err, BN_EIO, "cannot open: %s", strerror(errno));
+	}
+	for (;;) {
+		if (bn_buf_reserve(b, 65536) < 0) {
+			close(fd);
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		}
+		ssize_t k = read(fd, b->data + b->size, b->cap - b->size);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			int e = errno;
+			close(fd);
+			bn_error_locate(err, path, 0, 0);
+			return bn_error_set(err, BN_EIO, "read failed: %s", strerror(e));
+		}
+		if (k == 0)
+			break;
+		b->size += (size_t)k;
+	}
+	close(fd);
+	memset(b->data + b->size, 0, b->cap - b->size);
+	return BN_OK;
+}

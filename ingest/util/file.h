@@ -1,0 +1,16 @@
+/* file.h - reading a whole (small) file into a reused buffer: vocabularies, partial counts. */
+#ifndef BN_UTIL_FILE_H
+#define BN_UTIL_FILE_H
+
+#include "bidnorm/error.h"
+#include "util/buf.h"
+
+/*
+ * Replace b's contents with the bytes of path. The spare capacity after
+ * them is zero-filled, so vector code (PCRE2 JIT) that looks a few bytes
+ * past a token's end reads defined memory. Returns BN_OK, BN_EIO ("cannot
+ * open: ..." / "read failed: ..." with err->source = path) or BN_ENOMEM.
+ */
+int bn_file_read_all(bn_buf *b, const char *path, bn_error *err);
+
+#endif
