@@ -465,7 +465,7 @@ class Bounds(unittest.TestCase):
         return r
 
     def test_peak_rss_does_not_grow_with_the_input(self):
-        total = int(os.environ.get("BIDNORM_STREAM_MB", "300")) * MB
+        total = int(os.environ.get("BIDNORM_STREAM_MB", "1024")) * MB
         small = self.stream(10 * MB)
         big = self.stream(total)
         # a few MiB of slack for allocator noise; a leak per record would add hundreds of MiB
