@@ -105,6 +105,9 @@ struct bn_normalizer {
  */
 int bn_normalize_line(bn_normalizer *n, const char *line, size_t size, bn_error *err);
 
+/* Make room for one more element in rec->items and rec->keys. BN_OK or BN_ENOMEM. */
+int bn_record_grow_items(bn_record *rec);
+
 /* Append the Avro binary encoding of n->rec to out. Returns BN_OK or BN_ENOMEM. */
 int bn_record_encode(const bn_normalizer *n, bn_buf *out);
 

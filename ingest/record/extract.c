@@ -281,7 +281,7 @@ static int read_scalar(bn_normalizer *n, const bn_field *fd, const char *line, c
 	}
 }
 
-static int grow_items(bn_record *rec)
+int bn_record_grow_items(bn_record *rec)
 {
 	if (rec->nitems < rec->cap_items)
 		return BN_OK;
@@ -439,7 +439,7 @@ static int read_array(bn_normalizer *n, const bn_field *fd, const char *line, co
 				continue;
 			}
 		}
-		if (grow_items(rec) < 0)
+		if (bn_record_grow_items(rec) < 0)
 			return bn_error_set(err, BN_ENOMEM, "out of memory");
 		rec->items[rec->nitems++] = v;
 		if (fd->unique)
@@ -599,7 +599,7 @@ static int read_map(bn_normalizer *n, const bn_field *fd, int32_t node, const ch
 			rec->items[k] = v;
 			continue;
 		}
-		if (grow_items(rec) < 0)
+		if (bn_record_grow_items(rec) < 0)
 			return bn_error_set(err, BN_ENOMEM, "out of memory");
 		rec->keys[rec->nitems] = kv;
 		rec->items[rec->nitems++] = v;

@@ -313,23 +313,6 @@ static int get_scalar(bn_encoder *e, reader *r, const bn_field *fd, bn_val *v, b
 	}
 }
 
-static int grow_items(bn_record *rec)
-{
-	if (rec->nitems < rec->cap_items)
-		return BN_OK;
-	size_t cap = rec->cap_items ? rec->cap_items * 2 : 256;
-	bn_val *items = realloc(rec->items, cap * sizeof(*items));
-	if (!items)
-		return BN_ENOMEM;
-	rec->items = items;
-	bn_val *keys = realloc(rec->keys, cap * sizeof(*keys));
-	if (!keys)
-		return BN_ENOMEM;
-	rec->keys = keys;
-	rec->cap_items = cap;
-	return BN_OK;
-}
-
 /* An array or map: blocks of items until a count of 0 (a negative count is followed by the block's byte size). */
 static int get_items(bn_encoder *e, reader *r, const bn_field *fd, bn_fieldval *fv, bn_error *err)
 {
@@ -352,7 +335,7 @@ static int get_items(bn_encoder *e, reader *r, const bn_field *fd, bn_fieldval *
 		if (count > r->end - r->p)
 			return corrupt(err, fd, "item count larger than the data");
 		for (int64_t k = 0; k < count; k++) {
-			if (grow_items(rec) < 0)
+			if (bn_record_grow_items(rec) < 0)
 				return bn_error_set(err, BN_ENOMEM, "out of memory");
 			bn_val *key = &rec->keys[rec->nitems];
 			memset(key, 0, sizeof(*key));
