@@ -119,14 +119,16 @@ static int get_bytes(const unsigned char **p, const unsigned char *end, const ch
 
 static int parse_header(bn_avro_reader *r, bn_error *err)
 {
-	const unsigned char *p = r->map, *end = r->map + r->size;
+	const unsigned char *p, *end;
 	size_t cap = 0;
 
-	if (r->size < 4 || memcmp(p, "Obj\x01", 4) != 0) {
+	/* An empty file is not mapped (r->map is NULL): test the size before any pointer arithmetic. */
+	if (r->size < 4 || memcmp(r->map, "Obj\x01", 4) != 0) {
 		bn_error_locate(err, r->path, 0, 0);
 		return bn_error_set(err, BN_ECORRUPT, "not an Avro object container file (no 'Obj\\x01' magic)");
 	}
-	p += 4;
+	p = r->map + 4;
+	end = r->map + r->size;
 	for (;;) {
 		int64_t count, block_size;
 		if (get_long(&p, end, &count) < 0)

@@ -385,7 +385,8 @@ static int list_fields(char ***out, size_t *n, const char *dir, bn_error *err)
 		cnt++;
 	}
 	closedir(d);
-	qsort(names, cnt, sizeof(*names), cmp_str);
+	if (cnt)
+		qsort(names, cnt, sizeof(*names), cmp_str);
 	*out = names;
 	*n = cnt;
 	return BN_OK;

@@ -255,6 +255,7 @@ Test(vocab, corrupt_files_name_offset_and_reason, .init = make_scratch, .fini = 
 		unsigned char v;
 		const char *fmt;  /* %s = path, %llu = header */
 	} cases[] = {
+		{ CUT_AT, 0, 0, "%s: not an Avro object container file (no 'Obj\\x01' magic)" }, /* empty: regression, was NULL + 0 */
 		{ CUT_AT, 3, 0, "%s: not an Avro object container file (no 'Obj\\x01' magic)" },
 		{ CUT_AT, 12, 0, "%s: corrupt Avro header: metadata map truncated" },
 		{ CUT_AT, -10, 0, "%s: corrupt Avro block at byte offset %llu: file ends before the block's sync marker" },
