@@ -34,6 +34,13 @@ int cli_load_rules(const char *cmd, const char *path, bn_rules **out);
 int cli_parse_double(const char *s, double *out);
 int cli_parse_uint(const char *s, unsigned long long max, unsigned long long *out);
 
+/*
+ * The Avro output options ingest and encode share, by their getopt codes:
+ * 'c' --codec, 'l' --level, 'b' --block-size. Returns BN_EXIT_OK, or
+ * BN_EXIT_USAGE after printing why.
+ */
+int cli_avro_option(const char *cmd, int c, const char *arg, bn_codec *codec, int *level, size_t *block_bytes);
+
 int cmd_ingest(int argc, char **argv);
 int cmd_rules(int argc, char **argv);
 int cmd_schema(int argc, char **argv);

@@ -73,3 +73,26 @@ int cli_parse_uint(const char *s, unsigned long long max, unsigned long long *ou
 	*out = v;
 	return 0;
 }
+
+int cli_avro_option(const char *cmd, int c, const char *arg, bn_codec *codec, int *level, size_t *block_bytes)
+{
+	unsigned long long u;
+	bn_error err;
+
+	switch (c) {
+	case 'c':
+		if (bn_codec_parse(codec, arg, &err) < 0)
+			return cli_usage_error(cmd, "%s", err.message);
+		return BN_EXIT_OK;
+	case 'l':
+		if (cli_parse_uint(arg, 22, &u) < 0)
+			return cli_usage_error(cmd, "--level must be an integer from 0 to 22, not '%s'", arg);
+		*level = (int)u;
+		return BN_EXIT_OK;
+	default:
+		if (cli_parse_uint(arg, 1ull << 30, &u) < 0 || u < 1024)
+			return cli_usage_error(cmd, "--block-size must be an integer from 1024 to 1073741824, not '%s'", arg);
+		*block_bytes = (size_t)u;
+		return BN_EXIT_OK;
+	}
+}

@@ -46,7 +46,6 @@ int cmd_encode(int argc, char **argv)
 	bn_encode_options opt;
 	bn_encode_summary sum;
 	bn_error err;
-	unsigned long long u;
 	int c, rc, quiet = 0, exit_code = BN_EXIT_OK;
 
 	bn_encode_options_init(&opt);
@@ -60,19 +59,10 @@ int cmd_encode(int argc, char **argv)
 		case 'q': quiet = 1; break;
 		case 'h': fputs(usage, stdout); return BN_EXIT_OK;
 		case 'c':
-			if (bn_codec_parse(&opt.codec, optarg, &err) < 0)
-				return cli_usage_error(cmd, "%s", err.message);
-			break;
 		case 'l':
-			if (cli_parse_uint(optarg, 22, &u) < 0)
-				return cli_usage_error(cmd, "--level must be an integer from 0 to 22, not '%s'", optarg);
-			opt.codec_level = (int)u;
-			break;
 		case 'b':
-			if (cli_parse_uint(optarg, 1ull << 30, &u) < 0 || u < 1024)
-				return cli_usage_error(cmd, "--block-size must be an integer from 1024 to 1073741824, not '%s'",
-						       optarg);
-			opt.block_bytes = (size_t)u;
+			if (cli_avro_option(cmd, c, optarg, &opt.codec, &opt.codec_level, &opt.block_bytes) != BN_EXIT_OK)
+				return BN_EXIT_USAGE;
 			break;
 		default:
 			fprintf(stderr, "Try 'bidnorm encode --help'.\n");

@@ -123,13 +123,10 @@ int cmd_ingest(int argc, char **argv)
 		case 'q': rep.quiet = 1; break;
 		case 'h': fputs(usage, stdout); return BN_EXIT_OK;
 		case 'c':
-			if (bn_codec_parse(&opt.codec, optarg, &err) < 0)
-				return cli_usage_error(cmd, "%s", err.message);
-			break;
 		case 'l':
-			if (cli_parse_uint(optarg, 22, &u) < 0)
-				return cli_usage_error(cmd, "--level must be an integer from 0 to 22, not '%s'", optarg);
-			opt.codec_level = (int)u;
+		case 'b':
+			if (cli_avro_option(cmd, c, optarg, &opt.codec, &opt.codec_level, &opt.block_bytes) != BN_EXIT_OK)
+				return BN_EXIT_USAGE;
 			break;
 		case 'm':
 			if (cli_parse_double(optarg, &opt.max_reject_rate) < 0 || opt.max_reject_rate > 1)
@@ -140,12 +137,6 @@ int cmd_ingest(int argc, char **argv)
 			if (cli_parse_uint(optarg, 256, &u) < 0 || u == 0)
 				return cli_usage_error(cmd, "--threads must be an integer from 1 to 256, not '%s'", optarg);
 			opt.threads = (unsigned)u;
-			break;
-		case 'b':
-			if (cli_parse_uint(optarg, 1ull << 30, &u) < 0 || u < 1024)
-				return cli_usage_error(cmd, "--block-size must be an integer from 1024 to 1073741824, not '%s'",
-						       optarg);
-			opt.block_bytes = (size_t)u;
 			break;
 		default:
 			fprintf(stderr, "Try 'bidnorm ingest --help'.\n");
