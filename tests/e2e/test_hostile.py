@@ -8,13 +8,9 @@ import tempfile
 import time
 import unittest
 
-import avro.datafile
-import avro.io
 import zstandard
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.environ.get("BIDNORM_SOURCE", os.path.dirname(os.path.dirname(HERE)))
-BIDNORM = os.path.abspath(os.environ.get("BIDNORM", os.path.join(SOURCE, "build", "bidnorm")))
+from e2e import BIDNORM, read_jsonl, read_records as read_avro
 
 MB = 1 << 20
 TS = 1795176001  # 2026-11-20T12:00:01Z
@@ -80,17 +76,8 @@ def run_bidnorm(args, cwd, stdin=subprocess.DEVNULL, feed=None, preexec_fn=None,
         return Run(p.returncode, out.read(), err.read(), usage.ru_maxrss, seconds)
 
 
-def read_avro(path):
-    with open(path, "rb") as f:
-        reader = avro.datafile.DataFileReader(f, avro.io.DatumReader())
-        records = list(reader)
-        reader.close()
-    return records
 
 
-def read_jsonl(path):
-    with open(path, "rb") as f:
-        return [json.loads(x) for x in f.read().splitlines()]
 
 
 class Hostile(unittest.TestCase):

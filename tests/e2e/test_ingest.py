@@ -10,9 +10,7 @@ import avro.io
 import avro.schema
 import zstandard
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.environ.get("BIDNORM_SOURCE", os.path.dirname(os.path.dirname(HERE)))
-BIDNORM = os.path.abspath(os.environ.get("BIDNORM", os.path.join(SOURCE, "build", "bidnorm")))
+from e2e import BIDNORM, SOURCE, read_avro_file as read_avro, read_jsonl
 
 
 def rec(event_id, **extra):
@@ -39,18 +37,8 @@ def line(r):
     return json.dumps(r, ensure_ascii=False).encode()
 
 
-def read_avro(path):
-    with open(path, "rb") as f:
-        reader = avro.datafile.DataFileReader(f, avro.io.DatumReader())
-        meta = dict(reader.meta)
-        records = list(reader)
-        reader.close()
-    return meta, records
 
 
-def read_jsonl(path):
-    with open(path, "rb") as f:
-        return [json.loads(x) for x in f.read().splitlines()]
 
 
 class Ingest(unittest.TestCase):

@@ -10,13 +10,9 @@ import tempfile
 import unicodedata
 import unittest
 
-import avro.datafile
-import avro.io
 import zstandard
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.environ.get("BIDNORM_SOURCE", os.path.dirname(os.path.dirname(HERE)))
-BIDNORM = os.path.abspath(os.environ.get("BIDNORM", os.path.join(SOURCE, "build", "bidnorm")))
+from e2e import BIDNORM, SOURCE, read_records as read_avro
 SAMPLES = sorted(glob.glob(os.path.join(SOURCE, "samples", "*.jsonl.zst")))
 
 # The canonical bundle form: the final validate step of the bundle chain in rules/bidlog.yaml.
@@ -32,12 +28,6 @@ DAY_END = DAY_START + datetime.timedelta(days=1)
 BAD_TS = ("yesterday", "now", "2026-11-31T12:00:00Z")
 
 
-def read_avro(path):
-    with open(path, "rb") as f:
-        reader = avro.datafile.DataFileReader(f, avro.io.DatumReader())
-        records = list(reader)
-        reader.close()
-    return records
 
 
 def documented_samples():

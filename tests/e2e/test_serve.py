@@ -13,13 +13,9 @@ import sys
 import tempfile
 import unittest
 
-import avro.datafile
-import avro.io
 import zstandard
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.environ.get("BIDNORM_SOURCE", os.path.dirname(os.path.dirname(HERE)))
-BIDNORM = os.path.abspath(os.environ.get("BIDNORM", os.path.join(SOURCE, "build", "bidnorm")))
+from e2e import BIDNORM, SOURCE, read_avro_file as read_avro
 BUILD = os.path.abspath(os.environ.get("BIDNORM_BUILD", os.path.dirname(BIDNORM)))
 SERVE_EXAMPLE = os.path.join(BUILD, "serve_example")
 SAMPLES = sorted(glob.glob(os.path.join(SOURCE, "samples", "*.jsonl.zst")))
@@ -30,13 +26,6 @@ def run(*args, stdin=None, cwd=None):
     return subprocess.run(list(args), input=stdin, capture_output=True, cwd=cwd)
 
 
-def read_avro(path):
-    with open(path, "rb") as f:
-        reader = avro.datafile.DataFileReader(f, avro.io.DatumReader())
-        meta = dict(reader.meta)
-        records = list(reader)
-        reader.close()
-    return meta, records
 
 
 def raw_lines():

@@ -1,9 +1,7 @@
 """End-to-end tests of `bidnorm vocab`: the real binary on Avro written by `bidnorm ingest` and by python3-avro."""
 import collections
-import io
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import unittest
@@ -12,9 +10,7 @@ import avro.datafile
 import avro.io
 import avro.schema
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.environ.get("BIDNORM_SOURCE", os.path.dirname(os.path.dirname(HERE)))
-BIDNORM = os.path.abspath(os.environ.get("BIDNORM", os.path.join(SOURCE, "build", "bidnorm")))
+from e2e import BIDNORM, SOURCE, read_avro_file as read_avro
 SAMPLE_12 = os.path.join(SOURCE, "samples", "bidlog-2026-11-20T12.jsonl.zst")
 SAMPLE_13 = os.path.join(SOURCE, "samples", "bidlog-2026-11-20T13.jsonl.zst")
 
@@ -23,13 +19,6 @@ def run(*args, cwd=None):
     return subprocess.run([BIDNORM, *args], capture_output=True, cwd=cwd)
 
 
-def read_avro(path):
-    with open(path, "rb") as f:
-        reader = avro.datafile.DataFileReader(f, avro.io.DatumReader())
-        meta = dict(reader.meta)
-        records = list(reader)
-        reader.close()
-    return meta, records
 
 
 def read_bytes(path):

@@ -16,9 +16,7 @@ import avro.datafile
 import avro.io
 import zstandard
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE = os.environ.get("BIDNORM_SOURCE", os.path.dirname(os.path.dirname(HERE)))
-BIDNORM = os.path.abspath(os.environ.get("BIDNORM", os.path.join(SOURCE, "build", "bidnorm")))
+from e2e import BIDNORM, SOURCE
 
 SETTLE = "0.2"
 
