@@ -20,18 +20,6 @@ static int oom(bn_error *err)
 	return bn_error_set(err, BN_ENOMEM, "out of memory loading the model");
 }
 
-/* "DIR/NAME" (without doubling a trailing slash of DIR), as bidnorm vocab names files in messages. */
-static char *join(const char *dir, const char *name)
-{
-	size_t dn = strlen(dir);
-	while (dn > 1 && dir[dn - 1] == '/')
-		dn--;
-	char *p = malloc(dn + strlen(name) + 2);
-	if (p)
-		sprintf(p, "%.*s/%s", (int)dn, dir, name);
-	return p;
-}
-
 /* *file = "NAME.txt", *path = "DIR/NAME.txt" (both replaced, the old ones freed). */
 static int vocab_path(char **path, char **file, const char *dir, const char *name, bn_error *err)
 {
@@ -42,7 +30,7 @@ static int vocab_path(char **path, char **file, const char *dir, const char *nam
 	if (!*file)
 		return oom(err);
 	sprintf(*file, "%s.txt", name);
-	*path = join(dir, *file);
+	*path = bn_path_join(dir, *file);
 	return *path ? BN_OK : oom(err);
 }
 

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -35,4 +37,15 @@ int bn_file_read_all(bn_buf *b, const char *path, bn_error *err)
 	close(fd);
 	memset(b->data + b->size, 0, b->cap - b->size);
 	return BN_OK;
+}
+
+char *bn_path_join(const char *dir, const char *name)
+{
+	size_t dn = strlen(dir);
+	while (dn > 1 && dir[dn - 1] == '/')
+		dn--;
+	char *p = malloc(dn + strlen(name) + 2);
+	if (p)
+		sprintf(p, "%.*s/%s", (int)dn, dir, name);
+	return p;
 }

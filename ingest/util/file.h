@@ -13,4 +13,7 @@
  */
 int bn_file_read_all(bn_buf *b, const char *path, bn_error *err);
 
+/* dir + "/" + name, without doubling a trailing slash of dir. malloc'ed (caller frees); NULL when out of memory. */
+char *bn_path_join(const char *dir, const char *name);
+
 #endif

@@ -51,18 +51,6 @@ void bn_vocab_regen_options_init(bn_vocab_regen_options *opt)
 	opt->keep = 5;
 }
 
-/* dir + "/" + name, without doubling a trailing slash. NULL when out of memory. */
-static char *join(const char *dir, const char *name)
-{
-	size_t dn = strlen(dir);
-	while (dn > 1 && dir[dn - 1] == '/')
-		dn--;
-	char *p = malloc(dn + strlen(name) + 2);
-	if (p)
-		sprintf(p, "%.*s/%s", (int)dn, dir, name);
-	return p;
-}
-
 /* ---- selection ---- */
 
 typedef struct selection {
@@ -440,7 +428,7 @@ int bn_vocab_lint(uint64_t *out, const char *dir, const bn_rules *rules, bn_voca
 			goto cleanup;
 		}
 		sprintf(name, "%s.txt", fields[f]);
-		if (!(path = join(dir, name))) {
+		if (!(path = bn_path_join(dir, name))) {
 			rc = oom(err);
 			goto cleanup;
 		}
@@ -514,7 +502,7 @@ static char *parent_of(const char *path)
 
 static int write_file(const char *dir, const char *name, const bn_buf *b, bn_error *err)
 {
-	char *path = join(dir, name);
+	char *path = bn_path_join(dir, name);
 	int fd = -1, rc = BN_OK;
 	if (!path)
 		return oom(err);
@@ -702,7 +690,7 @@ int bn_vocab_write(bn_vocab_write_result *out, const bn_vocab_counter *c, const 
 		/* lint before writing: a token with a newline would shift every later line */
 		snprintf(name, sizeof(name), "%s.txt", c->fields[i]);
 		free(path);
-		if (!(path = join(dir, name))) {
+		if (!(path = bn_path_join(dir, name))) {
 			rc = oom(err);
 			goto cleanup;
 		}
@@ -823,7 +811,7 @@ static int manifest_coverage(const char *dir, const char *field, double *out, bn
 	bn_buf b = { 0 };
 	bn_json_parser *p = NULL;
 	bn_json_result res;
-	char *path = join(dir, "manifest.json");
+	char *path = bn_path_join(dir, "manifest.json");
 	int rc;
 
 	*out = NAN;
@@ -881,7 +869,7 @@ static int load_field(loaded *l, const char *dir, const char *field, bn_error *e
 
 	memset(l, 0, sizeof(*l));
 	snprintf(name, sizeof(name), "%s.txt", field);
-	if (!(path = join(dir, name)))
+	if (!(path = bn_path_join(dir, name)))
 		return oom(err);
 	rc = bn_file_read_all(&l->text, path, err);
 	free(path);
@@ -918,7 +906,7 @@ static int load_field(loaded *l, const char *dir, const char *field, bn_error *e
 	for (size_t i = 0; i < l->n; i++)
 		l->counts[i] = UINT64_MAX;
 	snprintf(name, sizeof(name), "%s.counts.tsv", field);
-	if (!(path = join(dir, name)))
+	if (!(path = bn_path_join(dir, name)))
 		return oom(err);
 	rc = bn_file_read_all(&l->counts_text, path, err);
 	free(path);
@@ -1267,7 +1255,7 @@ static void prune(const char *taskdir, unsigned keep, const char *current_target
 	for (size_t i = 0; n > keep && i < n - keep; i++) {
 		if ((current_target && strcmp(names[i], current_target) == 0) || strcmp(names[i], newest) == 0)
 			continue;
-		char *p = join(taskdir, names[i]);
+		char *p = bn_path_join(taskdir, names[i]);
 		if (p)
 			remove_tree(p);
 		free(p);
@@ -1291,7 +1279,7 @@ int bn_vocab_regen(bn_vocab_regen_result *out, const bn_vocab_counter *c, const 
 	rc = mkdir_p1(opt->root, err);
 	if (rc < 0)
 		return rc;
-	if (!(taskdir = join(opt->root, opt->task)) || !(cur = join(taskdir, "current"))) {
+	if (!(taskdir = bn_path_join(opt->root, opt->task)) || !(cur = bn_path_join(taskdir, "current"))) {
 		rc = oom(err);
 		goto cleanup;
 	}
@@ -1306,7 +1294,7 @@ int bn_vocab_regen(bn_vocab_regen_result *out, const bn_vocab_counter *c, const 
 		gmtime_r(&t, &tm);
 		strftime(out->version, sizeof(out->version), "%Y%m%dT%H%M%SZ", &tm);
 		free(vdir);
-		if (!(vdir = join(taskdir, out->version))) {
+		if (!(vdir = bn_path_join(taskdir, out->version))) {
 			rc = oom(err);
 			goto cleanup;
 		}
