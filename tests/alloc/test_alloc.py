@@ -1,7 +1,8 @@
-"""Allocation-failure sweep: `bidnorm ingest` with the N-th allocation failing, for every N, must fail cleanly or succeed."""
+"""Allocation-failure sweep: `bidnorm ingest` (or, with --vocab, `bidnorm vocab build`) with the N-th allocation failing, for every N, must fail cleanly or succeed."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -10,11 +11,14 @@ import time
 import avro.datafile
 import avro.io
 
-USAGE = "usage: test_alloc.py BIDNORM ALLOC_FAIL_SO [--from N] [--step K] [--threads T]"
+USAGE = "usage: test_alloc.py BIDNORM ALLOC_FAIL_SO [--from N] [--step K] [--threads T] [--vocab]"
 
 # Avro C 1.11.1 crashes (SIGSEGV in avro_schema_from_json_length) when one of its own
 # allocations fails; bidnorm therefore no longer asks it to parse the generated schema at run
-# time (the unit tests do). Every run of the sweep must now end cleanly.
+# time (the unit tests do). Every run of the ingest sweep must end cleanly.
+# The --vocab sweep is not registered with ctest yet: the vocab Avro reader still parses the
+# writer schema with Avro C, which crashes or misreports under an injected failure (about 600
+# points). Owed: a schema walker on bidnorm's own JSON tokenizer (ingest/vocab/avro_reader.c).
 
 # Three records, one of them rejected, so the reject path allocates too.
 INPUT = (b'{"event_id":"a","ts":1795176001,"app":{"bundle":"com.foo$hl=en"},"device":{"city":"S\xe3o Paulo",'
@@ -31,22 +35,51 @@ def read_avro(path):
     return records
 
 
-def run(bidnorm, shim, folder, n, threads=1):
-    """One ingest with allocation n failing (0 = none). Returns (exit code, stderr, log lines)."""
+def command(bidnorm, folder, threads, vocab):
+    if vocab:
+        return [bidnorm, "vocab", "build", "-q", "-o", os.path.join(folder, "vocab"),
+                "--field", "app_bundle,installed_apps", os.path.join(folder, "in.avro")]
+    return [bidnorm, "ingest", "-q", "-o", os.path.join(folder, "out.avro"), "--max-reject-rate", "1",
+            "--threads", str(threads), os.path.join(folder, "in.jsonl")]
+
+
+def run(bidnorm, shim, folder, n, threads=1, vocab=False):
+    """One run with allocation n failing (0 = none). Returns (exit code, stderr, log lines)."""
     for name in os.listdir(folder):
-        if name != "in.jsonl":
-            os.unlink(os.path.join(folder, name))
+        if not name.startswith("in."):
+            path = os.path.join(folder, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
     log = os.path.join(folder, "alloc.log")
     env = dict(os.environ, LD_PRELOAD=shim, BN_FAIL_ALLOC_AT=str(n), BN_FAIL_ALLOC_LOG=log)
-    p = subprocess.run([bidnorm, "ingest", "-q", "-o", os.path.join(folder, "out.avro"), "--max-reject-rate", "1",
-                        "--threads", str(threads), os.path.join(folder, "in.jsonl")], env=env, capture_output=True, timeout=30)
+    p = subprocess.run(command(bidnorm, folder, threads, vocab), env=env, capture_output=True, timeout=30)
     with open(log) as f:
         lines = f.read().splitlines()
     os.unlink(log)
     return p.returncode, p.stderr.decode(errors="replace"), lines
 
 
-def check(folder, n, code, stderr, lines, baseline_live):
+def output_problem(folder, vocab):
+    """Why the published output of a successful run is wrong, or None."""
+    try:
+        if vocab:
+            with open(os.path.join(folder, "vocab", "app_bundle.txt")) as f:
+                bundles = f.read().splitlines()
+            with open(os.path.join(folder, "vocab", "installed_apps.txt")) as f:
+                apps = f.read().splitlines()
+            if bundles != ["com.foo"] or apps != ["1482155847", "com.a.b"]:
+                return "exit 0 but vocabulary wrong: %s %s" % (bundles, apps)
+            return None
+        records = read_avro(os.path.join(folder, "out.avro"))
+        with open(os.path.join(folder, "out.stats.json")) as f:
+            stats = json.load(f)
+        if [r["event_id"] for r in records] != ["a", "b"] or stats["records_rejected"] != 1:
+            return "exit 0 but output incomplete"
+    except Exception as e:  # noqa: BLE001 - any failure to read it is the finding
+        return "exit 0 but output unreadable: %s" % e
+    return None
+
+
+def check(folder, n, code, stderr, lines, baseline_live, vocab=False):
     """Problems with one run, as strings (empty: fine)."""
     problems = []
     hit = "failed allocation %d" % n in lines
@@ -63,7 +96,7 @@ def check(folder, n, code, stderr, lines, baseline_live):
     left = [x for x in os.listdir(folder) if ".tmp" in x]
     if left:
         problems.append("temporary files left: %s" % left)
-    out = os.path.join(folder, "out.avro")
+    out = os.path.join(folder, "vocab" if vocab else "out.avro")
     if code != 0:
         # pthread_create reports its failed allocations as EAGAIN
         if not re.search(r"memory|allocat|cannot start worker thread .*: Resource temporarily unavailable", stderr, re.I):
@@ -71,14 +104,9 @@ def check(folder, n, code, stderr, lines, baseline_live):
         if os.path.exists(out):
             problems.append("output published although the run failed")
     else:
-        try:
-            records = read_avro(out)
-            with open(os.path.join(folder, "out.stats.json")) as f:
-                stats = json.load(f)
-            if [r["event_id"] for r in records] != ["a", "b"] or stats["records_rejected"] != 1:
-                problems.append("exit 0 but output incomplete")
-        except Exception as e:  # noqa: BLE001 - any failure to read it is the finding
-            problems.append("exit 0 but output unreadable: %s" % e)
+        why = output_problem(folder, vocab)
+        if why:
+            problems.append(why)
     if problems:
         problems = ["N=%d (failure %s): %s; stderr: %s" % (n, "hit" if hit else "not hit", p, stderr.strip()[:300])
                     for p in problems]
@@ -93,11 +121,17 @@ def main(argv):
     first = int(argv[argv.index("--from") + 1]) if "--from" in argv else 1
     step = int(argv[argv.index("--step") + 1]) if "--step" in argv else 1
     threads = int(argv[argv.index("--threads") + 1]) if "--threads" in argv else 1
+    vocab = "--vocab" in argv
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
         with open(os.path.join(folder, "in.jsonl"), "wb") as f:
             f.write(INPUT)
-        code, stderr, lines = run(bidnorm, shim, folder, 0, threads)
+        if vocab:
+            # the vocab build reads what an ingest without injected failures wrote
+            subprocess.run([bidnorm, "ingest", "-q", "-o", os.path.join(folder, "in.avro"), "--rejects",
+                            os.path.join(folder, "in.rejects.jsonl"), "--stats", os.path.join(folder, "in.stats.json"),
+                            "--max-reject-rate", "1", os.path.join(folder, "in.jsonl")], check=True)
+        code, stderr, lines = run(bidnorm, shim, folder, 0, threads, vocab)
         if code != 0:
             print("run without failure: exit %d: %s" % (code, stderr), file=sys.stderr)
             return 1
@@ -107,8 +141,8 @@ def main(argv):
         n = first
         runs = 0
         while True:
-            code, stderr, lines = run(bidnorm, shim, folder, n, threads)
-            found, hit = check(folder, n, code, stderr, lines, baseline_live)
+            code, stderr, lines = run(bidnorm, shim, folder, n, threads, vocab)
+            found, hit = check(folder, n, code, stderr, lines, baseline_live, vocab)
             problems += found
             runs += 1
             if not hit and code == 0:
