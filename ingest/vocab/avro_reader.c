@@ -12,11 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <avro.h>
 #include <snappy-c.h>
 #include <zlib.h>
 #include <zstd.h>
 
+#include "record/json.h"
 #include "util/buf.h"
 
 #define SYNC_SIZE 16
@@ -434,8 +434,10 @@ void bn_avro_reader_free(bn_avro_reader *r)
 
 /*
  * The writer schema compiled to a flat node array: skipping a value is a
- * walk over small integers instead of Avro C schema calls. Named types are
- * memoised by schema pointer, so recursive schemas compile to cycles.
+ * walk over small integers. The schema JSON is read with bidnorm's own
+ * tokenizer (Avro C's parser crashes when one of its allocations fails);
+ * named types are registered before their fields are compiled, so
+ * recursive schemas compile to cycles.
  */
 enum {
 	N_NULL, N_BOOLEAN, N_INT, N_LONG, N_FLOAT, N_DOUBLE, N_BYTES, N_STRING,
@@ -461,7 +463,6 @@ typedef struct want {
 struct bn_avro_decoder {
 	node *nodes;
 	size_t nnodes, cap_nodes;
-	avro_schema_t *memo;   /* parallel to nodes: the schema each came from */
 	uint32_t *kids;
 	size_t nkids, cap_kids;
 	uint32_t root;
@@ -469,17 +470,11 @@ struct bn_avro_decoder {
 	want *wants;
 	size_t nwants;
 	char type_names[8][64];/* "array of X" texts */
-	avro_schema_t schema;
+	char **field_names;    /* the top-level record's fields, in order */
+	size_t nfields;
 };
 
-static avro_schema_t resolve(avro_schema_t s)
-{
-	while (s && avro_typeof(s) == AVRO_LINK)
-		s = avro_schema_link_target(s);
-	return s;
-}
-
-static int add_node(bn_avro_decoder *d, avro_schema_t s, uint32_t *out)
+static int add_node(bn_avro_decoder *d, uint8_t type, uint32_t *out)
 {
 	if (d->nnodes == d->cap_nodes) {
 		size_t cap = d->cap_nodes ? 2 * d->cap_nodes : 32;
@@ -487,14 +482,10 @@ static int add_node(bn_avro_decoder *d, avro_schema_t s, uint32_t *out)
 		if (!n)
 			return BN_ENOMEM;
 		d->nodes = n;
-		avro_schema_t *m = realloc(d->memo, cap * sizeof(*m));
-		if (!m)
-			return BN_ENOMEM;
-		d->memo = m;
 		d->cap_nodes = cap;
 	}
 	memset(&d->nodes[d->nnodes], 0, sizeof(node));
-	d->memo[d->nnodes] = s;
+	d->nodes[d->nnodes].type = type;
 	*out = (uint32_t)d->nnodes++;
 	return BN_OK;
 }
@@ -516,71 +507,244 @@ static int reserve_kids(bn_avro_decoder *d, size_t n, uint32_t *first)
 	return BN_OK;
 }
 
-static int compile(bn_avro_decoder *d, avro_schema_t s, uint32_t *out, int depth)
-{
-	uint32_t id, first, child;
-	int rc;
+/* Reading the schema JSON: the token array, and the named types seen so far. */
+typedef struct schema_reader {
+	bn_avro_decoder *d;
+	const char *text;
+	const bn_json_token *tok;
+	char **names;          /* full names of named types, parallel to name_node */
+	uint32_t *name_node;
+	size_t nnames, cap_names;
+} schema_reader;
 
-	s = resolve(s);
-	if (!s || depth > MAX_DEPTH)
-		return BN_ECORRUPT;
-	for (size_t i = 0; i < d->nnodes; i++) {
-		if (d->memo[i] == s) {
-			*out = (uint32_t)i;
+/* The text of STRING token i, unescaped, as a new string. NULL when out of memory. */
+static char *tok_string(const schema_reader *sr, uint32_t i)
+{
+	const bn_json_token *t = &sr->tok[i];
+	char *s = malloc(t->len + 1);
+	if (!s)
+		return NULL;
+	size_t n = t->escaped ? bn_json_unescape(sr->text + t->start, t->len, s) : t->len;
+	if (!t->escaped)
+		memcpy(s, sr->text + t->start, n);
+	s[n] = '\0';
+	return s;
+}
+
+static int tok_is(const schema_reader *sr, uint32_t i, const char *lit)
+{
+	const bn_json_token *t = &sr->tok[i];
+	return t->type == BN_JSON_STRING && !t->escaped && t->len == strlen(lit) &&
+	       memcmp(sr->text + t->start, lit, t->len) == 0;
+}
+
+/* Token index of member key's value in object token obj, or 0 when absent. */
+static uint32_t member(const schema_reader *sr, uint32_t obj, const char *key)
+{
+	uint32_t i = obj + 1, end = sr->tok[obj].next;
+	while (i < end) {
+		if (tok_is(sr, i, key))
+			return i + 1;
+		i = sr->tok[i + 1].next;
+	}
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	uint8_t type;
+} primitives[] = {
+	{ "null", N_NULL }, { "boolean", N_BOOLEAN }, { "int", N_INT }, { "long", N_LONG },
+	{ "float", N_FLOAT }, { "double", N_DOUBLE }, { "bytes", N_BYTES }, { "string", N_STRING },
+};
+
+/* "ns.name" unless name already has a dot or there is no namespace. */
+static char *full_name(const char *ns, const char *name)
+{
+	size_t n = strlen(name) + (ns ? strlen(ns) : 0) + 2;
+	char *s = malloc(n);
+	if (s)
+		snprintf(s, n, "%s%s%s", !strchr(name, '.') && ns && *ns ? ns : "",
+			 !strchr(name, '.') && ns && *ns ? "." : "", name);
+	return s;
+}
+
+static int add_name(schema_reader *sr, char *full, uint32_t id)
+{
+	if (sr->nnames == sr->cap_names) {
+		size_t cap = sr->cap_names ? 2 * sr->cap_names : 8;
+		char **n = realloc(sr->names, cap * sizeof(*n));
+		if (!n)
+			return BN_ENOMEM;
+		sr->names = n;
+		uint32_t *k = realloc(sr->name_node, cap * sizeof(*k));
+		if (!k)
+			return BN_ENOMEM;
+		sr->name_node = k;
+		sr->cap_names = cap;
+	}
+	sr->names[sr->nnames] = full;
+	sr->name_node[sr->nnames++] = id;
+	return BN_OK;
+}
+
+/* A named type referenced by name (full, or relative to namespace ns). */
+static int lookup_name(const schema_reader *sr, const char *name, const char *ns, uint32_t *out)
+{
+	char *full = full_name(ns, name);
+	if (!full)
+		return BN_ENOMEM;
+	for (size_t i = 0; i < sr->nnames; i++) {
+		if (strcmp(sr->names[i], full) == 0 || strcmp(sr->names[i], name) == 0) {
+			*out = sr->name_node[i];
+			free(full);
 			return BN_OK;
 		}
 	}
-	rc = add_node(d, s, &id);
+	free(full);
+	return BN_ECORRUPT;
+}
+
+static int compile(schema_reader *sr, uint32_t ti, const char *ns, uint32_t *out, int depth);
+
+/* A record's fields (or a union's branches): kids of node id. */
+static int compile_list(schema_reader *sr, uint32_t id, uint32_t arr, const char *ns, int is_record, int depth)
+{
+	bn_avro_decoder *d = sr->d;
+	uint32_t n = sr->tok[arr].size, first, child, i = arr + 1;
+	int rc = reserve_kids(d, n, &first);
+
 	if (rc < 0)
 		return rc;
-	switch (avro_typeof(s)) {
-	case AVRO_NULL: d->nodes[id].type = N_NULL; break;
-	case AVRO_BOOLEAN: d->nodes[id].type = N_BOOLEAN; break;
-	case AVRO_INT32: d->nodes[id].type = N_INT; break;
-	case AVRO_INT64: d->nodes[id].type = N_LONG; break;
-	case AVRO_FLOAT: d->nodes[id].type = N_FLOAT; break;
-	case AVRO_DOUBLE: d->nodes[id].type = N_DOUBLE; break;
-	case AVRO_BYTES: d->nodes[id].type = N_BYTES; break;
-	case AVRO_STRING: d->nodes[id].type = N_STRING; break;
-	case AVRO_ENUM: d->nodes[id].type = N_ENUM; break;
-	case AVRO_FIXED:
-		d->nodes[id].type = N_FIXED;
-		d->nodes[id].size = avro_schema_fixed_size(s);
-		break;
-	case AVRO_ARRAY:
-	case AVRO_MAP:
-		d->nodes[id].type = avro_typeof(s) == AVRO_ARRAY ? N_ARRAY : N_MAP;
-		rc = compile(d, avro_typeof(s) == AVRO_ARRAY ? avro_schema_array_items(s) : avro_schema_map_values(s),
-			     &child, depth + 1);
+	d->nodes[id].first = first;
+	d->nodes[id].count = n;
+	for (uint32_t k = 0; k < n; k++, i = sr->tok[i].next) {
+		uint32_t type = i;
+		if (is_record) {
+			if (sr->tok[i].type != BN_JSON_OBJECT || !(type = member(sr, i, "type")))
+				return BN_ECORRUPT;
+		}
+		rc = compile(sr, type, ns, &child, depth + 1);
+		if (rc < 0)
+			return rc;
+		d->kids[first + k] = child;
+	}
+	return BN_OK;
+}
+
+/* A named type's definition (record, enum, fixed): registered before its fields, for recursion. */
+static int compile_named(schema_reader *sr, uint32_t obj, uint8_t type, const char *ns, uint32_t *out, int depth)
+{
+	uint32_t name_t = member(sr, obj, "name"), ns_t = member(sr, obj, "namespace"), id;
+	char *name = NULL, *own_ns = NULL, *full = NULL;
+	int rc = BN_ECORRUPT;
+
+	if (!name_t || sr->tok[name_t].type != BN_JSON_STRING)
+		return BN_ECORRUPT;
+	rc = BN_ENOMEM;
+	if (!(name = tok_string(sr, name_t)))
+		goto cleanup;
+	if (ns_t && sr->tok[ns_t].type == BN_JSON_STRING && !(own_ns = tok_string(sr, ns_t)))
+		goto cleanup;
+	if (own_ns)
+		ns = own_ns;
+	if (!(full = full_name(ns, name)))
+		goto cleanup;
+	/* A dotted name carries its own namespace, for the fields inside it. */
+	if (strchr(name, '.')) {
+		free(own_ns);
+		own_ns = strndup(name, (size_t)(strrchr(name, '.') - name));
+		if (!own_ns)
+			goto cleanup;
+		ns = own_ns;
+	}
+	rc = add_node(sr->d, type, &id);
+	if (rc < 0)
+		goto cleanup;
+	rc = add_name(sr, full, id);
+	if (rc < 0)
+		goto cleanup;
+	full = NULL;
+	if (type == N_FIXED) {
+		uint32_t size_tok = member(sr, obj, "size");
+		int64_t size;
+		rc = BN_ECORRUPT;
+		if (!size_tok || sr->tok[size_tok].type != BN_JSON_NUMBER ||
+		    bn_json_number_int64(sr->text + sr->tok[size_tok].start, sr->tok[size_tok].len, &size) < 0 || size < 0)
+			goto cleanup;
+		sr->d->nodes[id].size = size;
+	} else if (type == N_RECORD) {
+		uint32_t fields = member(sr, obj, "fields");
+		rc = BN_ECORRUPT;
+		if (!fields || sr->tok[fields].type != BN_JSON_ARRAY)
+			goto cleanup;
+		rc = compile_list(sr, id, fields, ns, 1, depth);
+		if (rc < 0)
+			goto cleanup;
+	}
+	*out = id;
+	rc = BN_OK;
+cleanup:
+	free(name);
+	free(own_ns);
+	free(full);
+	return rc;
+}
+
+static int compile(schema_reader *sr, uint32_t ti, const char *ns, uint32_t *out, int depth)
+{
+	bn_avro_decoder *d = sr->d;
+	const bn_json_token *t = &sr->tok[ti];
+	uint32_t id, child, type_t;
+	int rc;
+
+	if (depth > MAX_DEPTH)
+		return BN_ECORRUPT;
+	if (t->type == BN_JSON_ARRAY) {
+		rc = add_node(d, N_UNION, &id);
+		if (rc == BN_OK)
+			rc = compile_list(sr, id, ti, ns, 0, depth);
+		if (rc == BN_OK)
+			*out = id;
+		return rc;
+	}
+	if (t->type == BN_JSON_STRING) {
+		for (size_t i = 0; i < sizeof(primitives) / sizeof(primitives[0]); i++)
+			if (tok_is(sr, ti, primitives[i].name))
+				return add_node(d, primitives[i].type, out);
+		char *name = tok_string(sr, ti);
+		if (!name)
+			return BN_ENOMEM;
+		rc = lookup_name(sr, name, ns, out);
+		free(name);
+		return rc;
+	}
+	if (t->type != BN_JSON_OBJECT || !(type_t = member(sr, ti, "type")))
+		return BN_ECORRUPT;
+	if (sr->tok[type_t].type != BN_JSON_STRING)
+		return compile(sr, type_t, ns, out, depth + 1);   /* {"type": {...}} or {"type": [...]} */
+	if (tok_is(sr, type_t, "record") || tok_is(sr, type_t, "error"))
+		return compile_named(sr, ti, N_RECORD, ns, out, depth);
+	if (tok_is(sr, type_t, "enum"))
+		return compile_named(sr, ti, N_ENUM, ns, out, depth);
+	if (tok_is(sr, type_t, "fixed"))
+		return compile_named(sr, ti, N_FIXED, ns, out, depth);
+	if (tok_is(sr, type_t, "array") || tok_is(sr, type_t, "map")) {
+		int is_array = tok_is(sr, type_t, "array");
+		uint32_t inner = member(sr, ti, is_array ? "items" : "values");
+		if (!inner)
+			return BN_ECORRUPT;
+		rc = add_node(d, is_array ? N_ARRAY : N_MAP, &id);
+		if (rc == BN_OK)
+			rc = compile(sr, inner, ns, &child, depth + 1);
 		if (rc < 0)
 			return rc;
 		d->nodes[id].first = child;
-		break;
-	case AVRO_RECORD:
-	case AVRO_UNION: {
-		int is_record = avro_typeof(s) == AVRO_RECORD;
-		size_t n = is_record ? avro_schema_record_size(s) : avro_schema_union_size(s);
-		d->nodes[id].type = is_record ? N_RECORD : N_UNION;
-		rc = reserve_kids(d, n, &first);
-		if (rc < 0)
-			return rc;
-		d->nodes[id].first = first;
-		d->nodes[id].count = (uint32_t)n;
-		for (size_t i = 0; i < n; i++) {
-			avro_schema_t k = is_record ? avro_schema_record_field_get_by_index(s, (int)i)
-						    : avro_schema_union_branch(s, (int)i);
-			rc = compile(d, k, &child, depth + 1);
-			if (rc < 0)
-				return rc;
-			d->kids[first + i] = child;
-		}
-		break;
+		*out = id;
+		return BN_OK;
 	}
-	default:
-		return BN_ECORRUPT;
-	}
-	*out = id;
-	return BN_OK;
+	/* {"type": "long", "logicalType": ...} and {"type": "SomeNamedType"} */
+	return compile(sr, type_t, ns, out, depth + 1);
 }
 
 static const char *node_type_name(uint8_t t)
@@ -647,6 +811,68 @@ static void classify(bn_avro_decoder *d, want *w, uint32_t f, size_t slot_for_na
 		w->node = inner;
 }
 
+/* The writer schema: a record whose fields' names are kept for lookup. Errors as in bn_avro_decoder_new. */
+static int read_schema(bn_avro_decoder *d, const char *schema_json, const char *name, bn_error *err)
+{
+	bn_json_parser *jp = NULL;
+	bn_json_result jr;
+	schema_reader sr = { .d = d, .text = schema_json };
+	int rc = BN_ENOMEM;
+
+	if (bn_json_parser_new(&jp, MAX_DEPTH) < 0)
+		goto cleanup;
+	rc = bn_json_parse(jp, schema_json, strlen(schema_json), &jr);
+	if (rc == BN_JSON_ENOMEM) {
+		rc = BN_ENOMEM;
+		goto cleanup;
+	}
+	bn_error_locate(err, name, 0, 0);
+	if (rc < 0) {
+		rc = bn_error_set(err, BN_ECORRUPT, "cannot parse avro.schema: invalid JSON at column %u: %s", jr.column,
+				  jr.message);
+		goto cleanup;
+	}
+	sr.tok = jr.tokens;
+	uint32_t type_t = jr.tokens[0].type == BN_JSON_OBJECT ? member(&sr, 0, "type") : 0;
+	if (!type_t || !(tok_is(&sr, type_t, "record") || tok_is(&sr, type_t, "error"))) {
+		rc = bn_error_set(err, BN_ECORRUPT, "avro.schema is not a record");
+		goto cleanup;
+	}
+	rc = compile(&sr, 0, NULL, &d->root, 0);
+	if (rc == BN_ECORRUPT) {
+		bn_error_set(err, rc, "avro.schema is not a valid schema (unknown type or name, or nested too deep)");
+		goto cleanup;
+	}
+	if (rc < 0)
+		goto cleanup;
+	/* The root record's field names, in order: member "fields" of token 0. */
+	uint32_t fields = member(&sr, 0, "fields"), i = fields + 1;
+	d->nfields = sr.tok[fields].size;
+	rc = BN_ENOMEM;
+	d->field_names = calloc(d->nfields ? d->nfields : 1, sizeof(*d->field_names));
+	if (!d->field_names)
+		goto cleanup;
+	for (size_t k = 0; k < d->nfields; k++, i = sr.tok[i].next) {
+		uint32_t fname = member(&sr, i, "name");
+		if (!fname || sr.tok[fname].type != BN_JSON_STRING) {
+			rc = bn_error_set(err, BN_ECORRUPT, "avro.schema has a field without a name");
+			goto cleanup;
+		}
+		if (!(d->field_names[k] = tok_string(&sr, fname)))
+			goto cleanup;
+	}
+	rc = BN_OK;
+cleanup:
+	if (rc == BN_ENOMEM)
+		bn_error_set(err, BN_ENOMEM, "out of memory");
+	for (size_t k = 0; k < sr.nnames; k++)
+		free(sr.names[k]);
+	free(sr.names);
+	free(sr.name_node);
+	bn_json_parser_free(jp);
+	return rc;
+}
+
 int bn_avro_decoder_new(bn_avro_decoder **out, const char *schema_json, const char *name,
 			const char *const *names, size_t n, bn_error *err)
 {
@@ -660,27 +886,10 @@ int bn_avro_decoder_new(bn_avro_decoder **out, const char *schema_json, const ch
 		goto cleanup;
 	}
 	d->nwants = n;
-	if (avro_schema_from_json_length(schema_json, strlen(schema_json), &d->schema) != 0) {
-		bn_error_locate(err, name, 0, 0);
-		rc = bn_error_set(err, BN_ECORRUPT, "cannot parse avro.schema: %s", avro_strerror());
-		d->schema = NULL;
+	rc = read_schema(d, schema_json, name, err);
+	if (rc < 0)
 		goto cleanup;
-	}
-	if (avro_typeof(d->schema) != AVRO_RECORD) {
-		bn_error_locate(err, name, 0, 0);
-		rc = bn_error_set(err, BN_ECORRUPT, "avro.schema is not a record");
-		goto cleanup;
-	}
-	rc = compile(d, d->schema, &d->root, 0);
-	if (rc < 0) {
-		bn_error_locate(err, name, 0, 0);
-		if (rc == BN_ENOMEM)
-			bn_error_set(err, rc, "out of memory");
-		else
-			bn_error_set(err, rc, "avro.schema nests too deep or has an unknown type");
-		goto cleanup;
-	}
-	nfields = avro_schema_record_size(d->schema);
+	nfields = d->nfields;
 	d->slot = malloc((nfields ? nfields : 1) * sizeof(*d->slot));
 	if (!d->slot) {
 		rc = bn_error_set(err, BN_ENOMEM, "out of memory");
@@ -691,7 +900,7 @@ int bn_avro_decoder_new(bn_avro_decoder **out, const char *schema_json, const ch
 	for (size_t i = 0; i < n; i++) {
 		size_t j;
 		for (j = 0; j < nfields; j++) {
-			if (strcmp(avro_schema_record_field_name(d->schema, (int)j), names[i]) == 0)
+			if (strcmp(d->field_names[j], names[i]) == 0)
 				break;
 		}
 		if (j == nfields) {
@@ -699,7 +908,7 @@ int bn_avro_decoder_new(bn_avro_decoder **out, const char *schema_json, const ch
 			size_t len = 0;
 			for (size_t k = 0; k < nfields && len < sizeof(list); k++)
 				len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", k ? ", " : "",
-							avro_schema_record_field_name(d->schema, (int)k));
+							d->field_names[k]);
 			bn_error_locate(err, name, 0, 0);
 			rc = bn_error_set(err, BN_EUSAGE, "no field '%s' in the schema (fields: %s)", names[i], list);
 			goto cleanup;
@@ -949,9 +1158,9 @@ void bn_avro_decoder_free(bn_avro_decoder *d)
 	free(d->wants);
 	free(d->slot);
 	free(d->nodes);
-	free(d->memo);
 	free(d->kids);
-	if (d->schema)
-		avro_schema_decref(d->schema);
+	for (size_t i = 0; d->field_names && i < d->nfields; i++)
+		free(d->field_names[i]);
+	free(d->field_names);
 	free(d);
 }

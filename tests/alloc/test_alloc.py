@@ -14,11 +14,9 @@ import avro.io
 USAGE = "usage: test_alloc.py BIDNORM ALLOC_FAIL_SO [--from N] [--step K] [--threads T] [--vocab]"
 
 # Avro C 1.11.1 crashes (SIGSEGV in avro_schema_from_json_length) when one of its own
-# allocations fails; bidnorm therefore no longer asks it to parse the generated schema at run
-# time (the unit tests do). Every run of the ingest sweep must end cleanly.
-# The --vocab sweep is not registered with ctest yet: the vocab Avro reader still parses the
-# writer schema with Avro C, which crashes or misreports under an injected failure (about 600
-# points). Owed: a schema walker on bidnorm's own JSON tokenizer (ingest/vocab/avro_reader.c).
+# allocations fails, so the library never calls it at run time: generated schemas are parsed
+# back only in the tests, and the vocab reader reads writer schemas with bidnorm's own JSON
+# tokenizer. Every run of both sweeps must end cleanly.
 
 # Three records, one of them rejected, so the reject path allocates too.
 INPUT = (b'{"event_id":"a","ts":1795176001,"app":{"bundle":"com.foo$hl=en"},"device":{"city":"S\xe3o Paulo",'

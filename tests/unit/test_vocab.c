@@ -830,3 +830,42 @@ Test(vocab, diff_counts_churn_and_changes, .init = make_scratch, .fini = drop_sc
 		  "%s", text);
 	free(text);
 }
+
+Test(vocab, decoder_reads_named_recursive_and_logical_types)
+{
+	/* Named types used by reference (short and full name), a recursive record, enum, fixed, a logical type. */
+	static const char schema[] =
+		"{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"t\",\"fields\":["
+		"{\"name\":\"e\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"B\"]}},"
+		"{\"name\":\"f\",\"type\":{\"type\":\"fixed\",\"name\":\"F\",\"size\":3}},"
+		"{\"name\":\"n\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"Inner\",\"fields\":["
+		"{\"name\":\"x\",\"type\":\"long\"},{\"name\":\"next\",\"type\":[\"null\",\"Inner\"]}]}]},"
+		"{\"name\":\"e2\",\"type\":\"E\"},{\"name\":\"f2\",\"type\":\"t.F\"},"
+		"{\"name\":\"s\",\"type\":{\"type\":\"string\",\"logicalType\":\"uuid\"}},"
+		"{\"name\":\"arr\",\"type\":{\"type\":\"array\",\"items\":\"string\"}}]}";
+	static const char rec[] = "\x02" "xyz" "\x02\x0a\x02\x0e\x00" "\x00" "abc" "\x04hi" "\x04\x02" "a" "\x02" "b" "\x00";
+	const char *names[] = { "s", "arr" };
+	bn_avro_decoder *d = NULL;
+	bn_avro_value v[2];
+	bn_error err;
+	const char *p = rec, *end = rec + sizeof(rec) - 1;
+
+	cr_assert_eq(bn_avro_decoder_new(&d, schema, "t.avro", names, 2, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(bn_avro_decoder_kind(d, 0), BN_AVRO_KIND_STRING);
+	cr_assert_eq(bn_avro_decoder_kind(d, 1), BN_AVRO_KIND_STRING_ARRAY);
+	cr_assert_eq(bn_avro_decode_record(d, &p, end, v, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(p, end);
+	cr_assert(v[0].str.n == 2 && memcmp(v[0].str.p, "hi", 2) == 0);
+	cr_assert_eq(v[1].nitems, 2);
+	cr_assert(v[1].items[1].n == 1 && v[1].items[1].p[0] == 'b');
+	bn_avro_decoder_free(d);
+
+	/* An unknown named type is a corrupt schema, not a crash. */
+	cr_assert_eq(bn_avro_decoder_new(&d, "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"Nope\"}]}",
+					 "t.avro", names, 0, &err), BN_ECORRUPT);
+	cr_assert_str_eq(err.message, "avro.schema is not a valid schema (unknown type or name, or nested too deep)");
+	cr_assert_eq(bn_avro_decoder_new(&d, "[\"null\"]", "t.avro", names, 0, &err), BN_ECORRUPT);
+	cr_assert_str_eq(err.message, "avro.schema is not a record");
+	cr_assert_eq(bn_avro_decoder_new(&d, "{\"type\":", "t.avro", names, 0, &err), BN_ECORRUPT);
+	cr_assert_str_eq(err.message, "cannot parse avro.schema: invalid JSON at column 9: unexpected end of input");
+}
