@@ -368,9 +368,11 @@ static void step_map(const bn_step *step, value *v, uint32_t *effects)
 static int step_validate(bn_chain_scratch *s, const bn_step *step, value *v, uint32_t *effects, bn_error *err)
 {
 	size_t shown;
+	uint32_t before = *effects;
 	int rc = match(s, step, v, effects, err);
 	if (rc != 0)
 		return rc < 0 ? rc : BN_OK;
+	int limited = (*effects & ~before & BN_EFFECT_REGEX_LIMIT) != 0;
 	*effects |= BN_EFFECT_INVALID;
 	switch (step->on_fail) {
 	case BN_ON_FAIL_NULL:
@@ -382,8 +384,13 @@ static int step_validate(bn_chain_scratch *s, const bn_step *step, value *v, uin
 		break;
 	}
 	shown = bn_utf8_truncate(v->data, v->size, MESSAGE_VALUE_BYTES);
-	bn_error_set(err, BN_EREJECT, "value \"%.*s\" does not match pattern '%s'", (int)shown,
-		     v->size ? v->data : "", step->pattern);
+	if (limited)
+		bn_error_set(err, BN_EREJECT,
+			     "value \"%.*s\" could not be checked against pattern '%s': the regex hit "
+			     "limits.regex_match_limit or regex_depth_limit", (int)shown, v->size ? v->data : "", step->pattern);
+	else
+		bn_error_set(err, BN_EREJECT, "value \"%.*s\" does not match pattern '%s'", (int)shown,
+			     v->size ? v->data : "", step->pattern);
 	if (err)
 		err->reason = BN_REJECT_VALIDATION;
 	return BN_EREJECT;

@@ -587,6 +587,14 @@ Test(chain, catastrophic_regex_hits_limit)
 		cr_assert_eq(bn_chain_apply(s, &cr, in, strlen(in), &r, NULL, NULL, NULL), BN_OK);
 		cr_expect(r.size == strlen(in) && memcmp(r.data, in, r.size) == 0, "jit %d: replace changed it", jit);
 		cr_expect_eq(r.effects, BN_EFFECT_REGEX_LIMIT, "jit %d", jit);
+		/* Regression: a reject caused by the limit said "does not match", which blamed the value. */
+		bn_step vr[] = {{.kind = BN_STEP_VALIDATE, .pattern = (char *)"(a+)+$", .re = compile("(a+)+$", jit),
+				 .on_fail = BN_ON_FAIL_REJECT}};
+		bn_chain cvr = {NULL, vr, 1};
+		bn_error err;
+		cr_assert_eq(bn_chain_apply(s, &cvr, in, strlen(in), &r, NULL, NULL, &err), BN_EREJECT);
+		cr_expect_str_eq(err.message, "value \"" A10 A10 A10 "b\" could not be checked against pattern '(a+)+$': "
+				 "the regex hit limits.regex_match_limit or regex_depth_limit", "jit %d", jit);
 		/* 2^30 backtracking steps would take minutes. */
 		cr_expect_lt(seconds_since(&t0), 0.5, "jit %d: limit did not stop the match", jit);
 	}
