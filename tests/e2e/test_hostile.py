@@ -340,7 +340,8 @@ fields:
         records, rejects, stats = self.outputs()
         self.assertEqual([(x["id"], x["v"], x["w"]) for x in records], [("1", None, None), ("3", "aaa", "aa")])
         self.assertEqual([(x["line"], x["reason"], x["field"]) for x in rejects], [(2, "validation_failed", "w")])
-        self.assertEqual(rejects[0]["message"], 'value "%s" does not match pattern \'(a+)+$\'' % ("a" * 64))
+        self.assertEqual(rejects[0]["message"], 'value "%s" could not be checked against pattern \'(a+)+$\': '
+                         'the regex hit limits.regex_match_limit or regex_depth_limit' % ("a" * 64))
         self.assertEqual(stats["fields"]["v"]["changed_by"]["regex_limit"], 1)
         self.assertEqual(stats["fields"]["v"]["changed_by"]["validation_failed"], 1)
 
