@@ -353,9 +353,13 @@ int cmd_watch(int argc, char **argv)
 		cli_print_error(cmd, &err);
 		exit_code = cli_exit_code(rc);
 	}
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
+	/*
+	 * The watcher has stopped and only cleanup is left: a repeated stop
+	 * request (systemd, a test) must not turn this clean exit into a kill.
+	 */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	wake_fd = -1;
 cleanup:
 	bn_watch_free(w);
