@@ -623,39 +623,41 @@ int bn_json_number_split(bn_json_number *out, const char *t, size_t len)
 	return 0;
 }
 
-/* Digit k of the integer digits followed by the fraction digits. */
-static inline int digit_at(const bn_json_number *np, size_t k)
+int bn_json_number_significant(const bn_json_number *num, size_t *first, size_t *last, int64_t *scale)
 {
-	return k < np->n_int ? np->int_digits[k] - '0' : np->frac_digits[k - np->n_int] - '0';
+	size_t n = num->n_int + num->n_frac, f = 0, l;
+	while (f < n && bn_json_number_digit(num, f) == 0)
+		f++;
+	if (f == n)
+		return 0;
+	l = n - 1;
+	while (bn_json_number_digit(num, l) == 0)
+		l--;
+	*first = f;
+	*last = l;
+	*scale = num->exp - (int64_t)num->n_frac + (int64_t)(n - 1 - l);
+	return 1;
 }
 
 int bn_json_number_int64(const char *text, size_t len, int64_t *out)
 {
 	bn_json_number np;
-	size_t n, first, last;
+	size_t first, last;
 	int64_t scale;
 	uint64_t mag = 0, limit;
 
 	if (bn_json_number_split(&np, text, len) != 0)
 		return -1;
-	n = np.n_int + np.n_frac;
-	first = 0;
-	while (first < n && digit_at(&np, first) == 0)
-		first++;
-	if (first == n) {
+	if (!bn_json_number_significant(&np, &first, &last, &scale)) {
 		*out = 0;
 		return 0;
 	}
-	last = n - 1;
-	while (digit_at(&np, last) == 0)
-		last--;
-	/* value = digits[first..last] * 10^scale; with no trailing zeros left, scale < 0 means a fraction. */
-	scale = np.exp - (int64_t)np.n_frac + (int64_t)(n - 1 - last);
+	/* With no trailing zeros left, scale < 0 means a fraction. */
 	if (scale < 0 || scale > 19)
 		return -1;
 	limit = np.negative ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
 	for (size_t k = first; k <= last; k++) {
-		unsigned d = (unsigned)digit_at(&np, k);
+		unsigned d = (unsigned)bn_json_number_digit(&np, k);
 		if (mag > (limit - d) / 10)
 			return -1;
 		mag = mag * 10 + d;
@@ -686,7 +688,7 @@ int bn_json_number_double(const char *text, size_t len, double *out)
 		1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 	};
 	bn_json_number np;
-	size_t n, first, last;
+	size_t first, last;
 	int64_t scale;
 	char buf[128];
 	locale_t c_locale;
@@ -694,22 +696,14 @@ int bn_json_number_double(const char *text, size_t len, double *out)
 
 	if (bn_json_number_split(&np, text, len) != 0)
 		return -1;
-	n = np.n_int + np.n_frac;
-	first = 0;
-	while (first < n && digit_at(&np, first) == 0)
-		first++;
-	if (first == n) {
+	if (!bn_json_number_significant(&np, &first, &last, &scale)) {
 		*out = np.negative ? -0.0 : 0.0;
 		return 0;
 	}
-	last = n - 1;
-	while (digit_at(&np, last) == 0)
-		last--;
-	scale = np.exp - (int64_t)np.n_frac + (int64_t)(n - 1 - last);
 	if (last - first < 15 && scale >= -22 && scale <= 22) {
 		uint64_t m = 0;
 		for (size_t k = first; k <= last; k++)
-			m = m * 10 + (uint64_t)digit_at(&np, k);
+			m = m * 10 + (uint64_t)bn_json_number_digit(&np, k);
 		v = (double)m;
 		v = scale < 0 ? v / pow10[-scale] : v * pow10[scale];
 		*out = np.negative ? -v : v;

@@ -97,6 +97,19 @@ typedef struct bn_json_number {
  */
 int bn_json_number_split(bn_json_number *out, const char *text, size_t len);
 
+/* Digit k (0-based) of num's integer digits followed by its fraction digits. */
+static inline int bn_json_number_digit(const bn_json_number *num, size_t k)
+{
+	return k < num->n_int ? num->int_digits[k] - '0' : num->frac_digits[k - num->n_int] - '0';
+}
+
+/*
+ * The significant digits of num: *first and *last index its first and last
+ * nonzero digit, and |value| = digits[first..last] * 10^(*scale). Returns 0
+ * when the value is zero (outputs unset), 1 otherwise.
+ */
+int bn_json_number_significant(const bn_json_number *num, size_t *first, size_t *last, int64_t *scale);
+
 /*
  * NUMBER token text to a value. _int64 succeeds (returns 0) only for an
  * integral value within int64 range, including forms like 1.0, 1e3 and -0;

@@ -126,60 +126,41 @@ static int parse_rfc3339(const char *s, size_t len, int64_t *out_ms)
 int bn_timestamp_from_number(const char *s, size_t len, int64_t *out_ms)
 {
 	bn_json_number num;
-	const char *ip, *fp;
-	size_t n_int, n_frac, n, first, last;
-	int negative;
-	int64_t exp, point, scale;
+	size_t first, last;
+	int64_t point, scale;
 	uint64_t mag = 0, limit;
 	bool inexact;
 
 	if (bn_json_number_split(&num, s, len) < 0)
 		return -1;
-	negative = num.negative;
-	ip = num.int_digits;
-	n_int = num.n_int;
-	fp = num.frac_digits;
-	n_frac = num.n_frac;
-	exp = num.exp;
-
-	/* Significant digits d[first..last] of int digits followed by fraction digits. */
-#define DIGIT(k) ((k) < n_int ? ip[(k)] - '0' : fp[(k) - n_int] - '0')
-	n = n_int + n_frac;
-	first = 0;
-	while (first < n && DIGIT(first) == 0)
-		first++;
-	if (first == n) {
+	if (!bn_json_number_significant(&num, &first, &last, &scale)) {
 		*out_ms = 0;
 		return 0;
 	}
-	last = n - 1;
-	while (DIGIT(last) == 0)
-		last--;
 	/* The value is 0.d[first..last] * 10^point; it is below 1e11 exactly when point <= 11. */
-	point = (int64_t)n_int - (int64_t)first + exp;
+	point = scale + (int64_t)(last - first + 1);
 	if (point <= 11)
 		point += 3;  /* seconds: scale to milliseconds */
 	/* Integer milliseconds are the first `point` significant digits. */
 	scale = point - (int64_t)(last - first + 1);
 	if (point > 19)
 		return -1;
-	limit = (uint64_t)INT64_MAX + (uint64_t)negative;
+	limit = (uint64_t)INT64_MAX + (uint64_t)num.negative;
 	inexact = scale < 0;
 	for (int64_t k = 0; k < point; k++) {
 		size_t idx = first + (size_t)k;
-		unsigned dg = idx <= last ? (unsigned)DIGIT(idx) : 0;
+		unsigned dg = idx <= last ? (unsigned)bn_json_number_digit(&num, idx) : 0;
 		if (mag > (limit - dg) / 10)
 			return -1;
 		mag = mag * 10 + dg;
 	}
-#undef DIGIT
 	/* Truncate toward negative infinity: a dropped fraction makes a negative time one earlier. */
-	if (negative && inexact) {
+	if (num.negative && inexact) {
 		if (mag == limit)
 			return -1;
 		mag++;
 	}
-	if (negative)
+	if (num.negative)
 		*out_ms = mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag;
 	else
 		*out_ms = (int64_t)mag;
