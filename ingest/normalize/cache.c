@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/hash.h"
+
 typedef struct entry {
 	uint64_t hash;          /* 0 = empty slot */
 	uint32_t gen;           /* the slot is in use only when this is the cache's generation */
@@ -22,6 +24,7 @@ struct bn_value_cache {
 	size_t bytes_cap;
 	size_t bytes_used;
 	uint32_t gen;           /* emptying the cache starts a new generation: O(1), no memset */
+	bn_hash_key key;        /* values come from the logs: keyed, so they cannot aim at one slot */
 };
 
 int bn_value_cache_new(bn_value_cache **out, size_t entries, size_t storage)
@@ -41,6 +44,7 @@ int bn_value_cache_new(bn_value_cache **out, size_t entries, size_t storage)
 	c->mask = n - 1;
 	c->bytes_cap = storage;
 	c->gen = 1;
+	c->key = bn_hash_process_key();
 	*out = c;
 	return BN_OK;
 }
@@ -67,24 +71,10 @@ void bn_value_cache_begin_record(bn_value_cache *c)
 	}
 }
 
-/* 64-bit hash of the input, 8 bytes at a time, mixed with the chain pointer; never 0. */
-static uint64_t hash(const bn_chain *chain, const char *s, size_t n)
+/* Keyed hash of the input, mixed with the chain; never 0. */
+static uint64_t hash(const bn_value_cache *c, const bn_chain *chain, const char *s, size_t n)
 {
-	uint64_t h = (uint64_t)(uintptr_t)chain * 0x9E3779B97F4A7C15ull ^ n;
-	while (n >= 8) {
-		uint64_t w;
-		memcpy(&w, s, 8);
-		h = (h ^ w) * 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
-		s += 8;
-		n -= 8;
-	}
-	if (n) {
-		uint64_t w = 0;
-		memcpy(&w, s, n);
-		h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-	}
-	h ^= h >> 29;
+	uint64_t h = bn_hash(c->key, s, n) ^ ((uint64_t)(uintptr_t)chain * 0x9e3779b97f4a7c15ull);
 	return h ? h : 1;
 }
 
@@ -103,7 +93,7 @@ int bn_value_cache_get(bn_value_cache *c, const bn_chain *chain, const char *in,
 {
 	if (size > BN_VALUE_CACHE_MAX_INPUT)
 		return 0;
-	entry *e = find(c, hash(chain, in, size), chain, in, size);
+	entry *e = find(c, hash(c, chain, in, size), chain, in, size);
 	if (!e->hash || e->gen != c->gen)
 		return 0;
 	res->data = c->bytes + e->out_off;
@@ -119,7 +109,7 @@ void bn_value_cache_put(bn_value_cache *c, const bn_chain *chain, const char *in
 	size_t need = size + (res->is_null ? 0 : res->size);
 	if (size > BN_VALUE_CACHE_MAX_INPUT || c->used * 4 > c->mask * 3 || c->bytes_cap - c->bytes_used < need)
 		return;
-	uint64_t h = hash(chain, in, size);
+	uint64_t h = hash(c, chain, in, size);
 	entry *e = find(c, h, chain, in, size);
 	if (e->hash && e->gen == c->gen)
 		return;

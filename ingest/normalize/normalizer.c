@@ -112,6 +112,7 @@ int bn_normalizer_new(bn_normalizer **out, const bn_rules *rules, bn_error *err)
 		goto cleanup;
 	pcre2_set_match_limit(n->match_ctx, rules->regex_match_limit);
 	pcre2_set_depth_limit(n->match_ctx, rules->regex_depth_limit);
+	n->hkey = bn_hash_process_key();
 	n->seen_cap = 256;
 	n->seen = calloc(n->seen_cap, sizeof(*n->seen));
 	if (!n->rec.fields || !n->stats || !n->seen)

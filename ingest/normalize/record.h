@@ -12,6 +12,7 @@
 #include "rules/compiled.h"
 #include "util/arena.h"
 #include "util/buf.h"
+#include "util/hash.h"
 
 /* One scalar value. Strings are valid UTF-8 and live in the line or the record arena. */
 typedef struct bn_val {
@@ -89,6 +90,7 @@ struct bn_normalizer {
 	bn_invalid_seen *seen;   /* open-addressing table of keys checked against serving_invalid */
 	size_t seen_cap;
 	size_t seen_count;
+	bn_hash_key hkey;        /* keys the seen table and the per-record de-duplication (util/hash.h) */
 	bn_value_cache *cache;   /* chain results of repeating values */
 	uint64_t *cache_tries;   /* per field: cache lookups */
 	uint64_t *cache_hits;    /* per field: cache hits */

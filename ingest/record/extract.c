@@ -307,8 +307,6 @@ static int same_value(int type, const bn_val *a, const bn_val *b)
 	return a->i == b->i;
 }
 
-static uint64_t hash_key(uint32_t node, const char *s, size_t n);
-
 /*
  * Duplicate detection among the entries an array or map has so far
  * (rec->items or rec->keys from first on). Small collections - nearly all of
@@ -321,26 +319,26 @@ static uint64_t hash_key(uint32_t node, const char *s, size_t n);
 typedef struct dedup {
 	uint32_t *slot;  /* 1 + entry offset from first, 0 = empty; NULL while scanning */
 	size_t mask;
+	bn_hash_key key; /* the normalizer's: hostile lines cannot aim at one slot */
 } dedup;
 
-static uint64_t value_hash(int type, const bn_val *v)
+static uint64_t value_hash(const dedup *d, int type, const bn_val *v)
 {
 	uint64_t u;
 	if (type == BN_T_STRING)
-		return hash_key(0, v->s, v->n);
+		return bn_hash(d->key, v->s, v->n);
 	if (type == BN_T_DOUBLE) {
-		double d = v->d == 0 ? 0.0 : v->d; /* -0.0 and 0.0 are the same value */
-		memcpy(&u, &d, sizeof(u));
+		double x = v->d == 0 ? 0.0 : v->d; /* -0.0 and 0.0 are the same value */
+		memcpy(&u, &x, sizeof(u));
 	} else {
 		u = (uint64_t)v->i;
 	}
-	u ^= u >> 31;
-	return u * 0x9e3779b97f4a7c15ull;
+	return bn_hash_u64(d->key, u);
 }
 
 static void dedup_put(dedup *d, const bn_val *vals, size_t first, size_t k, int type)
 {
-	size_t h = (size_t)value_hash(type, &vals[first + k]) & d->mask;
+	size_t h = (size_t)value_hash(d, type, &vals[first + k]) & d->mask;
 	while (d->slot[h])
 		h = (h + 1) & d->mask;
 	d->slot[h] = (uint32_t)(k + 1);
@@ -378,7 +376,7 @@ static int dedup_find(bn_record *rec, dedup *d, int keys, size_t first, size_t c
 		for (size_t k = 0; k < count; k++)
 			dedup_put(d, vals, first, k, type);
 	}
-	for (size_t h = (size_t)value_hash(type, v) & d->mask; d->slot[h]; h = (h + 1) & d->mask) {
+	for (size_t h = (size_t)value_hash(d, type, v) & d->mask; d->slot[h]; h = (h + 1) & d->mask) {
 		size_t k = first + d->slot[h] - 1;
 		if (same_value(type, &vals[k], v)) {
 			*out = k;
@@ -410,7 +408,7 @@ static int read_array(bn_normalizer *n, const bn_field *fd, const char *line, co
 		return BN_OK;
 	}
 	uint32_t i = ti, end = arr->next;
-	dedup seen = { NULL, 0 };
+	dedup seen = { NULL, 0, n->hkey };
 	while (i < end) {
 		bn_val v;
 		int got;
@@ -448,14 +446,6 @@ static int read_array(bn_normalizer *n, const bn_field *fd, const char *line, co
 	}
 	bn_error_clear(err);
 	return BN_OK;
-}
-
-static uint64_t hash_key(uint32_t node, const char *s, size_t n)
-{
-	uint64_t h = 1469598103934665603ull ^ node;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-	return h;
 }
 
 /* Which serving_invalid rule key[0..len) matches, or UINT32_MAX. */
@@ -502,7 +492,7 @@ static uint32_t check_key(bn_normalizer *n, uint32_t node, const char *key, size
 {
 	if (!n->rules->ninvalid)
 		return UINT32_MAX;
-	uint64_t h = hash_key(node, key, len);
+	uint64_t h = bn_hash(n->hkey, key, len) ^ node;
 	size_t mask = n->seen_cap - 1;
 	size_t i = h & mask;
 	for (; n->seen[i].key; i = (i + 1) & mask) {
@@ -549,7 +539,7 @@ static int read_map(bn_normalizer *n, const bn_field *fd, int32_t node, const ch
 		return BN_OK;
 	}
 	uint32_t i = ti, end = obj->next;
-	dedup seen = { NULL, 0 };
+	dedup seen = { NULL, 0, n->hkey };
 	size_t removed = 0;
 	while (i < end) {
 		const char *key;

@@ -160,6 +160,7 @@ static int vocab_table_build(bn_vocab_table *t, bn_buf *b, const char *path, bn_
 	if (!t->tokens || !t->lens || !t->slots)
 		return oom(err);
 	t->mask = cap - 1;
+	t->key = bn_hash_process_key();
 	char *p = t->text, *end = t->text + b->size;
 	for (size_t k = 1; k <= n; k++) {
 		char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -176,7 +177,7 @@ static int vocab_table_build(bn_vocab_table *t, bn_buf *b, const char *path, bn_
 		}
 		t->tokens[k] = p;
 		t->lens[k] = (uint32_t)len;
-		uint64_t hv = bn_vocab_hash(p, len);
+		uint64_t hv = bn_hash(t->key, p, len);
 		size_t h = (size_t)hv & t->mask;
 		while (t->slots[h])
 			h = (h + 1) & t->mask;

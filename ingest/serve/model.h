@@ -8,6 +8,7 @@
 
 #include "bidnorm/serve.h"
 #include "rules/compiled.h"
+#include "util/hash.h"
 
 /* One vocabulary: token -> index (1..ntokens), open addressing, immutable after load. */
 typedef struct bn_vocab_table {
@@ -17,6 +18,7 @@ typedef struct bn_vocab_table {
 	uint64_t *slots;       /* BN_VOCAB_SLOT(hash, index), 0 = empty; mask + 1 of them */
 	size_t mask;
 	size_t ntokens;
+	bn_hash_key key;       /* requests carry untrusted tokens: keyed hash (util/hash.h) */
 } bn_vocab_table;
 
 typedef struct bn_feature {
@@ -36,27 +38,6 @@ struct bn_model {
 	char vocab_sha256[65];
 };
 
-/*
- * Hash of s[0..n), 8 bytes at a time: a request looks up some twenty
- * tokens, and a byte-at-a-time hash of them took a tenth of its time.
- * In-memory only (the value depends on the host's byte order).
- */
-static inline uint64_t bn_vocab_hash(const char *s, size_t n)
-{
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		memcpy(&w, s + i, 8);
-		h = (h ^ w) * 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
-	}
-	w = 0;
-	if (n > i)
-		memcpy(&w, s + i, n - i);
-	h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-	return h ^ (h >> 29);
-}
-
 /* A slot: the token's index in the low 32 bits, the hash's high 32 bits above, so most misses touch no token. */
 #define BN_VOCAB_SLOT(h, k) (((h) & 0xffffffff00000000ull) | (uint64_t)(k))
 
@@ -65,7 +46,7 @@ static inline uint32_t bn_vocab_table_find(const bn_vocab_table *t, const char *
 {
 	if (!t->slots)
 		return 0;
-	uint64_t h = bn_vocab_hash(s, n);
+	uint64_t h = bn_hash(t->key, s, n);
 	for (size_t i = (size_t)h & t->mask; t->slots[i]; i = (i + 1) & t->mask) {
 		uint64_t e = t->slots[i];
 		uint32_t k = (uint32_t)e;

@@ -5,12 +5,11 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "sink/avro_encode.h"
 #include "util/buf.h"
+#include "util/hash.h"
 
 #define SYNC_SIZE 16
 /* Large enough that small blocks cost one write(2) per many blocks. */
@@ -59,33 +58,6 @@ static int flush(bn_avro_writer *w, bn_error *err)
 static int oom(bn_error *err)
 {
 	return bn_error_set(err, BN_ENOMEM, "out of memory");
-}
-
-static uint64_t splitmix64(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* The marker only has to be unlikely to occur in the data; a weak fallback
- * (no getrandom in a sandbox) still differs between files and processes. */
-static void make_sync(char *sync, const void *salt)
-{
-	struct timespec ts = {0, 0};
-	uint64_t state, v;
-
-	if (getrandom(sync, SYNC_SIZE, GRND_NONBLOCK) == SYNC_SIZE)
-		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	state = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-	state ^= (uint64_t)getpid() << 32;
-	state ^= (uint64_t)(uintptr_t)salt;
-	for (int i = 0; i < SYNC_SIZE; i += 8) {
-		v = splitmix64(&state);
-		memcpy(sync + i, &v, 8);
-	}
 }
 
 static int check_meta(const bn_avro_meta *meta, size_t nmeta, bn_error *err)
@@ -151,7 +123,8 @@ int bn_avro_writer_new(bn_avro_writer **out, int fd, const char *name, const cha
 		goto cleanup;
 	}
 	w->fd = fd;
-	make_sync(w->sync, w);
+	/* The marker only has to be unlikely to occur in the data; a weak fallback still differs between files. */
+	bn_random_bytes(w->sync, SYNC_SIZE, w);
 	if (build_header(w, schema_json, codec, meta, nmeta) < 0) {
 		rc = oom(err);
 		goto cleanup;

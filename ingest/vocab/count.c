@@ -24,34 +24,6 @@ static int oom(bn_error *err)
 
 /* ---- hash table ---- */
 
-static uint64_t fmix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
-uint64_t bn_vtable_hash(const char *key, size_t len)
-{
-	/* 8 bytes per multiply; tokens are short, so the tail matters as much as the loop */
-	uint64_t h = 0x9e3779b97f4a7c15ULL ^ (len * 0x100000001b3ULL);
-	uint64_t v;
-	while (len >= 8) {
-		memcpy(&v, key, 8);
-		h = (h ^ (v * 0x87c37b91114253d5ULL)) * 0x4cf5ad432745937fULL;
-		h ^= h >> 31;
-		key += 8;
-		len -= 8;
-	}
-	v = 0;
-	for (size_t i = 0; i < len; i++)
-		v |= (uint64_t)(unsigned char)key[i] << (8 * i);
-	h ^= v * 0x87c37b91114253d5ULL;
-	return fmix64(h);
-}
 
 static size_t arena_bytes(size_t key_bytes)
 {
@@ -84,6 +56,7 @@ int bn_vtable_init(bn_vtable *t, bn_vmem *mem, const char *name, size_t initial_
 	memset(t, 0, sizeof(*t));
 	t->mem = mem;
 	t->name = name;
+	t->key = bn_hash_process_key();
 	bn_arena_init(&t->arena, ARENA_CHUNK);
 	while (initial_cap && cap < initial_cap)
 		cap *= 2;
@@ -187,7 +160,7 @@ static int add_hashed(bn_vtable *t, const char *key, size_t len, uint32_t h, uin
 
 int bn_vtable_add(bn_vtable *t, const char *key, size_t len, uint64_t count, uint32_t stamp, bn_error *err)
 {
-	return add_hashed(t, key, len, (uint32_t)bn_vtable_hash(key, len), count, stamp, err);
+	return add_hashed(t, key, len, (uint32_t)bn_hash(t->key, key, len), count, stamp, err);
 }
 
 /* Tokens are hashed in groups this big before any is looked up. */
@@ -200,7 +173,7 @@ int bn_vtable_add_batch(bn_vtable *t, const bn_avro_span *tokens, size_t n, uint
 		size_t k = n < BATCH ? n : BATCH, mask = t->cap - 1;
 		/* in a table bigger than the caches every lookup is a cache (and TLB) miss: start them all at once */
 		for (size_t j = 0; j < k; j++) {
-			h[j] = (uint32_t)bn_vtable_hash(tokens[j].p, tokens[j].n);
+			h[j] = (uint32_t)bn_hash(t->key, tokens[j].p, tokens[j].n);
 			__builtin_prefetch(&t->slots[h[j] & mask]);
 		}
 		for (size_t j = 0; j < k; j++) {
@@ -222,7 +195,7 @@ int bn_vtable_add_batch(bn_vtable *t, const bn_avro_span *tokens, size_t n, uint
 const bn_ventry *bn_vtable_find(const bn_vtable *t, const char *key, size_t len)
 {
 	size_t mask = t->cap - 1;
-	uint32_t h = (uint32_t)bn_vtable_hash(key, len);
+	uint32_t h = (uint32_t)bn_hash(t->key, key, len);
 	size_t i = h & mask;
 	for (;;) {
 		const bn_ventry *e = &t->slots[i];

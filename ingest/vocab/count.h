@@ -9,6 +9,7 @@
 #include "bidnorm/error.h"
 #include "bidnorm/vocab.h"
 #include "util/arena.h"
+#include "util/hash.h"
 #include "vocab/avro_reader.h"
 
 /* Bytes the tables may use, shared by all tables of a counter. */
@@ -27,7 +28,7 @@ typedef struct bn_vmem {
 typedef struct bn_ventry {
 	const char *key;    /* in the table's arena, not NUL-terminated */
 	uint64_t count;
-	uint32_t hash;      /* low 32 bits of bn_vtable_hash (the slot index comes from them) */
+	uint32_t hash;      /* low 32 bits of the table's bn_hash (the slot index comes from them) */
 	uint32_t stamp;     /* last record that counted this token (array fields count once per record) */
 } bn_ventry;
 
@@ -54,6 +55,7 @@ typedef struct bn_vtable {
 	bn_arena arena;
 	bn_vmem *mem;
 	const char *name;       /* field name for messages */
+	bn_hash_key key;        /* tokens come from the logs: keyed hash (util/hash.h) */
 } bn_vtable;
 
 /* Initial capacity 0 = 1024 slots. */
@@ -78,8 +80,6 @@ void bn_vtable_clear_stamps(bn_vtable *t);
 
 void bn_vtable_free(bn_vtable *t);
 
-/* The table's hash of key[0..len) (exposed for tests). */
-uint64_t bn_vtable_hash(const char *key, size_t len);
 
 /* ---- --where ---- */
 

@@ -1,0 +1,71 @@
+/*
+ * hash.h - the one keyed hash of every in-memory table that untrusted bytes fill: the map-key and
+ * list-item de-duplication and the serving_invalid key memo (record/extract.c), the chain-result
+ * cache (normalize/cache.c), the vocab counter (vocab/count.c) and the serving vocab lookup
+ * (serve/model.h).
+ *
+ * Those tables use open addressing, so inputs that share low hash bits make every lookup walk
+ * one long cluster: with an unkeyed hash (FNV-1a, or a fixed multiply) an exchange, or anyone
+ * who writes into its logs, can precompute such inputs and turn O(n) into O(n^2) - 100,000
+ * crafted keys on one line, or a day of bundles that all probe the same slot. The key here is
+ * 128 random bits drawn once per process (getrandom), so such inputs cannot be computed ahead,
+ * which is what Go's and Abseil's hash tables do; SipHash (Rust, Python) would be slower per
+ * call for the same protection against blind attackers. Nothing bidnorm writes depends on the
+ * key: every table is sorted, or only looked up, before it reaches an output.
+ *
+ * The function: 8 bytes at a time, each word masked with the secret and folded into the state
+ * with a 64x64->128-bit multiply (high xor low half), then the length and a final fold.
+ */
+#ifndef BN_UTIL_HASH_H
+#define BN_UTIL_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct bn_hash_key {
+	uint64_t k0, k1;
+} bn_hash_key;
+
+/*
+ * Fill out[0..n) with random bytes (getrandom). Where the kernel has none to give (early boot, a
+ * sandbox that filters the call) falls back to the clock, the pid and salt (any address that differs
+ * between callers): never fails, but then the bytes are only unlikely to repeat, not secret.
+ */
+void bn_random_bytes(void *out, size_t n, const void *salt);
+
+/* The process's key: random, drawn on first use (thread-safe), the same for every later call. */
+bn_hash_key bn_hash_process_key(void);
+
+static inline uint64_t bn_hash_fold(uint64_t a, uint64_t b)
+{
+	__uint128_t r = (__uint128_t)a * b;
+	return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+/* Keyed 64-bit hash of s[0..n). In-memory only: the value depends on the key and the byte order. */
+static inline uint64_t bn_hash(bn_hash_key key, const void *s, size_t n)
+{
+	const unsigned char *p = s;
+	uint64_t h = key.k0 ^ (n * 0x9e3779b97f4a7c15ull), w;
+	size_t left = n;
+	while (left >= 8) {
+		memcpy(&w, p, 8);
+		h = bn_hash_fold(w ^ key.k1, h ^ 0xa0761d6478bd642full);
+		p += 8;
+		left -= 8;
+	}
+	w = 0;
+	if (left)
+		memcpy(&w, p, left);
+	h = bn_hash_fold(w ^ key.k1 ^ ((uint64_t)left << 56), h ^ 0xe7037ed1a0b428dbull);
+	return bn_hash_fold(h ^ key.k0, 0x8ebc6af09c88c6e3ull ^ key.k1);
+}
+
+/* Keyed hash of one 64-bit value (integers, the bits of a double). */
+static inline uint64_t bn_hash_u64(bn_hash_key key, uint64_t v)
+{
+	return bn_hash_fold(bn_hash_fold(v ^ key.k1, key.k0 ^ 0xa0761d6478bd642full), 0x8ebc6af09c88c6e3ull ^ key.k1);
+}
+
+#endif
