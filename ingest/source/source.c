@@ -38,6 +38,7 @@ struct bn_source {
 	size_t zret;		/* last ZSTD_decompressStream result: 0 at a frame boundary */
 	unsigned char magic[4];	/* first bytes of the current frame, to tell skippable ones */
 	size_t magic_len;
+	uint64_t frame_start;	/* input byte offset where the current zstd frame begins */
 
 	/*
 	 * Decoded bytes. win[start..end) is not yet handed out, win[scan..end)
@@ -206,9 +207,11 @@ static int fill_zstd(bn_source *src, bn_error *err)
 		r = ZSTD_decompressStream(src->zds, &ob, &ib);
 		src->in_pos = ib.pos;
 		if (ZSTD_isError(r)) {
-			uint64_t off = src->stats.bytes_read - (src->in_size - src->in_pos);
+			/* Where in the frame zstd found the fault it does not tell (a bad checksum is found
+			 * at the frame's end): the frame's start is exact, and all before it was good. */
+			uint64_t off = src->frame_start;
 			bn_error_clear(err);
-			bn_error_set(err, BN_ECORRUPT, "corrupt zstd input at byte offset %llu: %s",
+			bn_error_set(err, BN_ECORRUPT, "corrupt zstd input in the frame starting at byte offset %llu: %s",
 				     (unsigned long long)off, ZSTD_getErrorName(r));
 			bn_error_locate(err, src->name, 0, 0);
 			if (err) {
@@ -230,6 +233,7 @@ static int fill_zstd(bn_source *src, bn_error *err)
 			if (src->magic_len < 4 || !is_skippable_magic(src->magic))
 				src->stats.frames++;
 			src->magic_len = 0;
+			src->frame_start = src->stats.bytes_read - (src->in_size - src->in_pos);
 		}
 		if (ob.pos > src->end) {
 			src->stats.bytes_decoded += ob.pos - src->end;
@@ -238,8 +242,9 @@ static int fill_zstd(bn_source *src, bn_error *err)
 		}
 		if (at_eof && r != 0) {
 			bn_error_clear(err);
-			bn_error_set(err, BN_ECORRUPT, "truncated zstd input: ends inside a frame at byte offset %llu",
-				     (unsigned long long)src->stats.bytes_read);
+			bn_error_set(err, BN_ECORRUPT,
+				     "truncated zstd input: ends at byte offset %llu inside the frame starting at byte offset %llu",
+				     (unsigned long long)src->stats.bytes_read, (unsigned long long)src->frame_start);
 			bn_error_locate(err, src->name, 0, 0);
 			if (err) {
 				err->offset = src->stats.bytes_read;

@@ -289,20 +289,21 @@ class Hostile(unittest.TestCase):
         data = b"".join(line(rec("e%d" % i)) + b"\n" for i in range(300))
         z = zstandard.ZstdCompressor().compress(data)
         cut = len(z) // 2
-        r = self.ingest(self.write("cut.jsonl.zst", z[:cut]), expect=5)
-        self.assertIn("cut.jsonl.zst: truncated zstd input: ends inside a frame at byte offset %d" % cut,
-                      r.stderr.decode())
+        r = self.ingest(self.write("cut.jsonl.zst", z + z[:cut]), expect=5)
+        self.assertIn("cut.jsonl.zst: truncated zstd input: ends at byte offset %d inside the frame starting at "
+                      "byte offset %d" % (len(z) + cut, len(z)), r.stderr.decode())
         _, _, stats = self.outputs(published=False)
         self.assertEqual(stats["status"], "failed")
         self.assertFalse(stats["inputs"][0]["complete"])
 
     def test_zstd_frame_with_a_bad_checksum(self):
         data = b"".join(line(rec("e%d" % i)) + b"\n" for i in range(50))
-        z = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(data))
-        z[-1] ^= 0xFF
+        good = zstandard.ZstdCompressor(write_checksum=True).compress(data)
+        z = bytearray(good + good)
+        z[-1] ^= 0xFF  # the last 4 bytes of a frame are its checksum
         r = self.ingest(self.write("sum.jsonl.zst", bytes(z)), expect=5)
-        self.assertIn("sum.jsonl.zst: corrupt zstd input at byte offset 0: Restored data doesn't match checksum",
-                      r.stderr.decode())
+        self.assertIn("sum.jsonl.zst: corrupt zstd input in the frame starting at byte offset %d: Restored data "
+                      "doesn't match checksum" % len(good), r.stderr.decode())
         _, _, stats = self.outputs(published=False)
         self.assertEqual(stats["status"], "failed")
 

@@ -163,7 +163,8 @@ class Ingest(unittest.TestCase):
         inp = self.write("cut.jsonl.zst", z[: len(z) - 10])
         p = self.ingest(inp, expect=5)
         err = p.stderr.decode()
-        self.assertIn("cut.jsonl.zst: truncated zstd input: ends inside a frame at byte offset %d" % (len(z) - 10), err)
+        self.assertIn("cut.jsonl.zst: truncated zstd input: ends at byte offset %d inside the frame starting at byte offset 0"
+                      % (len(z) - 10), err)
         self.assertFalse(os.path.exists(self.path("out.avro")))
         with open(self.path("out.stats.json")) as f:
             stats = json.load(f)

@@ -477,7 +477,8 @@ Test(source, zstd_truncated_reports_offset)
 	for (size_t c = 0; c < sizeof(cuts) / sizeof(cuts[0]); c++) {
 		size_t size = z.size - cuts[c];
 		got g;
-		snprintf(msg, sizeof(msg), "truncated zstd input: ends inside a frame at byte offset %zu", size);
+		snprintf(msg, sizeof(msg), "truncated zstd input: ends at byte offset %zu inside the frame starting at byte offset 0",
+			 size);
 		read_memory(&g, z.data, size, NULL);
 		assert_error(&g, BN_ECORRUPT, "mem", msg, size);
 		got_free(&g);
@@ -493,7 +494,7 @@ Test(source, zstd_magic_alone_is_truncated)
 	got g;
 
 	read_memory(&g, "\x28\xB5\x2F\xFD", 4, NULL);
-	assert_error(&g, BN_ECORRUPT, "mem", "truncated zstd input: ends inside a frame at byte offset 4", 4);
+	assert_error(&g, BN_ECORRUPT, "mem", "truncated zstd input: ends at byte offset 4 inside the frame starting at byte offset 0", 4);
 	got_free(&g);
 }
 
@@ -509,8 +510,8 @@ Test(source, zstd_checksum_mismatch_is_corrupt)
 	first = z.size;
 	zstd_frame(&z, text, strlen(text), 1);
 	z.data[z.size - 1] ^= 0x01;	/* the last byte belongs to the content checksum */
-	/* zstd reports the error for the call that held the whole bad frame. */
-	snprintf(msg, sizeof(msg), "corrupt zstd input at byte offset %zu: Restored data doesn't match checksum", first);
+	snprintf(msg, sizeof(msg), "corrupt zstd input in the frame starting at byte offset %zu: "
+		 "Restored data doesn't match checksum", first);
 	read_memory(&g, z.data, z.size, NULL);
 	assert_error(&g, BN_ECORRUPT, "mem", msg, first);
 	cr_assert_eq(g.n, 1);
@@ -528,7 +529,7 @@ Test(source, zstd_magic_then_garbage_is_corrupt)
 	got g;
 
 	read_memory(&g, bad, sizeof(bad), NULL);
-	assert_error(&g, BN_ECORRUPT, "mem", "corrupt zstd input at byte offset 0: Unsupported frame parameter", 0);
+	assert_error(&g, BN_ECORRUPT, "mem", "corrupt zstd input in the frame starting at byte offset 0: Unsupported frame parameter", 0);
 	got_free(&g);
 }
 
@@ -542,7 +543,8 @@ Test(source, zstd_garbage_after_a_good_frame_is_corrupt)
 	zstd_frame(&z, "ok\n", 3, 0);
 	good = z.size;
 	bn_buf_append(&z, "not zstd at all\n", 16);
-	snprintf(msg, sizeof(msg), "corrupt zstd input at byte offset %zu: Unknown frame descriptor", good);
+	snprintf(msg, sizeof(msg), "corrupt zstd input in the frame starting at byte offset %zu: Unknown frame descriptor",
+		 good);
 	read_memory(&g, z.data, z.size, NULL);
 	assert_error(&g, BN_ECORRUPT, "mem", msg, good);
 	cr_assert_eq(g.n, 1, "the line before the garbage is handed out");
@@ -910,7 +912,7 @@ Test(source, stdin_errors_name_stdin)
 	cr_assert_eq(bn_source_open_file(&src, "-", NULL, &err), 0);
 	cr_assert_eq(bn_source_next(src, &line, &err), BN_ECORRUPT);
 	cr_assert_str_eq(err.source, "<stdin>");
-	cr_assert_str_eq(err.message, "truncated zstd input: ends inside a frame at byte offset 5");
+	cr_assert_str_eq(err.message, "truncated zstd input: ends at byte offset 5 inside the frame starting at byte offset 0");
 	bn_source_free(src);
 }
 
@@ -921,4 +923,36 @@ Test(source, free_accepts_null)
 	bn_source_free(NULL);
 	bn_source_get_stats(NULL, &st);
 	cr_assert_eq(st.lines, 0);
+}
+
+/* A bad checksum is found at the end of a frame that zstd was fed in many slices: the offset given is still the frame's start. */
+Test(source, zstd_checksum_mismatch_in_a_large_frame_names_the_frame_start)
+{
+	bn_buf text = { 0 }, z = { 0 };
+	char msg[160], row[64];
+	size_t first;
+	got g;
+
+	/* incompressible-ish text, several input slices long once compressed */
+	uint64_t x = 88172645463325252ull;
+	while (text.size < (size_t)2 << 20) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		int n = snprintf(row, sizeof(row), "{\"v\":\"%016llx\"}\n", (unsigned long long)x);
+		bn_buf_append(&text, row, (size_t)n);
+	}
+	zstd_frame(&z, "ok\n", 3, 1);
+	first = z.size;
+	zstd_frame(&z, text.data, text.size, 1);
+	cr_assert_gt(z.size - first, 3 * ((size_t)128 << 10), "the frame must span several reads");
+	z.data[z.size - 1] ^= 0x01;
+	snprintf(msg, sizeof(msg), "corrupt zstd input in the frame starting at byte offset %zu: "
+		 "Restored data doesn't match checksum", first);
+	read_memory(&g, z.data, z.size, NULL);
+	assert_error(&g, BN_ECORRUPT, "mem", msg, first);
+	got_free(&g);
+	read_pipe(&g, z.data, z.size, NULL);
+	assert_error(&g, BN_ECORRUPT, "pipe", msg, first);
+	got_free(&g);
+	bn_buf_free(&text);
+	bn_buf_free(&z);
 }
