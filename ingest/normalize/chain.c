@@ -480,7 +480,12 @@ int bn_chain_apply(bn_chain_scratch *s, const bn_chain *chain, const char *in, s
 	out->data = v.is_null ? NULL : v.data;
 	out->size = v.is_null ? 0 : v.size;
 	out->is_null = v.is_null;
-	out->effects = effects;
 cleanup:
+	if (rc < 0) {
+		out->data = NULL;
+		out->size = 0;
+		out->is_null = 1;
+	}
+	out->effects = effects;
 	return rc;
 }

@@ -58,7 +58,10 @@ typedef void (*bn_chain_trace_fn)(void *ctx, const bn_step *step, const char *da
  * validate step with on_fail: reject failed; the message quotes the value
  * and the pattern), or BN_ENOMEM. A regex hitting the match or depth limit
  * counts as no match (extract/first_match/replace leave the value, validate
- * fails) and sets BN_EFFECT_REGEX_LIMIT.
+ * fails) and sets BN_EFFECT_REGEX_LIMIT. On an error out has no value but
+ * out->effects still tells what the steps did (BN_EFFECT_INVALID, and
+ * BN_EFFECT_REGEX_LIMIT when the limit made validate fail), so the caller
+ * can count a rejecting field like any other.
  */
 int bn_chain_apply(bn_chain_scratch *s, const bn_chain *chain, const char *in, size_t size,
 		   bn_chain_result *out, bn_chain_trace_fn trace, void *trace_ctx, bn_error *err);

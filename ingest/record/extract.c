@@ -175,6 +175,8 @@ static int read_string(bn_normalizer *n, const bn_field *fd, const char *line, c
 		return GOT_INVALID;
 	}
 	int rc = chain_cached(n, fd, s, len, &res, err);
+	if (rc == BN_EREJECT)
+		count_effects(st, res.effects); /* the rejecting field's validation_failed and regex_limit */
 	if (rc < 0)
 		return rc;
 	count_effects(st, res.effects);

@@ -345,6 +345,9 @@ fields:
                          'the regex hit limits.regex_match_limit or regex_depth_limit' % ("a" * 64))
         self.assertEqual(stats["fields"]["v"]["changed_by"]["regex_limit"], 1)
         self.assertEqual(stats["fields"]["v"]["changed_by"]["validation_failed"], 1)
+        # the rejecting field counts too, though its record is not written
+        self.assertEqual(stats["fields"]["w"]["changed_by"]["regex_limit"], 1)
+        self.assertEqual(stats["fields"]["w"]["changed_by"]["validation_failed"], 1)
 
     # --- files ---------------------------------------------------------------
 
