@@ -282,16 +282,28 @@ void bn_parity_free(bn_parity *p);
 
 /*
  * Check one log line (source and line are for the report and for err).
- * Returns BN_OK (a raw record the rules reject is counted and reported, not
- * an error); BN_ECORRUPT when the line is not a parity log line (err:
- * source:line:column, "invalid JSON: ...", "expected an object with "raw"
- * and "encoded" objects"); BN_ENOMEM.
+ * Returns BN_OK or BN_ENOMEM. A raw record the rules reject is counted and
+ * reported, not an error; so is a line that is not a parity record (invalid
+ * JSON, or not an object with "raw" and "encoded" objects): it is counted as
+ * malformed, and the report lists the first ones with source:line[:column]
+ * and the reason. One torn line in a day of logs does not stop the check;
+ * their share fails the report like a mismatch rate.
  */
 int bn_parity_add(bn_parity *p, const char *source, uint64_t line, const char *text, size_t size, bn_error *err);
 
-/* Records checked, and records whose raw object the rules reject. */
+/*
+ * Count a line the caller found unusable before parsing it (e.g. longer than
+ * its line limit) as malformed, with reason (copied). column 0 = none; text
+ * may be NULL, else its first 1,024 bytes are kept for the report.
+ * Returns BN_OK or BN_ENOMEM.
+ */
+int bn_parity_add_malformed(bn_parity *p, const char *source, uint64_t line, uint32_t column, const char *reason,
+			    const char *text, size_t size, bn_error *err);
+
+/* Records checked, records whose raw object the rules reject, and lines that were not parity records. */
 uint64_t bn_parity_records(const bn_parity *p);
 uint64_t bn_parity_rejected(const bn_parity *p);
+uint64_t bn_parity_malformed(const bn_parity *p);
 
 /* For feature f: records where it was logged and compared, and those that differed. */
 void bn_parity_counts(const bn_parity *p, size_t f, uint64_t *compared, uint64_t *mismatched);

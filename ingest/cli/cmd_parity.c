@@ -18,14 +18,16 @@ static const char usage[] =
 	"\n"
 	"  --vocab DIR               vocabulary directory the served model was built with\n"
 	"  --rules FILE              rule file (default: the embedded rules/bidlog.yaml)\n"
-	"  --max-mismatch-rate R     fail (exit 3) when a feature's mismatch rate, or the share\n"
-	"                            of raw records the rules reject, is above R (default 0)\n"
+	"  --max-mismatch-rate R     fail (exit 3) when a feature's mismatch rate, the share of\n"
+	"                            raw records the rules reject, or the share of log lines\n"
+	"                            that are not parity records (listed with file:line and the\n"
+	"                            reason), is above R (default 0)\n"
 	"  --examples N              mismatches shown per feature (default 3)\n"
 	"  --json                    one JSON object instead of the table (for CI)\n"
 	"  -h, --help\n"
 	"\n"
 	"Exit codes: 0 parity, 1 other failure, 2 usage (also: a bad vocabulary), 3 mismatch\n"
-	"rate exceeded, 4 rule file invalid, 5 unreadable log or a line that is not a parity record.\n";
+	"rate exceeded, 4 rule file invalid, 5 unreadable log (missing, corrupt zstd).\n";
 
 /* Check every line of one log. */
 static int check_log(bn_parity *p, const char *path, size_t max_line, bn_error *err)
@@ -37,10 +39,12 @@ static int check_log(bn_parity *p, const char *path, size_t max_line, bn_error *
 
 	while (rc == BN_OK && (rc = bn_source_next(src, &line, err)) > 0) {
 		if (line.too_long) {
-			bn_error_locate(err, bn_source_name(src), line.number, 0);
-			rc = bn_error_set(err, BN_ECORRUPT, "line of %llu bytes is too long for a parity record",
-					  (unsigned long long)line.raw_size);
-			break;
+			char reason[96];
+			snprintf(reason, sizeof(reason), "line of %llu bytes is too long for a parity record",
+				 (unsigned long long)line.raw_size);
+			rc = bn_parity_add_malformed(p, bn_source_name(src), line.number, 0, reason, line.data, line.size,
+						     err);
+			continue;
 		}
 		rc = bn_parity_add(p, bn_source_name(src), line.number, line.data, line.size, err);
 	}

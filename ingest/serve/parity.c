@@ -48,6 +48,9 @@ struct bn_parity {
 	uint64_t rejected;
 	par_example *rej;
 	size_t nrej;
+	uint64_t malformed; /* lines that are not parity records */
+	par_example *bad;   /* the first of them: where, reason (in expected), the line */
+	size_t nbad;
 	bn_buf key;       /* unescaped keys */
 	bn_buf value;     /* unescaped string values */
 	bn_buf out;       /* JSON of one expected value */
@@ -67,7 +70,8 @@ int bn_parity_new(bn_parity **out, const bn_model *model, size_t max_examples, b
 	p->max_examples = max_examples;
 	p->feat = calloc(model->nfeatures + 1, sizeof(*p->feat));
 	p->rej = calloc(max_examples + 1, sizeof(*p->rej));
-	if (!p->feat || !p->rej || bn_json_parser_new(&p->json, 0) < 0) {
+	p->bad = calloc(max_examples + 1, sizeof(*p->bad));
+	if (!p->feat || !p->rej || !p->bad || bn_json_parser_new(&p->json, 0) < 0) {
 		bn_parity_free(p);
 		return bn_error_set(err, BN_ENOMEM, "out of memory");
 	}
@@ -102,6 +106,9 @@ void bn_parity_free(bn_parity *p)
 	for (size_t k = 0; k < p->nrej; k++)
 		example_free(&p->rej[k]);
 	free(p->rej);
+	for (size_t k = 0; k < p->nbad; k++)
+		example_free(&p->bad[k]);
+	free(p->bad);
 	for (size_t k = 0; k < p->nunknown; k++)
 		free(p->unknown[k].name);
 	bn_encoder_free(p->enc);
@@ -122,6 +129,11 @@ uint64_t bn_parity_records(const bn_parity *p)
 uint64_t bn_parity_rejected(const bn_parity *p)
 {
 	return p->rejected;
+}
+
+uint64_t bn_parity_malformed(const bn_parity *p)
+{
+	return p->malformed;
 }
 
 void bn_parity_counts(const bn_parity *p, size_t f, uint64_t *compared, uint64_t *mismatched)
@@ -475,6 +487,26 @@ static int keep_reject(bn_parity *p, const char *raw, size_t raw_n, const bn_err
 	return x->expected && x->raw && x->where ? BN_OK : BN_ENOMEM;
 }
 
+int bn_parity_add_malformed(bn_parity *p, const char *source, uint64_t line, uint32_t column, const char *reason,
+			    const char *text, size_t size, bn_error *err)
+{
+	char where[BN_ERROR_SOURCE_MAX + 48];
+	p->malformed++;
+	if (p->nbad >= p->max_examples)
+		return BN_OK;
+	if (column)
+		snprintf(where, sizeof(where), "%s:%llu:%u", source ? source : "", (unsigned long long)line, column);
+	else
+		snprintf(where, sizeof(where), "%s:%llu", source ? source : "", (unsigned long long)line);
+	par_example *x = &p->bad[p->nbad++];
+	x->where = strdup(where);
+	x->expected = strdup(reason ? reason : "");
+	x->raw = dup_text(text ? text : "", text ? (size < 1024 ? size : 1024) : 0);
+	if (!x->where || !x->expected || !x->raw)
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	return BN_OK;
+}
+
 int bn_parity_add(bn_parity *p, const char *source, uint64_t line, const char *text, size_t size, bn_error *err)
 {
 	const bn_model *m = p->model;
@@ -487,8 +519,9 @@ int bn_parity_add(bn_parity *p, const char *source, uint64_t line, const char *t
 	if (rc == BN_JSON_ENOMEM)
 		return bn_error_set(err, BN_ENOMEM, "out of memory");
 	if (rc < 0) {
-		bn_error_locate(err, source, line, jr.column);
-		return bn_error_set(err, BN_ECORRUPT, "invalid JSON: %s", jr.message);
+		char reason[BN_ERROR_MESSAGE_MAX];
+		snprintf(reason, sizeof(reason), "invalid JSON: %s", jr.message);
+		return bn_parity_add_malformed(p, source, line, jr.column, reason, text, size, err);
 	}
 	const bn_json_token *toks = jr.tokens;
 	if (toks[0].type == BN_JSON_OBJECT) {
@@ -496,8 +529,8 @@ int bn_parity_add(bn_parity *p, const char *source, uint64_t line, const char *t
 		enc = member(p, toks, text, 0, "encoded");
 	}
 	if (!raw || !enc || toks[raw - 1].type != BN_JSON_OBJECT || toks[enc - 1].type != BN_JSON_OBJECT) {
-		bn_error_locate(err, source, line, 0);
-		return bn_error_set(err, BN_ECORRUPT, "expected an object with \"raw\" and \"encoded\" objects");
+		return bn_parity_add_malformed(p, source, line, 0, "expected an object with \"raw\" and \"encoded\" objects",
+					       text, size, err);
 	}
 	raw--;
 	enc--;
@@ -596,6 +629,22 @@ static int put_trace_json(bn_buf *b, const char *trace)
 	return bad | bn_jsonw_raw(b, "]");
 }
 
+/* Rejected records or malformed lines: [{"where":..., "reason":..., text_key: the raw text}, ...]. */
+static int put_line_examples_json(bn_buf *b, const par_example *x, size_t n, const char *text_key)
+{
+	int bad = bn_jsonw_raw(b, "[");
+	for (size_t k = 0; k < n; k++) {
+		bad |= bn_jsonw_raw(b, k ? ",{\"where\":" : "{\"where\":");
+		bad |= bn_jsonw_cstr(b, x[k].where);
+		bad |= bn_jsonw_raw(b, ",\"reason\":");
+		bad |= bn_jsonw_cstr(b, x[k].expected);
+		bad |= put_fmt(b, ",\"%s\":", text_key);
+		bad |= bn_jsonw_cstr(b, x[k].raw);
+		bad |= bn_jsonw_raw(b, "}");
+	}
+	return bad | bn_jsonw_raw(b, "]");
+}
+
 static int report_json(bn_buf *b, const bn_parity *p, double max_rate, int failed)
 {
 	const bn_model *m = p->model;
@@ -604,6 +653,8 @@ static int report_json(bn_buf *b, const bn_parity *p, double max_rate, int faile
 	bad |= put_fmt(b, "{\"records\":%llu,\"rejected\":%llu,\"rejected_rate\":", (unsigned long long)p->records,
 		       (unsigned long long)p->rejected);
 	bad |= bn_jsonw_double(b, rate(p->rejected, p->records));
+	bad |= put_fmt(b, ",\"malformed_lines\":%llu,\"malformed_rate\":", (unsigned long long)p->malformed);
+	bad |= bn_jsonw_double(b, rate(p->malformed, p->records + p->malformed));
 	bad |= bn_jsonw_raw(b, ",\"max_mismatch_rate\":");
 	bad |= bn_jsonw_double(b, max_rate);
 	bad |= put_fmt(b, ",\"failed\":%s,\"numbers\":\"exact: integers equal, doubles bitwise equal or both null\","
@@ -629,17 +680,11 @@ static int report_json(bn_buf *b, const bn_parity *p, double max_rate, int faile
 		}
 		bad |= bn_jsonw_raw(b, "]}");
 	}
-	bad |= bn_jsonw_raw(b, "],\"rejected_examples\":[");
-	for (size_t k = 0; k < p->nrej; k++) {
-		bad |= bn_jsonw_raw(b, k ? ",{\"where\":" : "{\"where\":");
-		bad |= bn_jsonw_cstr(b, p->rej[k].where);
-		bad |= bn_jsonw_raw(b, ",\"reason\":");
-		bad |= bn_jsonw_cstr(b, p->rej[k].expected);
-		bad |= bn_jsonw_raw(b, ",\"raw\":");
-		bad |= bn_jsonw_cstr(b, p->rej[k].raw);
-		bad |= bn_jsonw_raw(b, "}");
-	}
-	bad |= bn_jsonw_raw(b, "],\"not_features\":[");
+	bad |= bn_jsonw_raw(b, "],\"rejected_examples\":");
+	bad |= put_line_examples_json(b, p->rej, p->nrej, "raw");
+	bad |= bn_jsonw_raw(b, ",\"malformed_examples\":");
+	bad |= put_line_examples_json(b, p->bad, p->nbad, "line");
+	bad |= bn_jsonw_raw(b, ",\"not_features\":[");
 	for (size_t k = 0; k < p->nunknown; k++) {
 		bad |= bn_jsonw_raw(b, k ? ",{\"name\":" : "{\"name\":");
 		bad |= bn_jsonw_cstr(b, p->unknown[k].name);
@@ -653,9 +698,12 @@ static int report_text(bn_buf *b, const bn_parity *p, double max_rate, int faile
 	const bn_model *m = p->model;
 	int bad = 0;
 
-	bad |= put_fmt(b, "%llu records, %llu rejected by the rules; numbers compared exactly "
-		       "(integers equal, doubles bitwise equal or both null)\n\n",
-		       (unsigned long long)p->records, (unsigned long long)p->rejected);
+	bad |= put_fmt(b, "%llu records, %llu rejected by the rules", (unsigned long long)p->records,
+		       (unsigned long long)p->rejected);
+	if (p->malformed)
+		bad |= put_fmt(b, ", %llu malformed lines (%.6f of the lines)", (unsigned long long)p->malformed,
+			       rate(p->malformed, p->records + p->malformed));
+	bad |= bn_jsonw_raw(b, "; numbers compared exactly (integers equal, doubles bitwise equal or both null)\n\n");
 	bad |= put_fmt(b, "%-24s %-17s %10s %10s %9s\n", "feature", "kind", "compared", "mismatched", "rate");
 	for (size_t f = 0; f < m->nfeatures; f++) {
 		const par_feature *pf = &p->feat[f];
@@ -690,6 +738,12 @@ static int report_text(bn_buf *b, const bn_parity *p, double max_rate, int faile
 		for (size_t k = 0; k < p->nrej; k++)
 			bad |= put_fmt(b, "  %s: %s\n", p->rej[k].where, p->rej[k].expected);
 	}
+	if (p->malformed) {
+		bad |= put_fmt(b, "\nmalformed lines, not parity records (not compared): %llu; first examples:\n",
+			       (unsigned long long)p->malformed);
+		for (size_t k = 0; k < p->nbad; k++)
+			bad |= put_fmt(b, "  %s: %s\n", p->bad[k].where, p->bad[k].expected);
+	}
 	if (p->nunknown) {
 		bad |= bn_jsonw_raw(b, "\nlogged but not features of the model (not compared):");
 		for (size_t k = 0; k < p->nunknown; k++)
@@ -704,7 +758,8 @@ int bn_parity_report(char **out_text, int *failed, const bn_parity *p, double ma
 		     bn_error *err)
 {
 	bn_buf b = { 0 };
-	int fail = rate(p->rejected, p->records) > max_mismatch_rate;
+	int fail = rate(p->rejected, p->records) > max_mismatch_rate ||
+		   rate(p->malformed, p->records + p->malformed) > max_mismatch_rate;
 	int bad;
 
 	for (size_t f = 0; f < p->model->nfeatures; f++)

@@ -312,11 +312,30 @@ class Serve(unittest.TestCase):
                          "not '2'\nTry 'bidnorm parity --help'.\n")
         p = self.bidnorm("parity", "--vocab", self.vocab, "missing.jsonl", expect=5)
         self.assertEqual(p.stderr.decode(), "bidnorm parity: missing.jsonl: cannot open: No such file or directory\n")
+        # a line that is not a parity record is listed and counted, and the check goes on
         with open(self.path("bad.jsonl"), "w") as f:
-            f.write('{"raw": {}, "encoded": {}}\n{"raw": {}}\n')
-        p = self.bidnorm("parity", "--vocab", self.vocab, "bad.jsonl", expect=5)
-        self.assertEqual(p.stderr.decode(), "bidnorm parity: bad.jsonl:2: expected an object with \"raw\" and "
-                         "\"encoded\" objects\n")
+            f.write('{"raw": {}, "encoded": {}}\n{"raw": {}}\n{"raw": {}, "enc\n{"raw": {}, "encoded": {}}\n')
+        p = self.bidnorm("parity", "--vocab", self.vocab, "bad.jsonl", expect=3)
+        out = p.stdout.decode()
+        self.assertIn("2 records, 2 rejected by the rules, 2 malformed lines (0.500000 of the lines);", out)
+        self.assertIn("malformed lines, not parity records (not compared): 2; first examples:\n"
+                      "  bad.jsonl:2: expected an object with \"raw\" and \"encoded\" objects\n"
+                      "  bad.jsonl:3:17: invalid JSON: unterminated string\n", out)
+        p = self.bidnorm("parity", "--vocab", self.vocab, "--json", "--max-mismatch-rate", "1", "bad.jsonl")
+        r = json.loads(p.stdout)
+        self.assertEqual((r["malformed_lines"], r["malformed_rate"], r["failed"]), (2, 0.5, False))
+        self.assertEqual(r["malformed_examples"][1], {"where": "bad.jsonl:3:17", "reason": "invalid JSON: "
+                                                      "unterminated string", "line": '{"raw": {}, "enc'})
+        # longer than twice the rules' line limit (1 MiB) plus 64 KiB: malformed, not read whole
+        long_line = '{"raw": {"x": "%s"}, "encoded": {}}' % ("y" * (3 << 20))
+        with open(self.path("long.jsonl"), "w") as f:
+            f.write('{"raw": {}, "encoded": {}}\n' + long_line + "\n")
+        p = self.bidnorm("parity", "--vocab", self.vocab, "--json", "--max-mismatch-rate", "1", "long.jsonl")
+        r = json.loads(p.stdout)
+        self.assertEqual((r["records"], r["malformed_lines"]), (1, 1))
+        self.assertEqual(r["malformed_examples"][0]["where"], "long.jsonl:2")
+        self.assertEqual(r["malformed_examples"][0]["reason"], "line of %d bytes is too long for a parity record"
+                         % len(long_line))
 
     # ---- latency ----
 

@@ -565,25 +565,37 @@ Test(serve, parity_finds_each_incident_on_its_feature_only)
 	bn_model_free(m);
 }
 
-Test(serve, parity_refuses_lines_that_are_not_parity_records)
+Test(serve, parity_counts_and_lists_lines_that_are_not_parity_records)
 {
 	bn_model *m = load(standard_vocab());
 	bn_parity *p = NULL;
 	bn_error err;
-	char msg[1024];
-	cr_assert_eq(bn_parity_new(&p, m, 1, NULL), BN_OK);
-	const char *cases[][2] = {
-		{ "{\"raw\":{}", "serve.log:7:10: invalid JSON: unexpected end of input" },
-		{ "{\"raw\":{},\"encoded\":[]}", "serve.log:7: expected an object with \"raw\" and \"encoded\" objects" },
-		{ "{\"encoded\":{}}", "serve.log:7: expected an object with \"raw\" and \"encoded\" objects" },
-	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		bn_error_clear(&err);
-		cr_assert_eq(bn_parity_add(p, "serve.log", 7, cases[i][0], strlen(cases[i][0]), &err), BN_ECORRUPT);
-		bn_error_format(&err, msg, sizeof(msg));
-		cr_assert_str_eq(msg, cases[i][1]);
-	}
+	char *text = NULL;
+	int failed = 0;
+	cr_assert_eq(bn_parity_new(&p, m, 2, NULL), BN_OK);
+	const char *lines[] = { "{\"raw\":{}", "{\"raw\":{},\"encoded\":[]}", "{\"encoded\":{}}" };
+	for (size_t i = 0; i < 3; i++)
+		cr_assert_eq(bn_parity_add(p, "serve.log", 7 + i, lines[i], strlen(lines[i]), &err), BN_OK);
+	cr_assert_eq(bn_parity_add_malformed(p, "serve.log", 10, 0, "line of 9999 bytes is too long", NULL, 0, &err),
+		     BN_OK);
 	cr_assert_eq(bn_parity_records(p), 0);
+	cr_assert_eq(bn_parity_malformed(p), 4);
+	cr_assert_eq(bn_parity_report(&text, &failed, p, 0.5, 1, &err), BN_OK);
+	cr_assert_eq(failed, 1, "4 malformed lines of 4 are above any rate below 1");
+	cr_assert(strstr(text, "\"malformed_lines\":4,\"malformed_rate\":1,"), "%s", text);
+	/* the first two (--examples 2), with their column when the JSON says where */
+	cr_assert(strstr(text, "\"malformed_examples\":[{\"where\":\"serve.log:7:10\",\"reason\":\"invalid JSON: "
+				"unexpected end of input\",\"line\":\"{\\\"raw\\\":{}\"},{\"where\":\"serve.log:8\",\"reason\":"
+				"\"expected an object with \\\"raw\\\" and \\\"encoded\\\" objects\",\"line\":"
+				"\"{\\\"raw\\\":{},\\\"encoded\\\":[]}\"}]"), "%s", text);
+	free(text);
+	cr_assert_eq(bn_parity_report(&text, &failed, p, 0.5, 0, &err), BN_OK);
+	cr_assert(strstr(text, "0 records, 0 rejected by the rules, 4 malformed lines (1.000000 of the lines);"), "%s",
+		  text);
+	cr_assert(strstr(text, "\nmalformed lines, not parity records (not compared): 4; first examples:\n"
+				"  serve.log:7:10: invalid JSON: unexpected end of input\n"
+				"  serve.log:8: expected an object with \"raw\" and \"encoded\" objects\n"), "%s", text);
+	free(text);
 	bn_parity_free(p);
 	bn_model_free(m);
 }
