@@ -107,9 +107,30 @@ int bn_vocab_counter_add_token(bn_vocab_counter *c, size_t field, const char *to
  *   per field: occurrences, distinct, then distinct entries (token, count)
  *     in token byte order
  *   magic "BNVOCEND"
- * Returns BN_OK, BN_EIO, BN_ENOMEM.
+ * With spilled runs (bn_vocab_counter_spill_to), they are merged into the
+ * file as it is written, with what the counter still holds.
+ * Returns BN_OK, BN_EIO, BN_ECORRUPT (a spilled run changed), BN_ENOMEM.
  */
-int bn_vocab_counter_write_part(const bn_vocab_counter *c, const char *path, bn_error *err);
+int bn_vocab_counter_write_part(bn_vocab_counter *c, const char *path, bn_error *err);
+
+/*
+ * Let counting pass max_memory by spilling to disk: when a table would pass
+ * the limit, at the end of that record every field's table is written, in
+ * token order, to a run file in a new folder
+ * DIR/bidnorm-vocab-spill.XXXXXX (DIR NULL = $TMPDIR, else /tmp) and
+ * emptied. bn_vocab_write merges the runs back keeping only tokens counted
+ * at least min_count times (so the long tail never returns to memory);
+ * bn_vocab_counter_write_part streams them into the count file. Runs and
+ * folder are removed by bn_vocab_counter_free (and the runs of a field once
+ * merged). Output is byte-identical to counting without a limit. Returns
+ * BN_OK; BN_EUSAGE "--max-memory N is too small to spill the counts of F
+ * fields: give at least M bytes" (each field needs about 2 MiB); BN_ENOMEM.
+ * A folder that cannot be made is reported (BN_EIO) at the first spill.
+ */
+int bn_vocab_counter_spill_to(bn_vocab_counter *c, const char *dir, bn_error *err);
+
+/* Spilled run files written so far (over all fields). */
+uint64_t bn_vocab_counter_spilled_runs(const bn_vocab_counter *c);
 
 /*
  * Add the counts saved in part file path. The first part given to a counter
@@ -171,9 +192,13 @@ typedef struct bn_vocab_write_result {
  * built in "dir.tmp-XXXXXX" beside it, each file fsynced, then renamed to
  * dir (an existing dir is replaced only with opt->force). Returns BN_OK
  * (check out->lint_failures: when nonzero nothing was written), BN_EUSAGE
- * ("DIR: exists (use --force to replace it)"), BN_EIO, BN_ENOMEM.
+ * ("DIR: exists (use --force to replace it)"), BN_EIO, BN_ENOMEM. A counter
+ * that spilled has its runs merged back first (tokens under min_count are
+ * dropped from it then: write it once); BN_ENOMEM "field 'F': the tokens
+ * counted at least N times ... do not fit in --max-memory" when even those
+ * pass the limit.
  */
-int bn_vocab_write(bn_vocab_write_result *out, const bn_vocab_counter *c, const char *dir,
+int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *dir,
 		   const bn_vocab_write_options *opt, bn_vocab_lint_fn on_bad, void *ctx, bn_error *err);
 
 /*
@@ -239,7 +264,7 @@ typedef struct bn_vocab_regen_result {
  * oldest versions beyond keep. Returns BN_OK (check refused and
  * lint_failures), BN_EUSAGE, BN_EIO, BN_ECORRUPT, BN_ENOMEM.
  */
-int bn_vocab_regen(bn_vocab_regen_result *out, const bn_vocab_counter *c, const bn_vocab_regen_options *opt,
+int bn_vocab_regen(bn_vocab_regen_result *out, bn_vocab_counter *c, const bn_vocab_regen_options *opt,
 		   bn_vocab_lint_fn on_bad, void *ctx, bn_error *err);
 
 /* Frees diff_text. Accepts NULL. */

@@ -32,7 +32,9 @@ static const char usage[] =
 	"      --min-count M          keep tokens seen at least M times (default 1)\n"
 	"      --top-k N              keep at most N tokens per field (default: all)\n"
 	"      --task NAME            model/task name, recorded in the manifest\n"
-	"      --max-memory BYTES     fail cleanly when counting needs more (suffix K, M, G)\n"
+	"      --max-memory BYTES     memory for counting (suffix K, M, G); past it, counts spill\n"
+	"                             to disk in sorted runs, merged at the end (output unchanged)\n"
+	"      --spill-dir DIR        where spilled runs go (default $TMPDIR, else /tmp)\n"
 	"      --allow-mixed-rules    accept inputs written with different rules\n"
 	"      --rules FILE           rules to lint against (default: the embedded rules)\n"
 	"      --force                replace an existing DIR (build, merge); switch even when a\n"
@@ -54,7 +56,7 @@ enum { SUB_BUILD = 1, SUB_COUNT = 2, SUB_MERGE = 4, SUB_LINT = 8, SUB_DIFF = 16,
 
 enum {
 	OPT_MIN_COUNT = 256, OPT_TOP_K, OPT_TASK, OPT_MAX_MEMORY, OPT_MIXED, OPT_RULES, OPT_FORCE, OPT_JSON,
-	OPT_ROOT, OPT_MAX_CHURN, OPT_MAX_COV, OPT_KEEP
+	OPT_ROOT, OPT_MAX_CHURN, OPT_MAX_COV, OPT_KEEP, OPT_SPILL_DIR
 };
 
 /* Which subcommands take each option (by getopt value). */
@@ -78,12 +80,13 @@ static const struct {
 	{ OPT_MAX_CHURN, "--max-churn", SUB_REGEN },
 	{ OPT_MAX_COV, "--max-coverage-drop", SUB_REGEN },
 	{ OPT_KEEP, "--keep", SUB_REGEN },
+	{ OPT_SPILL_DIR, "--spill-dir", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_REGEN },
 };
 
 typedef struct args {
 	const char *sub;
 	int subbit;
-	const char *output, *task, *rules_path, *root;
+	const char *output, *task, *rules_path, *root, *spill_dir;
 	const char **fields;
 	size_t nfields;
 	const char **where;
@@ -149,6 +152,7 @@ static int parse_args(args *a, int argc, char **argv)
 		{ "max-churn", required_argument, NULL, OPT_MAX_CHURN },
 		{ "max-coverage-drop", required_argument, NULL, OPT_MAX_COV },
 		{ "keep", required_argument, NULL, OPT_KEEP },
+		{ "spill-dir", required_argument, NULL, OPT_SPILL_DIR },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -213,6 +217,9 @@ static int parse_args(args *a, int argc, char **argv)
 			*(c == OPT_MAX_CHURN ? &a->max_churn : &a->max_cov) = v;
 			break;
 		}
+		case OPT_SPILL_DIR:
+			a->spill_dir = optarg;
+			break;
 		case OPT_KEEP:
 			if (cli_parse_uint(optarg, 1000000, &a->keep) < 0 || a->keep == 0) {
 				cli_usage_error(a->cmd, "--keep must be an integer of at least 1, not '%s'", optarg);
@@ -247,7 +254,10 @@ static void print_summary(const char *cmd, const bn_vocab_counter *c, const char
 	for (size_t i = 0; i < bn_vocab_counter_field_count(c); i++)
 		fprintf(stderr, "; %s: %llu distinct", bn_vocab_counter_field_name(c, i),
 			(unsigned long long)bn_vocab_counter_distinct(c, i));
-	fprintf(stderr, "; %.1f MB counting memory -> %s\n", (double)bn_vocab_counter_peak_memory(c) / 1e6, dest);
+	fprintf(stderr, "; %.1f MB counting memory", (double)bn_vocab_counter_peak_memory(c) / 1e6);
+	if (bn_vocab_counter_spilled_runs(c))
+		fprintf(stderr, ", %llu runs spilled to disk", (unsigned long long)bn_vocab_counter_spilled_runs(c));
+	fprintf(stderr, " -> %s\n", dest);
 }
 
 /* Warn when the inputs were written with other rules than those the tokens are linted against. */
@@ -327,6 +337,8 @@ static int run(args *a, int argc, char **argv)
 	}
 
 	rc = bn_vocab_counter_new(&c, a->fields, a->nfields, a->where, a->nwhere, (size_t)a->max_memory, a->mixed, &err);
+	if (rc == BN_OK && (a->max_memory || a->spill_dir))
+		rc = bn_vocab_counter_spill_to(c, a->spill_dir, &err);
 	if (rc < 0) {
 		exit_code = a->subbit == SUB_BUILD || rc != BN_EUSAGE ? fail(cmd, &err, rc) : cli_usage_error(cmd, "%s", err.message);
 		goto cleanup;

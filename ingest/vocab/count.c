@@ -32,18 +32,31 @@ static size_t arena_bytes(size_t key_bytes)
 
 static int over_limit(bn_vtable *t, bn_error *err)
 {
-	return bn_error_set(err, BN_ENOMEM,
-			    "counting needs more than --max-memory (%zu bytes): %zu distinct tokens so far in field '%s' "
-			    "(spilling to disk is not implemented; raise the limit)",
-			    t->mem->limit, t->n, t->name);
+	return bn_error_set(err, BN_ENOMEM, "counting needs more than --max-memory (%zu bytes): %zu distinct tokens so far in "
+			    "field '%s' (%s)", t->mem->limit, t->n, t->name,
+			    t->mem->spill_base ? "the tokens of one record do not fit; raise the limit"
+					       : "raise the limit, or let counting spill to disk");
 }
 
-/* Account for delta more bytes; BN_ENOMEM when that passes the limit. */
+static int passes_limit(const bn_vmem *m, size_t delta)
+{
+	return m->limit && (m->used + delta > m->limit || m->used + delta < m->used);
+}
+
+static int spilling(const bn_vmem *m)
+{
+	return m->spill_base && !m->no_spill;
+}
+
+/* Account for delta more bytes; BN_ENOMEM when that passes the limit, unless a spill can make room. */
 static int charge(bn_vtable *t, size_t delta, bn_error *err)
 {
 	bn_vmem *m = t->mem;
-	if (m->limit && (m->used + delta > m->limit || m->used + delta < m->used))
-		return over_limit(t, err);
+	if (passes_limit(m, delta)) {
+		if (!spilling(m))
+			return over_limit(t, err);
+		m->spill_due = 1;
+	}
 	m->used += delta;
 	if (m->used > m->peak)
 		m->peak = m->used;
@@ -129,6 +142,13 @@ static int add_hashed(bn_vtable *t, const char *key, size_t len, uint32_t h, uin
 	if ((t->n + 1) * 4 > t->cap * 3) {
 		if (t->cap >= ((size_t)1 << 32))
 			return over_limit(t, err);
+		if (spilling(t->mem) && passes_limit(t->mem, t->cap * 2 * sizeof(bn_ventry))) {
+			/* no room to grow: fill up to 15/16 until the record ends and the table is spilled */
+			t->mem->spill_due = 1;
+			if ((t->n + 1) * 16 > t->cap * 15)
+				return over_limit(t, err);
+			goto place;
+		}
 		int rc = grow(t, err);
 		if (rc < 0)
 			return rc;
@@ -138,6 +158,7 @@ static int add_hashed(bn_vtable *t, const char *key, size_t len, uint32_t h, uin
 			i = (i + 1) & mask;
 		e = &t->slots[i];
 	}
+place:;
 	size_t need = sizeof(uint32_t) + len, before = arena_bytes(t->key_bytes);
 	if (arena_bytes(t->key_bytes + need) != before && charge(t, arena_bytes(t->key_bytes + need) - before, err) < 0)
 		return BN_ENOMEM;
@@ -213,10 +234,21 @@ void bn_vtable_clear_stamps(bn_vtable *t)
 		t->slots[i].stamp = 0;
 }
 
+void bn_vtable_reset(bn_vtable *t)
+{
+	memset(t->slots, 0, t->cap * sizeof(bn_ventry));
+	t->mem->used -= arena_bytes(t->key_bytes);
+	bn_arena_free(&t->arena); /* a reset would keep the chunks: give the memory back */
+	bn_arena_init(&t->arena, ARENA_CHUNK);
+	t->key_bytes = 0;
+	t->n = 0;
+}
+
 void bn_vtable_free(bn_vtable *t)
 {
 	if (!t)
 		return;
+	bn_vtable_drop_runs(t);
 	if (t->mem && t->slots)
 		t->mem->used -= t->cap * sizeof(bn_ventry) + arena_bytes(t->key_bytes);
 	free(t->slots);
@@ -362,6 +394,37 @@ int bn_vocab_counter_new(bn_vocab_counter **out, const char *const *fields, size
 	}
 	*out = c;
 	return BN_OK;
+}
+
+/* Each table needs room for its first token chunk and its first slots, with as much again to fill. */
+static size_t min_spill_limit(size_t nfields)
+{
+	return (nfields ? nfields : 1) * 2 * (ARENA_CHUNK + DEFAULT_CAP * sizeof(bn_ventry));
+}
+
+static int check_spill_limit(const bn_vocab_counter *c, bn_error *err)
+{
+	if (!c->mem.spill_base || c->mem.limit >= min_spill_limit(c->nfields))
+		return BN_OK;
+	return bn_error_set(err, BN_EUSAGE, "--max-memory %zu is too small to spill the counts of %zu field%s: "
+			    "give at least %zu bytes", c->mem.limit, c->nfields, c->nfields == 1 ? "" : "s",
+			    min_spill_limit(c->nfields));
+}
+
+int bn_vocab_counter_spill_to(bn_vocab_counter *c, const char *dir, bn_error *err)
+{
+	bn_error_clear(err);
+	if (!dir) {
+		dir = getenv("TMPDIR");
+		if (!dir || !*dir)
+			dir = "/tmp";
+	}
+	char *copy = strdup(dir);
+	if (!copy)
+		return oom(err);
+	free(c->mem.spill_base);
+	c->mem.spill_base = copy;
+	return check_spill_limit(c, err);
 }
 
 /* Record an input, refusing one whose rules hash differs from the first's unless mixing is allowed. */
@@ -529,6 +592,8 @@ int bn_vocab_counter_add_avro(bn_vocab_counter *c, const char *path, bn_error *e
 				if (rc < 0)
 					goto cleanup;
 			}
+			if (c->mem.spill_due && (rc = bn_vmem_spill(&c->mem, c->tables, c->nfields, err)) < 0)
+				goto cleanup;
 		}
 		if (p != end) {
 			bn_error_locate(err, path, 0, 0);
@@ -554,16 +619,20 @@ int bn_vocab_counter_add_token(bn_vocab_counter *c, size_t field, const char *to
 {
 	if (field >= c->nfields)
 		return bn_error_set(err, BN_EUSAGE, "no field number %zu (the counter has %zu)", field, c->nfields);
-	return bn_vtable_add(&c->tables[field], token, size, count, 0, err);
+	int rc = bn_vtable_add(&c->tables[field], token, size, count, 0, err);
+	if (rc == BN_OK && c->mem.spill_due)
+		rc = bn_vmem_spill(&c->mem, c->tables, c->nfields, err);
+	return rc;
 }
 
 uint64_t bn_vocab_counter_rows_scanned(const bn_vocab_counter *c) { return c->rows_scanned; }
 uint64_t bn_vocab_counter_rows_matched(const bn_vocab_counter *c) { return c->rows_matched; }
 size_t bn_vocab_counter_field_count(const bn_vocab_counter *c) { return c->nfields; }
 const char *bn_vocab_counter_field_name(const bn_vocab_counter *c, size_t i) { return c->fields[i]; }
-uint64_t bn_vocab_counter_distinct(const bn_vocab_counter *c, size_t i) { return c->tables[i].n; }
+uint64_t bn_vocab_counter_distinct(const bn_vocab_counter *c, size_t i) { return bn_vtable_distinct(&c->tables[i]); }
 uint64_t bn_vocab_counter_occurrences(const bn_vocab_counter *c, size_t i) { return c->tables[i].occurrences; }
 size_t bn_vocab_counter_peak_memory(const bn_vocab_counter *c) { return c->mem.peak; }
+uint64_t bn_vocab_counter_spilled_runs(const bn_vocab_counter *c) { return c->mem.runs; }
 
 uint64_t bn_vocab_counter_get(const bn_vocab_counter *c, size_t i, const char *token, size_t size)
 {
@@ -581,6 +650,7 @@ void bn_vocab_counter_free(bn_vocab_counter *c)
 	}
 	free(c->tables);
 	free(c->fields);
+	bn_vmem_free(&c->mem);
 	for (size_t i = 0; i < c->nwhere; i++)
 		bn_where_free(&c->where[i]);
 	free(c->where);
@@ -615,18 +685,49 @@ static int put_str(bn_buf *b, const char *s, size_t n)
 static int cmp_entry_bytes(const void *a, const void *b)
 {
 	const bn_ventry *x = *(const bn_ventry *const *)a, *y = *(const bn_ventry *const *)b;
-	size_t xn = bn_ventry_len(x), yn = bn_ventry_len(y);
-	int c = memcmp(x->key, y->key, xn < yn ? xn : yn);
-	if (c)
-		return c;
-	return (xn > yn) - (xn < yn);
+	return bn_vtoken_cmp(x->key, bn_ventry_len(x), y->key, bn_ventry_len(y));
 }
 
-int bn_vocab_counter_write_part(const bn_vocab_counter *c, const char *path, bn_error *err)
+/* Flush b to f once it holds 1 MiB. */
+static int flush_big(bn_outfile *f, bn_buf *b, bn_error *err)
+{
+	if (b->size < (1u << 20))
+		return BN_OK;
+	int rc = bn_outfile_write(f, b->data, b->size, err);
+	b->size = 0;
+	return rc;
+}
+
+/* One field's section of a count file from its spilled runs: two passes, the first for the number of tokens. */
+static int write_part_runs(bn_outfile *f, bn_buf *b, bn_vrun_merge *g, bn_vtable *t, bn_error *err)
+{
+	const char *tok;
+	size_t len;
+	uint64_t count, n = 0;
+	int rc;
+	while ((rc = bn_vrun_merge_next(g, &tok, &len, &count, err)) > 0)
+		n++;
+	if (rc < 0 || (rc = bn_vrun_merge_rewind(g, err)) < 0)
+		return rc;
+	t->distinct_all = n; /* for the summary: the table itself is empty now */
+	t->unspilled = 1;
+	if (put_uv(b, t->occurrences) | put_uv(b, n))
+		return oom(err);
+	while ((rc = bn_vrun_merge_next(g, &tok, &len, &count, err)) > 0) {
+		if (put_str(b, tok, len) | put_uv(b, count))
+			return oom(err);
+		if ((rc = flush_big(f, b, err)) < 0)
+			return rc;
+	}
+	return rc;
+}
+
+int bn_vocab_counter_write_part(bn_vocab_counter *c, const char *path, bn_error *err)
 {
 	bn_outfile f;
 	bn_buf b = { 0 };
 	const bn_ventry **list = NULL;
+	bn_vrun_merge *g = NULL;
 	int rc, opened = 0, bad = 0;
 
 	rc = bn_outfile_open(&f, path, err);
@@ -647,8 +748,19 @@ int bn_vocab_counter_write_part(const bn_vocab_counter *c, const char *path, bn_
 		       put_uv(&b, in->rows_matched);
 	}
 	for (size_t i = 0; i < c->nfields && !bad; i++) {
-		const bn_vtable *t = &c->tables[i];
+		bn_vtable *t = &c->tables[i];
 		size_t n = 0;
+		rc = bn_vrun_merge_open(&g, t, &c->mem, err);
+		if (rc < 0)
+			goto cleanup;
+		if (g) {
+			rc = write_part_runs(&f, &b, g, t, err);
+			bn_vrun_merge_free(g);
+			g = NULL;
+			if (rc < 0)
+				goto cleanup;
+			continue;
+		}
 		free(list);
 		list = malloc((t->n ? t->n : 1) * sizeof(*list));
 		if (!list) {
@@ -664,12 +776,8 @@ int bn_vocab_counter_write_part(const bn_vocab_counter *c, const char *path, bn_
 		bad |= put_uv(&b, t->occurrences) | put_uv(&b, n);
 		for (size_t k = 0; k < n && !bad; k++) {
 			bad |= put_str(&b, list[k]->key, bn_ventry_len(list[k])) | put_uv(&b, list[k]->count);
-			if (b.size >= (1u << 20)) {
-				rc = bn_outfile_write(&f, b.data, b.size, err);
-				if (rc < 0)
-					goto cleanup;
-				b.size = 0;
-			}
+			if ((rc = flush_big(&f, &b, err)) < 0)
+				goto cleanup;
 		}
 	}
 	bad |= bn_buf_append(&b, part_end, sizeof(part_end));
@@ -786,6 +894,8 @@ int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error 
 	}
 	if (c->nfields == 0 && c->nwhere == 0 && c->ninputs == 0) {
 		rc = set_fields(c, (const char *const *)fields, nfields, (const char *const *)where, nwhere, err);
+		if (rc == BN_OK)
+			rc = check_spill_limit(c, err);
 		if (rc < 0)
 			goto cleanup;
 	} else {
@@ -835,6 +945,8 @@ int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error 
 			if (r.bad)
 				break;
 			rc = bn_vtable_add(&c->tables[f], tok, n, count, 0, err);
+			if (rc == BN_OK && c->mem.spill_due)
+				rc = bn_vmem_spill(&c->mem, c->tables, c->nfields, err);
 			if (rc < 0)
 				goto cleanup;
 			sum += count;

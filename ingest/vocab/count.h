@@ -12,11 +12,21 @@
 #include "util/hash.h"
 #include "vocab/avro_reader.h"
 
-/* Bytes the tables may use, shared by all tables of a counter. */
+/*
+ * Bytes the tables may use, shared by all tables of a counter. With a spill folder, a table that
+ * would pass the limit sets spill_due instead of failing (and stops growing; its keys may pass the
+ * limit by one arena chunk): at the end of the record every table is written to disk as a sorted
+ * run and emptied (spill.c).
+ */
 typedef struct bn_vmem {
 	size_t used;
 	size_t peak;
 	size_t limit;       /* 0 = unlimited */
+	char *spill_base;   /* where the spill folder goes; NULL = no spilling: passing the limit fails */
+	char *spill_dir;    /* spill_base/bidnorm-vocab-spill.XXXXXX, made on the first spill */
+	int spill_due;      /* a table passed the limit: spill at the end of the record */
+	int no_spill;       /* set while merging runs back: the limit is hard again */
+	uint64_t runs;      /* run files written */
 } bn_vmem;
 
 /*
@@ -56,7 +66,25 @@ typedef struct bn_vtable {
 	bn_vmem *mem;
 	const char *name;       /* field name for messages */
 	bn_hash_key key;        /* tokens come from the logs: keyed hash (util/hash.h) */
+	char **runs;            /* spilled runs: files of (token, count) sorted by token bytes */
+	size_t nruns;
+	uint64_t distinct_all;  /* distinct tokens over all runs, once they were merged */
+	int unspilled;          /* runs merged (into the table, keeping only tokens with count >= min_count, or
+				   into a count file, leaving the table empty): distinct_all is the count */
 } bn_vtable;
+
+/* Distinct tokens counted: the table's, or over all runs once they were merged back. */
+static inline uint64_t bn_vtable_distinct(const bn_vtable *t)
+{
+	return t->unspilled ? t->distinct_all : t->n;
+}
+
+/* Byte order of two entries' tokens (memcmp, then shorter first): the order of runs and count files. */
+static inline int bn_vtoken_cmp(const char *a, size_t an, const char *b, size_t bn)
+{
+	int c = memcmp(a, b, an < bn ? an : bn);
+	return c ? c : (an > bn) - (an < bn);
+}
 
 /* Initial capacity 0 = 1024 slots. */
 int bn_vtable_init(bn_vtable *t, bn_vmem *mem, const char *name, size_t initial_cap, bn_error *err);
@@ -75,10 +103,46 @@ int bn_vtable_add_batch(bn_vtable *t, const bn_avro_span *tokens, size_t n, uint
 /* The entry of key, or NULL. */
 const bn_ventry *bn_vtable_find(const bn_vtable *t, const char *key, size_t len);
 
+/* Empty the table, giving its token storage back (its slots stay). */
+void bn_vtable_reset(bn_vtable *t);
+
 /* Reset every stamp to 0 (when the stamp counter wraps). */
 void bn_vtable_clear_stamps(bn_vtable *t);
 
 void bn_vtable_free(bn_vtable *t);
+
+/* ---- spilling (spill.c) ---- */
+
+/* Write every non-empty table of tables[0..n) to a new run and empty it; clears m->spill_due. BN_EIO, BN_ENOMEM. */
+int bn_vmem_spill(bn_vmem *m, bn_vtable *tables, size_t n, bn_error *err);
+
+/*
+ * Merge t's runs (and what the table holds) back into t, keeping only tokens counted at least
+ * min_count times (the rest cannot be in a vocabulary) and noting distinct_all. With no runs,
+ * nothing happens. BN_ENOMEM with the --max-memory message when the kept tokens alone pass the
+ * limit; BN_EIO, BN_ECORRUPT (a run file changed under us).
+ */
+int bn_vtable_unspill(bn_vtable *t, uint64_t min_count, bn_error *err);
+
+/* Streams the union of t's runs and its table in token order, counts summed (for count files). */
+typedef struct bn_vrun_merge bn_vrun_merge;
+
+/* Spills what t still holds, then opens its runs. *out NULL and BN_OK when t has no runs. */
+int bn_vrun_merge_open(bn_vrun_merge **out, bn_vtable *t, bn_vmem *m, bn_error *err);
+
+/* The next token: 1 (token valid until the next call), 0 at the end, or < 0 (BN_EIO, BN_ECORRUPT, BN_ENOMEM). */
+int bn_vrun_merge_next(bn_vrun_merge *g, const char **token, size_t *len, uint64_t *count, bn_error *err);
+
+/* Start again from the first token. BN_OK or BN_EIO. */
+int bn_vrun_merge_rewind(bn_vrun_merge *g, bn_error *err);
+
+void bn_vrun_merge_free(bn_vrun_merge *g);
+
+/* Delete t's run files. */
+void bn_vtable_drop_runs(bn_vtable *t);
+
+/* Remove the spill folder (after every table dropped its runs) and free the spill settings. */
+void bn_vmem_free(bn_vmem *m);
 
 
 /* ---- --where ---- */

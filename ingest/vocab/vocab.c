@@ -622,7 +622,7 @@ static int write_manifest(bn_buf *b, const bn_vocab_counter *c, const selection 
 		snprintf(name, sizeof(name), "%s.counts.tsv", c->fields[i]);
 		bad |= jkey(b, "counts_file", &ff) | bn_jsonw_cstr(b, name);
 		bad |= jkey(b, "sha256", &ff) | bn_jsonw_cstr(b, sha[i]);
-		bad |= jkey(b, "distinct", &ff) | bn_jsonw_u64(b, t->n);
+		bad |= jkey(b, "distinct", &ff) | bn_jsonw_u64(b, bn_vtable_distinct(t));
 		bad |= jkey(b, "occurrences", &ff) | bn_jsonw_u64(b, t->occurrences);
 		bad |= jkey(b, "kept", &ff) | bn_jsonw_u64(b, sel[i].kept);
 		bad |= jkey(b, "kept_occurrences", &ff) | bn_jsonw_u64(b, sel[i].kept_occurrences);
@@ -635,13 +635,14 @@ static int write_manifest(bn_buf *b, const bn_vocab_counter *c, const selection 
 	bad |= bn_jsonw_raw(b, c->nfields ? "\n  },\n  \"resources\": {" : "},\n  \"resources\": {");
 	ff = 1;
 	bad |= jkey(b, "peak_counting_bytes", &ff) | bn_jsonw_u64(b, c->mem.peak);
+	bad |= jkey(b, "spilled_runs", &ff) | bn_jsonw_u64(b, c->mem.runs);
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		bad |= jkey(b, "peak_rss_bytes", &ff) | bn_jsonw_u64(b, (uint64_t)ru.ru_maxrss * 1024);
 	bad |= bn_jsonw_raw(b, "}\n}\n");
 	return bad ? BN_ENOMEM : BN_OK;
 }
 
-int bn_vocab_write(bn_vocab_write_result *out, const bn_vocab_counter *c, const char *dir,
+int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *dir,
 		   const bn_vocab_write_options *opt_in, bn_vocab_lint_fn on_bad, void *ctx, bn_error *err)
 {
 	bn_vocab_write_options opt;
@@ -682,6 +683,9 @@ int bn_vocab_write(bn_vocab_write_result *out, const bn_vocab_counter *c, const 
 	for (size_t i = 0; i < c->nfields; i++) {
 		char name[BN_ERROR_FIELD_MAX + 8];
 		int field_ok = 1;
+		rc = bn_vtable_unspill(&c->tables[i], opt.min_count, err);
+		if (rc < 0)
+			goto cleanup;
 		rc = select_tokens(&sel[i], &c->tables[i], opt.min_count, opt.top_k);
 		if (rc < 0) {
 			oom(err);
@@ -1263,7 +1267,7 @@ static void prune(const char *taskdir, unsigned keep, const char *current_target
 	free_names(names, n);
 }
 
-int bn_vocab_regen(bn_vocab_regen_result *out, const bn_vocab_counter *c, const bn_vocab_regen_options *opt,
+int bn_vocab_regen(bn_vocab_regen_result *out, bn_vocab_counter *c, const bn_vocab_regen_options *opt,
 		   bn_vocab_lint_fn on_bad, void *ctx, bn_error *err)
 {
 	char *taskdir = NULL, *vdir = NULL, *cur = NULL, *tmplink = NULL;

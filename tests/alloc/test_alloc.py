@@ -1,4 +1,5 @@
-"""Allocation-failure sweep: `bidnorm ingest` (or, with --vocab, `bidnorm vocab build`) with the N-th allocation failing, for every N, must fail cleanly or succeed."""
+"""Allocation-failure sweep: `bidnorm ingest` (or, with --vocab, `bidnorm vocab build`; with --vocab-spill, one that
+spills past --max-memory to disk) with the N-th allocation failing, for every N, must fail cleanly or succeed."""
 import json
 import os
 import re
@@ -11,7 +12,7 @@ import time
 import avro.datafile
 import avro.io
 
-USAGE = "usage: test_alloc.py BIDNORM ALLOC_FAIL_SO [--from N] [--step K] [--threads T] [--vocab]"
+USAGE = "usage: test_alloc.py BIDNORM ALLOC_FAIL_SO [--from N] [--step K] [--threads T] [--vocab | --vocab-spill]"
 
 # Avro C 1.11.1 crashes (SIGSEGV in avro_schema_from_json_length) when one of its own
 # allocations fails, so the library never calls it at run time: generated schemas are parsed
@@ -25,6 +26,12 @@ INPUT = (b'{"event_id":"a","ts":1795176001,"app":{"bundle":"com.foo$hl=en"},"dev
          b'{"event_id":"b","ts":"2026-11-20T12:00:01Z","exchange":"Unity"}\n')
 
 
+# For --vocab-spill: 130,000 distinct installed apps (2.3 MB of tokens, past a 2 MiB limit), one in every record.
+SPILL_INPUT = b"".join(b'{"event_id":"s%d","ts":1795176001,"device":{"installed_apps":["com.popular.app",%s]}}\n'
+                       % (i, b",".join(b'"com.v%d.app"' % (i * 10 + j) for j in range(10)))
+                       for i in range(13000))
+
+
 def read_avro(path):
     with open(path, "rb") as f:
         reader = avro.datafile.DataFileReader(f, avro.io.DatumReader())
@@ -34,6 +41,10 @@ def read_avro(path):
 
 
 def command(bidnorm, folder, threads, vocab):
+    if vocab == "spill":
+        return [bidnorm, "vocab", "build", "-q", "-o", os.path.join(folder, "vocab"), "--field", "installed_apps",
+                "--min-count", "2", "--max-memory", "2146304", "--spill-dir", os.path.join(folder, "in.spill"),
+                os.path.join(folder, "in.avro")]
     if vocab:
         return [bidnorm, "vocab", "build", "-q", "-o", os.path.join(folder, "vocab"),
                 "--field", "app_bundle,installed_apps", os.path.join(folder, "in.avro")]
@@ -59,6 +70,10 @@ def run(bidnorm, shim, folder, n, threads=1, vocab=False):
 def output_problem(folder, vocab):
     """Why the published output of a successful run is wrong, or None."""
     try:
+        if vocab == "spill":
+            with open(os.path.join(folder, "vocab", "installed_apps.txt")) as f:
+                apps = f.read().splitlines()
+            return None if apps == ["com.popular.app"] else "exit 0 but vocabulary wrong: %s" % apps[:5]
         if vocab:
             with open(os.path.join(folder, "vocab", "app_bundle.txt")) as f:
                 bundles = f.read().splitlines()
@@ -92,6 +107,8 @@ def check(folder, n, code, stderr, lines, baseline_live, vocab=False):
     elif live[0] > baseline_live:
         problems.append("%d blocks still allocated at exit (%d without a failure): a leak" % (live[0], baseline_live))
     left = [x for x in os.listdir(folder) if ".tmp" in x]
+    if os.path.isdir(os.path.join(folder, "in.spill")):
+        left += os.listdir(os.path.join(folder, "in.spill"))
     if left:
         problems.append("temporary files left: %s" % left)
     out = os.path.join(folder, "vocab" if vocab else "out.avro")
@@ -119,11 +136,13 @@ def main(argv):
     first = int(argv[argv.index("--from") + 1]) if "--from" in argv else 1
     step = int(argv[argv.index("--step") + 1]) if "--step" in argv else 1
     threads = int(argv[argv.index("--threads") + 1]) if "--threads" in argv else 1
-    vocab = "--vocab" in argv
+    vocab = "spill" if "--vocab-spill" in argv else "--vocab" in argv
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
         with open(os.path.join(folder, "in.jsonl"), "wb") as f:
-            f.write(INPUT)
+            f.write(SPILL_INPUT if vocab == "spill" else INPUT)
+        if vocab == "spill":
+            os.mkdir(os.path.join(folder, "in.spill"))
         if vocab:
             # the vocab build reads what an ingest without injected failures wrote
             subprocess.run([bidnorm, "ingest", "-q", "-o", os.path.join(folder, "in.avro"), "--rejects",

@@ -195,12 +195,61 @@ class Vocab(unittest.TestCase):
         p = self.vocab("build", "-o", "v", "--field", "country", "--where", "a b", self.avro13, expect=2)
         self.assertEqual(p.stderr.decode(),
                          "bidnorm vocab build: --where 'a b': expected FIELD, FIELD=VALUE or FIELD!=VALUE\n")
-        p = self.vocab("build", "-o", "v", "--field", "installed_apps", "--max-memory", "1M", self.avro12, expect=1)
-        self.assertIn("counting needs more than --max-memory (1048576 bytes)", p.stderr.decode())
+        p = self.vocab("build", "-o", "v", "--field", "installed_apps", "--max-memory", "1M", self.avro12, expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab build: --max-memory 1048576 is too small to spill the counts "
+                                            "of 1 field: give at least 2146304 bytes\n")
         p = self.vocab("lint", "v", "--json", expect=2)
         self.assertIn("--json does not apply to 'vocab lint'", p.stderr.decode())
         self.assertFalse(os.path.exists(self.path("v")))
         self.assert_no_temp_files()
+
+    def test_counting_past_max_memory_spills_and_changes_nothing(self):
+        # 12,000 records: 5 apps from 1,000 popular ones (one of them twice: an array counts a token once per
+        # record) and 5 seen nowhere else, 60,000 in all. 2.1 MiB cannot hold them: tables spill to sorted
+        # runs, merged back at the end, where only the popular ones (--min-count 3) return to memory.
+        template = dict(self.records12[0])
+        recs = []
+        for i in range(12000):
+            popular = ["com.p%d.app" % ((i * 7 + j * 131) % 1000) for j in range(5)]
+            tail = ["com.v%d.app" % (i * 5 + j) for j in range(5)]
+            recs.append(dict(template, installed_apps=popular + [popular[0]] + tail, app_bundle=tail[0]))
+        src = self.write_avro("many.avro", recs)
+        spill = self.path("spill")
+        os.mkdir(spill)
+        self.vocab("build", "-q", "-o", "plain", "--field", "installed_apps", "--min-count", "3", src)
+        p = self.vocab("build", "-o", "spilled", "--field", "installed_apps", "--min-count", "3",
+                       "--max-memory", "2146304", "--spill-dir", spill, src)
+        self.assertRegex(p.stderr.decode(), r"installed_apps: 61000 distinct; \d\.\d MB counting memory, "
+                                            r"\d+ runs spilled to disk -> spilled\n$")
+        for name in ("installed_apps.txt", "installed_apps.counts.tsv"):
+            self.assertEqual(read_bytes(self.path("spilled/" + name)), read_bytes(self.path("plain/" + name)), name)
+        self.assertEqual(len(keras_vocabulary(self.path("spilled/installed_apps.txt"))), 1000)
+        with open(self.path("spilled/manifest.json")) as f:
+            m = json.load(f)
+        with open(self.path("plain/manifest.json")) as f:
+            plain = json.load(f)
+        self.assertEqual(m["fields"], plain["fields"])
+        self.assertGreater(m["resources"]["spilled_runs"], 1)
+        self.assertEqual(plain["resources"]["spilled_runs"], 0)
+        self.assertLessEqual(m["resources"]["peak_counting_bytes"], 2146304 + (1 << 20))
+        # a count file streams every token from the runs: the same bytes as without a limit
+        self.vocab("count", "-q", "-o", "plain.part", "--field", "installed_apps", src)
+        self.vocab("count", "-q", "-o", "spilled.part", "--field", "installed_apps", "--max-memory", "2146304",
+                   "--spill-dir", spill, src)
+        self.assertEqual(read_bytes(self.path("spilled.part")), read_bytes(self.path("plain.part")))
+        self.assertEqual(os.listdir(spill), [])
+        # with --min-count 1 every token must come back: say so instead of being killed
+        p = self.vocab("build", "-o", "all", "--field", "installed_apps", "--max-memory", "2146304",
+                       "--spill-dir", spill, src, expect=1)
+        self.assertRegex(p.stderr.decode(), r"^bidnorm vocab build: field 'installed_apps': the tokens counted at "
+                         r"least 1 times \(\d+ so far\) do not fit in --max-memory \(2146304 bytes\), even with "
+                         r"the rest spilled to disk; raise --min-count or --max-memory\n$")
+        self.assertEqual(os.listdir(spill), [])
+        self.assertFalse(os.path.exists(self.path("all")))
+        p = self.vocab("build", "-o", "x", "--field", "installed_apps", "--max-memory", "4M", "--spill-dir",
+                       self.path("spilled/manifest.json"), src, expect=5)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab build: %s: cannot make a folder for spilled counts: "
+                         "Not a directory\n" % self.path("spilled/manifest.json"))
 
     def test_mixed_rules_refused(self):
         meta = {"bidnorm.rules.sha256": b"0" * 64, "bidnorm.version": b"0.1.0"}

@@ -548,8 +548,114 @@ Test(vocab, max_memory_fails_cleanly)
 	cr_assert_eq(rc, BN_ENOMEM);
 	/* 1 MiB of token chunk + 16384 slots fill to 3/4 (12288); growing to 32768 slots while the old table lives passes 2 MiB */
 	cr_assert_str_eq(err.message, "counting needs more than --max-memory (2097152 bytes): 12288 distinct tokens so far in "
-				      "field 'app_bundle' (spilling to disk is not implemented; raise the limit)");
+				      "field 'app_bundle' (raise the limit, or let counting spill to disk)");
 	cr_assert_leq(bn_vocab_counter_peak_memory(c), 2 * 1024 * 1024);
+	bn_vocab_counter_free(c);
+}
+
+/* ---- spilling past max_memory ---- */
+
+/* Token i of the spill tests: every tenth one of 2,000 frequent ones (15 adds of 1..7 each), else a tail token seen once. */
+static void spill_token(char *out, size_t cap, int i, uint64_t *count)
+{
+	if (i % 10 == 0) {
+		snprintf(out, cap, "com.frequent%d.app", i / 10 % 2000);
+		*count = 1 + (uint64_t)(i / 10 % 7);
+	} else {
+		snprintf(out, cap, "com.tail%d.app", i);
+		*count = 1;
+	}
+}
+
+static bn_vocab_counter *spill_counter(size_t max_memory, const char *spill_dir)
+{
+	const char *f[] = { "app_bundle" };
+	bn_vocab_counter *c = NULL;
+	bn_error err;
+	char tok[64];
+	uint64_t count;
+	cr_assert_eq(bn_vocab_counter_new(&c, f, 1, NULL, 0, max_memory, 0, &err), BN_OK);
+	if (spill_dir)
+		cr_assert_eq(bn_vocab_counter_spill_to(c, spill_dir, &err), BN_OK, "%s", err.message);
+	for (int i = 0; i < 300000; i++) {
+		spill_token(tok, sizeof(tok), i, &count);
+		cr_assert_eq(bn_vocab_counter_add_token(c, 0, tok, strlen(tok), count, &err), BN_OK, "%s", err.message);
+	}
+	return c;
+}
+
+Test(vocab, spilling_counts_write_the_same_files, .init = make_scratch, .fini = drop_scratch)
+{
+	char dir_a[600], dir_b[600], spill[600], path_a[700], path_b[700];
+	bn_vocab_write_options opt;
+	bn_vocab_write_result res;
+	bn_error err;
+	size_t na, nb;
+	snprintf(spill, sizeof(spill), "%s/spill", scratch);
+	cr_assert_eq(mkdir(spill, 0755), 0);
+	bn_vocab_counter *plain = spill_counter(0, NULL), *spilled = spill_counter(3 << 20, spill);
+	cr_assert_gt(bn_vocab_counter_spilled_runs(spilled), 2);
+	cr_assert_leq(bn_vocab_counter_peak_memory(spilled), (3 << 20) + (1 << 20), "at most one token chunk over");
+	cr_assert_eq(bn_vocab_counter_spilled_runs(plain), 0);
+
+	/* count files: every token streams out of the runs, in the same bytes */
+	cr_assert_eq(bn_vocab_counter_write_part(plain, in_scratch("a.part"), &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_write_part(spilled, in_scratch("b.part"), &err), BN_OK, "%s", err.message);
+	char *a = read_text(in_scratch("a.part"), &na), *b = read_text(in_scratch("b.part"), &nb);
+	cr_assert(na == nb && memcmp(a, b, na) == 0, "count files differ (%zu and %zu bytes)", na, nb);
+	free(a);
+	free(b);
+	cr_assert_eq(bn_vocab_counter_distinct(spilled, 0), bn_vocab_counter_distinct(plain, 0));
+
+	/* vocabularies: only tokens counted 3 times or more come back into memory */
+	bn_vocab_write_options_init(&opt);
+	opt.min_count = 3;
+	snprintf(dir_a, sizeof(dir_a), "%s/va", scratch);
+	snprintf(dir_b, sizeof(dir_b), "%s/vb", scratch);
+	cr_assert_eq(bn_vocab_write(&res, plain, dir_a, &opt, NULL, NULL, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(bn_vocab_write(&res, spilled, dir_b, &opt, NULL, NULL, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(res.tokens_written, 2000, "%llu", (unsigned long long)res.tokens_written);
+	for (int k = 0; k < 2; k++) {
+		const char *name = k ? "app_bundle.counts.tsv" : "app_bundle.txt";
+		snprintf(path_a, sizeof(path_a), "%s/%s", dir_a, name);
+		snprintf(path_b, sizeof(path_b), "%s/%s", dir_b, name);
+		a = read_text(path_a, &na);
+		b = read_text(path_b, &nb);
+		cr_assert(na == nb && memcmp(a, b, na) == 0, "%s differs", name);
+		free(a);
+		free(b);
+	}
+	cr_assert_eq(bn_vocab_counter_distinct(spilled, 0), 270000 + 2000);
+	bn_vocab_counter_free(plain);
+	bn_vocab_counter_free(spilled);
+	DIR *d = opendir(spill);
+	struct dirent *e;
+	while ((e = readdir(d)))
+		cr_assert(e->d_name[0] == '.', "left in the spill folder: %s", e->d_name);
+	closedir(d);
+}
+
+Test(vocab, spilling_errors)
+{
+	const char *f[] = { "a", "b" };
+	bn_vocab_counter *c = NULL;
+	bn_error err;
+	cr_assert_eq(bn_vocab_counter_new(&c, f, 2, NULL, 0, 1 << 20, 0, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_spill_to(c, NULL, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "--max-memory 1048576 is too small to spill the counts of 2 fields: give at least "
+				      "4292608 bytes");
+	bn_vocab_counter_free(c);
+
+	/* the folder is made at the first spill: a file where it should go fails then, naming the place */
+	cr_assert_eq(bn_vocab_counter_new(&c, f, 1, NULL, 0, 3 << 20, 0, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_spill_to(c, "/dev/null", &err), BN_OK);
+	char tok[32];
+	int rc = BN_OK;
+	for (int i = 0; i < 1000000 && rc == BN_OK; i++)
+		rc = bn_vocab_counter_add_token(c, 0, tok, (size_t)snprintf(tok, sizeof(tok), "t%d", i), 1, &err);
+	cr_assert_eq(rc, BN_EIO);
+	cr_assert_str_eq(err.source, "/dev/null");
+	cr_assert_str_eq(err.message, "cannot make a folder for spilled counts: Not a directory");
 	bn_vocab_counter_free(c);
 }
 
