@@ -55,9 +55,24 @@ static inline uint64_t bn_hash(bn_hash_key key, const void *s, size_t n)
 		p += 8;
 		left -= 8;
 	}
-	w = 0;
-	if (left)
-		memcpy(&w, p, left);
+	/* The last 0..7 bytes with fixed-size loads (a memcpy of variable length is a call): the last 8
+	 * bytes of the string when it has them (overlapping the word before), else two 4-byte or three
+	 * single-byte reads that together cover every byte. */
+	if (n >= 8) {
+		if (left)
+			memcpy(&w, (const unsigned char *)s + n - 8, 8);
+		else
+			w = 0;
+	} else if (left >= 4) {
+		uint32_t lo, hi;
+		memcpy(&lo, p, 4);
+		memcpy(&hi, p + left - 4, 4);
+		w = (uint64_t)lo | (uint64_t)hi << 32;
+	} else if (left) {
+		w = (uint64_t)p[0] | (uint64_t)p[left / 2] << 8 | (uint64_t)p[left - 1] << 16;
+	} else {
+		w = 0;
+	}
 	h = bn_hash_fold(w ^ key.k1 ^ ((uint64_t)left << 56), h ^ 0xe7037ed1a0b428dbull);
 	return bn_hash_fold(h ^ key.k0, 0x8ebc6af09c88c6e3ull ^ key.k1);
 }
