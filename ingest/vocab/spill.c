@@ -1,8 +1,8 @@
 /*
  * spill.c - counting past --max-memory: full tables go to disk as sorted runs and are merged back.
  *
- * A run is one table's (token, count) pairs in token byte order: varint length, the bytes, varint
- * count, repeated. Runs are written at record boundaries only (an array field counts a token once
+ * A run is one table's (token, count) pairs in token byte order: the number of pairs (a varint),
+ * then per pair varint length, the bytes, varint count; a run cut short is found wherever it ends. Runs are written at record boundaries only (an array field counts a token once
  * per record, so a record must never straddle two runs). At the end the runs of a table are merged
  * (a heap over the runs, counts of equal tokens summed): for a vocabulary only tokens counted at
  * least min_count times come back into memory, which is what makes the long tail of a field
@@ -102,6 +102,7 @@ static int spill_table(bn_vmem *m, bn_vtable *t, bn_error *err)
 		goto cleanup;
 	}
 	setvbuf(f, NULL, _IOFBF, RUN_BUFFER);
+	put_uv(f, n);
 	for (size_t k = 0; k < n; k++) {
 		size_t kn = bn_ventry_len(list[k]);
 		if (put_uv(f, kn) < 0 || fwrite(list[k]->key, 1, kn, f) != kn || put_uv(f, list[k]->count) < 0)
@@ -147,6 +148,7 @@ typedef struct run_in {
 	const char *path;
 	bn_buf tok;
 	uint64_t count;
+	uint64_t left;     /* pairs not read yet */
 } run_in;
 
 struct bn_vrun_merge {
@@ -176,16 +178,25 @@ static int get_uv(FILE *f, uint64_t *out, int *eof)
 	return -1;
 }
 
+static int run_corrupt(run_in *r, bn_error *err)
+{
+	if (ferror(r->f))
+		return io_error(r->path, "cannot read", errno ? errno : EIO, err);
+	bn_error_locate(err, r->path, 0, 0);
+	return bn_error_set(err, BN_ECORRUPT, "spilled counts file is cut short or longer than written "
+			    "(changed while counting?)");
+}
+
 /* Read r's next pair: 1, 0 at the end of the run, < 0 on error. */
 static int run_read(run_in *r, bn_error *err)
 {
 	uint64_t len;
 	int eof = 0;
-	if (get_uv(r->f, &len, &eof) < 0) {
-		if (eof && !ferror(r->f))
-			return 0;
+	if (r->left == 0)
+		return getc_unlocked(r->f) == EOF && !ferror(r->f) ? 0 : run_corrupt(r, err);
+	r->left--;
+	if (get_uv(r->f, &len, &eof) < 0)
 		goto corrupt;
-	}
 	r->tok.size = 0;
 	if (len >= UINT32_MAX) /* tokens are shorter (the table refuses longer ones) */
 		goto corrupt;
@@ -196,10 +207,7 @@ static int run_read(run_in *r, bn_error *err)
 	r->tok.size = (size_t)len;
 	return 1;
 corrupt:
-	bn_error_locate(err, r->path, 0, 0);
-	if (ferror(r->f))
-		return io_error(r->path, "cannot read", errno ? errno : EIO, err);
-	return bn_error_set(err, BN_ECORRUPT, "spilled counts file is truncated (changed while counting?)");
+	return run_corrupt(r, err);
 }
 
 static int heap_less(const bn_vrun_merge *g, size_t a, size_t b)
@@ -229,8 +237,11 @@ int bn_vrun_merge_rewind(bn_vrun_merge *g, bn_error *err)
 {
 	g->nheap = 0;
 	for (size_t i = 0; i < g->n; i++) {
+		int eof;
 		if (fseek(g->in[i].f, 0, SEEK_SET) != 0)
 			return io_error(g->in[i].path, "cannot read", errno, err);
+		if (get_uv(g->in[i].f, &g->in[i].left, &eof) < 0)
+			return run_corrupt(&g->in[i], err);
 		int rc = run_read(&g->in[i], err);
 		if (rc < 0)
 			return rc;

@@ -2,6 +2,8 @@
 import collections
 import json
 import os
+import re
+import resource
 import subprocess
 import tempfile
 import unittest
@@ -19,6 +21,13 @@ def run(*args, cwd=None):
     return subprocess.run([BIDNORM, *args], capture_output=True, cwd=cwd)
 
 
+
+
+def run_limited(args, cwd, file_size):
+    """bidnorm with RLIMIT_FSIZE set (a full disk without a full disk)."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+    return subprocess.run([BIDNORM, *args], capture_output=True, cwd=cwd, preexec_fn=limit)
 
 
 def read_bytes(path):
@@ -246,6 +255,14 @@ class Vocab(unittest.TestCase):
                          r"the rest spilled to disk; raise --min-count or --max-memory\n$")
         self.assertEqual(os.listdir(spill), [])
         self.assertFalse(os.path.exists(self.path("all")))
+        # a full disk while spilling: the run's write fails and says why, nothing is left behind
+        p = run_limited(["vocab", "build", "-o", "full", "--field", "installed_apps", "--min-count", "3",
+                         "--max-memory", "2146304", "--spill-dir", spill, src], self.dir, file_size=64 << 10)
+        self.assertEqual(p.returncode, 5, p.stderr.decode())
+        self.assertRegex(p.stderr.decode(), r"^bidnorm vocab build: %s/bidnorm-vocab-spill\.\w+/installed_apps\.0\.run: "
+                         r"cannot write spilled counts: File too large\n$" % re.escape(spill))
+        self.assertEqual(os.listdir(spill), [])
+        self.assertFalse(os.path.exists(self.path("full")))
         p = self.vocab("build", "-o", "x", "--field", "installed_apps", "--max-memory", "4M", "--spill-dir",
                        self.path("spilled/manifest.json"), src, expect=5)
         self.assertEqual(p.stderr.decode(), "bidnorm vocab build: %s: cannot make a folder for spilled counts: "

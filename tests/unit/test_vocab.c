@@ -659,6 +659,23 @@ Test(vocab, spilling_errors)
 	bn_vocab_counter_free(c);
 }
 
+Test(vocab, a_spilled_run_cut_short_is_reported, .init = make_scratch, .fini = drop_scratch)
+{
+	bn_vocab_counter *c = spill_counter(3 << 20, scratch);
+	bn_vocab_write_result res;
+	bn_error err;
+	char dir[600];
+	const bn_vtable *t = &c->tables[0];
+	cr_assert_gt(t->nruns, 1);
+	cr_assert_eq(truncate(t->runs[1], 1000), 0);
+	snprintf(dir, sizeof(dir), "%s/v", scratch);
+	cr_assert_eq(bn_vocab_write(&res, c, dir, NULL, NULL, NULL, &err), BN_ECORRUPT);
+	cr_assert_str_eq(err.source, t->runs[1]);
+	cr_assert_str_eq(err.message, "spilled counts file is cut short or longer than written (changed while counting?)");
+	cr_assert_eq(access(dir, F_OK), -1, "nothing is published");
+	bn_vocab_counter_free(c);
+}
+
 /* ---- selection and files ---- */
 
 typedef struct tokc {
