@@ -682,12 +682,6 @@ static int put_str(bn_buf *b, const char *s, size_t n)
 	return put_uv(b, n) < 0 || bn_buf_append(b, s, n) < 0 ? -1 : 0;
 }
 
-static int cmp_entry_bytes(const void *a, const void *b)
-{
-	const bn_ventry *x = *(const bn_ventry *const *)a, *y = *(const bn_ventry *const *)b;
-	return bn_vtoken_cmp(x->key, bn_ventry_len(x), y->key, bn_ventry_len(y));
-}
-
 /* Flush b to f once it holds 1 MiB. */
 static int flush_big(bn_outfile *f, bn_buf *b, bn_error *err)
 {
@@ -726,7 +720,7 @@ int bn_vocab_counter_write_part(bn_vocab_counter *c, const char *path, bn_error 
 {
 	bn_outfile f;
 	bn_buf b = { 0 };
-	const bn_ventry **list = NULL;
+	bn_vsort_item *list = NULL;
 	bn_vrun_merge *g = NULL;
 	int rc, opened = 0, bad = 0;
 
@@ -769,13 +763,14 @@ int bn_vocab_counter_write_part(bn_vocab_counter *c, const char *path, bn_error 
 		}
 		for (size_t s = 0; s < t->cap; s++) {
 			if (t->slots[s].key)
-				list[n++] = &t->slots[s];
+				bn_vsort_item_set(&list[n++], 0, &t->slots[s]);
 		}
 		/* token order makes the file a function of the counts alone */
-		qsort(list, n, sizeof(*list), cmp_entry_bytes);
+		bn_vsort(list, n);
 		bad |= put_uv(&b, t->occurrences) | put_uv(&b, n);
 		for (size_t k = 0; k < n && !bad; k++) {
-			bad |= put_str(&b, list[k]->key, bn_ventry_len(list[k])) | put_uv(&b, list[k]->count);
+			const bn_ventry *e = list[k].e;
+			bad |= put_str(&b, e->key, bn_ventry_len(e)) | put_uv(&b, e->count);
 			if ((rc = flush_big(&f, &b, err)) < 0)
 				goto cleanup;
 		}

@@ -111,6 +111,20 @@ void bn_vtable_clear_stamps(bn_vtable *t);
 
 void bn_vtable_free(bn_vtable *t);
 
+/* ---- sorting entries (vsort.c) ---- */
+
+/* An entry with its sort key inline: major, then the token's first 16 bytes (big-endian, zero-padded). */
+typedef struct bn_vsort_item {
+	uint64_t k[3];
+	const bn_ventry *e;
+} bn_vsort_item;
+
+/* Fill it for e: major 0 sorts by token bytes alone; UINT64_MAX - count puts higher counts first. */
+void bn_vsort_item_set(bn_vsort_item *it, uint64_t major, const bn_ventry *e);
+
+/* Sort a[0..n) by major, then by token bytes (bn_vtoken_cmp). O(n log n) worst case. */
+void bn_vsort(bn_vsort_item *a, size_t n);
+
 /* ---- spilling (spill.c) ---- */
 
 /* Write every non-empty table of tables[0..n) to a new run and empty it; clears m->spill_due. BN_EIO, BN_ENOMEM. */

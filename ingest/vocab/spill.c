@@ -63,16 +63,10 @@ static int put_uv(FILE *f, uint64_t v)
 	return putc_unlocked((int)v, f) == EOF ? -1 : 0;
 }
 
-static int cmp_entry(const void *a, const void *b)
-{
-	const bn_ventry *x = *(const bn_ventry *const *)a, *y = *(const bn_ventry *const *)b;
-	return bn_vtoken_cmp(x->key, bn_ventry_len(x), y->key, bn_ventry_len(y));
-}
-
 /* Write t as a new run and empty it. */
 static int spill_table(bn_vmem *m, bn_vtable *t, bn_error *err)
 {
-	const bn_ventry **list = NULL;
+	bn_vsort_item *list = NULL;
 	char *path = NULL;
 	char **runs = NULL;
 	FILE *f = NULL;
@@ -93,8 +87,8 @@ static int spill_table(bn_vmem *m, bn_vtable *t, bn_error *err)
 	}
 	for (size_t i = 0; i < t->cap; i++)
 		if (t->slots[i].key)
-			list[n++] = &t->slots[i];
-	qsort(list, n, sizeof(*list), cmp_entry);
+			bn_vsort_item_set(&list[n++], 0, &t->slots[i]);
+	bn_vsort(list, n);
 	snprintf(path, len, "%s/%s.%zu.run", m->spill_dir, t->name, t->nruns);
 	f = fopen(path, "wbx");
 	if (!f) {
@@ -104,8 +98,9 @@ static int spill_table(bn_vmem *m, bn_vtable *t, bn_error *err)
 	setvbuf(f, NULL, _IOFBF, RUN_BUFFER);
 	put_uv(f, n);
 	for (size_t k = 0; k < n; k++) {
-		size_t kn = bn_ventry_len(list[k]);
-		if (put_uv(f, kn) < 0 || fwrite(list[k]->key, 1, kn, f) != kn || put_uv(f, list[k]->count) < 0)
+		const bn_ventry *e = list[k].e;
+		size_t kn = bn_ventry_len(e);
+		if (put_uv(f, kn) < 0 || fwrite(e->key, 1, kn, f) != kn || put_uv(f, e->count) < 0)
 			break;
 	}
 	if (ferror(f) | (fclose(f) != 0)) {

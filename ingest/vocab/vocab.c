@@ -59,29 +59,24 @@ typedef struct selection {
 	uint64_t kept_occurrences;
 } selection;
 
-static int cmp_vocab_order(const void *a, const void *b)
-{
-	const bn_ventry *x = *(const bn_ventry *const *)a, *y = *(const bn_ventry *const *)b;
-	if (x->count != y->count)
-		return x->count > y->count ? -1 : 1;
-	size_t xn = bn_ventry_len(x), yn = bn_ventry_len(y);
-	int c = memcmp(x->key, y->key, xn < yn ? xn : yn);
-	if (c)
-		return c;
-	return (xn > yn) - (xn < yn);
-}
-
+/* Tokens with count >= min_count in vocabulary order (count descending, then bytes), the first top_k kept. */
 static int select_tokens(selection *out, const bn_vtable *t, uint64_t min_count, uint64_t top_k)
 {
 	size_t n = 0;
+	bn_vsort_item *items = malloc((t->n ? t->n : 1) * sizeof(*items));
 	out->list = malloc((t->n ? t->n : 1) * sizeof(*out->list));
-	if (!out->list)
+	if (!items || !out->list) {
+		free(items);
 		return BN_ENOMEM;
+	}
 	for (size_t i = 0; i < t->cap; i++) {
 		if (t->slots[i].key && t->slots[i].count >= min_count)
-			out->list[n++] = &t->slots[i];
+			bn_vsort_item_set(&items[n++], UINT64_MAX - t->slots[i].count, &t->slots[i]);
 	}
-	qsort(out->list, n, sizeof(*out->list), cmp_vocab_order);
+	bn_vsort(items, n);
+	for (size_t i = 0; i < n; i++)
+		out->list[i] = items[i].e;
+	free(items);
 	if (top_k && n > top_k)
 		n = (size_t)top_k;
 	out->kept = n;

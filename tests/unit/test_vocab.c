@@ -553,6 +553,65 @@ Test(vocab, max_memory_fails_cleanly)
 	bn_vocab_counter_free(c);
 }
 
+/* ---- sorting entries ---- */
+
+/* The order bn_vsort must give: major, then the token's bytes, shorter first. */
+static int reference_cmp(const void *pa, const void *pb)
+{
+	const bn_vsort_item *a = pa, *b = pb;
+	if (a->k[0] != b->k[0])
+		return a->k[0] < b->k[0] ? -1 : 1;
+	return bn_vtoken_cmp(a->e->key, bn_ventry_len(a->e), b->e->key, bn_ventry_len(b->e));
+}
+
+/*
+ * Tokens that stress the inline 16-byte key: shared prefixes of every length around 8 and 16,
+ * NUL bytes (a zero-padded key cannot tell "ab" from "ab\0"), bytes >= 0x80, duplicates of the
+ * major key; inputs already sorted, reversed and all equal (quicksort's bad cases).
+ */
+Test(vocab, vsort_orders_like_the_reference_comparator)
+{
+	enum { N = 3000 };
+	static bn_ventry entries[N];
+	static bn_vsort_item got[N], want[N];
+	static char keys[N][4 + 40];
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (int pattern = 0; pattern < 5; pattern++) {
+		for (int i = 0; i < N; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			uint32_t len = pattern == 4 ? 12 : (uint32_t)(x % 34);
+			char *k = keys[i] + 4;
+			for (uint32_t j = 0; j < len; j++) {
+				uint64_t r = x >> (j % 8 * 8);
+				/* mostly a shared alphabet prefix, sometimes NUL, 0xff or a random byte */
+				k[j] = j < (x >> 40) % 20 ? "com.example.apps.xyz"[j] : (char)(r % 5 == 0 ? 0 : r % 5 == 1 ? 0xff : r);
+			}
+			if (pattern == 4)
+				memcpy(k, "com.same.tok", 12);
+			memcpy(keys[i], &len, 4);
+			entries[i].key = k;
+			entries[i].count = pattern == 1 ? 7 : x % 4;
+			uint64_t major = pattern == 0 ? 0 : UINT64_MAX - entries[i].count;
+			bn_vsort_item_set(&got[i], major, &entries[i]);
+		}
+		if (pattern == 2 || pattern == 3) { /* sorted, then reversed */
+			qsort(got, N, sizeof(*got), reference_cmp);
+			for (int i = 0; pattern == 3 && i < N / 2; i++) {
+				bn_vsort_item t = got[i];
+				got[i] = got[N - 1 - i];
+				got[N - 1 - i] = t;
+			}
+		}
+		memcpy(want, got, sizeof(got));
+		qsort(want, N, sizeof(*want), reference_cmp);
+		bn_vsort(got, N);
+		for (int i = 0; i < N; i++)
+			cr_assert(reference_cmp(&got[i], &want[i]) == 0, "pattern %d: position %d differs", pattern, i);
+	}
+	bn_vsort(got, 0);
+	bn_vsort(got, 1);
+}
+
 /* ---- spilling past max_memory ---- */
 
 /* Token i of the spill tests: every tenth one of 2,000 frequent ones (15 adds of 1..7 each), else a tail token seen once. */
