@@ -74,9 +74,13 @@ int bn_jsonw_cstr(bn_buf *b, const char *s)
 
 int bn_jsonw_u64(bn_buf *b, uint64_t v)
 {
-	char tmp[24];
-	int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
-	return bn_buf_append(b, tmp, (size_t)n);
+	char tmp[20];
+	size_t i = sizeof(tmp);
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return bn_buf_append(b, tmp + i, sizeof(tmp) - i);
 }
 
 int bn_jsonw_double(bn_buf *b, double v)

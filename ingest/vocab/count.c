@@ -769,8 +769,7 @@ int bn_vocab_counter_write_part(bn_vocab_counter *c, const char *path, bn_error 
 		bn_vsort(list, n);
 		bad |= put_uv(&b, t->occurrences) | put_uv(&b, n);
 		for (size_t k = 0; k < n && !bad; k++) {
-			const bn_ventry *e = list[k].e;
-			bad |= put_str(&b, e->key, bn_ventry_len(e)) | put_uv(&b, e->count);
+			bad |= put_str(&b, list[k].key, bn_vkey_len(list[k].key)) | put_uv(&b, list[k].count);
 			if ((rc = flush_big(&f, &b, err)) < 0)
 				goto cleanup;
 		}

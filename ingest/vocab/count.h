@@ -42,12 +42,18 @@ typedef struct bn_ventry {
 	uint32_t stamp;     /* last record that counted this token (array fields count once per record) */
 } bn_ventry;
 
+/* The length of a key in a table's arena (stored in the 4 bytes before it). */
+static inline size_t bn_vkey_len(const char *key)
+{
+	uint32_t n;
+	memcpy(&n, key - sizeof(n), sizeof(n));
+	return n;
+}
+
 /* The length of an entry's key. */
 static inline size_t bn_ventry_len(const bn_ventry *e)
 {
-	uint32_t n;
-	memcpy(&n, e->key - sizeof(n), sizeof(n));
-	return n;
+	return bn_vkey_len(e->key);
 }
 
 /*
@@ -113,10 +119,14 @@ void bn_vtable_free(bn_vtable *t);
 
 /* ---- sorting entries (vsort.c) ---- */
 
-/* An entry with its sort key inline: major, then the token's first 16 bytes (big-endian, zero-padded). */
+/*
+ * An entry copied out of its slot with its sort key inline: major, then the token's first 16 bytes
+ * (big-endian, zero-padded). Sorting and the loops after it then never touch the scattered slots.
+ */
 typedef struct bn_vsort_item {
 	uint64_t k[3];
-	const bn_ventry *e;
+	const char *key;    /* in the table's arena: bn_vkey_len(key) bytes */
+	uint64_t count;
 } bn_vsort_item;
 
 /* Fill it for e: major 0 sorts by token bytes alone; UINT64_MAX - count puts higher counts first. */

@@ -98,9 +98,8 @@ static int spill_table(bn_vmem *m, bn_vtable *t, bn_error *err)
 	setvbuf(f, NULL, _IOFBF, RUN_BUFFER);
 	put_uv(f, n);
 	for (size_t k = 0; k < n; k++) {
-		const bn_ventry *e = list[k].e;
-		size_t kn = bn_ventry_len(e);
-		if (put_uv(f, kn) < 0 || fwrite(e->key, 1, kn, f) != kn || put_uv(f, e->count) < 0)
+		size_t kn = bn_vkey_len(list[k].key);
+		if (put_uv(f, kn) < 0 || fwrite(list[k].key, 1, kn, f) != kn || put_uv(f, list[k].count) < 0)
 			break;
 	}
 	if (ferror(f) | (fclose(f) != 0)) {

@@ -54,7 +54,7 @@ void bn_vocab_regen_options_init(bn_vocab_regen_options *opt)
 /* ---- selection ---- */
 
 typedef struct selection {
-	const bn_ventry **list;  /* kept tokens in vocabulary order */
+	bn_vsort_item *list;     /* kept tokens in vocabulary order: key and count */
 	size_t kept;
 	uint64_t kept_occurrences;
 } selection;
@@ -63,26 +63,20 @@ typedef struct selection {
 static int select_tokens(selection *out, const bn_vtable *t, uint64_t min_count, uint64_t top_k)
 {
 	size_t n = 0;
-	bn_vsort_item *items = malloc((t->n ? t->n : 1) * sizeof(*items));
 	out->list = malloc((t->n ? t->n : 1) * sizeof(*out->list));
-	if (!items || !out->list) {
-		free(items);
+	if (!out->list)
 		return BN_ENOMEM;
-	}
 	for (size_t i = 0; i < t->cap; i++) {
 		if (t->slots[i].key && t->slots[i].count >= min_count)
-			bn_vsort_item_set(&items[n++], UINT64_MAX - t->slots[i].count, &t->slots[i]);
+			bn_vsort_item_set(&out->list[n++], UINT64_MAX - t->slots[i].count, &t->slots[i]);
 	}
-	bn_vsort(items, n);
-	for (size_t i = 0; i < n; i++)
-		out->list[i] = items[i].e;
-	free(items);
+	bn_vsort(out->list, n);
 	if (top_k && n > top_k)
 		n = (size_t)top_k;
 	out->kept = n;
 	out->kept_occurrences = 0;
 	for (size_t i = 0; i < n; i++)
-		out->kept_occurrences += out->list[i]->count;
+		out->kept_occurrences += out->list[i].count;
 	return BN_OK;
 }
 
@@ -622,7 +616,7 @@ static int write_manifest(bn_buf *b, const bn_vocab_counter *c, const selection 
 		bad |= jkey(b, "kept", &ff) | bn_jsonw_u64(b, sel[i].kept);
 		bad |= jkey(b, "kept_occurrences", &ff) | bn_jsonw_u64(b, sel[i].kept_occurrences);
 		bad |= jkey(b, "min_kept_count", &ff);
-		bad |= sel[i].kept ? bn_jsonw_u64(b, sel[i].list[sel[i].kept - 1]->count) : bn_jsonw_raw(b, "null");
+		bad |= sel[i].kept ? bn_jsonw_u64(b, sel[i].list[sel[i].kept - 1].count) : bn_jsonw_raw(b, "null");
 		bad |= jkey(b, "coverage", &ff);
 		bad |= bn_jsonw_double(b, t->occurrences ? (double)sel[i].kept_occurrences / (double)t->occurrences : 0.0);
 		bad |= bn_jsonw_raw(b, "}");
@@ -695,7 +689,8 @@ int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *
 		}
 		rc = linter_file(&L, c->fields[i], err);
 		for (size_t k = 0; k < sel[i].kept && rc == BN_OK; k++)
-			rc = lint_token(&L, path, c->fields[i], &field_ok, k + 1, sel[i].list[k]->key, bn_ventry_len(sel[i].list[k]), err);
+			rc = lint_token(&L, path, c->fields[i], &field_ok, k + 1, sel[i].list[k].key, bn_vkey_len(sel[i].list[k].key),
+					err);
 		if (rc < 0)
 			goto cleanup;
 	}
@@ -728,11 +723,11 @@ int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *
 		int bad = 0;
 		txt.size = tsv.size = 0;
 		for (size_t k = 0; k < sel[i].kept; k++) {
-			char num[24];
-			const bn_ventry *e = sel[i].list[k];
-			int m = snprintf(num, sizeof(num), "\t%llu\n", (unsigned long long)e->count);
-			bad |= bn_buf_append(&txt, e->key, bn_ventry_len(e)) | bn_buf_putc(&txt, '\n');
-			bad |= bn_buf_append(&tsv, e->key, bn_ventry_len(e)) | bn_buf_append(&tsv, num, (size_t)m);
+			const bn_vsort_item *e = &sel[i].list[k];
+			size_t n = bn_vkey_len(e->key);
+			bad |= bn_buf_append(&txt, e->key, n) | bn_buf_putc(&txt, '\n');
+			bad |= bn_buf_append(&tsv, e->key, n) | bn_buf_putc(&tsv, '\t') | bn_jsonw_u64(&tsv, e->count) |
+			       bn_buf_putc(&tsv, '\n');
 		}
 		if (bad) {
 			rc = oom(err);

@@ -25,7 +25,8 @@ void bn_vsort_item_set(bn_vsort_item *it, uint64_t major, const bn_ventry *e)
 	it->k[0] = major;
 	it->k[1] = load_be(e->key, n);
 	it->k[2] = n > 8 ? load_be(e->key + 8, n - 8) : 0;
-	it->e = e;
+	it->key = e->key;
+	it->count = e->count;
 }
 
 static inline int less(const bn_vsort_item *a, const bn_vsort_item *b)
@@ -36,7 +37,7 @@ static inline int less(const bn_vsort_item *a, const bn_vsort_item *b)
 		return a->k[1] < b->k[1];
 	if (a->k[2] != b->k[2])
 		return a->k[2] < b->k[2];
-	return bn_vtoken_cmp(a->e->key, bn_ventry_len(a->e), b->e->key, bn_ventry_len(b->e)) < 0;
+	return bn_vtoken_cmp(a->key, bn_vkey_len(a->key), b->key, bn_vkey_len(b->key)) < 0;
 }
 
 static inline void swap(bn_vsort_item *a, bn_vsort_item *b)

@@ -561,7 +561,7 @@ static int reference_cmp(const void *pa, const void *pb)
 	const bn_vsort_item *a = pa, *b = pb;
 	if (a->k[0] != b->k[0])
 		return a->k[0] < b->k[0] ? -1 : 1;
-	return bn_vtoken_cmp(a->e->key, bn_ventry_len(a->e), b->e->key, bn_ventry_len(b->e));
+	return bn_vtoken_cmp(a->key, bn_vkey_len(a->key), b->key, bn_vkey_len(b->key));
 }
 
 /*
