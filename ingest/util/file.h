@@ -1,4 +1,4 @@
-/* file.h - reading a whole (small) file into a reused buffer: vocabularies, partial counts. */
+/* file.h - reading a whole (small) file into a reused buffer: vocabularies, manifests, rule files. */
 #ifndef BN_UTIL_FILE_H
 #define BN_UTIL_FILE_H
 

@@ -2,9 +2,13 @@
 #include "vocab/count.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "sink/output.h"
 #include "util/buf.h"
@@ -835,9 +839,53 @@ static int part_corrupt(const char *path, reader *r, bn_error *err)
 			    (size_t)(r->p - r->start));
 }
 
+/*
+ * The bytes of a part file: mapped when it is a regular file (a part is as big as its shard's
+ * distinct tokens; mapped pages are the page cache's, not counting memory), else read whole.
+ */
+typedef struct part_bytes {
+	bn_buf b;
+	void *map;
+	size_t map_size;
+	const char *data;
+	size_t size;
+} part_bytes;
+
+static int part_open(part_bytes *pb, const char *path, bn_error *err)
+{
+	struct stat st;
+	memset(pb, 0, sizeof(*pb));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m != MAP_FAILED) {
+			close(fd);
+			madvise(m, (size_t)st.st_size, MADV_SEQUENTIAL);
+			pb->map = m;
+			pb->map_size = (size_t)st.st_size;
+			pb->data = m;
+			pb->size = pb->map_size;
+			return BN_OK;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	int rc = bn_file_read_all(&pb->b, path, err);
+	pb->data = pb->b.data ? pb->b.data : "";
+	pb->size = pb->b.size;
+	return rc;
+}
+
+static void part_close(part_bytes *pb)
+{
+	if (pb->map)
+		munmap(pb->map, pb->map_size);
+	bn_buf_free(&pb->b);
+}
+
 int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error *err)
 {
-	bn_buf b = { 0 };
+	part_bytes b;
 	reader r;
 	char **fields = NULL, **where = NULL;
 	size_t nfields = 0, nwhere = 0, n;
@@ -845,7 +893,7 @@ int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error 
 	int rc;
 
 	bn_error_clear(err);
-	rc = bn_file_read_all(&b, path, err);
+	rc = part_open(&b, path, err);
 	if (rc < 0)
 		goto cleanup;
 	if (b.size < sizeof(part_magic) || memcmp(b.data, part_magic, sizeof(part_magic)) != 0) {
@@ -960,6 +1008,6 @@ cleanup:
 		free(where[i]);
 	free(fields);
 	free(where);
-	bn_buf_free(&b);
+	part_close(&b);
 	return rc;
 }
