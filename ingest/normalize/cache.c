@@ -103,16 +103,16 @@ int bn_value_cache_get(bn_value_cache *c, const bn_chain *chain, const char *in,
 	return 1;
 }
 
-void bn_value_cache_put(bn_value_cache *c, const bn_chain *chain, const char *in, size_t size,
-			const bn_chain_result *res)
+const char *bn_value_cache_put(bn_value_cache *c, const bn_chain *chain, const char *in, size_t size,
+			       const bn_chain_result *res)
 {
 	size_t need = size + (res->is_null ? 0 : res->size);
 	if (size > BN_VALUE_CACHE_MAX_INPUT || c->used * 4 > c->mask * 3 || c->bytes_cap - c->bytes_used < need)
-		return;
+		return NULL;
 	uint64_t h = hash(c, chain, in, size);
 	entry *e = find(c, h, chain, in, size);
 	if (e->hash && e->gen == c->gen)
-		return;
+		return NULL;
 	char *p = c->bytes + c->bytes_used;
 	memcpy(p, in, size);
 	if (!res->is_null && res->size)
@@ -122,4 +122,5 @@ void bn_value_cache_put(bn_value_cache *c, const bn_chain *chain, const char *in
 		      .effects = res->effects, .is_null = res->is_null };
 	c->bytes_used += need;
 	c->used++;
+	return res->is_null ? NULL : p + size;
 }

@@ -31,8 +31,12 @@ void bn_value_cache_begin_record(bn_value_cache *c);
 /* 1 and *res on a hit, 0 on a miss. */
 int bn_value_cache_get(bn_value_cache *c, const bn_chain *chain, const char *in, size_t size, bn_chain_result *res);
 
-/* Remember res as the result of chain on in[0..size). */
-void bn_value_cache_put(bn_value_cache *c, const bn_chain *chain, const char *in, size_t size,
-			const bn_chain_result *res);
+/*
+ * Remember res as the result of chain on in[0..size). Returns the cache's copy of res->data (valid,
+ * like a hit's, until the next record starts), or NULL when nothing was stored (full, too long,
+ * already there, or a null result).
+ */
+const char *bn_value_cache_put(bn_value_cache *c, const bn_chain *chain, const char *in, size_t size,
+			       const bn_chain_result *res);
 
 #endif

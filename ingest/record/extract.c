@@ -126,23 +126,33 @@ static void count_effects(bn_field_stats *st, uint32_t effects)
  */
 #define CACHE_PROBATION 4096
 
-/* Run fd's chain on s[0..len), through the per-thread result cache when the field's values repeat. */
+/*
+ * Run fd's chain on s[0..len), through the per-thread result cache when the field's values repeat.
+ * *stable = 1 when res->data lives in the cache (valid until the next record: no copy needed).
+ */
 static int chain_cached(bn_normalizer *n, const bn_field *fd, const char *s, size_t len, bn_chain_result *res,
-			bn_error *err)
+			int *stable, bn_error *err)
 {
 	size_t f = (size_t)(fd - n->rules->fields);
 	int use = fd->chain && len <= BN_VALUE_CACHE_MAX_INPUT &&
 		  (n->cache_tries[f] < CACHE_PROBATION || n->cache_hits[f] * 8 >= n->cache_tries[f]);
+	*stable = 0;
 	if (use) {
 		n->cache_tries[f]++;
 		if (bn_value_cache_get(n->cache, fd->chain, s, len, res)) {
 			n->cache_hits[f]++;
+			*stable = 1;
 			return BN_OK;
 		}
 	}
 	int rc = bn_chain_apply(n->chain, fd->chain, s, len, res, NULL, NULL, err);
-	if (rc == BN_OK && use)
-		bn_value_cache_put(n->cache, fd->chain, s, len, res);
+	if (rc == BN_OK && use) {
+		const char *kept = bn_value_cache_put(n->cache, fd->chain, s, len, res);
+		if (kept) {
+			res->data = kept;
+			*stable = 1;
+		}
+	}
 	return rc;
 }
 
@@ -174,7 +184,8 @@ static int read_string(bn_normalizer *n, const bn_field *fd, const char *line, c
 		bn_error_set(err, BN_EREJECT, "expected a string, got %s", json_type_name(t->type));
 		return GOT_INVALID;
 	}
-	int rc = chain_cached(n, fd, s, len, &res, err);
+	int stable;
+	int rc = chain_cached(n, fd, s, len, &res, &stable, err);
 	if (rc == BN_EREJECT)
 		count_effects(st, res.effects); /* the rejecting field's validation_failed and regex_limit */
 	if (rc < 0)
@@ -183,7 +194,7 @@ static int read_string(bn_normalizer *n, const bn_field *fd, const char *line, c
 	v->is_null = res.is_null;
 	if (res.is_null)
 		return GOT_VALUE;
-	if (res.data >= s && res.data + res.size <= s + len) {
+	if (stable || (res.data >= s && res.data + res.size <= s + len)) {
 		v->s = res.data;
 	} else {
 		char *copy = bn_arena_dup(&n->rec.arena, res.data, res.size);
