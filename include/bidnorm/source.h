@@ -82,10 +82,11 @@ int bn_source_open_memory(bn_source **out, const void *data, size_t size, const 
 /*
  * The next non-blank line. Returns 1 and fills *line, 0 at the end of the
  * input, or a negative status: BN_ECORRUPT for invalid or truncated zstd
- * data (err->offset and the message give the compressed byte offset: for
- * truncated input its size, for invalid data the bytes zstd accepted
- * before it failed, which is close to the damage, not exactly at it),
- * BN_EIO for a read error. After an error the source must not be read again.
+ * data (err->offset and the message give compressed byte offsets: for
+ * truncated input its size, for invalid data the start of the frame that
+ * holds the damage - zstd does not say where in the frame, and a bad
+ * checksum is only found at its end; the message names that frame's start
+ * in both cases), BN_EIO for a read error. After an error the source must not be read again.
  */
 int bn_source_next(bn_source *src, bn_line *line, bn_error *err);
 
