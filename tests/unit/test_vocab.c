@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -551,6 +552,56 @@ Test(vocab, max_memory_fails_cleanly)
 				      "field 'app_bundle' (raise the limit, or let counting spill to disk)");
 	cr_assert_leq(bn_vocab_counter_peak_memory(c), 2 * 1024 * 1024);
 	bn_vocab_counter_free(c);
+}
+
+/* ---- compressed blocks that lie about their size ---- */
+
+/* A container of codec with one block whose compressed bytes are payload[0..n), then its first block read. */
+static int read_crafted_block(const char *path, bn_codec codec, const void *payload, size_t n, bn_error *err)
+{
+	bn_avro_meta meta[] = { { "bidnorm.rules.sha256", sha_a } };
+	bn_avro_writer *w = NULL;
+	bn_avro_reader *r = NULL;
+	const char *data;
+	size_t size;
+	uint64_t count;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert(fd >= 0);
+	cr_assert_eq(bn_avro_writer_new(&w, fd, path, test_schema, codec, meta, 1, err), BN_OK);
+	cr_assert_eq(bn_avro_writer_write_block(w, 1, payload, n, err), BN_OK);
+	cr_assert_eq(bn_avro_writer_finish(w, err), BN_OK);
+	bn_avro_writer_free(w);
+	close(fd);
+	cr_assert_eq(bn_avro_reader_open(&r, path, err), BN_OK, "%s", err->message);
+	int rc = bn_avro_reader_next_block(r, &data, &size, &count, err);
+	bn_avro_reader_free(r);
+	return rc;
+}
+
+/*
+ * Regression (found by fuzzing avro_reader: a 1.7 KB file made the reader reserve 2 GiB): snappy's
+ * length prefix and a zstd frame's content size are claims. With the address space capped at
+ * 256 MiB, a block that claims 96 MiB from 8 bytes, or 1.5 GiB from a few, must be reported as
+ * corrupt - before the fix the reserve failed and the read said "out of memory".
+ */
+Test(vocab, blocks_claiming_huge_sizes_are_corrupt_not_allocated, .init = make_scratch, .fini = drop_scratch)
+{
+	bn_error err;
+#if !defined(__SANITIZE_ADDRESS__) /* ASan maps terabytes of shadow memory */
+	struct rlimit lim = { 256u << 20, 256u << 20 };
+	cr_assert_eq(setrlimit(RLIMIT_AS, &lim), 0);
+#endif
+	/* snappy: varint 100663296, 4 bytes, a 4-byte CRC */
+	static const unsigned char snappy[] = { 0x80, 0x80, 0x80, 0x30, 'a', 'b', 'c', 'd', 0, 0, 0, 0 };
+	cr_assert_eq(read_crafted_block(in_scratch("s.avro"), BN_CODEC_SNAPPY, snappy, sizeof(snappy), &err), BN_ECORRUPT,
+		     "%s", err.message);
+	cr_assert(strstr(err.message, ": snappy data claims 100663296 bytes from 8 compressed bytes"), "%s", err.message);
+	/* zstd: magic, single segment with an 8-byte content size of 1.5 GiB, one raw last block of 4 bytes */
+	static const unsigned char zstd[] = { 0x28, 0xB5, 0x2F, 0xFD, 0xE0, 0x00, 0x00, 0x00, 0x60, 0x00, 0x00, 0x00, 0x00,
+					      0x21, 0x00, 0x00, 'a', 'b', 'c', 'd' };
+	cr_assert_eq(read_crafted_block(in_scratch("z.avro"), BN_CODEC_ZSTANDARD, zstd, sizeof(zstd), &err), BN_ECORRUPT,
+		     "%s", err.message);
+	cr_assert(strstr(err.message, ": invalid zstandard data ("), "%s", err.message);
 }
 
 /* ---- sorting entries ---- */
