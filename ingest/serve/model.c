@@ -1,5 +1,4 @@
 /* model.c - the serving model: which output fields are which kind of feature, their vocabularies as hash tables, the encoded schema. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include "util/file.h"
 #include "util/jsonw.h"
 #include "util/sha256.h"
+#include "vocab/dir.h"
 
 static int oom(bn_error *err)
 {
@@ -31,64 +31,6 @@ static int vocab_path(char **path, char **file, const char *dir, const char *nam
 	sprintf(*file, "%s.txt", name);
 	*path = bn_path_join(dir, *file);
 	return *path ? BN_OK : oom(err);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static void free_names(char **names, size_t n)
-{
-	for (size_t i = 0; names && i < n; i++)
-		free(names[i]);
-	free(names);
-}
-
-/* The F of every DIR/F.txt, sorted (the same files bidnorm vocab lint reads). */
-static int list_vocab_files(char ***out, size_t *out_n, const char *dir, bn_error *err)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	int rc = BN_OK;
-
-	if (!d) {
-		bn_error_locate(err, dir, 0, 0);
-		return bn_error_set(err, BN_EIO, "cannot open the vocabulary directory: %s", strerror(errno));
-	}
-	while ((de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-		if (len <= 4 || strcmp(de->d_name + len - 4, ".txt") != 0 || de->d_name[0] == '.')
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? 2 * cap : 8;
-			char **p = realloc(names, ncap * sizeof(*p));
-			if (!p) {
-				rc = oom(err);
-				goto cleanup;
-			}
-			names = p;
-			cap = ncap;
-		}
-		names[n] = strndup(de->d_name, len - 4);
-		if (!names[n]) {
-			rc = oom(err);
-			goto cleanup;
-		}
-		n++;
-	}
-	if (n)
-		qsort(names, n, sizeof(*names), cmp_str);
-	*out = names;
-	*out_n = n;
-	names = NULL;
-cleanup:
-	closedir(d);
-	if (names)
-		free_names(names, n);
-	return rc;
 }
 
 static const char *type_name(const bn_field *fd)
@@ -336,7 +278,7 @@ int bn_model_load(bn_model **out, const bn_rules *rules, const char *vocab_dir, 
 
 	if (!out || !rules || !vocab_dir)
 		return bn_error_set(err, BN_EUSAGE, "bn_model_load: rules and vocab_dir must not be NULL");
-	rc = list_vocab_files(&names, &nnames, vocab_dir, err);
+	rc = bn_vocab_dir_fields(&names, &nnames, vocab_dir, err);
 	if (rc < 0)
 		goto cleanup;
 	rc = BN_ENOMEM;
@@ -412,7 +354,7 @@ int bn_model_load(bn_model **out, const bn_rules *rules, const char *vocab_dir, 
 	m = NULL;
 cleanup:
 	bn_model_free(m);
-	free_names(names, nnames);
+	bn_vocab_names_free(names, nnames);
 	free(vocab_of);
 	free(path);
 	free(file);

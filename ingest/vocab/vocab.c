@@ -22,6 +22,7 @@
 #include "sink/output.h"
 #include "util/buf.h"
 #include "util/file.h"
+#include "vocab/dir.h"
 #include "util/jsonw.h"
 #include "util/sha256.h"
 #include "vocab/count.h"
@@ -335,8 +336,7 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The field names of DIR: every F for which F.txt exists, sorted. */
-static int list_fields(char ***out, size_t *n, const char *dir, bn_error *err)
+int bn_vocab_dir_fields(char ***out, size_t *n, const char *dir, bn_error *err)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -375,7 +375,7 @@ nomem:
 	return oom(err);
 }
 
-static void free_names(char **names, size_t n)
+void bn_vocab_names_free(char **names, size_t n)
 {
 	for (size_t i = 0; names && i < n; i++)
 		free(names[i]);
@@ -397,7 +397,7 @@ int bn_vocab_lint(uint64_t *out, const char *dir, const bn_rules *rules, bn_voca
 	if (rc < 0)
 		goto cleanup;
 	L.check_dups = 1;
-	rc = list_fields(&fields, &nfields, dir, err);
+	rc = bn_vocab_dir_fields(&fields, &nfields, dir, err);
 	if (rc < 0)
 		goto cleanup;
 	if (nfields == 0) {
@@ -440,7 +440,7 @@ int bn_vocab_lint(uint64_t *out, const char *dir, const bn_rules *rules, bn_voca
 cleanup:
 	linter_free(&L);
 	bn_rules_free(owned);
-	free_names(fields, nfields);
+	bn_vocab_names_free(fields, nfields);
 	free(path);
 	free(name);
 	bn_buf_free(&text);
@@ -1121,9 +1121,9 @@ int bn_vocab_diff(char **out_text, bn_vocab_diff_summary *sum_out, const char *o
 	memset(&n, 0, sizeof(n));
 	memset(&sum, 0, sizeof(sum));
 	sum.max_coverage_drop = -INFINITY;
-	rc = list_fields(&of, &non, old_dir, err);
+	rc = bn_vocab_dir_fields(&of, &non, old_dir, err);
 	if (rc == BN_OK)
-		rc = list_fields(&nf, &nnn, new_dir, err);
+		rc = bn_vocab_dir_fields(&nf, &nnn, new_dir, err);
 	if (rc < 0)
 		goto cleanup;
 	if (json)
@@ -1192,8 +1192,8 @@ int bn_vocab_diff(char **out_text, bn_vocab_diff_summary *sum_out, const char *o
 cleanup:
 	loaded_free(&o);
 	loaded_free(&n);
-	free_names(of, non);
-	free_names(nf, nnn);
+	bn_vocab_names_free(of, non);
+	bn_vocab_names_free(nf, nnn);
 	bn_buf_free(&b);
 	return rc;
 }
@@ -1254,7 +1254,7 @@ static void prune(const char *taskdir, unsigned keep, const char *current_target
 			remove_tree(p);
 		free(p);
 	}
-	free_names(names, n);
+	bn_vocab_names_free(names, n);
 }
 
 int bn_vocab_regen(bn_vocab_regen_result *out, bn_vocab_counter *c, const bn_vocab_regen_options *opt,
