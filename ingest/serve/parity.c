@@ -418,10 +418,14 @@ static int same_value(bn_parity *p, size_t f, const bn_json_token *toks, const c
 	return 0;
 }
 
-static char *where_text(const char *source, uint64_t line)
+/* "source:line", or "source:line:column" when column is not 0. */
+static char *where_text(const char *source, uint64_t line, uint32_t column)
 {
-	char buf[BN_ERROR_SOURCE_MAX + 32];
-	snprintf(buf, sizeof(buf), "%s:%llu", source ? source : "", (unsigned long long)line);
+	char buf[BN_ERROR_SOURCE_MAX + 48];
+	if (column)
+		snprintf(buf, sizeof(buf), "%s:%llu:%u", source ? source : "", (unsigned long long)line, column);
+	else
+		snprintf(buf, sizeof(buf), "%s:%llu", source ? source : "", (unsigned long long)line);
 	return strdup(buf);
 }
 
@@ -440,7 +444,7 @@ static int keep_example(bn_parity *p, size_t f, const bn_json_token *toks, const
 	par_example *x = &pf->ex[pf->nex++];
 	json_text(text, &toks[ti], &s, &n);
 	x->served = dup_text(s, n);
-	x->where = where_text(where_src, line);
+	x->where = where_text(where_src, line, 0);
 	if (raw_json(p, toks, text, raw, fd, &p->out) == BN_OK)
 		x->raw = dup_buf(&p->out);
 	bn_buf_reset(&p->out);
@@ -483,23 +487,18 @@ static int keep_reject(bn_parity *p, const char *raw, size_t raw_n, const bn_err
 		snprintf(msg, sizeof(msg), "%s (%s)", why->message, bn_reject_reason_name(why->reason));
 	x->expected = strdup(msg);
 	x->raw = dup_text(raw, raw_n < 1024 ? raw_n : 1024);
-	x->where = where_text(source, line);
+	x->where = where_text(source, line, 0);
 	return x->expected && x->raw && x->where ? BN_OK : BN_ENOMEM;
 }
 
 int bn_parity_add_malformed(bn_parity *p, const char *source, uint64_t line, uint32_t column, const char *reason,
 			    const char *text, size_t size, bn_error *err)
 {
-	char where[BN_ERROR_SOURCE_MAX + 48];
 	p->malformed++;
 	if (p->nbad >= p->max_examples)
 		return BN_OK;
-	if (column)
-		snprintf(where, sizeof(where), "%s:%llu:%u", source ? source : "", (unsigned long long)line, column);
-	else
-		snprintf(where, sizeof(where), "%s:%llu", source ? source : "", (unsigned long long)line);
 	par_example *x = &p->bad[p->nbad++];
-	x->where = strdup(where);
+	x->where = where_text(source, line, column);
 	x->expected = strdup(reason ? reason : "");
 	x->raw = dup_text(text ? text : "", text ? (size < 1024 ? size : 1024) : 0);
 	if (!x->where || !x->expected || !x->raw)
