@@ -2,6 +2,7 @@
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -10,7 +11,7 @@ import unittest
 
 import zstandard
 
-from e2e import BIDNORM, read_jsonl, read_records as read_avro
+from e2e import BIDNORM, as_nobody, reachable_tempdir, read_jsonl, read_records as read_avro
 
 MB = 1 << 20
 TS = 1795176001  # 2026-11-20T12:00:01Z
@@ -39,14 +40,14 @@ class Run:
         self.seconds = seconds
 
 
-def run_bidnorm(args, cwd, stdin=subprocess.DEVNULL, feed=None, preexec_fn=None, timeout=120):
+def run_bidnorm(args, cwd, stdin=subprocess.DEVNULL, feed=None, preexec_fn=None, timeout=120, binary=BIDNORM):
     """Run bidnorm with args; feed (an iterable of bytes) is written to its stdin. Returns a Run.
 
     os.wait4 gives the resource usage of exactly this child, so its peak RSS is
     not mixed up with that of earlier children."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.monotonic()
-        p = subprocess.Popen([BIDNORM, *args], cwd=cwd, stdin=subprocess.PIPE if feed is not None else stdin,
+        p = subprocess.Popen([binary, *args], cwd=cwd, stdin=subprocess.PIPE if feed is not None else stdin,
                              stdout=out, stderr=err, preexec_fn=preexec_fn)
         if feed is not None:
             try:
@@ -82,14 +83,13 @@ def run_bidnorm(args, cwd, stdin=subprocess.DEVNULL, feed=None, preexec_fn=None,
 
 class Hostile(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
+        self.dir = reachable_tempdir()
 
     def tearDown(self):
         for root, dirs, _ in os.walk(self.dir):
             for d in dirs:
                 os.chmod(os.path.join(root, d), 0o755)
-        self.tmp.cleanup()
+        shutil.rmtree(self.dir)
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -107,19 +107,8 @@ class Hostile(unittest.TestCase):
         return r
 
     def unprivileged(self):
-        """A preexec_fn that runs bidnorm as nobody when the tests run as root (who may read and write
-        whatever the modes say), after opening the test folder to it; None otherwise."""
-        if os.geteuid() != 0:
-            return None
-        if not os.access(BIDNORM, os.X_OK) or os.stat(BIDNORM).st_mode & 0o001 == 0:
-            self.skipTest("running as root and the binary is not executable by others")
-        os.chmod(self.dir, 0o777)  # its files are 0644 (umask), the ones a test made unreadable stay so
-
-        def drop():
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-        return drop
+        """run_bidnorm arguments that run bidnorm as nobody on this test's folder (see e2e.as_nobody)."""
+        return as_nobody(self.dir)
 
     def assert_no_temp_files(self, folder=None):
         folder = folder or self.dir
@@ -369,7 +358,7 @@ fields:
     def test_unreadable_input(self):
         inp = self.write("secret.jsonl", line(rec("e1")) + b"\n")
         os.chmod(inp, 0)
-        r = self.ingest(inp, expect=5, preexec_fn=self.unprivileged())
+        r = self.ingest(inp, expect=5, **self.unprivileged())
         self.assertIn("secret.jsonl: cannot open: Permission denied", r.stderr.decode())
         self.outputs(published=False)
 
@@ -398,7 +387,7 @@ fields:
         os.mkdir(self.path("ro"))
         os.chmod(self.path("ro"), 0o555)
         out = self.path("ro/out.avro")
-        r = run_bidnorm(["ingest", "-q", "-o", out, inp], self.dir, preexec_fn=self.unprivileged())
+        r = run_bidnorm(["ingest", "-q", "-o", out, inp], self.dir, **self.unprivileged())
         self.assertEqual(r.returncode, 5, r.stderr.decode())
         self.assertIn("cannot create output in '%s': Permission denied" % self.path("ro"), r.stderr.decode())
         self.assertEqual(os.listdir(self.path("ro")), [])
