@@ -57,9 +57,10 @@ typedef struct bn_ingest_options {
 void bn_ingest_options_init(bn_ingest_options *opt);
 
 typedef struct bn_ingest_summary {
-	uint64_t records_read;       /* = written + rejected */
-	uint64_t records_written;
+	uint64_t records_read;       /* input records (lines) = written + rejected */
+	uint64_t records_written;    /* input records accepted */
 	uint64_t records_rejected;
+	uint64_t rows_written;       /* Avro records: = records_written unless the rules have 'rows' */
 	uint64_t blank_lines;
 	uint64_t repaired_bytes;
 	uint64_t bytes_read;         /* input file bytes */

@@ -32,11 +32,30 @@ int bn_rules_load_file(bn_rules **out, const char *path, bn_error *err);
 /* Same from memory; name is used in messages. text need not be NUL-terminated. */
 int bn_rules_load_buffer(bn_rules **out, const char *text, size_t size, const char *name, bn_error *err);
 
-/* The shipped default rules (rules/bidlog.yaml, embedded at build time). */
+/* The shipped default rules (rules/bidlog.yaml, embedded at build time; source name "<default>"). */
 int bn_rules_load_default(bn_rules **out, bn_error *err);
 
 /* The embedded default rule file text (static, NUL-terminated). */
 const char *bn_rules_default_text(size_t *size);
+
+/*
+ * Shipped rule sets, embedded at build time: "bidlog" (the default, bid-log
+ * v1) and "openrtb" (OpenRTB 2.5/2.6 bid requests, one record per imp).
+ * bn_rules_builtin_name(i) names the i-th (NULL past the last).
+ * bn_rules_builtin_text: the file text (static, NUL-terminated), or NULL when
+ * there is no set of that name. bn_rules_load_builtin: BN_OK, BN_EUSAGE (no
+ * such set), BN_ENOMEM; source name "<default>" for bidlog, "<NAME>" otherwise.
+ */
+const char *bn_rules_builtin_name(size_t i);
+const char *bn_rules_builtin_text(const char *name, size_t *size);
+int bn_rules_load_builtin(bn_rules **out, const char *name, bn_error *err);
+
+/*
+ * What --rules means: NULL loads the default; the name of a shipped rule set
+ * ("bidlog", "openrtb") loads that set; anything else is a rule file's path
+ * (write ./openrtb for a file of that name). Returns as bn_rules_load_file.
+ */
+int bn_rules_load(bn_rules **out, const char *spec, bn_error *err);
 
 /* The Avro schema (JSON) generated from the rules. Owned by rules. */
 const char *bn_rules_schema_json(const bn_rules *rules);

@@ -42,7 +42,7 @@ int cli_load_rules(const char *cmd, const char *path, bn_rules **out)
 	bn_error err;
 	int rc;
 	bn_error_clear(&err);
-	rc = path ? bn_rules_load_file(out, path, &err) : bn_rules_load_default(out, &err);
+	rc = bn_rules_load(out, path, &err);
 	if (rc < 0) {
 		cli_print_error(cmd, &err);
 		return cli_exit_code(rc == BN_EIO ? BN_ERULES : rc);

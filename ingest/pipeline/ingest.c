@@ -56,7 +56,8 @@ typedef struct batch {
 	size_t nlines, cap_lines;
 	bn_buf block;            /* encoded records, then reused */
 	bn_buf packed;           /* the compressed block */
-	uint64_t written;
+	uint64_t written;        /* records (rows) encoded into the block */
+	uint64_t accepted;       /* lines that made them */
 	bn_buf reject_lines;     /* formatted reject file lines */
 	bn_error *rejects;       /* why each rejected record was rejected, in order */
 	size_t nrejects, cap_rejects;
@@ -104,6 +105,7 @@ static void process_batch(worker *w, batch *b)
 	bn_buf_reset(&b->block);
 	bn_buf_reset(&b->reject_lines);
 	b->written = 0;
+	b->accepted = 0;
 	b->nrejects = 0;
 	b->status = BN_OK;
 	for (size_t i = 0; i < b->nlines && rc == BN_OK; i++) {
@@ -116,16 +118,19 @@ static void process_batch(worker *w, batch *b)
 				     (unsigned long long)m->raw_size, bn_rules_max_line_bytes(r->opt->rules));
 			rc = BN_EREJECT;
 		} else {
-			rc = bn_normalize_line(w->norm, data, m->size, &why);
+			/* A line is written whole or rejected whole: one bad row rejects the line and its rows. */
+			size_t nrows = 0, before = b->block.size;
+			rc = bn_normalize_parse(w->norm, data, m->size, &nrows, &why);
+			for (size_t row = 0; row < nrows && rc == BN_OK; row++) {
+				rc = bn_normalize_row(w->norm, row, &why);
+				if (rc == BN_OK && bn_record_encode(w->norm, &b->block) < 0)
+					rc = bn_error_set(&why, BN_ENOMEM, "out of memory encoding a record");
+			}
 			if (rc == BN_OK) {
-				size_t before = b->block.size;
-				rc = bn_record_encode(w->norm, &b->block);
-				if (rc < 0) {
-					b->block.size = before;
-					bn_error_set(&why, BN_ENOMEM, "out of memory encoding a record");
-				} else {
-					b->written++;
-				}
+				b->accepted++;
+				b->written += nrows;
+			} else {
+				b->block.size = before;
 			}
 		}
 		if (rc == BN_EREJECT) {
@@ -335,10 +340,12 @@ static int drain_one(run *r, int wait, bn_error *err)
 		rc = bn_rejects_write_formatted(&r->rejects, b->reject_lines.data, b->reject_lines.size, err);
 	if (rc == BN_OK) {
 		in->read += b->nlines;
-		in->written += b->written;
+		in->written += b->accepted;
+		in->rows += b->written;
 		in->rejected += b->nrejects;
 		r->stats.read += b->nlines;
-		r->stats.written += b->written;
+		r->stats.written += b->accepted;
+		r->stats.rows += b->written;
 		r->stats.rejected += b->nrejects;
 		for (size_t i = 0; i < b->nrejects; i++) {
 			in->by_reason[b->rejects[i].reason]++;
@@ -584,6 +591,7 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	if (summary) {
 		summary->records_read = r.stats.read;
 		summary->records_written = r.stats.written;
+		summary->rows_written = r.stats.rows;
 		summary->records_rejected = r.stats.rejected;
 		for (size_t i = 0; i < r.stats.ninputs; i++) {
 			summary->blank_lines += r.stats.inputs[i].src.blank_lines;

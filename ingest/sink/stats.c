@@ -33,6 +33,7 @@ static int put_input(bn_buf *b, const bn_input_stats *in)
 	bad |= put_u64(b, "records_read", in->read, &first);
 	bad |= put_u64(b, "records_written", in->written, &first);
 	bad |= put_u64(b, "records_rejected", in->rejected, &first);
+	bad |= put_u64(b, "rows_written", in->rows, &first);
 	bad |= bn_jsonw_key(b, "rejected_by_reason", &first) | put_reasons(b, in->by_reason);
 	bad |= put_u64(b, "blank_lines", in->src.blank_lines, &first);
 	bad |= put_u64(b, "repaired_bytes", in->src.repaired_bytes, &first);
@@ -160,6 +161,7 @@ int bn_stats_write(const char *path, const bn_run_stats *run, bn_normalizer *con
 	bad |= put_u64(&b, "records_read", run->read, &first);
 	bad |= put_u64(&b, "records_written", run->written, &first);
 	bad |= put_u64(&b, "records_rejected", run->rejected, &first);
+	bad |= put_u64(&b, "rows_written", run->rows, &first);
 	bad |= bn_jsonw_key(&b, "reject_rate", &first) |
 	       bn_jsonw_double(&b, run->read ? (double)run->rejected / (double)run->read : 0.0);
 	bad |= bn_jsonw_key(&b, "max_reject_rate", &first) | bn_jsonw_double(&b, run->max_reject_rate);

@@ -12,7 +12,8 @@
 typedef struct bn_input_stats {
 	const char *name;
 	bn_source_stats src;
-	uint64_t read, written, rejected;
+	uint64_t read, written, rejected;  /* input records (lines) */
+	uint64_t rows;                     /* Avro records they made */
 	uint64_t by_reason[BN_REJECT_REASON_COUNT];
 	int done;                /* read to the end without error */
 } bn_input_stats;
@@ -25,6 +26,7 @@ typedef struct bn_run_stats {
 	bn_input_stats *inputs;
 	size_t ninputs;
 	uint64_t read, written, rejected, bytes_written;
+	uint64_t rows;
 	uint64_t by_reason[BN_REJECT_REASON_COUNT];
 	double max_reject_rate;
 	double elapsed;
