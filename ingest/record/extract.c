@@ -407,7 +407,7 @@ static void dedup_added(bn_record *rec, dedup *d, int keys, size_t first, size_t
 }
 
 /* One element of an array field: read, counted, de-duplicated and appended (or dropped). */
-static int add_element(bn_normalizer *n, const bn_field *fd, const char *line, const bn_json_token *t, dedup *seen,
+static inline __attribute__((always_inline)) int add_element(bn_normalizer *n, const bn_field *fd, const char *line, const bn_json_token *t, dedup *seen,
 		       bn_fieldval *fv, bn_field_stats *st, bn_error *err)
 {
 	bn_record *rec = &n->rec;
@@ -777,16 +777,21 @@ static void forget_below(bn_normalizer *n, int32_t node, uint32_t from, uint32_t
 static void walk_object(bn_normalizer *n, const bn_json_token *toks, const char *line, uint32_t obj, int32_t node);
 static void walk_array(bn_normalizer *n, const bn_json_token *toks, const char *line, uint32_t arr, int32_t node);
 
-/* Value token vi matched node: remember it, and look inside it when paths go deeper. */
-static void take(bn_normalizer *n, const bn_json_token *toks, const char *line, int32_t node, uint32_t vi)
+/* Value token vi matched node: remember it. */
+static inline void keep(bn_normalizer *n, const bn_plan_node *x, uint32_t vi)
+{
+	if (x->slot < 0)
+		return;
+	if (!x->multi)
+		n->slots[x->slot] = vi + 1;
+	else if (toklist_push(&n->lists[x->slot], vi) < 0)
+		n->oom = 1;
+}
+
+/* Look inside value vi when paths go deeper than node. */
+static inline void descend(bn_normalizer *n, const bn_json_token *toks, const char *line, int32_t node, uint32_t vi)
 {
 	const bn_plan_node *x = &n->nodes[node];
-	if (x->slot >= 0) {
-		if (!x->multi)
-			n->slots[x->slot] = vi + 1;
-		else if (toklist_push(&n->lists[x->slot], vi) < 0)
-			n->oom = 1;
-	}
 	if (toks[vi].type == BN_JSON_OBJECT && x->has_keys)
 		walk_object(n, toks, line, vi, node);
 	else if (toks[vi].type == BN_JSON_ARRAY && x->has_elems)
@@ -815,12 +820,15 @@ static void walk_object(bn_normalizer *n, const bn_json_token *toks, const char 
 			check_key(n, (uint32_t)node, key, klen);
 			continue;
 		}
+		keep(n, &n->nodes[c], vi);
+		if (n->nodes[c].first_child < 0)
+			continue;
 		/* A duplicate key overwrites: the last occurrence wins, with nothing of the earlier one left below it. */
 		if (n->node_obj[c] == obj + 1)
 			forget_below(n, c, n->node_val[c], toks[n->node_val[c]].next);
 		n->node_obj[c] = obj + 1;
 		n->node_val[c] = vi;
-		take(n, toks, line, c, vi);
+		descend(n, toks, line, c, vi);
 	}
 }
 
@@ -831,8 +839,11 @@ static void walk_array(bn_normalizer *n, const bn_json_token *toks, const char *
 	for (; e < end; e = toks[e].next, k++)
 		for (int32_t c = n->nodes[node].first_child; c >= 0; c = n->nodes[c].next_sibling)
 			if (n->nodes[c].kind == BN_PATH_ALL ||
-			    (n->nodes[c].kind == BN_PATH_INDEX && n->nodes[c].index == k))
-				take(n, toks, line, c, e);
+			    (n->nodes[c].kind == BN_PATH_INDEX && n->nodes[c].index == k)) {
+				keep(n, &n->nodes[c], e);
+				if (n->nodes[c].first_child >= 0)
+					descend(n, toks, line, c, e);
+			}
 }
 
 static void clear_slots(bn_normalizer *n, size_t from)
@@ -1009,7 +1020,8 @@ int bn_normalize_row(bn_normalizer *n, size_t row, bn_error *err)
 				return rc;
 			continue;
 		}
-		int32_t slot = first_present(n, f);
+		/* Nearly every field has one source, and only array fields can have wildcard ones. */
+		int32_t slot = fd->nalt ? first_present(n, f) : n->field_slot[f];
 		uint32_t ti = slot >= 0 ? n->slots[slot] : 0;
 		if (fd->shape == BN_SHAPE_ARRAY) {
 			rc = slot >= 0 && n->lists[slot].n ? read_list(n, fd, line, toks, &n->lists[slot], fv, st, err)
