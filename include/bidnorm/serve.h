@@ -25,6 +25,8 @@ extern "C" {
  *
  *     rc = bn_encoder_encode_json(enc, json, len, &err);        // per request
  *     if (rc == BN_EREJECT) ...                                 // ingest would reject it too
+ *     // rules with rows (openrtb: one per imp): bn_encoder_select_row(enc, i, &err)
+ *     // for i < bn_encoder_row_count(enc), then read row i's features
  *     for (size_t f = 0; f < bn_model_feature_count(model); f++)
  *         switch (bn_model_feature_kind(model, f)) {
  *         case BN_FEATURE_CATEGORICAL:      idx = bn_encoder_index(enc, f); ...
@@ -36,9 +38,8 @@ extern "C" {
  *
  * The values are those of `bidnorm encode` applied to the output of
  * `bidnorm ingest` for the same line - not by a second implementation but
- * because bn_encoder_encode_json runs the ingest normalizer
- * (bn_normalize_line) and `bidnorm encode` runs the same encoder on the
- * normalized records. Training/serving skew can then only come from a
+ * because bn_encoder_encode_json runs the ingest normalizer and `bidnorm
+ * encode` runs the same encoder on the normalized records. Training/serving skew can then only come from a
  * serving process that does not use this library; `bidnorm parity` checks
  * logged serving inputs against it.
  *
@@ -176,6 +177,22 @@ void bn_encoder_free(bn_encoder *e);
 int bn_encoder_encode_json(bn_encoder *e, const char *json, size_t len, bn_error *err);
 
 /*
+ * Rules with 'rows' (the shipped openrtb rules: one record per imp) make
+ * several records of one request. bn_encoder_encode_json encodes row 0;
+ * bn_encoder_row_count gives the number of rows of the last request (1 for
+ * rules without rows, 0 after a failure), bn_encoder_select_row(e, i, err)
+ * normalizes and encodes row i of that request (the encoder keeps a copy of
+ * it), after which the accessors return row i's values; bn_encoder_row says
+ * which row they belong to. select_row returns BN_OK; BN_EREJECT when that
+ * row's fields are rejected (err as for a line; ingest rejects the whole
+ * request then, so such a request has no training rows); BN_EUSAGE when i is
+ * not below the row count; BN_ENOMEM. No allocation after warm-up.
+ */
+size_t bn_encoder_row_count(const bn_encoder *e);
+int bn_encoder_select_row(bn_encoder *e, size_t row, bn_error *err);
+size_t bn_encoder_row(const bn_encoder *e);
+
+/*
  * Encode one record already normalized by `bidnorm ingest`: its Avro binary
  * encoding in the rules' schema (bn_rules_schema_json), starting at *p and
  * not past end; *p is advanced past it. Every string is checked to be a
@@ -281,11 +298,13 @@ int bn_parity_new(bn_parity **out, const bn_model *model, size_t max_examples, b
 void bn_parity_free(bn_parity *p);
 
 /*
- * Check one log line (source and line are for the report and for err).
+ * Check one log line {"raw": REQUEST, "encoded": {FEATURE: VALUE...}, "row": N}
+ * (source and line are for the report and for err). "row", for rules with
+ * rows, says which row of the request was served (default 0).
  * Returns BN_OK or BN_ENOMEM. A raw record the rules reject is counted and
  * reported, not an error; so is a line that is not a parity record (invalid
- * JSON, or not an object with "raw" and "encoded" objects): it is counted as
- * malformed, and the report lists the first ones with source:line[:column]
+ * JSON, or not an object with "raw" and "encoded" objects, or a "row" that is
+ * not a row of the request): it is counted as malformed, and the report lists the first ones with source:line[:column]
  * and the reason. One torn line in a day of logs does not stop the check;
  * their share fails the report like a mismatch rate.
  */
