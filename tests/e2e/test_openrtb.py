@@ -91,7 +91,7 @@ def text(v, max_bytes=256):
     s = unicodedata.normalize("NFKC", v)
     s = "".join(c for c in s if unicodedata.category(c) != "Cf")
     s = " ".join(s.split())
-    b = s.encode("utf-8")[:max_bytes]
+    b = s.encode("utf-8", "surrogatepass")[:max_bytes]     # lone surrogates: raw bytes, not asserted
     s = b.decode("utf-8", "ignore")
     return s or None
 
@@ -561,7 +561,7 @@ class OpenRtb(unittest.TestCase):
     def test_deep_ext_objects(self):
         ok = request("deep", imps=[imp(0, ext=nested(400, {"x": 1}))], ext=nested(400, [1, 2]))
         ok["device"]["ext"] = nested(300, "y")
-        too_deep = request("deeper", imps=[imp(0, ext=nested(1000, 1))])
+        too_deep = b'{"id":"deeper","imp":[{"id":"1","ext":' + b'{"a":' * 1000 + b"1" + b"}" * 1000 + b"}]}"
         inp = self.write("deep.jsonl", [ok, too_deep, request("after")])
         _, rows, rejects, _ = self.ingest(inp, "--max-reject-rate", "1")
         self.assertEqual([r["request_id"] for r in rows], ["deep", "after"])
