@@ -631,5 +631,43 @@ class OpenRtb(unittest.TestCase):
             self.assertEqual(d, {}, "sample row %d" % n)
 
 
+class GenSamplesOpenRtb(unittest.TestCase):
+    """tools/gen-samples --format openrtb: reproducible, and --wrap wraps the same requests."""
+    GEN = os.path.join(SOURCE, "tools", "gen-samples")
+
+    def gen(self, *args):
+        p = subprocess.run([self.GEN, "--format", "openrtb", *args], capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        return p.stdout
+
+    def test_the_committed_sample_is_what_the_documented_command_writes(self):
+        with open(SAMPLE, "rb") as f:
+            committed = zstandard.ZstdDecompressor().decompressobj().decompress(f.read())
+        self.assertEqual(self.gen("--records", "3000", "--seed", "20261120"), committed)
+
+    def test_wrap_keeps_the_requests_and_adds_ts_and_labels(self):
+        plain = self.gen("--records", "400", "--seed", "7", "--clean").splitlines()
+        wrapped = self.gen("--records", "400", "--seed", "7", "--clean", "--wrap").splitlines()
+        self.assertEqual(len(plain), 400)
+        self.assertEqual(len(wrapped), 400)
+        for a, b in zip(plain, wrapped):
+            w = json.loads(b)
+            self.assertEqual(list(w), ["ts", "request", "label"])
+            self.assertEqual(w["request"], json.loads(a))
+            self.assertIn(w["label"]["click"], (0, 1))
+            self.assertIn(w["label"]["install"], (0, 1))
+
+    def test_clean_requests_all_give_rows(self):
+        for line in self.gen("--records", "300", "--seed", "3", "--clean").splitlines():
+            r = json.loads(line)
+            self.assertTrue(r["imp"] and all(isinstance(x, dict) for x in r["imp"]))
+            self.assertTrue(expected_rows(r))
+
+    def test_wrap_needs_openrtb(self):
+        p = subprocess.run([self.GEN, "--wrap", "--records", "1"], capture_output=True)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--wrap needs --format openrtb", p.stderr.decode())
+
+
 if __name__ == "__main__":
     unittest.main()
