@@ -603,30 +603,41 @@ class OpenRtb(unittest.TestCase):
     # --- the committed sample --------------------------------------------------
 
     def test_sample_rows_match_the_requests(self):
-        """samples/openrtb-*.jsonl.zst: every line is written or rejected as the contract says,
-        and the ids, positions, ad formats and enums of every row match the request."""
+        """samples/openrtb-*.jsonl.zst: every line is written or rejected (with the reason the
+        contract gives), and the ids, positions, ad formats and enums of every row match."""
         with open(SAMPLE, "rb") as f:
             data = zstandard.ZstdDecompressor().decompressobj().decompress(f.read())
-        expected, bad, lines = [], 0, 0
-        for raw in data.split(b"\n"):
+        expected, want_rejects, lines = [], [], 0
+        for n, raw in enumerate(data.split(b"\n")):
             if not raw.strip():
                 continue
             lines += 1
             try:
                 req = json.loads(raw.decode("utf-8", "surrogateescape"))
             except ValueError:
-                bad += 1
+                want_rejects.append((n + 1, "invalid_json"))
                 continue
-            imps = req.get("imp") if isinstance(req, dict) else None
-            if (not isinstance(req, dict) or text(req.get("id", MISSING)) is None
-                    or not isinstance(imps, list) or not imps
-                    or not all(isinstance(x, dict) for x in imps)):
-                bad += 1
-                continue
-            expected.append(req)
+            reason = None
+            if not isinstance(req, dict):
+                reason = "not_object"
+            elif text(req.get("id", MISSING)) is None:
+                reason = REASONS["missing_id"]
+            elif req.get("imp") is None:
+                reason = REASONS["missing"]
+            elif not isinstance(req["imp"], list):
+                reason = REASONS["not_array"]
+            elif not req["imp"]:
+                reason = REASONS["empty"]
+            elif not all(isinstance(x, dict) for x in req["imp"]):
+                reason = REASONS["not_object"]
+            if reason:
+                want_rejects.append((n + 1, reason))
+            else:
+                expected.append(req)
+        self.assertGreaterEqual(len({r for _, r in want_rejects}), 5)   # the sample has them all
         _, rows, rejects, stats = self.ingest(SAMPLE)
         self.assertEqual(stats["records_read"], lines)
-        self.assertEqual(stats["records_rejected"], bad)
+        self.assertEqual([(r["line"], r["reason"]) for r in rejects], want_rejects)
         want = [row for req in expected for row in expected_rows(req)]
         self.assertEqual(len(rows), len(want))
         keys = ("request_id", "imp_id", "imp_index", "ad_formats", "device_type", "connection_type")
