@@ -18,7 +18,7 @@ import zstandard
 from e2e import BIDNORM, SOURCE, read_avro_file as read_avro
 BUILD = os.path.abspath(os.environ.get("BIDNORM_BUILD", os.path.dirname(BIDNORM)))
 SERVE_EXAMPLE = os.path.join(BUILD, "serve_example")
-SAMPLES = sorted(glob.glob(os.path.join(SOURCE, "samples", "*.jsonl.zst")))
+SAMPLES = sorted(glob.glob(os.path.join(SOURCE, "samples", "bidlog-*.jsonl.zst")))
 VOCAB_FIELDS = "app_bundle,installed_apps,exchange,ad_format,os,country,language,connection_type,device_make"
 
 
