@@ -24,7 +24,8 @@ REASONS = {
     "not_array": "rows_not_array",      # `imp` is an object, a string, a number, true
     "not_object": "row_not_object",     # an element of `imp` is not an object: the whole line goes
     "missing_id": "missing_required",   # no usable `id` (request_id is required)
-    "too_deep": "too_complex",          # JSON nested deeper than the parser's limit (512 levels)
+    "too_deep": "too_complex",
+    "too_many": "too_many_rows",        # more elements in `imp` than limits.max_rows          # JSON nested deeper than the parser's limit (512 levels)
 }
 REQUIRED_FIELD = "request_id"           # the reject's `field` for a line without `id`
 
@@ -548,13 +549,16 @@ class OpenRtb(unittest.TestCase):
 
     # --- hostile requests ----------------------------------------------------
 
-    def test_ten_thousand_imps(self):
-        n = 10000
-        req = request("big", imps=[{"id": "i%d" % k, "banner": {"w": 300, "h": 250}, "bidfloor": k / 100}
-                                   for k in range(n)])
-        inp = self.write("big.jsonl", [request("first"), req, request("last")])
-        _, rows, rejects, stats = self.ingest(inp)
-        self.assertEqual(rejects, [])
+    def test_a_thousand_imps_are_rows_ten_thousand_are_rejected(self):
+        # limits.max_rows (1,000 in the shipped rules) bounds the rows, and so the memory, of one line
+        def big(name, n):
+            return request(name, imps=[{"id": "i%d" % k, "banner": {"w": 300, "h": 250}, "bidfloor": k / 100}
+                                       for k in range(n)])
+        n = 1000
+        inp = self.write("big.jsonl", [request("first"), big("big", n), big("huge", 10000), request("last")])
+        _, rows, rejects, stats = self.ingest(inp, "--max-reject-rate", "1")
+        self.assertEqual([(r["line"], r["reason"], r["message"]) for r in rejects],
+                         [(3, REASONS["too_many"], "'imp' has 10000 elements, more than limits.max_rows (1000)")])
         self.assertEqual(stats["records_written"], 3)
         self.assertEqual(stats["rows_written"], n + 2)
         mine = rows[1:-1]
