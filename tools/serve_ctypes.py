@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """serve_ctypes.py - calling libbidnorm's serving API from Python with ctypes (standard library only).
 
-    python3 tools/serve_ctypes.py --lib libbidnorm.so --vocab DIR [--rules FILE] < raw.jsonl
+    python3 tools/serve_ctypes.py --lib libbidnorm.so --vocab DIR [--rules FILE|NAME] < raw.jsonl
 
 Prints, for every non-blank raw bid-log line, the encoded features as one JSON
 object - byte for byte what tools/serve_example.c prints - or
 {"rejected": REASON, "field": F, "message": M} for a line `bidnorm ingest`
-would reject. The Encoder class is the part to copy into a Python server:
-load the model once, one Encoder per thread, encode() per request.
+would reject. With rules that have rows (openrtb: one per imp), one object per
+row, each starting with "row": N. The Encoder class is the part to copy into a
+Python server: load the model once, one Encoder per thread, encode() per
+request (encode_rows() for rules with rows).
 """
 import argparse
 import ctypes
@@ -40,8 +42,8 @@ def load_library(path):
     lib = ctypes.CDLL(path)
     P, S, E = ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(BnError)
     sig = {
-        "bn_rules_load_default": (ctypes.c_int, [ctypes.POINTER(P), E]),
-        "bn_rules_load_file": (ctypes.c_int, [ctypes.POINTER(P), ctypes.c_char_p, E]),
+        "bn_rules_load": (ctypes.c_int, [ctypes.POINTER(P), ctypes.c_char_p, E]),
+        "bn_rules_rows": (ctypes.c_char_p, [P]),
         "bn_rules_free": (None, [P]),
         "bn_model_load": (ctypes.c_int, [ctypes.POINTER(P), P, ctypes.c_char_p, E]),
         "bn_model_free": (None, [P]),
@@ -52,6 +54,8 @@ def load_library(path):
         "bn_encoder_new": (ctypes.c_int, [ctypes.POINTER(P), P, E]),
         "bn_encoder_free": (None, [P]),
         "bn_encoder_encode_json": (ctypes.c_int, [P, ctypes.c_char_p, S, E]),
+        "bn_encoder_row_count": (S, [P]),
+        "bn_encoder_select_row": (ctypes.c_int, [P, S, E]),
         "bn_encoder_index": (ctypes.c_uint32, [P, S]),
         "bn_encoder_indices": (ctypes.POINTER(ctypes.c_uint32), [P, S, ctypes.POINTER(S)]),
         "bn_encoder_number": (ctypes.c_double, [P, S, ctypes.POINTER(ctypes.c_int)]),
@@ -79,15 +83,15 @@ class Model:
         self.lib = lib
         self.rules, self.model = ctypes.c_void_p(), ctypes.c_void_p()
         err = BnError()
-        if rules_path:
-            rc = lib.bn_rules_load_file(ctypes.byref(self.rules), rules_path.encode(), ctypes.byref(err))
-        else:
-            rc = lib.bn_rules_load_default(ctypes.byref(self.rules), ctypes.byref(err))
+        # a shipped rule set's name ("bidlog", "openrtb"), a rule file's path, or None for the default
+        rc = lib.bn_rules_load(ctypes.byref(self.rules), rules_path.encode() if rules_path else None,
+                               ctypes.byref(err))
         if rc == BN_OK:
             rc = lib.bn_model_load(ctypes.byref(self.model), self.rules, vocab_dir.encode(), ctypes.byref(err))
         if rc != BN_OK:
             self.close()
             raise BidnormError(format_error(lib, err))
+        self.has_rows = lib.bn_rules_rows(self.rules) is not None
         n = lib.bn_model_feature_count(self.model)
         self.features = [(lib.bn_model_feature_name(self.model, f).decode(),
                           lib.bn_model_feature_kind(self.model, f),
@@ -124,15 +128,36 @@ class Encoder:
         self.lib.bn_encoder_free(self.enc)
         self.enc = None
 
-    def encode(self, raw: bytes):
-        """raw: one JSON object (bytes). Values are Python ints, floats, lists, dicts, str or None."""
-        lib, e, err = self.lib, self.enc, BnError()
-        rc = lib.bn_encoder_encode_json(e, raw, len(raw), ctypes.byref(err))
+    def _check(self, rc, err):
         if rc == BN_EREJECT:
-            raise Encoder.Rejected(lib.bn_reject_reason_name(err.reason).decode(), err.field.decode(),
+            raise Encoder.Rejected(self.lib.bn_reject_reason_name(err.reason).decode(), err.field.decode(),
                                    err.message.decode(errors="replace"))
         if rc != BN_OK:
-            raise BidnormError(format_error(lib, err))
+            raise BidnormError(format_error(self.lib, err))
+
+    def encode(self, raw: bytes):
+        """raw: one JSON object (bytes); its first (for most rules, only) row's features.
+        Values are Python ints, floats, lists, dicts, str or None."""
+        err = BnError()
+        self._check(self.lib.bn_encoder_encode_json(self.enc, raw, len(raw), ctypes.byref(err)), err)
+        return self._features()
+
+    def encode_rows(self, raw: bytes):
+        """Every row of a request (rules with rows: one per imp): a list with, per row, its features
+        or the Encoder.Rejected of that row. Raises Rejected when the request as a whole is rejected."""
+        first = self.encode(raw)
+        rows = [first]
+        for r in range(1, self.lib.bn_encoder_row_count(self.enc)):
+            err = BnError()
+            try:
+                self._check(self.lib.bn_encoder_select_row(self.enc, r, ctypes.byref(err)), err)
+                rows.append(self._features())
+            except Encoder.Rejected as rej:
+                rows.append(rej)
+        return rows
+
+    def _features(self):
+        lib, e = self.lib, self.enc
         out, is_null, n = {}, ctypes.c_int(), ctypes.c_size_t()
         for f, (name, kind, ntype) in enumerate(self.m.features):
             if kind == CATEGORICAL:
@@ -202,14 +227,18 @@ def main():
         if not raw.strip(b" \t"):
             continue
         try:
-            feats = enc.encode(raw)
+            rows = enc.encode_rows(raw)
         except Encoder.Rejected as r:
-            line = '{"rejected":%s,"field":%s,"message":%s}' % (
-                json_string(r.reason), json_string(r.field), json_string(r.message))
-        else:
-            line = "{" + ",".join(json_string(name) + ":" + json_value(feats[name], ntype)
-                                  for name, _, ntype in model.features) + "}"
-        out.write(line.encode() + b"\n")
+            rows = [r]
+        for i, feats in enumerate(rows):
+            row = '"row":%d,' % i if model.has_rows and (i or not isinstance(feats, Encoder.Rejected)) else ""
+            if isinstance(feats, Encoder.Rejected):
+                line = '{%s"rejected":%s,"field":%s,"message":%s}' % (
+                    row, json_string(feats.reason), json_string(feats.field), json_string(feats.message))
+            else:
+                line = "{" + row + ",".join(json_string(name) + ":" + json_value(feats[name], ntype)
+                                            for name, _, ntype in model.features) + "}"
+            out.write(line.encode() + b"\n")
     enc.close()
     model.close()
 

@@ -66,6 +66,9 @@ const char *bn_rules_sha256(const bn_rules *rules);
 /* The name used in messages (path, or "<default>"). Owned by rules. */
 const char *bn_rules_source_name(const bn_rules *rules);
 
+/* The rows path as written ("imp": each element is one record), or NULL for one record per line. Owned by rules. */
+const char *bn_rules_rows(const bn_rules *rules);
+
 /* Longest accepted input line in bytes (limits.max_line_bytes). */
 size_t bn_rules_max_line_bytes(const bn_rules *rules);
 

@@ -1824,6 +1824,11 @@ const char *bn_rules_source_name(const bn_rules *rules)
 	return rules ? rules->source_name : NULL;
 }
 
+const char *bn_rules_rows(const bn_rules *rules)
+{
+	return rules && rules->rows.nsteps ? rules->rows.text : NULL;
+}
+
 size_t bn_rules_max_line_bytes(const bn_rules *rules)
 {
 	return rules ? rules->max_line_bytes : 0;

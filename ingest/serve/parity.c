@@ -259,22 +259,31 @@ static char *dup_text(const char *s, size_t n)
 	return d;
 }
 
-/* The raw value(s) a field is computed from, as JSON. */
+/* The raw value(s) a field is computed from, as JSON: one value, or {path: value, ...} for several paths. */
 static int raw_json(bn_parity *p, const bn_json_token *toks, const char *text, uint32_t raw, const bn_field *fd,
 		    bn_buf *out)
 {
-	const bn_path *paths[2] = { fd->is_ratio ? &fd->numerator : &fd->source, &fd->denominator };
-	size_t npaths = fd->is_ratio ? 2 : 1;
+	const bn_path *paths[16];
+	size_t npaths = 0;
 	int bad = 0;
 
 	bn_buf_reset(out);
+	if (fd->row_index) {
+		char num[32];
+		return bn_buf_append(out, num, (size_t)snprintf(num, sizeof(num), "%zu", p->row)) < 0 ? BN_ENOMEM : BN_OK;
+	}
+	paths[npaths++] = fd->is_ratio ? &fd->numerator : &fd->source;
 	if (fd->is_ratio)
+		paths[npaths++] = &fd->denominator;
+	for (size_t j = 0; j < fd->nalt && npaths < sizeof(paths) / sizeof(paths[0]); j++)
+		paths[npaths++] = &fd->alt[j];
+	if (npaths > 1)
 		bad |= bn_jsonw_raw(out, "{");
 	for (size_t i = 0; i < npaths; i++) {
 		uint32_t v = at_path(p, toks, text, raw, paths[i]);
 		const char *s;
 		size_t n;
-		if (fd->is_ratio) {
+		if (npaths > 1) {
 			bad |= bn_jsonw_raw(out, i ? "," : "");
 			bad |= bn_jsonw_cstr(out, paths[i]->text);
 			bad |= bn_jsonw_raw(out, ":");
@@ -286,7 +295,7 @@ static int raw_json(bn_parity *p, const bn_json_token *toks, const char *text, u
 		json_text(text, &toks[v - 1], &s, &n);
 		bad |= bn_buf_append(out, s, n);
 	}
-	if (fd->is_ratio)
+	if (npaths > 1)
 		bad |= bn_jsonw_raw(out, "}");
 	return bad ? BN_ENOMEM : BN_OK;
 }
@@ -345,7 +354,7 @@ static void trace_field(bn_parity *p, const bn_json_token *toks, const char *tex
 {
 	uint32_t v;
 	bn_buf_reset(&p->trace);
-	if (fd->type != BN_T_STRING || fd->is_ratio || fd->shape == BN_SHAPE_MAP)
+	if (fd->type != BN_T_STRING || fd->is_ratio || fd->shape == BN_SHAPE_MAP || fd->presence)
 		return;
 	v = at_path(p, toks, text, raw, &fd->source);
 	if (fd->shape == BN_SHAPE_SCALAR || !v || toks[v - 1].type != BN_JSON_ARRAY) {
