@@ -6,7 +6,7 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: bidnorm encode --vocab DIR [--rules FILE] -o OUT.avro [OPTIONS] INPUT.avro...\n"
+	"usage: bidnorm encode --vocab DIR [--rules FILE|NAME] -o OUT.avro [OPTIONS] INPUT.avro...\n"
 	"\n"
 	"Reads Avro written by 'bidnorm ingest' (with the same rules) and writes the model\n"
 	"inputs serving computes for the same records (the serving API, include/bidnorm/serve.h):\n"
@@ -16,7 +16,7 @@ static const char usage[] =
 	"  --vocab DIR              vocabulary directory (FIELD.txt, as 'bidnorm vocab build' writes)\n"
 	"  -o, --output FILE        encoded Avro ('-' = stdout); written to a temporary name\n"
 	"                           and renamed only on success\n"
-	"      --rules FILE         rule file (default: the embedded rules/bidlog.yaml)\n"
+	"      --rules FILE|NAME    rule file, or a shipped set: bidlog (the default), openrtb\n"
 	"      --codec NAME         zstandard (default), deflate, snappy or null\n"
 	"      --level N            codec level (default: zstandard 3, deflate 6)\n"
 	"      --block-size BYTES   uncompressed Avro block size (default 1048576)\n"

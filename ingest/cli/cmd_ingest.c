@@ -16,7 +16,7 @@ static const char usage[] =
 	"\n"
 	"  -o, --output FILE        Avro output ('-' = stdout); written to a temporary\n"
 	"                           name and renamed only on success\n"
-	"      --rules FILE         rule file (default: the embedded rules/bidlog.yaml)\n"
+	"      --rules FILE|NAME    rule file, or a shipped set: bidlog (the default), openrtb\n"
 	"      --rejects FILE       reject file, JSON Lines (default: OUTPUT.rejects.jsonl)\n"
 	"      --stats FILE         stats file, JSON (default: OUTPUT.stats.json)\n"
 	"      --codec NAME         zstandard (default), deflate, snappy or null\n"
@@ -189,10 +189,13 @@ int cmd_ingest(int argc, char **argv)
 		exit_code = cli_exit_code(rc);
 	}
 	if (!rep.quiet || rc < 0) {
+		char rows[64] = "";
+		if (bn_rules_rows(rules))
+			snprintf(rows, sizeof(rows), " (%llu rows)", (unsigned long long)sum.rows_written);
 		fprintf(stderr,
-			"bidnorm ingest: %s: %llu records read, %llu written, %llu rejected; %.1f MB in %.2f s%s%s%s%s\n",
+			"bidnorm ingest: %s: %llu records read, %llu written%s, %llu rejected; %.1f MB in %.2f s%s%s%s%s\n",
 			rc < 0 ? "FAILED" : "done", (unsigned long long)sum.records_read,
-			(unsigned long long)sum.records_written, (unsigned long long)sum.records_rejected,
+			(unsigned long long)sum.records_written, rows, (unsigned long long)sum.records_rejected,
 			(double)sum.bytes_decoded / 1e6, sum.elapsed_seconds,
 			rc < 0 ? "" : " -> ", rc < 0 ? "" : output, rejects ? "; rejects: " : "", rejects ? rejects : "");
 	}

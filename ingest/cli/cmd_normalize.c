@@ -6,7 +6,7 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: bidnorm normalize [--rules FILE] --field NAME [--trace] VALUE...\n"
+	"usage: bidnorm normalize [--rules FILE|NAME] --field NAME [--trace] VALUE...\n"
 	"\n"
 	"Prints, one per line, each VALUE as output field NAME would hold it (for an\n"
 	"array field, as one element). A value the chain turns into null prints as\n"
@@ -15,7 +15,7 @@ static const char usage[] =
 	"  --field NAME   output field whose normalizer chain to run (e.g. app_bundle)\n"
 	"  --trace        also print the value after every step\n"
 	"  --json         print values as JSON strings\n"
-	"  --rules FILE   rule file (default: the embedded rules)\n";
+	"  --rules FILE|NAME  rule file, or a shipped set: bidlog (the default), openrtb\n";
 
 typedef struct printer {
 	int json;

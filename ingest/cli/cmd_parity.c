@@ -7,7 +7,7 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: bidnorm parity --vocab DIR [--rules FILE] [--max-mismatch-rate R] [--json] LOG...\n"
+	"usage: bidnorm parity --vocab DIR [--rules FILE|NAME] [--max-mismatch-rate R] [--json] LOG...\n"
 	"\n"
 	"Each LOG line (JSON Lines, plain or zstd; '-' = stdin) is one sampled serving request:\n"
 	"  {\"raw\": {...bid-log v1 object...}, \"encoded\": {\"app_bundle\": 17, ...}}\n"
@@ -17,7 +17,7 @@ static const char usage[] =
 	"the raw value, the served value, the expected value and its normalization trace.\n"
 	"\n"
 	"  --vocab DIR               vocabulary directory the served model was built with\n"
-	"  --rules FILE              rule file (default: the embedded rules/bidlog.yaml)\n"
+	"  --rules FILE|NAME         rule file, or a shipped set: bidlog (the default), openrtb\n"
 	"  --max-mismatch-rate R     fail (exit 3) when a feature's mismatch rate, the share of\n"
 	"                            raw records the rules reject, or the share of log lines\n"
 	"                            that are not parity records (listed with file:line and the\n"

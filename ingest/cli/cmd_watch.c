@@ -26,7 +26,7 @@ static const char usage[] =
 	"      --delete                ... or delete them\n"
 	"      --quarantine DIR        bad files and NAME.error.json (default INBOX/.quarantine)\n"
 	"      --state DIR             the journal (default OUTBOX/.bidnorm-watch)\n"
-	"      --rules FILE            rule file (default: the embedded rules); SIGHUP reloads it\n"
+	"      --rules FILE|NAME       rule file, or bidlog (default), openrtb; SIGHUP reloads it\n"
 	"      --include GLOB          take only names matching GLOB (repeatable; default\n"
 	"                              *.jsonl *.jsonl.zst *.json *.zst)\n"
 	"      --workers N             files processed in parallel (default 1)\n"

@@ -691,3 +691,39 @@ class GenSamplesOpenRtb(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ShippedRuleSets(unittest.TestCase):
+    """--rules NAME: the shipped sets by name, everywhere a rule file is accepted."""
+
+    def bidnorm(self, *args, expect=0):
+        p = subprocess.run([BIDNORM, *args], capture_output=True)
+        self.assertEqual(p.returncode, expect, p.stderr.decode())
+        return p
+
+    def test_print_and_schema_by_name(self):
+        with open(os.path.join(SOURCE, "rules", "openrtb.yaml"), "rb") as f:
+            self.assertEqual(self.bidnorm("rules", "--print", "openrtb").stdout, f.read())
+        with open(os.path.join(SOURCE, "rules", "bidlog.yaml"), "rb") as f:
+            text = f.read()
+        self.assertEqual(self.bidnorm("rules", "--print", "bidlog").stdout, text)
+        self.assertEqual(self.bidnorm("rules", "--print-default").stdout, text)
+        schema = json.loads(self.bidnorm("schema", "--rules", "openrtb").stdout)
+        self.assertEqual((schema["namespace"], schema["name"]), ("ads.openrtb", "Impression"))
+        p = self.bidnorm("rules", "--print", "openrtp", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm rules: no shipped rule set named 'openrtp' (expected bidlog or "
+                         "openrtb)\nTry 'bidnorm rules --help'.\n")
+
+    def test_a_name_that_is_no_shipped_set_is_a_path(self):
+        p = self.bidnorm("schema", "--rules", "openrtp", expect=4)
+        self.assertEqual(p.stderr.decode(), "bidnorm schema: openrtp: cannot open: No such file or directory\n")
+
+    def test_ingest_summary_counts_rows(self):
+        with tempfile.TemporaryDirectory() as d:
+            inp = os.path.join(d, "r.jsonl")
+            with open(inp, "wb") as f:
+                f.write(compact(request("a", imps=[imp(0), imp(1)])) + b"\n" + compact(request("b")) + b"\n")
+            p = self.bidnorm("ingest", "--rules", "openrtb", "-o", os.path.join(d, "o.avro"), inp)
+            self.assertIn("bidnorm ingest: done: 2 records read, 2 written (3 rows), 0 rejected;", p.stderr.decode())
+            meta, _ = read_avro_file(os.path.join(d, "o.avro"))
+            self.assertEqual(meta["bidnorm.rules.source"], b"<openrtb>")
