@@ -247,7 +247,8 @@ static const value_case coercion_cases[] = {
 	{"install", "{" B ",'label':{'install':'1.0'}}", "1"},
 	/* strings from other JSON types */
 	{"app_bundle", "{" B ",'app':{'bundle':1482155847}}", "\"1482155847\""},
-	{"app_bundle", "{" B ",'app':{'bundle':12345}}", "null"},
+	{"app_bundle", "{" B ",'app':{'bundle':12345}}", "\"12345\""},
+	{"app_bundle", "{" B ",'app':{'bundle':7}}", "null"},
 	{"app_bundle", "{" B ",'app':{'bundle':{'id':'com.a.b'}}}", "null"},
 	{"app_bundle", "{" B ",'app':{'bundle':['com.a.b']}}", "null"},
 	{"app_bundle", "{" B ",'app':{'bundle':true}}", "null"},
@@ -432,7 +433,7 @@ static const value_case list_cases[] = {
 	 "[\"1482155847\"]"},
 	/* nulls and invalid bundles are dropped */
 	{"installed_apps", "{" B ",'device':{'installed_apps':[null,'com.a.b',null]}}", "[\"com.a.b\"]"},
-	{"installed_apps", "{" B ",'device':{'installed_apps':['foo','com.a.b','12345','',' ']}}", "[\"com.a.b\"]"},
+	{"installed_apps", "{" B ",'device':{'installed_apps':['foo','com.a.b','0123','',' ']}}", "[\"com.a.b\"]"},
 	{"installed_apps", "{" B ",'device':{'installed_apps':[{'a':1},['com.x.y'],'com.a.b',true]}}", "[\"com.a.b\"]"},
 	{"installed_apps", "{" B ",'device':{'installed_apps':[' com.a.b ','\\'com.c.d\\'','ｃｏｍ．ｅ．ｆ']}}",
 	 "[\"com.a.b\",\"com.c.d\",\"com.e.f\"]"},
