@@ -251,6 +251,8 @@ class NormalizeCommand(unittest.TestCase):
             '  extract      "com.foo$hl=en"',
             '  extract      "com.foo$hl=en"',
             '  extract      "com.foo$hl=en"',
+            '  extract      "com.foo$hl=en"',
+            '  extract      "com.foo$hl=en"',
             '  first_match  "com.foo"',
             '  trim         "com.foo"',
             '  max_bytes    "com.foo"',

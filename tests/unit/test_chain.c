@@ -645,7 +645,8 @@ Test(chain, trace_reports_every_step_until_null)
 	bn_chain_result r;
 	cr_assert_eq(bn_chain_apply(scratch, c, " COM.Foo$x ", 11, &r, trace, &log, NULL), BN_OK);
 	cr_expect_str_eq(log.text, "text=COM.Foo$x;lower=com.foo$x;extract=com.foo$x;extract=com.foo$x;"
-				   "extract=com.foo$x;extract=com.foo$x;first_match=com.foo;trim=com.foo;"
+				   "extract=com.foo$x;extract=com.foo$x;extract=com.foo$x;extract=com.foo$x;"
+				   "first_match=com.foo;trim=com.foo;"
 				   "max_bytes=com.foo;trim=com.foo;validate=com.foo;");
 	memset(&log, 0, sizeof(log));
 	{

@@ -90,7 +90,8 @@ Test(rules, default_loads)
 Test(rules, default_contents)
 {
 	static const bn_step_kind bundle_kinds[] = {
-		BN_STEP_TEXT, BN_STEP_LOWER, BN_STEP_EXTRACT, BN_STEP_EXTRACT, BN_STEP_EXTRACT, BN_STEP_EXTRACT,
+		BN_STEP_TEXT, BN_STEP_LOWER, BN_STEP_EXTRACT, BN_STEP_EXTRACT, BN_STEP_EXTRACT, BN_STEP_EXTRACT, BN_STEP_EXTRACT,
+		BN_STEP_EXTRACT,
 		BN_STEP_FIRST_MATCH, BN_STEP_TRIM, BN_STEP_MAX_BYTES, BN_STEP_TRIM, BN_STEP_VALIDATE,
 	};
 	bn_rules *r = NULL;
@@ -124,18 +125,19 @@ Test(rules, default_contents)
 		cr_expect_eq(bundle->steps[i].kind, bundle_kinds[i], "step %zu", i);
 	cr_assert_not_null(bundle->steps[2].re);
 	cr_assert_str_eq(bundle->steps[2].pattern, "play\\.google\\.com/store/apps/details\\?(?:[^#]*?&)?id=([^&#]*)");
-	cr_assert_eq(bundle->steps[7].nchars, 3);
-	cr_assert_eq(memcmp(bundle->steps[7].chars, "._-", 3), 0);
-	cr_assert_eq(bundle->steps[8].max_bytes, 128);
-	cr_assert_eq(bundle->steps[10].on_fail, BN_ON_FAIL_NULL);
-	cr_assert_str_eq(bundle->steps[10].pattern, "^(?:[a-z][a-z0-9_-]*(?:\\.[a-z0-9_-]+)+|[0-9]{6,12})$");
+	cr_assert_eq(bundle->steps[9].nchars, 3);
+	cr_assert_eq(memcmp(bundle->steps[9].chars, "._-", 3), 0);
+	cr_assert_eq(bundle->steps[10].max_bytes, 128);
+	cr_assert_eq(bundle->steps[12].on_fail, BN_ON_FAIL_NULL);
+	cr_assert_str_eq(bundle->steps[12].pattern, "^(?:[a-z][a-z0-9_-]*(?:\\.[a-z0-9_-]+)+|[1-9][0-9]{1,11}|"
+			 "b0[0-9a-z]{8}|g[0-9]{11,13}|9[0-9a-z]{11})$");
 
 	f = field_named(r, "event_id");
 	cr_assert(f->required && f->type == BN_T_STRING && f->shape == BN_SHAPE_SCALAR);
 	cr_assert_not_null(f->chain);
 	cr_assert_null(f->chain->name);
 	cr_assert_eq(f->chain->nsteps, 1);
-	cr_assert_eq(f->line, 53);
+	cr_assert_eq(f->line, 58);
 	cr_assert_eq(f->column, 5);
 	f = field_named(r, "country");
 	cr_assert_eq(f->chain->nsteps, 2);
