@@ -1110,6 +1110,7 @@ static int read_events(bn_watch *w, int *overflow)
 				return -1;
 			if (!ev->len || !bn_watch_name_wanted(ev->name, (const char *const *)w->include, w->opt.ninclude))
 				continue;
+			/* IN_CREATE: links and FIFOs never see a close after writing; they are quarantined at once. */
 			observe_name(w, ev->name, (ev->mask & IN_MOVED_TO) != 0, (ev->mask & IN_CLOSE_WRITE) != 0, 0);
 		}
 	}
@@ -1125,7 +1126,8 @@ int bn_watch_run(bn_watch *w, bn_error *err)
 		w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 		if (w->inotify_fd < 0 ||
 		    inotify_add_watch(w->inotify_fd, w->inbox,
-				      IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR) < 0) {
+				      IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF |
+					      IN_ONLYDIR) < 0) {
 			bn_error_locate(err, w->inbox, 0, 0);
 			return bn_error_set(err, BN_EIO, "cannot watch the inbox: %s", strerror(errno));
 		}
