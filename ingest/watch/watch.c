@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -310,6 +311,33 @@ static int publish(bn_watch *w, const staged *s, bn_error *err)
 }
 
 /*
+ * A folder directly in the inbox (the default quarantine, a done folder put
+ * there) must be a folder of the watcher's own: whoever writes the inbox
+ * could otherwise have made it a link, or renamed it away and put a link or
+ * a folder of theirs in its place, to aim the watcher's writes and moves
+ * elsewhere. BN_OK for that, or for a folder elsewhere; BN_EIO naming it.
+ */
+static int check_inbox_folder(const bn_watch *w, const char *path, bn_error *err)
+{
+	struct stat in, parent, st;
+	char *copy = path ? strdup(path) : NULL;
+	int rc = BN_OK;
+
+	if (!path)
+		return BN_OK;
+	if (!copy)
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	if (stat(w->inbox, &in) == 0 && stat(dirname(copy), &parent) == 0 && in.st_dev == parent.st_dev &&
+	    in.st_ino == parent.st_ino && (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())) {
+		bn_error_locate(err, path, 0, 0);
+		rc = bn_error_set(err, BN_EIO, "a folder in the inbox must be the watcher's own folder, not a link or "
+				  "another user's (whoever writes the inbox could aim the watcher's writes elsewhere)");
+	}
+	free(copy);
+	return rc;
+}
+
+/*
  * Move the input to the done folder (under a free name) or delete it: only
  * the file st describes (another file in its place stays). where: the done
  * name, "" if deleted.
@@ -334,8 +362,10 @@ static int finish_input(bn_watch *w, const char *path, const char *name, const s
 		snprintf(where, wsize, "%s", "");
 		return BN_OK;
 	}
+	int rc = check_inbox_folder(w, w->done, err);
+	if (rc < 0)
+		return rc;
 	char *dst = bn_fs_free_name(w->done, name, NULL);
-	int rc;
 	if (!dst)
 		return bn_error_set(err, BN_ENOMEM, "out of memory");
 	rc = bn_fs_move(path, dst, st, err);
@@ -413,6 +443,10 @@ static int quarantine(bn_watch *w, job *j, const char *path, const bn_watch_iden
 
 	if (!qpath)
 		goto cleanup;
+	rc = check_inbox_folder(w, w->quarantine, err);
+	if (rc < 0)
+		goto cleanup;
+	rc = BN_ENOMEM;
 	epath = concat(qpath, ".error.json");
 	rpath = concat(qpath, ".rejects.jsonl");
 	spath = concat(qpath, ".stats.json");
@@ -1401,6 +1435,8 @@ int bn_watch_new(bn_watch **out, const bn_watch_options *opt, bn_error *err)
 		if (!dirs[i])
 			continue;
 		rc = bn_fs_mkdirs(dirs[i], err);
+		if (rc == BN_OK)
+			rc = check_inbox_folder(w, dirs[i], err);
 		if (rc < 0)
 			goto cleanup;
 		bn_fs_remove_temporaries(dirs[i]);

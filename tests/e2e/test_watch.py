@@ -624,6 +624,30 @@ class Watch(unittest.TestCase):
         self.once("--allow-owner", "0")
         self.assertIn("again.jsonl", os.listdir(self.done))
 
+    def test_quarantine_in_the_inbox_replaced_by_a_link_is_refused(self):
+        elsewhere = self.path("elsewhere")
+        os.mkdir(elsewhere)
+        q = os.path.join(self.inbox, ".quarantine")
+        os.symlink(elsewhere, q)
+        p = self.once(expect=5)
+        self.assertEqual(p.stderr.decode().splitlines()[-1],
+                         "bidnorm watch: %s: a folder in the inbox must be the watcher's own folder, not a link or "
+                         "another user's (whoever writes the inbox could aim the watcher's writes elsewhere)" % q)
+        # Swapped while the watcher runs (a producer may rename entries of an inbox that is not sticky).
+        os.unlink(q)
+        w = Watcher(self)
+        w.wait_log('"event":"started"')
+        os.rename(q, self.path("old-quarantine"))
+        os.symlink(elsewhere, q)
+        os.mkfifo(os.path.join(self.inbox, "p.jsonl"))
+        w.wait_log('"event":"file_retry"')
+        self.assertEqual(w.stop(), 0)
+        ev = [e for e in w.events() if e["event"] == "file_retry"][0]
+        self.assertEqual(ev["error"], "%s: a folder in the inbox must be the watcher's own folder, not a link or "
+                         "another user's (whoever writes the inbox could aim the watcher's writes elsewhere)" % q)
+        self.assertEqual(os.listdir(elsewhere), [])
+        self.assertEqual(self.inbox_files(), ["p.jsonl"])
+
     def test_outputs_are_no_more_readable_than_the_input(self):
         self.drop("private.jsonl", jsonl(["p1"]) + b"{bad\n")
         os.chmod(os.path.join(self.inbox, "private.jsonl"), 0o600)
