@@ -81,7 +81,8 @@ typedef struct bn_ingest_options {
 	int reject_raw;
 	size_t reject_raw_bytes;
 	/* NULL, or one open descriptor per input: input i is read from
-	 * input_fds[i] (not closed; inputs[i] is then only its name), so a
+	 * input_fds[i] from its current offset (not closed; inputs[i] is then
+	 * only its name; a negative one: inputs[i] is opened), so a
 	 * caller that checked what it opened reads exactly that (bidnorm
 	 * watch). */
 	const int *input_fds;

@@ -353,7 +353,8 @@ int cmd_watch(int argc, char **argv)
 			break;
 		case O_OWNER:
 			if (parse_user(optarg, &uids[nuids]) < 0) {
-				exit_code = cli_usage_error(cmd, "--allow-owner: no user '%s' (give a user name or number)", optarg);
+				exit_code = cli_usage_error(cmd, "--allow-owner: no user '%s' (give a user name or number)",
+							    optarg);
 				goto cleanup;
 			}
 			nuids++;

@@ -264,7 +264,8 @@ static int copy_file(const char *src, const char *dst, const struct stat *expect
 	}
 	if (!S_ISREG(st.st_mode)) {
 		bn_error_locate(err, src, 0, 0);
-		rc = bn_error_set(err, BN_EIO, "cannot move to '%s': not a regular file, and on another file system", dst);
+		rc = bn_error_set(err, BN_EIO, "cannot move to '%s': not a regular file, and on another file system",
+				  dst);
 		goto cleanup;
 	}
 	if (expect && (st.st_dev != expect->st_dev || st.st_ino != expect->st_ino)) {
@@ -350,6 +351,28 @@ int bn_fs_move(const char *src, const char *dst, const struct stat *expect, bn_e
 cleanup:
 	free(sdir);
 	free(ddir);
+	return rc;
+}
+
+int bn_fs_remove(const char *path, const struct stat *st, bn_error *err)
+{
+	char *dir = dir_of(path);
+	int rc = BN_OK;
+
+	if (!dir)
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	if (access(path, F_OK) < 0 && errno == ENOENT)
+		goto cleanup;
+	if (!bn_fs_is(path, st))
+		rc = bn_error_set(err, BN_EIO, "cannot delete: replaced by another file meanwhile");
+	else if (unlink(path) < 0 && errno != ENOENT)
+		rc = bn_error_set(err, BN_EIO, "cannot delete: %s", strerror(errno));
+	else if (bn_fs_sync_dir(dir) < 0)
+		rc = bn_error_set(err, BN_EIO, "fsync of the folder failed: %s", strerror(errno));
+	if (rc < 0)
+		bn_error_locate(err, path, 0, 0);
+cleanup:
+	free(dir);
 	return rc;
 }
 

@@ -90,6 +90,14 @@ int bn_fs_is(const char *path, const struct stat *st);
 int bn_fs_move(const char *src, const char *dst, const struct stat *expect, bn_error *err);
 
 /*
+ * Remove path durably (unlink, fsync its folder), if it is still the file st
+ * describes: BN_EIO "cannot delete: replaced by another file meanwhile"
+ * otherwise (a file swapped in between that check and the unlink is not
+ * caught). Gone already is BN_OK. BN_EIO naming the file for other failures.
+ */
+int bn_fs_remove(const char *path, const struct stat *st, bn_error *err);
+
+/*
  * A name in dir for name that does not exist yet: name itself, else
  * "name.1", "name.2", ... (also checking that "<candidate><suffix>" is free
  * when suffix is not NULL). Returns a malloc'ed full path, NULL on ENOMEM.

@@ -346,21 +346,10 @@ static int finish_input(bn_watch *w, const char *path, const char *name, const s
 			size_t wsize, bn_error *err)
 {
 	if (w->opt.delete_done) {
-		/* Not covered: a file swapped in between this check and the unlink is removed. */
-		if (!bn_fs_is(path, st)) {
-			bn_error_locate(err, path, 0, 0);
-			return bn_error_set(err, BN_EIO, "cannot delete: replaced by another file meanwhile");
-		}
-		if (unlink(path) < 0 && errno != ENOENT) {
-			bn_error_locate(err, path, 0, 0);
-			return bn_error_set(err, BN_EIO, "cannot delete: %s", strerror(errno));
-		}
-		if (bn_fs_sync_dir(w->inbox) < 0) {
-			bn_error_locate(err, w->inbox, 0, 0);
-			return bn_error_set(err, BN_EIO, "fsync of the folder failed: %s", strerror(errno));
-		}
-		snprintf(where, wsize, "%s", "");
-		return BN_OK;
+		int rc = bn_fs_remove(path, st, err);
+		if (rc == BN_OK)
+			snprintf(where, wsize, "%s", "");
+		return rc;
 	}
 	int rc = check_inbox_folder(w, w->done, err);
 	if (rc < 0)
@@ -462,15 +451,10 @@ static int quarantine(bn_watch *w, job *j, const char *path, const bn_watch_iden
 		goto cleanup;
 	if (s && access(s->stats, F_OK) == 0 && (rc = bn_fs_move(s->stats, spath, NULL, err)) < 0)
 		goto cleanup;
-	if (remove_it) {
-		rc = bn_fs_is(path, input) && unlink(path) < 0 && errno != ENOENT ? BN_EIO : BN_OK;
-		if (rc < 0) {
-			bn_error_locate(err, path, 0, 0);
-			bn_error_set(err, BN_EIO, "cannot delete: %s", strerror(errno));
-		}
-	} else {
+	if (remove_it)
+		rc = bn_fs_remove(path, input, err);
+	else
 		rc = bn_fs_move(path, qpath, input, err);
-	}
 	if (rc < 0) {
 		unlink(epath);
 		goto cleanup;
@@ -593,7 +577,8 @@ static int open_entry(bn_watch *w, job *j, const char *path, struct stat *st)
 	}
 	if (fd < 0 && errno == ELOOP) {
 		/* Replaced by a link since the lstat: what is there now is a link. */
-		lstat(path, st);
+		if (lstat(path, st) < 0)
+			memset(st, 0, sizeof(*st));
 		not_regular(j, S_IFLNK);
 		return -2;
 	}
@@ -613,8 +598,9 @@ static int open_entry(bn_watch *w, job *j, const char *path, struct stat *st)
 	if (!owner_allowed(w, st)) {
 		j->status = "owner_not_allowed";
 		bn_error_locate(&j->err, j->name, 0, 0);
-		bn_error_set(&j->err, BN_EIO, "owned by user %lu and group %lu, neither of them allowed (--allow-owner, --allow-group); it was not read",
-			     (unsigned long)st->st_uid, (unsigned long)st->st_gid);
+		bn_error_set(&j->err, BN_EIO,
+			     "owned by user %lu and group %lu, neither of them allowed (--allow-owner, --allow-group); "
+			     "it was not read", (unsigned long)st->st_uid, (unsigned long)st->st_gid);
 		close(fd);
 		return -2;
 	}

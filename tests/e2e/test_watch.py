@@ -604,6 +604,23 @@ class Watch(unittest.TestCase):
                    os.path.exists(os.path.join(self.inbox, ".quarantine", "p.jsonl.error.json")))
         self.assertEqual(w.stop(), 0)
 
+    def test_link_with_the_quarantine_on_another_file_system_is_removed(self):
+        if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(self.dir).st_dev:
+            self.skipTest("no second file system at /dev/shm")
+        q = tempfile.mkdtemp(dir="/dev/shm")
+        self.addCleanup(shutil.rmtree, q)
+        os.symlink("/etc/passwd", os.path.join(self.inbox, "l.jsonl"))
+        self.drop("x.jsonl", b"{bad\n")
+        os.chmod(os.path.join(self.inbox, "x.jsonl"), 0o600)
+        self.once("--quarantine", q)
+        err = read_json(os.path.join(q, "l.jsonl.error.json"))
+        self.assertEqual((err["quarantined_as"], err["status"]), (None, "not_regular_file"))
+        self.assertEqual(self.inbox_files(), [])
+        # A regular file is copied, as before, and no more readable than it was.
+        self.assertEqual(read_json(os.path.join(q, "x.jsonl.error.json"))["quarantined_as"], "x.jsonl")
+        self.assertEqual(read_text(os.path.join(q, "x.jsonl")), "{bad\n")
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(q, "x.jsonl")).st_mode), 0o600)
+
     def test_owner_filter_reads_only_files_of_allowed_users_or_groups(self):
         if os.geteuid() != 0:
             self.skipTest("needs root to give files other owners")

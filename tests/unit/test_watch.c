@@ -1,4 +1,4 @@
-/* test_watch.c - unit tests of the watcher's naming, readiness, file identity, journal, file operations and output safety. */
+/* test_watch.c - unit tests of the watcher's naming, readiness, identity, journal, file operations, output safety. */
 #include <criterion/criterion.h>
 
 #include <fcntl.h>
@@ -646,4 +646,78 @@ Test(rejects, redaction_removes_everything_between_the_outermost_quotes)
 	bn_rejects_redact(&e, BN_REJECT_RAW_TRUNCATE);
 	cr_assert_eq(strlen(e.message), BN_ERROR_MESSAGE_MAX - 1);
 	cr_assert_eq(strncmp(e.message, "xxxxxxxxxx\"...\"xxx", 18), 0);
+}
+
+Test(watch, remove_with_identity_leaves_a_file_that_took_the_name)
+{
+	char *d = tmpdir();
+	char a[300], b[300];
+	struct stat sa;
+	bn_error err;
+
+	snprintf(a, sizeof(a), "%s/a.jsonl", d);
+	snprintf(b, sizeof(b), "%s/b.jsonl", d);
+	write_file(a, "first\n", 6);
+	cr_assert_eq(lstat(a, &sa), 0);
+	write_file(b, "second\n", 7);
+	cr_assert_eq(rename(b, a), 0);
+	bn_error_clear(&err);
+	cr_assert_eq(bn_fs_remove(a, &sa, &err), BN_EIO);
+	cr_assert_str_eq(err.message, "cannot delete: replaced by another file meanwhile");
+	cr_assert_str_eq(err.source, a);
+	cr_assert_eq(access(a, F_OK), 0);
+	cr_assert_eq(lstat(a, &sa), 0);
+	cr_assert_eq(bn_fs_remove(a, &sa, &err), BN_OK);
+	cr_assert_eq(access(a, F_OK), -1);
+	/* Gone already: nothing to do. */
+	cr_assert_eq(bn_fs_remove(a, &sa, &err), BN_OK);
+	rm_tree(d);
+}
+
+Test(watch, move_to_another_file_system_copies_only_a_regular_file_and_keeps_its_mode_limit)
+{
+	char *d = tmpdir();
+	char other[] = "/dev/shm/test_watch.XXXXXX";
+	char a[300], fifo[300], dst[300], msg[700];
+	struct stat sa, so, sf;
+	bn_error err;
+	mode_t old = umask(022);
+
+	if (!mkdtemp(other)) {
+		rm_tree(d);
+		cr_skip_test("no /dev/shm");
+	}
+	cr_assert_eq(stat(d, &sa), 0);
+	cr_assert_eq(stat(other, &so), 0);
+	if (sa.st_dev == so.st_dev) {
+		rmdir(other);
+		rm_tree(d);
+		cr_skip_test("/dev/shm is on the same file system as the temporary folder");
+	}
+	snprintf(a, sizeof(a), "%s/a.jsonl", d);
+	write_file(a, "private\n", 8);
+	cr_assert_eq(chmod(a, 0600), 0);
+	cr_assert_eq(lstat(a, &sa), 0);
+	snprintf(dst, sizeof(dst), "%s/a.jsonl", other);
+	cr_assert_eq(bn_fs_move(a, dst, &sa, &err), BN_OK);
+	cr_assert_eq(access(a, F_OK), -1);
+	cr_assert_eq(stat(dst, &so), 0);
+	cr_assert_eq(so.st_mode & 0777, 0600);
+	cr_assert_eq(so.st_size, 8);
+
+	snprintf(fifo, sizeof(fifo), "%s/p.jsonl", d);
+	cr_assert_eq(mkfifo(fifo, 0644), 0);
+	cr_assert_eq(lstat(fifo, &sf), 0);
+	snprintf(dst, sizeof(dst), "%s/p.jsonl", other);
+	bn_error_clear(&err);
+	cr_assert_eq(bn_fs_move(fifo, dst, &sf, &err), BN_EIO);
+	snprintf(msg, sizeof(msg), "cannot move to '%s': not a regular file, and on another file system", dst);
+	cr_assert_str_eq(err.message, msg);
+	cr_assert_str_eq(err.source, fifo);
+	cr_assert_eq(access(dst, F_OK), -1);
+	umask(old);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", other);
+	cr_assert_eq(system(cmd), 0);
+	rm_tree(d);
 }
