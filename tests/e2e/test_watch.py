@@ -595,6 +595,15 @@ class Watch(unittest.TestCase):
         self.assertTrue(stat.S_ISFIFO(os.lstat(os.path.join(self.inbox, ".quarantine", "pipe.jsonl")).st_mode))
         self.assertEqual(avro_ids(os.path.join(self.outbox, "after.avro")), ["a1"])
 
+    def test_socket_in_the_inbox_is_quarantined_unread(self):
+        import socket
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        sock.bind(os.path.join(self.inbox, "s.jsonl"))
+        self.once()
+        self.assertEqual(self.quarantined("s.jsonl")["message"],
+                         "s.jsonl: is a socket, not a regular file; it was not read")
+
     def test_fifo_appearing_while_watching_does_not_block_the_others(self):
         w = Watcher(self)
         w.wait_log('"event":"started"')

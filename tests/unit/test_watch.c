@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bidnorm/ingest.h"
+#include "bidnorm/rules.h"
 #include "bidnorm/watch.h"
 #include "sink/output.h"
 #include "sink/rejects.h"
@@ -442,8 +443,32 @@ Test(watch, options_are_checked)
 	opt.workers = 65;
 	cr_assert_eq(bn_watch_new(&w, &opt, &err), BN_EUSAGE);
 	cr_assert_str_eq(err.message, "workers must be between 1 and 64");
+	opt.workers = 1;
+	opt.nallow_uids = 1;
+	cr_assert_eq(bn_watch_new(&w, &opt, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "allow_uids/allow_gids missing for their counts");
+	opt.nallow_uids = 0;
+	opt.reject_raw = 3;
+	cr_assert_eq(bn_watch_new(&w, &opt, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "reject_raw must be a bn_reject_raw");
 	cr_assert_null(w);
 	bn_watch_free(NULL);
+}
+
+Test(rejects, ingest_checks_the_raw_policy)
+{
+	bn_rules *rules = NULL;
+	bn_ingest_options opt;
+	bn_error err;
+	cr_assert_eq(bn_rules_load_default(&rules, &err), BN_OK);
+	bn_ingest_options_init(&opt);
+	cr_assert_eq(opt.reject_raw, BN_REJECT_RAW_FULL);
+	opt.rules = rules;
+	opt.output = "/nonexistent/out.avro";
+	opt.reject_raw = -1;
+	cr_assert_eq(bn_ingest_run(&opt, NULL, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "reject_raw must be a bn_reject_raw");
+	bn_rules_free(rules);
 }
 
 Test(watch, observe_keeps_links_and_fifos_to_quarantine_them_at_once_and_forgets_folders)
