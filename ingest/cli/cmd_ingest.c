@@ -25,10 +25,13 @@ static const char usage[] =
 	"                           of records is rejected (default 0.01; 1 = never)\n"
 	"      --threads N          worker threads (default 1)\n"
 	"      --block-size BYTES   uncompressed Avro block size (default 1048576)\n"
+	"      --reject-raw full|none|truncate:BYTES\n"
+	"                           what reject lines keep of the line (default full)\n"
 	"  -q, --quiet              no progress line, no summary, no reject samples\n"
 	"  -h, --help\n"
 	"\n"
 	"OUTPUT.rejects.jsonl and OUTPUT.stats.json drop a trailing '.avro' from OUTPUT.\n"
+	"Outputs are never more readable than the input files (nor than the umask allows).\n"
 	"Exit codes: 0 ok, 2 usage, 3 reject rate exceeded, 4 rule file invalid,\n"
 	"5 input or output error (unreadable, corrupt or truncated input, disk full).\n";
 
@@ -96,6 +99,7 @@ int cmd_ingest(int argc, char **argv)
 		{ "max-reject-rate", required_argument, NULL, 'm' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "block-size", required_argument, NULL, 'b' },
+		{ "reject-raw", required_argument, NULL, 'w' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -132,6 +136,10 @@ int cmd_ingest(int argc, char **argv)
 			if (cli_parse_double(optarg, &opt.max_reject_rate) < 0 || opt.max_reject_rate > 1)
 				return cli_usage_error(cmd, "--max-reject-rate must be a number from 0 to 1, not '%s'",
 						       optarg);
+			break;
+		case 'w':
+			if (bn_reject_raw_parse(&opt.reject_raw, &opt.reject_raw_bytes, optarg, &err) < 0)
+				return cli_usage_error(cmd, "--reject-raw %s", err.message);
 			break;
 		case 't':
 			if (cli_parse_uint(optarg, 256, &u) < 0 || u == 0)

@@ -1,11 +1,14 @@
 /* ingest.c - the batch step: sources -> normalizer -> Avro blocks, rejects and stats, published atomically. */
 #include "bidnorm/bidnorm.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "normalize/record.h"
 #include "sink/output.h"
@@ -90,6 +93,8 @@ typedef struct run {
 	bn_rejects rejects;
 	size_t batch_bytes;
 	bn_run_stats stats;
+	bn_outmode mode;         /* what the inputs allow the outputs to be readable by */
+	char reject_raw[32];     /* the reject raw policy as text, for the stats file */
 	double started, last_progress;
 	char error_text[1024];
 } run;
@@ -139,6 +144,7 @@ static void process_batch(worker *w, batch *b)
 			if (why.reason <= BN_REJECT_NONE || why.reason >= BN_REJECT_REASON_COUNT)
 				why.reason = BN_REJECT_INVALID_VALUE;
 			bn_error_locate(&why, source, m->number, why.column);
+			bn_rejects_redact(&why, r->opt->reject_raw);
 			if (b->nrejects == b->cap_rejects) {
 				size_t cap = b->cap_rejects ? b->cap_rejects * 2 : 16;
 				bn_error *p = realloc(b->rejects, cap * sizeof(*p));
@@ -150,7 +156,8 @@ static void process_batch(worker *w, batch *b)
 				b->cap_rejects = cap;
 			}
 			b->rejects[b->nrejects++] = why;
-			rc = bn_rejects_format(&b->reject_lines, source, &line, &why);
+			rc = bn_rejects_format(&b->reject_lines, source, &line, &why, r->opt->reject_raw,
+					       r->opt->reject_raw_bytes);
 			if (rc < 0)
 				bn_error_set(&why, BN_ENOMEM, "out of memory");
 		}
@@ -237,9 +244,11 @@ static int open_outputs(run *r, bn_error *err)
 	rc = bn_outfile_open(&r->avro, opt->output, err);
 	if (rc < 0)
 		goto cleanup;
+	r->avro.limit = &r->mode;
 	rc = bn_rejects_open(&r->rejects, opt->rejects_path, err);
 	if (rc < 0)
 		goto cleanup;
+	r->rejects.out.limit = &r->mode;
 	rc = bn_avro_writer_new(&r->writer, r->avro.fd, opt->output, bn_rules_schema_json(opt->rules), opt->codec,
 				meta, sizeof(meta) / sizeof(meta[0]), err);
 cleanup:
@@ -398,6 +407,30 @@ static int add_line(batch *b, const bn_line *line)
 	return BN_OK;
 }
 
+/*
+ * Open input i: the caller's descriptor, or the file (opened here, so the
+ * mode that limits the outputs is the one of the file that is read). *own_fd
+ * is the descriptor to close after the source, or -1.
+ */
+static int open_input(run *r, bn_source **src, const bn_source_options *so, size_t i, const char *path,
+		      int *own_fd, bn_error *err)
+{
+	struct stat st;
+	int fd = r->opt->input_fds ? r->opt->input_fds[i] : -1;
+
+	*own_fd = -1;
+	if (fd < 0 && strcmp(path, "-") != 0) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		*own_fd = fd;
+	}
+	/* Standard input (its mode restricts nothing), or a file that cannot be opened: the source says why. */
+	if (fd < 0)
+		return bn_source_open_file(src, path, so, err);
+	if (fstat(fd, &st) == 0)
+		bn_outmode_add(&r->mode, &st);
+	return bn_source_open_fd(src, fd, r->stats.inputs[i].name, so, err);
+}
+
 /* Read one input to its end in batches; every line is written or rejected. */
 static int ingest_input(run *r, const char *path, size_t input, bn_error *err)
 {
@@ -405,12 +438,15 @@ static int ingest_input(run *r, const char *path, size_t input, bn_error *err)
 	bn_source *src = NULL;
 	bn_source_options so = { .max_line_bytes = bn_rules_max_line_bytes(r->opt->rules) };
 	bn_line line;
-	int rc, more = 1;
+	int rc, more = 1, own_fd;
 
 	in->name = strcmp(path, "-") == 0 ? "<stdin>" : path;
-	rc = bn_source_open_file(&src, path, &so, err);
-	if (rc < 0)
+	rc = open_input(r, &src, &so, input, path, &own_fd, err);
+	if (rc < 0) {
+		if (own_fd >= 0)
+			close(own_fd);
 		return rc;
+	}
 	while (more) {
 		batch *b = &r->ring[r->fill_seq % r->nring];
 		if (r->opt->cancel && r->opt->cancel(r->opt->cancel_ctx)) {
@@ -453,6 +489,8 @@ done:
 	if (rc < 0 && err && !err->source[0])
 		bn_error_locate(err, in->name, err->line, err->column);
 	bn_source_free(src);
+	if (own_fd >= 0)
+		close(own_fd);
 	return rc < 0 ? rc : BN_OK;
 }
 
@@ -502,6 +540,8 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 		return bn_error_set(err, BN_EUSAGE, "rules and output are required");
 	if (opt->threads > 256)
 		return bn_error_set(err, BN_EUSAGE, "threads must be between 1 and 256");
+	if (opt->reject_raw < BN_REJECT_RAW_FULL || opt->reject_raw > BN_REJECT_RAW_NONE)
+		return bn_error_set(err, BN_EUSAGE, "reject_raw must be a bn_reject_raw");
 	r.opt = opt;
 	r.started = r.last_progress = now_seconds();
 	/* JSON is about twice the size of its Avro encoding: this gives blocks of about block_bytes. */
@@ -513,6 +553,10 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	r.stats.rejects = opt->rejects_name ? opt->rejects_name : opt->rejects_path;
 	r.stats.codec = opt->codec;
 	r.stats.max_reject_rate = opt->max_reject_rate;
+	bn_outmode_init(&r.mode);
+	r.stats.limit = &r.mode;
+	bn_reject_raw_format(r.reject_raw, sizeof(r.reject_raw), opt->reject_raw, opt->reject_raw_bytes);
+	r.stats.reject_raw = r.reject_raw;
 	r.stats.inputs = calloc(ninputs, sizeof(*r.stats.inputs));
 	if (!r.stats.inputs)
 		return bn_error_set(err, BN_ENOMEM, "out of memory");

@@ -156,6 +156,7 @@ int bn_stats_write(const char *path, const bn_run_stats *run, bn_normalizer *con
 	bad |= bn_jsonw_key(&b, "rules_sha256", &first) | bn_jsonw_cstr(&b, bn_rules_sha256(rules));
 	bad |= bn_jsonw_key(&b, "output", &first) | bn_jsonw_cstr(&b, run->output);
 	bad |= bn_jsonw_key(&b, "rejects", &first) | bn_jsonw_cstr(&b, run->rejects);
+	bad |= bn_jsonw_key(&b, "reject_raw", &first) | bn_jsonw_cstr(&b, run->reject_raw ? run->reject_raw : "full");
 	bad |= bn_jsonw_key(&b, "codec", &first) | bn_jsonw_cstr(&b, bn_codec_name(run->codec));
 	bad |= bn_jsonw_key(&b, "elapsed_seconds", &first) | bn_jsonw_double(&b, run->elapsed);
 	bad |= put_u64(&b, "records_read", run->read, &first);
@@ -196,6 +197,7 @@ int bn_stats_write(const char *path, const bn_run_stats *run, bn_normalizer *con
 		return bn_error_set(err, BN_ENOMEM, "out of memory writing stats");
 	}
 	rc = bn_outfile_open(&out, path, err);
+	out.limit = run->limit;
 	if (rc == BN_OK)
 		rc = bn_outfile_write(&out, b.data, b.size, err);
 	if (rc == BN_OK)

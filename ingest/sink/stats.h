@@ -8,6 +8,7 @@
 #include "bidnorm/error.h"
 #include "bidnorm/source.h"
 #include "normalize/record.h"
+#include "sink/output.h"
 
 typedef struct bn_input_stats {
 	const char *name;
@@ -22,6 +23,8 @@ typedef struct bn_run_stats {
 	const bn_rules *rules;
 	const char *output;
 	const char *rejects;
+	const char *reject_raw;  /* what reject lines keep of the line ("full", "truncate:N", "none") */
+	const bn_outmode *limit; /* the inputs' modes, which the stats file's may not exceed; NULL = none */
 	bn_codec codec;
 	bn_input_stats *inputs;
 	size_t ninputs;

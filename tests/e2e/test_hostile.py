@@ -427,6 +427,75 @@ fields:
         self.assert_no_temp_files()
 
 
+    # --- who may read the outputs ---------------------------------------------
+
+    def modes(self, stem="out"):
+        return [os.stat(self.path(stem + ext)).st_mode & 0o777 for ext in (".avro", ".rejects.jsonl", ".stats.json")]
+
+    def test_outputs_are_no_more_readable_than_the_inputs(self):
+        # Regression: rejects carry raw lines, yet a 0600 input gave 0644 outputs.
+        data = line(rec("e1")) + b"\n{bad\n"
+        cases = [((0o600,), 0o022, 0o600), ((0o640,), 0o022, 0o640), ((0o644,), 0o022, 0o644),
+                 ((0o644, 0o600), 0o022, 0o600), ((0o644, 0o604), 0o022, 0o604), ((0o644,), 0o077, 0o600)]
+        for modes, umask, want in cases:
+            with self.subTest(modes=modes, umask=umask):
+                inputs = []
+                for i, m in enumerate(modes):
+                    inputs.append(self.write("in%d.jsonl" % i, data))
+                    os.chmod(inputs[-1], m)
+                self.ingest(*inputs, extra=("--max-reject-rate", "1"), preexec_fn=lambda u=umask: os.umask(u))
+                self.assertEqual(self.modes(), [want] * 3)
+
+    def test_group_bits_of_an_input_count_only_for_the_same_group(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to give the input another group")
+        inp = self.write("a.jsonl", line(rec("e1")) + b"\n")
+        os.chmod(inp, 0o640)
+        os.chown(inp, 0, 65534)
+        self.ingest(inp, preexec_fn=lambda: os.umask(0o022))
+        self.assertEqual(self.modes(), [0o600] * 3)
+
+    def test_stdin_outputs_follow_the_umask_only(self):
+        r = run_bidnorm(["ingest", "-q", "-o", self.path("out.avro")], self.dir, feed=[line(rec("e1")) + b"\n"],
+                        preexec_fn=lambda: os.umask(0o027))
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertEqual(self.modes(), [0o640] * 3)
+
+    def test_reject_raw_none_and_truncate(self):
+        bad = line(rec("e2", ts="yesterday 10.1.2.3"))
+        inp = self.write("a.jsonl", line(rec("e1")) + b"\n" + bad + b"\n{\"x\":\n")
+        r = run_bidnorm(["ingest", "-o", self.path("out.avro"), "--reject-raw", "none", "--max-reject-rate", "1",
+                         inp], self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertIn("bidnorm ingest: rejected: %s:2: field 'ts': not an ISO-8601 time or epoch number: \"...\" "
+                      "(invalid_value)\n" % inp, r.stderr.decode())
+        self.assertNotIn("10.1.2.3", r.stderr.decode())
+        _, rejects, stats = self.outputs()
+        self.assertEqual([(x["line"], x["raw"], x["raw_size"], "raw_truncated" in x) for x in rejects],
+                         [(2, None, len(bad), False), (3, None, 5, False)])
+        self.assertEqual(rejects[0]["message"], 'not an ISO-8601 time or epoch number: "..."')
+        self.assertEqual(rejects[1]["message"], "invalid JSON: unexpected end of input")
+        self.assertEqual(stats["reject_raw"], "none")
+        with open(self.path("out.rejects.jsonl"), "rb") as f:
+            self.assertNotIn(b"10.1.2.3", f.read())
+
+        self.ingest(inp, extra=("--reject-raw", "truncate:10", "--max-reject-rate", "1"))
+        _, rejects, stats = self.outputs()
+        self.assertEqual([(x["raw"], x.get("raw_truncated"), x.get("raw_size")) for x in rejects],
+                         [(bad[:10].decode(), True, len(bad)), ('{"x":', None, None)])
+        self.assertEqual(stats["reject_raw"], "truncate:10")
+        self.ingest(inp, extra=("--reject-raw", "full", "--max-reject-rate", "1"))
+        _, rejects, stats = self.outputs()
+        self.assertEqual(rejects[0]["raw"], bad.decode())
+        self.assertEqual(stats["reject_raw"], "full")
+
+    def test_reject_raw_usage_error(self):
+        r = self.ingest(self.write("a.jsonl", b""), extra=("--reject-raw", "truncate:x"), expect=2)
+        self.assertEqual(r.stderr.decode().splitlines()[0],
+                         "bidnorm ingest: --reject-raw must be full, none or truncate:BYTES (0 to 1048576), "
+                         "not 'truncate:x'")
+
+
 class Bounds(unittest.TestCase):
     """Memory is bounded by configuration (line limit, block size), not by the size of the input."""
 
