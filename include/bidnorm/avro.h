@@ -42,6 +42,14 @@ typedef enum bn_codec {
  */
 int bn_codec_parse(bn_codec *out, const char *name, bn_error *err);
 
+/*
+ * Whether level suits codec, as bn_avro_compressor_new checks it: 0 = the
+ * codec's default; deflate 1..9, zstandard its own range, null and snappy
+ * only 0. Returns BN_OK, or BN_EUSAGE with "deflate level 10 is out of range
+ * (1 to 9)" / "codec 'snappy' has no compression level" in err.
+ */
+int bn_codec_check_level(bn_codec codec, int level, bn_error *err);
+
 /* The name written into avro.codec. Never NULL. */
 const char *bn_codec_name(bn_codec codec);
 

@@ -88,13 +88,14 @@ typedef enum bn_number_type {
  * and pass the checks of `bidnorm vocab lint` (bn_vocab_lint): no empty
  * line, no duplicate, every token a fixed point of F's normalizer chain.
  * Returns BN_OK; BN_EIO (vocab_dir or a file unreadable; err->source names
- * it); BN_EUSAGE with err->source the file and, for a bad token, err->line
+ * it); BN_ECORRUPT (the vocabulary is not valid for these rules) with
+ * err->source the file and, for a bad token, err->line
  * its line: "no field 'x' in the rules", "field 'bid_floor' is double:
  * vocabularies are for string and array<string> fields", `token "Com.Foo"
  * is not normalized (normalizes to "com.foo")`, `token "x" duplicates
  * line 3`, "empty line: tokens cannot be empty"; BN_ENOMEM. A directory
  * without vocabulary files is valid (no categorical features). *out is set
- * only on success; free with bn_model_free.
+ * only on success; BN_EUSAGE for a NULL argument. Free with bn_model_free.
  */
 int bn_model_load(bn_model **out, const bn_rules *rules, const char *vocab_dir, bn_error *err);
 

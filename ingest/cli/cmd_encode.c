@@ -69,6 +69,8 @@ int cmd_encode(int argc, char **argv)
 			return BN_EXIT_USAGE;
 		}
 	}
+	if (cli_avro_check(cmd, opt.codec, opt.codec_level) != BN_EXIT_OK)
+		return BN_EXIT_USAGE;
 	if (!vocab)
 		return cli_usage_error(cmd, "--vocab DIR is required");
 	if (!opt.output)

@@ -143,6 +143,8 @@ int cmd_ingest(int argc, char **argv)
 			return BN_EXIT_USAGE;
 		}
 	}
+	if (cli_avro_check(cmd, opt.codec, opt.codec_level) != BN_EXIT_OK)
+		return BN_EXIT_USAGE;
 	if (!output) {
 		/* Binary Avro on a terminal helps nobody; in a pipe it is what the user asked for. */
 		if (isatty(STDOUT_FILENO))

@@ -334,9 +334,6 @@ int cmd_watch(int argc, char **argv)
 		} else {
 			cli_print_error(cmd, &err);
 			exit_code = cli_exit_code(rc);
-			/* An unreadable rule file is a rule-file problem, as for the other commands. */
-			if (rc == BN_EIO && opt.rules_path && strcmp(err.source, opt.rules_path) == 0)
-				exit_code = BN_EXIT_RULES;
 		}
 		goto cleanup;
 	}

@@ -495,6 +495,10 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 		return bn_error_set(err, BN_EUSAGE, "rules and output are required");
 	if (opt->threads > 256)
 		return bn_error_set(err, BN_EUSAGE, "threads must be between 1 and 256");
+	/* Every option is checked before anything is read or written: a usage error leaves no file behind. */
+	rc = bn_codec_check_level(opt->codec, opt->codec_level, err);
+	if (rc < 0)
+		return rc;
 	r.opt = opt;
 	r.started = r.last_progress = now_seconds();
 	/* JSON is about twice the size of its Avro encoding: this gives blocks of about block_bytes. */

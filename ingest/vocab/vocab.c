@@ -631,6 +631,18 @@ static int write_manifest(bn_buf *b, const bn_vocab_counter *c, const selection 
 	return bad ? BN_ENOMEM : BN_OK;
 }
 
+/* A vocabulary of zero rows is empty by mistake (a filter no row matches, empty inputs): never published. */
+static int check_rows(const bn_vocab_counter *c, bn_error *err)
+{
+	if (c->rows_matched)
+		return BN_OK;
+	if (c->nwhere)
+		return bn_error_set(err, BN_EREJECTRATE,
+				    "no row matched the --where filters (%llu rows scanned): a vocabulary built from zero rows "
+				    "is not published", (unsigned long long)c->rows_scanned);
+	return bn_error_set(err, BN_EREJECTRATE, "the inputs hold no rows: a vocabulary built from zero rows is not published");
+}
+
 int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *dir,
 		   const bn_vocab_write_options *opt_in, bn_vocab_lint_fn on_bad, void *ctx, bn_error *err)
 {
@@ -654,6 +666,9 @@ int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *
 		opt.min_count = 1;
 	if (c->nfields == 0)
 		return bn_error_set(err, BN_EUSAGE, "no field given");
+	rc = check_rows(c, err);
+	if (rc < 0)
+		return rc;
 	if (!opt.force && lstat(dir, &st) == 0) {
 		bn_error_locate(err, dir, 0, 0);
 		return bn_error_set(err, BN_EUSAGE, "exists (use --force to replace it)");
@@ -709,6 +724,12 @@ int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *
 		goto cleanup;
 	}
 	sprintf(tmp, "%.*s.tmp-XXXXXX", (int)dn, dir);
+	/* A missing parent folder is created, as `mkdir -p` would. */
+	rc = bn_fs_mkdirs_parent(tmp, err);
+	if (rc < 0) {
+		bn_error_locate(err, dir, 0, 0);
+		goto cleanup;
+	}
 	if (!mkdtemp(tmp)) {
 		bn_error_locate(err, dir, 0, 0);
 		rc = bn_error_set(err, BN_EIO, "cannot create a temporary directory beside it: %s", strerror(errno));
@@ -1270,6 +1291,9 @@ int bn_vocab_regen(bn_vocab_regen_result *out, bn_vocab_counter *c, const bn_voc
 	memset(out, 0, sizeof(*out));
 	if (!opt->root || !opt->task || !opt->task[0] || strchr(opt->task, '/') || opt->task[0] == '.')
 		return bn_error_set(err, BN_EUSAGE, "--task must be a non-empty name without '/' that does not start with '.'");
+	rc = check_rows(c, err);
+	if (rc < 0)
+		return rc;
 	rc = mkdir_p1(opt->root, err);
 	if (rc < 0)
 		return rc;
