@@ -89,7 +89,9 @@ typedef struct bn_avro_writer bn_avro_writer;
 /*
  * Start a container on fd (not closed by the writer): writes the header with
  * avro.schema = schema_json, avro.codec and the user metadata. name is used
- * in messages. The sync marker is random. The header is written to fd
+ * in messages. The sync marker is the first 16 bytes of the SHA-256 of
+ * the header before it, so the same schema, codec, metadata and blocks give
+ * byte-identical files. The header is written to fd
  * before returning, so an unwritable output fails here. schema_json is not
  * parsed, only checked to be non-empty. Returns BN_OK, BN_EUSAGE (empty
  * schema; "avro."-prefixed, duplicate or NULL metadata key or value),

@@ -84,6 +84,34 @@ static char *derived_path(const char *output, const char *suffix)
 	return p;
 }
 
+/*
+ * The FAILED line says what was published and what was not: records are
+ * counted only once their block was handled, and only files that exist are
+ * named.
+ */
+static void print_failed(const char *output, const char *rejects, const char *stats, const bn_ingest_summary *sum)
+{
+	const char *sep = "; written: ";
+	fputs("bidnorm ingest: FAILED: ", stderr);
+	if (sum->records_read)
+		fprintf(stderr, "%llu records read (%llu valid, %llu rejected), %.1f MB in %.2f s; ",
+			(unsigned long long)sum->records_read, (unsigned long long)sum->records_written,
+			(unsigned long long)sum->records_rejected, (double)sum->bytes_decoded / 1e6, sum->elapsed_seconds);
+	if (strcmp(output, "-") == 0)
+		fputs(sum->bytes_written ? "the Avro already on standard output must not be used" : "no Avro written", stderr);
+	else
+		fprintf(stderr, "no output published (%s)", output);
+	if (sum->rejects_published) {
+		fprintf(stderr, "%s%s", sep, rejects);
+		sep = ", ";
+	}
+	if (sum->stats_published)
+		fprintf(stderr, "%s%s", sep, stats);
+	else if (sep[0] == ';')
+		fputs("; nothing else written", stderr);
+	fputc('\n', stderr);
+}
+
 int cmd_ingest(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -190,14 +218,13 @@ int cmd_ingest(int argc, char **argv)
 		cli_print_error(cmd, &err);
 		exit_code = cli_exit_code(rc);
 	}
-	if (!rep.quiet || rc < 0) {
-		fprintf(stderr,
-			"bidnorm ingest: %s: %llu records read, %llu written, %llu rejected; %.1f MB in %.2f s%s%s%s%s\n",
-			rc < 0 ? "FAILED" : "done", (unsigned long long)sum.records_read,
-			(unsigned long long)sum.records_written, (unsigned long long)sum.records_rejected,
-			(double)sum.bytes_decoded / 1e6, sum.elapsed_seconds,
-			rc < 0 ? "" : " -> ", rc < 0 ? "" : output, rejects ? "; rejects: " : "", rejects ? rejects : "");
-	}
+	if (rc < 0)
+		print_failed(output, rejects, stats, &sum);
+	else if (!rep.quiet)
+		fprintf(stderr, "bidnorm ingest: done: %llu records read, %llu written, %llu rejected; %.1f MB in %.2f s -> %s%s%s\n",
+			(unsigned long long)sum.records_read, (unsigned long long)sum.records_written,
+			(unsigned long long)sum.records_rejected, (double)sum.bytes_decoded / 1e6, sum.elapsed_seconds, output,
+			rejects ? "; rejects: " : "", rejects ? rejects : "");
 cleanup:
 	bn_rules_free(rules);
 	free(rejects_owned);

@@ -634,7 +634,10 @@ static int write_manifest(bn_buf *b, const bn_vocab_counter *c, const selection 
 /* A vocabulary of zero rows is empty by mistake (a filter no row matches, empty inputs): never published. */
 static int check_rows(const bn_vocab_counter *c, bn_error *err)
 {
-	if (c->rows_matched)
+	for (size_t i = 0; i < c->nfields; i++)
+		if (c->tables[i].occurrences)
+			return BN_OK; /* tokens added without rows (bn_vocab_counter_add_token) */
+	if (c->rows_matched || c->mem.runs)
 		return BN_OK;
 	if (c->nwhere)
 		return bn_error_set(err, BN_EREJECTRATE,

@@ -167,7 +167,8 @@ class Serve(unittest.TestCase):
             f.write("Com.Foo\n")
         with open(os.path.join(bad, "app_bundle.txt")) as f:
             n = len(f.read().splitlines())
-        p = self.bidnorm("encode", "--vocab", "badvocab", "-o", out, self.clean, expect=2)
+        # A vocabulary that does not fit the rules is bad input: exit 5, as in the exit-code table.
+        p = self.bidnorm("encode", "--vocab", "badvocab", "-o", out, self.clean, expect=5)
         self.assertEqual(p.stderr.decode(), "bidnorm encode: badvocab/app_bundle.txt:%d: token \"Com.Foo\" is not "
                          "normalized (normalizes to \"com.foo\")\n" % n)
         # input written with other rules
