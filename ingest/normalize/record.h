@@ -45,6 +45,7 @@ typedef struct bn_field_stats {
 	uint64_t nulls;          /* written as null (optional scalars) */
 	uint64_t coerced;        /* converted from another JSON type (e.g. "0.35" -> 0.35) */
 	uint64_t failures;       /* value could not be coerced (-> null, default, dropped or reject) */
+	uint64_t out_of_range;   /* of those, values outside the field's range */
 	uint64_t defaulted;      /* the default value (or ratio invalid value) was used */
 	uint64_t items_in;       /* array/map: elements seen */
 	uint64_t items_dropped;  /* array/map: elements dropped (null, invalid, duplicate) */

@@ -277,6 +277,19 @@ static int read_timestamp(bn_normalizer *n, const char *line, const bn_json_toke
 	return GOT_VALUE;
 }
 
+/* A value outside the field's 'range': invalid, like one that cannot be converted, and counted apart. */
+static int out_of_range(const bn_field *fd, const bn_val *v, bn_field_stats *st, bn_error *err)
+{
+	st->out_of_range++;
+	if (fd->type == BN_T_DOUBLE)
+		bn_error_set(err, BN_EREJECT, "%.17g is outside the range [%.17g, %.17g]", v->d, fd->range_min_d,
+			     fd->range_max_d);
+	else
+		bn_error_set(err, BN_EREJECT, "%lld is outside the range [%lld, %lld]", (long long)v->i,
+			     (long long)fd->range_min_i, (long long)fd->range_max_i);
+	return GOT_INVALID;
+}
+
 /* One scalar (or one array element / map value) of field fd from token t (NULL = absent). */
 static int read_scalar(bn_normalizer *n, const bn_field *fd, const char *line, const bn_json_token *t,
 		       bn_val *v, bn_field_stats *st, bn_error *err)
@@ -289,8 +302,12 @@ static int read_scalar(bn_normalizer *n, const bn_field *fd, const char *line, c
 		return read_string(n, fd, line, t, v, st, err);
 	case BN_T_TIMESTAMP_MS:
 		return read_timestamp(n, line, t, v, st, err);
-	default:
-		return read_integer(n, fd, line, t, v, st, err);
+	default: {
+		int got = read_integer(n, fd, line, t, v, st, err);
+		if (got == GOT_VALUE && !bn_field_in_range(fd, v->i, v->d))
+			return out_of_range(fd, v, st, err);
+		return got;
+	}
 	}
 }
 
