@@ -314,10 +314,18 @@ void bn_parity_counts(const bn_parity *p, size_t f, uint64_t *compared, uint64_t
  * the first examples of each mismatching feature (raw value, served value,
  * expected value, and the normalization trace of the expected one), records
  * the rules reject, and logged names that are not features. Human-readable,
- * or one JSON object when json != 0. *failed = 1 when a feature's mismatch
- * rate, or the share of rejected records, exceeds max_mismatch_rate.
+ * or one JSON object when json != 0. *failed is 0 when the check passes,
+ * else the BN_PARITY_FAILED_* bits of what exceeded max_mismatch_rate: a
+ * feature's mismatch rate, the share of records whose raw object the rules
+ * reject, the share of malformed lines.
  * *out_text is the caller's to free(). Returns BN_OK or BN_ENOMEM.
  */
+enum {
+	BN_PARITY_FAILED_MISMATCH = 1,
+	BN_PARITY_FAILED_REJECTED = 2,
+	BN_PARITY_FAILED_MALFORMED = 4
+};
+
 int bn_parity_report(char **out_text, int *failed, const bn_parity *p, double max_mismatch_rate, int json,
 		     bn_error *err);
 

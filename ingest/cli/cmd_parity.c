@@ -118,7 +118,21 @@ int cmd_parity(int argc, char **argv)
 	}
 	fputs(report, stdout);
 	if (failed) {
-		fprintf(stderr, "bidnorm parity: mismatch rate above --max-mismatch-rate (%g)\n", max_rate);
+		/* Name what failed: a log of records the rules reject has no mismatches to blame. */
+		const char *sep = "";
+		fprintf(stderr, "bidnorm parity: FAILED: above --max-mismatch-rate (%g): ", max_rate);
+		if (failed & BN_PARITY_FAILED_MISMATCH) {
+			fputs("feature mismatches", stderr);
+			sep = ", ";
+		}
+		if (failed & BN_PARITY_FAILED_REJECTED) {
+			fprintf(stderr, "%srecords whose raw object the rules reject (%llu of %llu)", sep,
+				(unsigned long long)bn_parity_rejected(par), (unsigned long long)bn_parity_records(par));
+			sep = ", ";
+		}
+		if (failed & BN_PARITY_FAILED_MALFORMED)
+			fprintf(stderr, "%smalformed log lines (%llu)", sep, (unsigned long long)bn_parity_malformed(par));
+		fputc('\n', stderr);
 		exit_code = BN_EXIT_REJECTS;
 	}
 cleanup:

@@ -97,6 +97,7 @@ struct bn_normalizer {
 	uint64_t *cache_hits;    /* per field: cache hits */
 	pcre2_match_data *match; /* for serving_invalid key patterns */
 	pcre2_match_context *match_ctx;
+	bn_buf out_json;         /* bn_normalize_json_value result */
 	char *value_out;         /* bn_normalize_value result copy */
 	size_t value_out_cap;
 };

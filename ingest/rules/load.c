@@ -1514,3 +1514,8 @@ const char *bn_rules_field_name(const bn_rules *rules, size_t i)
 {
 	return rules && i < rules->nfields ? rules->fields[i].name : NULL;
 }
+
+int bn_rules_field_is_string(const bn_rules *rules, size_t i)
+{
+	return rules && i < rules->nfields && rules->fields[i].type == BN_T_STRING && !rules->fields[i].is_ratio;
+}

@@ -223,6 +223,42 @@ class FirstHour(unittest.TestCase):
         self.assertEqual(fields["xs"]["out_of_range"], 2)
         self.assertEqual(fields["xs"]["elements_dropped"], 2)
 
+    # ---- normalize: any field, parity: says what failed ----
+
+    def test_normalize_reads_numbers_times_and_labels_like_ingest(self):
+        # Regression: normalize refused every field that is not a string.
+        p = self.run_bidnorm("normalize", "--field", "ts", "1763640000", "2025-11-20T12:00:00Z",
+                             "2025-11-20T13:00:00+01:00", '"1763640000000"', "null")
+        self.assertEqual(p.stdout.decode(), "1763640000000\n" * 4 + "null\n")
+        p = self.run_bidnorm("normalize", "--field", "bid_floor", "0.35", '"0.35"', "abc", expect=1)
+        self.assertEqual(p.stdout.decode(), "0.35\n0.35\n")
+        self.assertEqual(p.stderr.decode(), "bidnorm normalize: field 'bid_floor': not a number: \"abc\"\n")
+        p = self.run_bidnorm("normalize", "--field", "install", "1", "true", '"false"', "2", expect=1)
+        self.assertEqual(p.stdout.decode(), "1\n1\n0\n")
+        self.assertEqual(p.stderr.decode(), "bidnorm normalize: field 'install': 2 is outside the range [0, 1]\n")
+        p = self.run_bidnorm("normalize", "--field", "ts", "--trace", "yesterday", expect=1)
+        self.assertEqual(p.stderr.decode(),
+                         "bidnorm normalize: field 'ts': not an ISO-8601 time or epoch number: \"yesterday\"\n")
+        p = self.run_bidnorm("normalize", "--field", "device_ctr", "1", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm normalize: field 'device_ctr': a ratio field is computed from "
+                         "two source values, not one\n")
+        # string fields are unchanged: the raw text through the chain
+        self.assertEqual(self.run_bidnorm("normalize", "--field", "os", "iOS").stdout.decode(), "ios\n")
+
+    def test_parity_names_rejected_records_not_mismatches(self):
+        # Regression: a log whose raw records the rules reject failed with "mismatch rate above ...".
+        self.run_bidnorm("vocab", "build", "-q", "-o", "v", "--field", "country", self.clean)
+        with open(self.path("log.jsonl"), "w") as f:
+            f.write('{"raw": {"event_id": "a"}, "encoded": {}}\n')
+        p = self.run_bidnorm("parity", "--vocab", "v", "log.jsonl", expect=3)
+        self.assertEqual(p.stderr.decode(), "bidnorm parity: FAILED: above --max-mismatch-rate (0): records whose "
+                         "raw object the rules reject (1 of 1)\n")
+        with open(self.path("log.jsonl"), "a") as f:
+            f.write('{"raw": {}\n')
+        p = self.run_bidnorm("parity", "--vocab", "v", "log.jsonl", expect=3)
+        self.assertEqual(p.stderr.decode(), "bidnorm parity: FAILED: above --max-mismatch-rate (0): records whose "
+                         "raw object the rules reject (1 of 1), malformed log lines (1)\n")
+
     # ---- exit codes ----
 
     def test_unreadable_rule_file_is_an_input_error(self):

@@ -301,7 +301,7 @@ class Serve(unittest.TestCase):
         self.assertTrue(any(t.startswith("first_match ") for t in ex["trace"]), ex["trace"])
         p = self.bidnorm("parity", "--vocab", self.vocab, log, expect=3)
         self.assertIn("app_bundle: %d of %d mismatched; first examples:\n" % (edited, n), p.stdout.decode())
-        self.assertEqual(p.stderr.decode(), "bidnorm parity: mismatch rate above --max-mismatch-rate (0)\n")
+        self.assertEqual(p.stderr.decode(), "bidnorm parity: FAILED: above --max-mismatch-rate (0): feature mismatches\n")
 
     def test_parity_errors(self):
         p = self.bidnorm("parity", "x.jsonl", expect=2)
