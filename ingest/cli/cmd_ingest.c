@@ -17,8 +17,10 @@ static const char usage[] =
 	"  -o, --output FILE        Avro output ('-' = stdout); written to a temporary\n"
 	"                           name and renamed only on success\n"
 	"      --rules FILE         rule file (default: the embedded rules/bidlog.yaml)\n"
-	"      --rejects FILE       reject file, JSON Lines (default: OUTPUT.rejects.jsonl)\n"
-	"      --stats FILE         stats file, JSON (default: OUTPUT.stats.json)\n"
+	"      --rejects FILE       reject file, JSON Lines (default: OUTPUT.rejects.jsonl; with\n"
+	"                           -o -, none unless given: every reject goes to stderr)\n"
+	"      --stats FILE         stats file, JSON (default: OUTPUT.stats.json; with -o -,\n"
+	"                           none unless given)\n"
 	"      --codec NAME         zstandard (default), deflate, snappy or null\n"
 	"      --level N            codec level (default: zstandard 3, deflate 6)\n"
 	"      --max-reject-rate R  fail, publishing no output, when more than this share\n"
@@ -29,8 +31,11 @@ static const char usage[] =
 	"  -h, --help\n"
 	"\n"
 	"OUTPUT.rejects.jsonl and OUTPUT.stats.json drop a trailing '.avro' from OUTPUT.\n"
+	"The folders of the outputs are created when missing. Every option is checked\n"
+	"before any input is read: a usage error (exit 2) writes nothing.\n"
 	"Exit codes: 0 ok, 2 usage, 3 reject rate exceeded, 4 rule file invalid,\n"
-	"5 input or output error (unreadable, corrupt or truncated input, disk full).\n";
+	"5 input or output error (unreadable, corrupt or truncated input, unreadable rule\n"
+	"file, disk full).\n";
 
 /* How many rejects are echoed on stderr when they also go to a reject file. */
 #define REJECT_SAMPLES 5

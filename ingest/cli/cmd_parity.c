@@ -26,8 +26,10 @@ static const char usage[] =
 	"  --json                    one JSON object instead of the table (for CI)\n"
 	"  -h, --help\n"
 	"\n"
-	"Exit codes: 0 parity, 1 other failure, 2 usage (also: a bad vocabulary), 3 mismatch\n"
-	"rate exceeded, 4 rule file invalid, 5 unreadable log (missing, corrupt zstd).\n";
+	"Exit codes: 0 parity, 1 other failure, 2 usage, 3 a rate above --max-mismatch-rate\n"
+	"(feature mismatches, rejected raw records or malformed lines: stderr says which),\n"
+	"4 rule file invalid, 5 unreadable log (missing, corrupt zstd), unreadable rule file\n"
+	"or a vocabulary that does not fit the rules.\n";
 
 /* Check every line of one log. */
 static int check_log(bn_parity *p, const char *path, size_t max_line, bn_error *err)

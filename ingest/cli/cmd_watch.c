@@ -44,8 +44,8 @@ static const char usage[] =
 	"  -h, --help\n"
 	"\n"
 	"Signals: SIGTERM/SIGINT stop (exit 0), SIGHUP reloads the rules.\n"
-	"Exit codes: 0 ok, 2 usage, 4 rule file invalid, 5 inbox unreadable or (--once) files\n"
-	"left in the inbox after output errors.\n";
+	"Exit codes: 0 ok, 2 usage, 4 rule file invalid, 5 rule file or inbox unreadable, or (--once)\n"
+	"files left in the inbox after output errors.\n";
 
 /* The wake-up pipe of the running watcher, for the signal handlers (the only state they touch). */
 static volatile sig_atomic_t wake_fd = -1;
