@@ -233,6 +233,13 @@ int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *
 		   const bn_vocab_write_options *opt, bn_vocab_lint_fn on_bad, void *ctx, bn_error *err);
 
 /*
+ * The checks of bn_vocab_write that need no counts, for a caller to run
+ * before it reads any input: BN_OK, or BN_EUSAGE "DIR: exists (use --force
+ * to replace it)" (err->source = dir).
+ */
+int bn_vocab_write_check(const char *dir, const bn_vocab_write_options *opt, bn_error *err);
+
+/*
  * Check every token of every DIR/F.txt: not empty, no duplicate, no leading
  * or trailing white space, valid UTF-8 without control, format or line
  * separator characters or U+FFFD, no tab/CR, and a fixed point of field F's
@@ -298,6 +305,13 @@ typedef struct bn_vocab_regen_result {
  */
 int bn_vocab_regen(bn_vocab_regen_result *out, bn_vocab_counter *c, const bn_vocab_regen_options *opt,
 		   bn_vocab_lint_fn on_bad, void *ctx, bn_error *err);
+
+/*
+ * The checks of bn_vocab_regen that need no counts, to run before reading
+ * any input: BN_OK, or BN_EUSAGE "--task must be a non-empty name without
+ * '/' that does not start with '.'".
+ */
+int bn_vocab_regen_check(const bn_vocab_regen_options *opt, bn_error *err);
 
 /* Frees diff_text. Accepts NULL. */
 void bn_vocab_regen_result_free(bn_vocab_regen_result *r);

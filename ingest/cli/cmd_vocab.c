@@ -382,6 +382,38 @@ static int run(args *a, int argc, char **argv)
 	if (exit_code != BN_EXIT_OK)
 		return exit_code;
 
+	/* Every check that needs no counts runs before any input is read. */
+	bn_vocab_write_options wo;
+	bn_vocab_regen_options ro;
+	bn_vocab_write_options_init(&wo);
+	wo.min_count = a->min_count ? a->min_count : 1;
+	wo.top_k = a->top_k;
+	wo.task = a->task;
+	wo.rules = rules;
+	wo.force = a->force;
+	bn_vocab_regen_options_init(&ro);
+	ro.root = a->root;
+	ro.task = a->task;
+	ro.write = wo;
+	ro.write.task = NULL;
+	ro.write.force = 0;
+	if (!isnan(a->max_churn))
+		ro.max_churn = a->max_churn;
+	if (!isnan(a->max_cov))
+		ro.max_coverage_drop = a->max_cov;
+	if (a->keep)
+		ro.keep = (unsigned)a->keep;
+	ro.force = a->force;
+	rc = BN_OK;
+	if (a->subbit & (SUB_BUILD | SUB_MERGE))
+		rc = bn_vocab_write_check(a->output, &wo, &err);
+	else if (a->subbit == SUB_REGEN)
+		rc = bn_vocab_regen_check(&ro, &err);
+	if (rc < 0) {
+		exit_code = fail(cmd, &err, rc);
+		goto cleanup;
+	}
+
 	rc = bn_vocab_counter_new(&c, a->fields, a->nfields, a->where, a->nwhere, (size_t)a->max_memory, a->mixed, &err);
 	if (rc == BN_OK && (a->max_memory || a->spill_dir))
 		rc = bn_vocab_counter_spill_to(c, a->spill_dir, &err);
@@ -418,21 +450,7 @@ static int run(args *a, int argc, char **argv)
 	}
 
 	if (a->subbit == SUB_REGEN) {
-		bn_vocab_regen_options ro;
 		bn_vocab_regen_result res;
-		bn_vocab_regen_options_init(&ro);
-		ro.root = a->root;
-		ro.task = a->task;
-		ro.write.rules = rules;
-		ro.write.min_count = a->min_count ? a->min_count : 1;
-		ro.write.top_k = a->top_k;
-		if (!isnan(a->max_churn))
-			ro.max_churn = a->max_churn;
-		if (!isnan(a->max_cov))
-			ro.max_coverage_drop = a->max_cov;
-		if (a->keep)
-			ro.keep = (unsigned)a->keep;
-		ro.force = a->force;
 		rc = bn_vocab_regen(&res, c, &ro, print_bad_token, stderr, &err);
 		if (rc < 0) {
 			exit_code = fail(cmd, &err, rc);
@@ -461,14 +479,7 @@ static int run(args *a, int argc, char **argv)
 		goto cleanup;
 	}
 
-	bn_vocab_write_options wo;
 	bn_vocab_write_result wr;
-	bn_vocab_write_options_init(&wo);
-	wo.min_count = a->min_count ? a->min_count : 1;
-	wo.top_k = a->top_k;
-	wo.task = a->task;
-	wo.rules = rules;
-	wo.force = a->force;
 	rc = bn_vocab_write(&wr, c, a->output, &wo, print_bad_token, stderr, &err);
 	if (rc < 0) {
 		exit_code = fail(cmd, &err, rc);

@@ -631,6 +631,23 @@ static int write_manifest(bn_buf *b, const bn_vocab_counter *c, const selection 
 	return bad ? BN_ENOMEM : BN_OK;
 }
 
+int bn_vocab_write_check(const char *dir, const bn_vocab_write_options *opt, bn_error *err)
+{
+	struct stat st;
+	if (!(opt && opt->force) && lstat(dir, &st) == 0) {
+		bn_error_locate(err, dir, 0, 0);
+		return bn_error_set(err, BN_EUSAGE, "exists (use --force to replace it)");
+	}
+	return BN_OK;
+}
+
+int bn_vocab_regen_check(const bn_vocab_regen_options *opt, bn_error *err)
+{
+	if (!opt->root || !opt->task || !opt->task[0] || strchr(opt->task, '/') || opt->task[0] == '.')
+		return bn_error_set(err, BN_EUSAGE, "--task must be a non-empty name without '/' that does not start with '.'");
+	return BN_OK;
+}
+
 /* A vocabulary of zero rows is empty by mistake (a filter no row matches, empty inputs): never published. */
 static int check_rows(const bn_vocab_counter *c, bn_error *err)
 {
@@ -657,7 +674,6 @@ int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *
 	bn_buf txt = { 0 }, tsv = { 0 }, man = { 0 };
 	linter L;
 	int rc, linter_ready = 0, tmp_made = 0;
-	struct stat st;
 
 	bn_error_clear(err);
 	memset(out, 0, sizeof(*out));
@@ -672,10 +688,9 @@ int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *
 	rc = check_rows(c, err);
 	if (rc < 0)
 		return rc;
-	if (!opt.force && lstat(dir, &st) == 0) {
-		bn_error_locate(err, dir, 0, 0);
-		return bn_error_set(err, BN_EUSAGE, "exists (use --force to replace it)");
-	}
+	rc = bn_vocab_write_check(dir, &opt, err);
+	if (rc < 0)
+		return rc;
 	rc = BN_ENOMEM;
 	sel = calloc(c->nfields, sizeof(*sel));
 	sha = calloc(c->nfields, sizeof(*sha));
@@ -1292,8 +1307,9 @@ int bn_vocab_regen(bn_vocab_regen_result *out, bn_vocab_counter *c, const bn_voc
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (!opt->root || !opt->task || !opt->task[0] || strchr(opt->task, '/') || opt->task[0] == '.')
-		return bn_error_set(err, BN_EUSAGE, "--task must be a non-empty name without '/' that does not start with '.'");
+	rc = bn_vocab_regen_check(opt, err);
+	if (rc < 0)
+		return rc;
 	rc = check_rows(c, err);
 	if (rc < 0)
 		return rc;

@@ -64,6 +64,17 @@ class FirstHour(unittest.TestCase):
                          "Try 'bidnorm watch --help'.\n")
         self.assertEqual(os.listdir(self.dir), [])
 
+    def test_vocab_output_and_task_are_checked_before_any_input(self):
+        # Found only after every input was counted, before: a missing input now proves the order.
+        os.mkdir(self.path("v"))
+        p = self.run_bidnorm("vocab", "build", "-o", "v", "--field", "country", "missing.avro", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab build: v: exists (use --force to replace it)\n")
+        p = self.run_bidnorm("vocab", "regen", "--root", "r", "--task", "a/b", "--field", "country", "missing.avro",
+                             expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab regen: --task must be a non-empty name without '/' "
+                         "that does not start with '.'\n")
+        self.assertEqual(os.listdir(self.dir), ["v"])
+
     # ---- vocab build --where ----
 
     def test_where_values_are_normalized_like_the_field(self):
