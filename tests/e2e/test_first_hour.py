@@ -221,13 +221,18 @@ class FirstHour(unittest.TestCase):
         with open(self.path("r.yaml"), "w") as f:
             f.write("version: 1\nschema: {name: R}\nfields:\n"
                     "  - {name: n, source: n, type: long, required: true, range: [-5, 5]}\n"
-                    "  - {name: xs, source: xs, type: array<double>, range: [0, 1]}\n")
+                    "  - {name: xs, source: xs, type: array<double>, range: [0, 1]}\n"
+                    "  - {name: k, source: k, type: int}\n")
         with open(self.path("r.jsonl"), "w") as f:
-            f.write('{"n": 5, "xs": [0, 0.5, 1.5, -0.1, 1]}\n{"n": 6}\n')
+            f.write('{"n": 5, "xs": [0, 0.5, 1.5, -0.1, 1], "k": 2147483647}\n{"n": 6}\n'
+                    '{"n": -5, "k": -2147483648}\n{"n": 0, "k": 2147483648}\n')
         p = self.run_bidnorm("ingest", "--rules", "r.yaml", "-o", "r.avro", "--max-reject-rate", "1", "r.jsonl")
         self.assertIn("bidnorm ingest: rejected: r.jsonl:2: field 'n': 6 is outside the range [-5, 5] "
                       "(invalid_value)\n", p.stderr.decode())
-        self.assertEqual(read_records(self.path("r.avro")), [{"n": 5, "xs": [0.0, 0.5, 1.0]}])
+        # without a range an int takes all 32 bits, and no more
+        self.assertEqual(read_records(self.path("r.avro")), [{"n": 5, "xs": [0.0, 0.5, 1.0], "k": 2147483647},
+                                                             {"n": -5, "xs": [], "k": -2147483648},
+                                                             {"n": 0, "xs": [], "k": None}])
         with open(self.path("r.stats.json")) as f:
             fields = json.load(f)["fields"]
         self.assertEqual(fields["n"]["out_of_range"], 1)
