@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -18,9 +19,9 @@ static const char usage[] =
 	"                           name and renamed only on success\n"
 	"      --rules FILE         rule file (default: the embedded rules/bidlog.yaml)\n"
 	"      --rejects FILE       reject file, JSON Lines (default: OUTPUT.rejects.jsonl; with\n"
-	"                           -o -, none unless given: every reject goes to stderr)\n"
-	"      --stats FILE         stats file, JSON (default: OUTPUT.stats.json; with -o -,\n"
-	"                           none unless given)\n"
+	"                           -o - or a device, none unless given: rejects go to stderr)\n"
+	"      --stats FILE         stats file, JSON (default: OUTPUT.stats.json; with -o - or\n"
+	"                           a device, none unless given)\n"
 	"      --codec NAME         zstandard (default), deflate, snappy or null\n"
 	"      --level N            codec level (default: zstandard 3, deflate 6)\n"
 	"      --max-reject-rate R  fail, publishing no output, when more than this share\n"
@@ -184,7 +185,10 @@ int cmd_ingest(int argc, char **argv)
 			return cli_usage_error(cmd, "no output given: use -o FILE (or -o - to write Avro to a pipe)");
 		output = "-";
 	}
-	if (strcmp(output, "-") != 0) {
+	/* A stream (-o -, a device, a pipe) has no folder to put OUTPUT.rejects.jsonl in: only files asked for. */
+	struct stat st;
+	int stream = strcmp(output, "-") == 0 || (stat(output, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode));
+	if (!stream) {
 		if (!rejects)
 			rejects = rejects_owned = derived_path(output, ".rejects.jsonl");
 		if (!stats)

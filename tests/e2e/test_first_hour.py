@@ -145,6 +145,19 @@ class FirstHour(unittest.TestCase):
         self.assertNotIn("--min-count", lint)
         self.assertNotIn("-w, --where", self.run_bidnorm("vocab", "diff", "--help").stdout.decode())
 
+    def test_a_stream_output_gets_no_reject_or_stats_file_unless_asked(self):
+        with open(self.path("a.jsonl"), "w") as f:
+            f.write('{"event_id": "a", "ts": 1}\nx\n')
+        for out in ("-", "/dev/null"):
+            with self.subTest(out=out):
+                p = self.run_bidnorm("ingest", "-q", "-o", out, "--max-reject-rate", "1", "a.jsonl")
+                self.assertEqual(p.stderr.decode(), "bidnorm ingest: rejected: a.jsonl:2:1: invalid JSON: "
+                                 "unexpected character 'x' (invalid_json)\n")
+                self.assertEqual(os.listdir(self.dir), ["a.jsonl"])
+                self.assertFalse(os.path.exists(out + ".rejects.jsonl") or os.path.exists(out + ".stats.json"))
+        self.run_bidnorm("ingest", "-q", "-o", "-", "--stats", "s.json", "a.jsonl", "--max-reject-rate", "1")
+        self.assertEqual(sorted(os.listdir(self.dir)), ["a.jsonl", "s.json"])
+
     # ---- byte-identical output ----
 
     def test_output_is_byte_identical_for_identical_input_rules_and_options(self):
