@@ -102,6 +102,10 @@ typedef struct bn_ingest_summary {
 	uint64_t bytes_decoded;      /* after decompression */
 	uint64_t bytes_written;      /* Avro output bytes */
 	double elapsed_seconds;
+	/* What was put in place (renamed to its name, or written to a stream): 1 or 0. */
+	int output_published;
+	int rejects_published;       /* 0 also when there is no reject file */
+	int stats_published;         /* 0 also when there is no stats file */
 } bn_ingest_summary;
 
 /*

@@ -76,6 +76,9 @@ size_t bn_rules_max_line_bytes(const bn_rules *rules);
 size_t bn_rules_field_count(const bn_rules *rules);
 const char *bn_rules_field_name(const bn_rules *rules, size_t i);
 
+/* 1 when field i holds strings (string, array<string>, map<string>: the fields with chains), else 0. */
+int bn_rules_field_is_string(const bn_rules *rules, size_t i);
+
 /* Accepts NULL. */
 void bn_rules_free(bn_rules *rules);
 

@@ -89,13 +89,14 @@ typedef enum bn_number_type {
  * and pass the checks of `bidnorm vocab lint` (bn_vocab_lint): no empty
  * line, no duplicate, every token a fixed point of F's normalizer chain.
  * Returns BN_OK; BN_EIO (vocab_dir or a file unreadable; err->source names
- * it); BN_EUSAGE with err->source the file and, for a bad token, err->line
+ * it); BN_ECORRUPT (the vocabulary is not valid for these rules) with
+ * err->source the file and, for a bad token, err->line
  * its line: "no field 'x' in the rules", "field 'bid_floor' is double:
  * vocabularies are for string and array<string> fields", `token "Com.Foo"
  * is not normalized (normalizes to "com.foo")`, `token "x" duplicates
  * line 3`, "empty line: tokens cannot be empty"; BN_ENOMEM. A directory
  * without vocabulary files is valid (no categorical features). *out is set
- * only on success; free with bn_model_free.
+ * only on success; BN_EUSAGE for a NULL argument. Free with bn_model_free.
  */
 int bn_model_load(bn_model **out, const bn_rules *rules, const char *vocab_dir, bn_error *err);
 
@@ -332,10 +333,18 @@ void bn_parity_counts(const bn_parity *p, size_t f, uint64_t *compared, uint64_t
  * the first examples of each mismatching feature (raw value, served value,
  * expected value, and the normalization trace of the expected one), records
  * the rules reject, and logged names that are not features. Human-readable,
- * or one JSON object when json != 0. *failed = 1 when a feature's mismatch
- * rate, or the share of rejected records, exceeds max_mismatch_rate.
+ * or one JSON object when json != 0. *failed is 0 when the check passes,
+ * else the BN_PARITY_FAILED_* bits of what exceeded max_mismatch_rate: a
+ * feature's mismatch rate, the share of records whose raw object the rules
+ * reject, the share of malformed lines.
  * *out_text is the caller's to free(). Returns BN_OK or BN_ENOMEM.
  */
+enum {
+	BN_PARITY_FAILED_MISMATCH = 1,
+	BN_PARITY_FAILED_REJECTED = 2,
+	BN_PARITY_FAILED_MALFORMED = 4
+};
+
 int bn_parity_report(char **out_text, int *failed, const bn_parity *p, double max_mismatch_rate, int json,
 		     bn_error *err);
 

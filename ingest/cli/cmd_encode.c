@@ -23,8 +23,9 @@ static const char usage[] =
 	"  -q, --quiet              no summary line\n"
 	"  -h, --help\n"
 	"\n"
-	"Exit codes: 0 ok, 1 other failure, 2 usage (also: a bad vocabulary, inputs written\n"
-	"with other rules), 4 rule file invalid, 5 input or output error.\n";
+	"Exit codes: 0 ok, 1 other failure, 2 usage (also: inputs written with other rules),\n"
+	"4 rule file invalid, 5 input or output error (also: unreadable rule file, a vocabulary\n"
+	"that does not fit the rules).\n";
 
 int cmd_encode(int argc, char **argv)
 {
@@ -69,6 +70,8 @@ int cmd_encode(int argc, char **argv)
 			return BN_EXIT_USAGE;
 		}
 	}
+	if (cli_avro_check(cmd, opt.codec, opt.codec_level) != BN_EXIT_OK)
+		return BN_EXIT_USAGE;
 	if (!vocab)
 		return cli_usage_error(cmd, "--vocab DIR is required");
 	if (!opt.output)

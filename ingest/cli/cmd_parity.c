@@ -26,8 +26,10 @@ static const char usage[] =
 	"  --json                    one JSON object instead of the table (for CI)\n"
 	"  -h, --help\n"
 	"\n"
-	"Exit codes: 0 parity, 1 other failure, 2 usage (also: a bad vocabulary), 3 mismatch\n"
-	"rate exceeded, 4 rule file invalid, 5 unreadable log (missing, corrupt zstd).\n";
+	"Exit codes: 0 parity, 1 other failure, 2 usage, 3 a rate above --max-mismatch-rate\n"
+	"(feature mismatches, rejected raw records or malformed lines: stderr says which),\n"
+	"4 rule file invalid, 5 unreadable log (missing, corrupt zstd), unreadable rule file\n"
+	"or a vocabulary that does not fit the rules.\n";
 
 /* Check every line of one log. */
 static int check_log(bn_parity *p, const char *path, size_t max_line, bn_error *err)
@@ -118,7 +120,21 @@ int cmd_parity(int argc, char **argv)
 	}
 	fputs(report, stdout);
 	if (failed) {
-		fprintf(stderr, "bidnorm parity: mismatch rate above --max-mismatch-rate (%g)\n", max_rate);
+		/* Name what failed: a log of records the rules reject has no mismatches to blame. */
+		const char *sep = "";
+		fprintf(stderr, "bidnorm parity: FAILED: above --max-mismatch-rate (%g): ", max_rate);
+		if (failed & BN_PARITY_FAILED_MISMATCH) {
+			fputs("feature mismatches", stderr);
+			sep = ", ";
+		}
+		if (failed & BN_PARITY_FAILED_REJECTED) {
+			fprintf(stderr, "%srecords whose raw object the rules reject (%llu of %llu)", sep,
+				(unsigned long long)bn_parity_rejected(par), (unsigned long long)bn_parity_records(par));
+			sep = ", ";
+		}
+		if (failed & BN_PARITY_FAILED_MALFORMED)
+			fprintf(stderr, "%smalformed log lines (%llu)", sep, (unsigned long long)bn_parity_malformed(par));
+		fputc('\n', stderr);
 		exit_code = BN_EXIT_REJECTS;
 	}
 cleanup:

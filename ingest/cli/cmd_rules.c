@@ -13,7 +13,7 @@ static const char rules_usage[] =
 	"  --print-default   print the embedded default rule file (rules/bidlog.yaml)\n"
 	"  --print NAME      print a shipped rule file: bidlog or openrtb\n"
 	"  --check FILE      load FILE and report the first problem as FILE:LINE:COLUMN;\n"
-	"                    exit 0 when it is valid, 4 when not\n";
+	"                    exit 0 when it is valid, 4 when not, 5 when it cannot be read\n";
 
 int cmd_rules(int argc, char **argv)
 {

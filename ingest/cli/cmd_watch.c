@@ -53,8 +53,8 @@ static const char usage[] =
 	"Symbolic links, FIFOs and other entries that are not regular files are never\n"
 	"read: they are quarantined. Outputs are never more readable than their input.\n"
 	"Signals: SIGTERM/SIGINT stop (exit 0), SIGHUP reloads the rules.\n"
-	"Exit codes: 0 ok, 2 usage, 4 rule file invalid, 5 inbox unreadable or (--once) files\n"
-	"left in the inbox after output errors.\n";
+	"Exit codes: 0 ok, 2 usage, 4 rule file invalid, 5 rule file or inbox unreadable, or (--once)\n"
+	"files left in the inbox after output errors.\n";
 
 /* The wake-up pipe of the running watcher, for the signal handlers (the only state they touch). */
 static volatile sig_atomic_t wake_fd = -1;
@@ -408,9 +408,6 @@ int cmd_watch(int argc, char **argv)
 		} else {
 			cli_print_error(cmd, &err);
 			exit_code = cli_exit_code(rc);
-			/* An unreadable rule file is a rule-file problem, as for the other commands. */
-			if (rc == BN_EIO && opt.rules_path && strcmp(err.source, opt.rules_path) == 0)
-				exit_code = BN_EXIT_RULES;
 		}
 		goto cleanup;
 	}

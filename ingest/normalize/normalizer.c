@@ -210,6 +210,7 @@ void bn_normalizer_free(bn_normalizer *n)
 	pcre2_match_data_free(n->match);
 	pcre2_match_context_free(n->match_ctx);
 	free(n->value_out);
+	bn_buf_free(&n->out_json);
 	free(n);
 }
 

@@ -46,6 +46,7 @@ typedef struct bn_field_stats {
 	uint64_t nulls;          /* written as null (optional scalars) */
 	uint64_t coerced;        /* converted from another JSON type (e.g. "0.35" -> 0.35) */
 	uint64_t failures;       /* value could not be coerced (-> null, default, dropped or reject) */
+	uint64_t out_of_range;   /* of those, values outside the field's range */
 	uint64_t defaulted;      /* the default value (or ratio invalid value) was used */
 	uint64_t items_in;       /* array/map: elements seen */
 	uint64_t items_dropped;  /* array/map: elements dropped (null, invalid, duplicate) */
@@ -130,6 +131,7 @@ struct bn_normalizer {
 	uint64_t *cache_hits;    /* per field: cache hits */
 	pcre2_match_data *match; /* for serving_invalid key patterns */
 	pcre2_match_context *match_ctx;
+	bn_buf out_json;         /* bn_normalize_json_value result */
 	char *value_out;         /* bn_normalize_value result copy */
 	size_t value_out_cap;
 };

@@ -529,6 +529,7 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	size_t ninputs;
 	bn_normalizer **norms = NULL;
 	size_t nnorms = 0;
+	int output_published = 0, rejects_published = 0, stats_published = 0;
 
 	memset(&r, 0, sizeof(r));
 	r.avro.fd = -1;
@@ -542,6 +543,10 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 		return bn_error_set(err, BN_EUSAGE, "threads must be between 1 and 256");
 	if (opt->reject_raw < BN_REJECT_RAW_FULL || opt->reject_raw > BN_REJECT_RAW_NONE)
 		return bn_error_set(err, BN_EUSAGE, "reject_raw must be a bn_reject_raw");
+	/* Every option is checked before anything is read or written: a usage error leaves no file behind. */
+	rc = bn_codec_check_level(opt->codec, opt->codec_level, err);
+	if (rc < 0)
+		return rc;
 	r.opt = opt;
 	r.started = r.last_progress = now_seconds();
 	/* JSON is about twice the size of its Avro encoding: this gives blocks of about block_bytes. */
@@ -598,6 +603,7 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 		bn_error e2;
 		bn_error_clear(&e2);
 		prc = bn_rejects_commit(&r.rejects, &e2);
+		rejects_published = prc == BN_OK;
 		if (prc < 0 && rc == BN_OK) {
 			rc = prc;
 			if (err)
@@ -615,6 +621,7 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 		bn_error e2;
 		bn_error_clear(&e2);
 		prc = bn_stats_write(opt->stats_path, &r.stats, norms, nnorms, &e2);
+		stats_published = prc == BN_OK;
 		if (prc < 0 && rc == BN_OK) {
 			rc = prc;
 			if (err)
@@ -624,6 +631,7 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	}
 	if (rc == BN_OK) {
 		rc = bn_outfile_commit(&r.avro, err);
+		output_published = rc == BN_OK;
 		if (rc < 0 && opt->stats_path && norms) {
 			/* The stats file said "ok": correct it. */
 			set_status(&r, rc, err);
@@ -645,6 +653,9 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 		}
 		summary->bytes_written = r.stats.bytes_written;
 		summary->elapsed_seconds = r.stats.elapsed;
+		summary->output_published = output_published;
+		summary->rejects_published = rejects_published;
+		summary->stats_published = stats_published;
 	}
 	free(norms);
 	bn_rejects_abort(&r.rejects);

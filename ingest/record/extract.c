@@ -6,6 +6,7 @@
 #include "normalize/record.h"
 #include "record/json.h"
 #include "record/timestamp.h"
+#include "util/jsonw.h"
 
 /* Outcome of reading one value, before the field's policy (required/default/null) applies. */
 enum {
@@ -277,6 +278,19 @@ static int read_timestamp(bn_normalizer *n, const char *line, const bn_json_toke
 	return GOT_VALUE;
 }
 
+/* A value outside the field's 'range': invalid, like one that cannot be converted, and counted apart. */
+static int out_of_range(const bn_field *fd, const bn_val *v, bn_field_stats *st, bn_error *err)
+{
+	st->out_of_range++;
+	if (fd->type == BN_T_DOUBLE)
+		bn_error_set(err, BN_EREJECT, "%.17g is outside the range [%.17g, %.17g]", v->d, fd->range_min_d,
+			     fd->range_max_d);
+	else
+		bn_error_set(err, BN_EREJECT, "%lld is outside the range [%lld, %lld]", (long long)v->i,
+			     (long long)fd->range_min_i, (long long)fd->range_max_i);
+	return GOT_INVALID;
+}
+
 /* One scalar (or one array element / map value) of field fd from token t (NULL = absent). */
 static int read_scalar(bn_normalizer *n, const bn_field *fd, const char *line, const bn_json_token *t,
 		       bn_val *v, bn_field_stats *st, bn_error *err)
@@ -289,8 +303,12 @@ static int read_scalar(bn_normalizer *n, const bn_field *fd, const char *line, c
 		return read_string(n, fd, line, t, v, st, err);
 	case BN_T_TIMESTAMP_MS:
 		return read_timestamp(n, line, t, v, st, err);
-	default:
-		return read_integer(n, fd, line, t, v, st, err);
+	default: {
+		int got = read_integer(n, fd, line, t, v, st, err);
+		if (got == GOT_VALUE && !bn_field_in_range(fd, v->i, v->d))
+			return out_of_range(fd, v, st, err);
+		return got;
+	}
 	}
 }
 
@@ -1053,4 +1071,70 @@ int bn_normalize_line(bn_normalizer *n, const char *line, size_t size, bn_error 
 	size_t nrows;
 	int rc = bn_normalize_parse(n, line, size, &nrows, err);
 	return rc < 0 ? rc : bn_normalize_row(n, 0, err);
+}
+
+/* The value as JSON text into out: what the Avro holds (timestamps as epoch milliseconds). */
+static int value_json(bn_buf *out, const bn_field *fd, const bn_val *v)
+{
+	char num[40];
+	if (v->is_null)
+		return bn_jsonw_raw(out, "null");
+	switch (fd->type) {
+	case BN_T_STRING:
+		return bn_jsonw_string(out, v->s, v->n);
+	case BN_T_DOUBLE:
+		return bn_jsonw_double(out, v->d);
+	case BN_T_BOOLEAN:
+		return bn_jsonw_raw(out, v->i ? "true" : "false");
+	default:
+		snprintf(num, sizeof(num), "%lld", (long long)v->i);
+		return bn_jsonw_raw(out, num);
+	}
+}
+
+int bn_normalize_json_value(bn_normalizer *n, const char *field, const char *in, size_t size, const char **out,
+			    size_t *out_size, bn_error *err)
+{
+	const bn_field *fd = NULL;
+	bn_field_stats st = { 0 };
+	bn_json_result jr;
+	bn_val v;
+	int got;
+
+	for (size_t f = 0; f < n->rules->nfields && field && !fd; f++)
+		if (strcmp(n->rules->fields[f].name, field) == 0)
+			fd = &n->rules->fields[f];
+	if (!fd)
+		return bn_error_set(err, BN_EUSAGE, "no field '%s' in the rules", field ? field : "(null)");
+	bn_error_field(err, field);
+	if (fd->is_ratio)
+		return bn_error_set(err, BN_EUSAGE, "a ratio field is computed from two source values, not one");
+	/* Valid JSON is read as JSON (1700000000, true, "x"); anything else as the text of a JSON string. */
+	bn_buf_reset(&n->tmp);
+	if (bn_json_parse(n->json, in, size, &jr) != BN_JSON_OK || jr.tokens[0].type == BN_JSON_OBJECT ||
+	    jr.tokens[0].type == BN_JSON_ARRAY) {
+		if (bn_jsonw_string(&n->tmp, in, size) < 0 || bn_buf_putc(&n->tmp, '\0') < 0)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		in = n->tmp.data;
+		size = n->tmp.size - 1;
+		if (bn_json_parse(n->json, in, size, &jr) != BN_JSON_OK)
+			return bn_error_set(err, BN_EUSAGE, "not a JSON value: %s", jr.message);
+	}
+	bn_arena_reset(&n->rec.arena);
+	got = read_scalar(n, fd, in, &jr.tokens[0], &v, &st, err);
+	if (got < 0)
+		return got;
+	if (got == GOT_INVALID) {
+		if (err)
+			err->reason = BN_REJECT_INVALID_VALUE;
+		return BN_EREJECT;
+	}
+	if (got == GOT_MISSING)
+		v.is_null = 1;
+	bn_buf_reset(&n->out_json);
+	if (value_json(&n->out_json, fd, &v) < 0 || bn_buf_putc(&n->out_json, '\0') < 0)
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	*out = n->out_json.data;
+	*out_size = n->out_json.size - 1;
+	return BN_OK;
 }

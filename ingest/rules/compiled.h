@@ -137,7 +137,21 @@ typedef struct bn_field {
 	int unique;                 /* drop duplicates, keeping the first */
 	/* maps */
 	int strip_serving_invalid;  /* drop keys matching serving_invalid patterns */
+	/* range: [MIN, MAX] of int, long and double values (each element/value of arrays and maps) */
+	int has_range;
+	int64_t range_min_i, range_max_i;
+	double range_min_d, range_max_d;
 } bn_field;
+
+/* Whether a value (i for int and long, d for double) is inside the field's range (always without one). */
+static inline int bn_field_in_range(const bn_field *f, int64_t i, double d)
+{
+	if (!f->has_range)
+		return 1;
+	if (f->type == BN_T_DOUBLE)
+		return d >= f->range_min_d && d <= f->range_max_d;
+	return i >= f->range_min_i && i <= f->range_max_i;
+}
 
 /*
  * Nullability in Avro, derived once: required or with a default -> plain

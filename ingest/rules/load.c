@@ -68,10 +68,10 @@ enum { LIM_LINE, LIM_TEXT, LIM_MATCH, LIM_DEPTH, LIM_ROWS, LIM_N };
 
 static const char *const field_keys[] = {
 	"name", "doc", "source", "type", "required", "default", "chain", "max_items", "unique",
-	"strip_serving_invalid", "ratio", "presence", "row_index", NULL,
+	"strip_serving_invalid", "ratio", "presence", "row_index", "range", NULL,
 };
 enum { F_NAME, F_DOC, F_SOURCE, F_TYPE, F_REQUIRED, F_DEFAULT, F_CHAIN, F_MAX_ITEMS, F_UNIQUE,
-       F_STRIP, F_RATIO, F_PRESENCE, F_ROW_INDEX, F_N };
+       F_STRIP, F_RATIO, F_PRESENCE, F_ROW_INDEX, F_RANGE, F_N };
 
 static const char *const ratio_keys[] = { "numerator", "denominator", "invalid", NULL };
 enum { R_NUM, R_DEN, R_INVALID, R_N };
@@ -858,6 +858,40 @@ static int parse_default(loader *L, const yaml_node_t *n, bn_field *f)
 	return 0;
 }
 
+/* One bound of 'range', a number of the field's type. */
+static int parse_bound(loader *L, const yaml_node_t *n, const bn_field *f, int64_t *i, double *d)
+{
+	if (n->type != YAML_SCALAR_NODE)
+		return fail(L, n, "'range' must be a list of two numbers [MIN, MAX]");
+	if (f->type == BN_T_DOUBLE) {
+		if (parse_double(sval(n), slen(n), d))
+			return fail(L, n, "range bound '%s' is not a valid double (a finite number)", sval(n));
+		return 0;
+	}
+	if (parse_int64(sval(n), slen(n), i) || (f->type == BN_T_INT && (*i < INT32_MIN || *i > INT32_MAX)))
+		return fail(L, n, "range bound '%s' is not a valid %s", sval(n),
+			    f->type == BN_T_INT ? "int (32-bit integer)" : "long (64-bit integer)");
+	*d = (double)*i;
+	return 0;
+}
+
+/* range: [MIN, MAX] - values outside are invalid, like values that cannot be converted. */
+static int parse_range(loader *L, const yaml_node_t *n, bn_field *f)
+{
+	if (f->is_ratio || (f->type != BN_T_INT && f->type != BN_T_LONG && f->type != BN_T_DOUBLE))
+		return fail(L, n, "'range' is only for int, long and double fields (and arrays or maps of them)");
+	if (n->type != YAML_SEQUENCE_NODE || sequence_size(n) != 2)
+		return fail(L, n, "'range' must be a list of two numbers [MIN, MAX]");
+	const yaml_node_t *lo = node_at(L, n->data.sequence.items.start[0]);
+	const yaml_node_t *hi = node_at(L, n->data.sequence.items.start[1]);
+	if (parse_bound(L, lo, f, &f->range_min_i, &f->range_min_d) || parse_bound(L, hi, f, &f->range_max_i, &f->range_max_d))
+		return BN_ERULES;
+	if (f->range_min_d > f->range_max_d || (f->type != BN_T_DOUBLE && f->range_min_i > f->range_max_i))
+		return fail(L, n, "'range' minimum %s is greater than its maximum %s", sval(lo), sval(hi));
+	f->has_range = 1;
+	return 0;
+}
+
 static int parse_ratio(loader *L, const yaml_node_t *n, bn_field *f)
 {
 	yaml_node_t *vals[MAX_KEYS];
@@ -1016,6 +1050,13 @@ static int parse_field(loader *L, const yaml_node_t *n, size_t index)
 		rc = parse_default(L, v[F_DEFAULT], f);
 		if (rc)
 			return rc;
+	}
+	if (v[F_RANGE]) {
+		rc = parse_range(L, v[F_RANGE], f);
+		if (rc)
+			return rc;
+		if (f->def.present && !bn_field_in_range(f, f->def.i, f->def.d))
+			return fail(L, v[F_DEFAULT], "default '%s' is outside 'range'", sval(v[F_DEFAULT]));
 	}
 	if (v[F_CHAIN]) {
 		rc = parse_field_chain(L, v[F_CHAIN], f);
@@ -1842,4 +1883,9 @@ size_t bn_rules_field_count(const bn_rules *rules)
 const char *bn_rules_field_name(const bn_rules *rules, size_t i)
 {
 	return rules && i < rules->nfields ? rules->fields[i].name : NULL;
+}
+
+int bn_rules_field_is_string(const bn_rules *rules, size_t i)
+{
+	return rules && i < rules->nfields && rules->fields[i].type == BN_T_STRING && !rules->fields[i].is_ratio;
 }

@@ -815,13 +815,15 @@ int bn_parity_report(char **out_text, int *failed, const bn_parity *p, double ma
 		     bn_error *err)
 {
 	bn_buf b = { 0 };
-	int fail = rate(p->rejected, p->records) > max_mismatch_rate ||
-		   rate(p->malformed, p->records + p->malformed) > max_mismatch_rate;
-	int bad;
+	int fail = 0, bad;
 
+	if (rate(p->rejected, p->records) > max_mismatch_rate)
+		fail |= BN_PARITY_FAILED_REJECTED;
+	if (rate(p->malformed, p->records + p->malformed) > max_mismatch_rate)
+		fail |= BN_PARITY_FAILED_MALFORMED;
 	for (size_t f = 0; f < p->model->nfeatures; f++)
 		if (rate(p->feat[f].mismatched, p->feat[f].compared) > max_mismatch_rate)
-			fail = 1;
+			fail |= BN_PARITY_FAILED_MISMATCH;
 	bad = json ? report_json(&b, p, max_mismatch_rate, fail) : report_text(&b, p, max_mismatch_rate, fail);
 	bad |= bn_buf_putc(&b, '\0');
 	if (bad) {

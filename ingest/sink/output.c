@@ -1,5 +1,6 @@
 /* output.c - atomic publication of output files: temporary name in the same folder, fsync, rename, fsync the folder. */
 #include "sink/output.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -143,6 +144,19 @@ int bn_outfile_open(bn_outfile *f, const char *path, bn_error *err)
 		goto cleanup;
 	snprintf(f->tmp_path, n, "%s/.%s.tmp-XXXXXX", dir, base);
 	f->fd = mkstemp(f->tmp_path);
+	if (f->fd < 0 && errno == ENOENT) {
+		/* A missing output folder is created, as `mkdir -p` would: what a user writing -o out/x.avro expects. */
+		rc = bn_fs_mkdirs(dir, err);
+		if (rc < 0) {
+			bn_error_locate(err, path, 0, 0);
+			free(f->tmp_path);
+			f->tmp_path = NULL;
+			goto cleanup;
+		}
+		/* mkstemp changed the template's X's when it failed */
+		snprintf(f->tmp_path, n, "%s/.%s.tmp-XXXXXX", dir, base);
+		f->fd = mkstemp(f->tmp_path);
+	}
 	if (f->fd < 0) {
 		bn_error_locate(err, path, 0, 0);
 		rc = bn_error_set(err, BN_EIO, "cannot create output in '%s': %s", dir, strerror(errno));

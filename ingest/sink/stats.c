@@ -48,6 +48,8 @@ static int put_field(bn_buf *b, const bn_field *fd, const bn_field_stats *st)
 	bad |= put_u64(b, "null", st->nulls, &first);
 	bad |= put_u64(b, "coerced", st->coerced, &first);
 	bad |= put_u64(b, "coercion_failures", st->failures, &first);
+	if (fd->has_range)
+		bad |= put_u64(b, "out_of_range", st->out_of_range, &first);
 	bad |= put_u64(b, fd->is_ratio ? "undefined" : "defaulted", st->defaulted, &first);
 	if (fd->shape != BN_SHAPE_SCALAR) {
 		bad |= put_u64(b, "elements", st->items_in, &first);

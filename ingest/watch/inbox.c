@@ -185,33 +185,6 @@ char *bn_fs_join(const char *dir, const char *name)
 	return p;
 }
 
-int bn_fs_mkdirs(const char *path, bn_error *err)
-{
-	char *p = strdup(path);
-	int rc = BN_OK;
-	if (!p)
-		return bn_error_set(err, BN_ENOMEM, "out of memory");
-	for (char *s = p + 1;; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		char c = *s;
-		*s = '\0';
-		if (mkdir(p, 0755) < 0 && errno != EEXIST) {
-			rc = bn_error_set(err, BN_EIO, "cannot create folder '%s': %s", p, strerror(errno));
-			break;
-		}
-		*s = c;
-		if (!c)
-			break;
-	}
-	struct stat st;
-	if (rc == BN_OK && (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)))
-		rc = bn_error_set(err, BN_EIO, "cannot create folder '%s': %s", path,
-				  errno ? strerror(errno) : "not a folder");
-	free(p);
-	return rc;
-}
-
 int bn_fs_sync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

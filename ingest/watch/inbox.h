@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "bidnorm/error.h"
+#include "util/file.h" /* bn_fs_mkdirs */
 
 typedef enum bn_inbox_state {
 	BN_INBOX_WAITING = 0,  /* seen, not yet known to be complete */
@@ -68,9 +69,6 @@ void bn_inbox_free(bn_inbox *in);
 int bn_inbox_writer_open(const char *path);
 
 /* ---- durable file operations ---- */
-
-/* mkdir -p with mode 0755. BN_EIO "cannot create folder 'x': ...". */
-int bn_fs_mkdirs(const char *path, bn_error *err);
 
 /* fsync a folder; 0 or -1 with errno. */
 int bn_fs_sync_dir(const char *dir);

@@ -1351,6 +1351,10 @@ int bn_watch_new(bn_watch **out, const bn_watch_options *opt, bn_error *err)
 	if (opt->settle_seconds < 0 || opt->rescan_seconds <= 0 || opt->metrics_seconds <= 0 ||
 	    opt->retry_max_seconds < 1 || opt->stop_timeout_seconds < 0)
 		return bn_error_set(err, BN_EUSAGE, "settle, rescan, metrics, retry and stop times must be positive");
+	rc = bn_codec_check_level(opt->codec, opt->codec_level, err);
+	if (rc < 0)
+		return rc;
+	rc = BN_ENOMEM;
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return bn_error_set(err, BN_ENOMEM, "out of memory");

@@ -369,15 +369,15 @@ fields:
         _, _, stats = self.outputs(published=False)
         self.assertEqual(stats["status"], "failed")
 
-    def test_output_folder_missing_or_not_a_folder(self):
+    def test_output_folder_not_a_folder(self):
         inp = self.write("a.jsonl", line(rec("e1")) + b"\n")
         self.write("afile", b"")
-        for folder, why in (("nope", "No such file or directory"), ("afile", "Not a directory")):
+        for folder in ("afile", "afile/deeper"):
             with self.subTest(folder=folder):
                 out = self.path(folder + "/out.avro")
                 r = run_bidnorm(["ingest", "-q", "-o", out, inp], self.dir)
                 self.assertEqual(r.returncode, 5, r.stderr.decode())
-                self.assertIn("bidnorm ingest: %s: cannot create output in '%s': %s" % (out, self.path(folder), why),
+                self.assertIn("bidnorm ingest: %s: cannot create output in '%s': Not a directory" % (out, self.path(folder)),
                               r.stderr.decode())
                 self.assert_no_temp_files()
                 self.assertEqual(sorted(os.listdir(self.dir)), ["a.jsonl", "afile"])
@@ -391,15 +391,23 @@ fields:
         self.assertEqual(r.returncode, 5, r.stderr.decode())
         self.assertIn("cannot create output in '%s': Permission denied" % self.path("ro"), r.stderr.decode())
         self.assertEqual(os.listdir(self.path("ro")), [])
+        # A missing folder is created, unless its parent forbids it.
+        out = self.path("ro/new/out.avro")
+        r = run_bidnorm(["ingest", "-q", "-o", out, inp], self.dir, **self.unprivileged())
+        self.assertEqual(r.returncode, 5, r.stderr.decode())
+        self.assertEqual(r.stderr.decode().splitlines()[0],
+                         "bidnorm ingest: %s: cannot create folder '%s': Permission denied" % (out, self.path("ro/new")))
+        self.assertEqual(os.listdir(self.path("ro")), [])
 
     def test_unwritable_stats_file_fails_the_step_and_publishes_no_avro(self):
         # Regression: the Avro was renamed into place before the reject and stats files were written,
         # so a failure writing them gave exit 5 with the output published anyway.
         inp = self.write("a.jsonl", line(rec("e1")) + b"\n")
-        r = run_bidnorm(["ingest", "-q", "-o", self.path("out.avro"), "--stats", self.path("nope/s.json"), inp],
+        self.write("afile", b"")
+        r = run_bidnorm(["ingest", "-q", "-o", self.path("out.avro"), "--stats", self.path("afile/s.json"), inp],
                         self.dir)
         self.assertEqual(r.returncode, 5, r.stderr.decode())
-        self.assertIn("cannot create output in '%s': No such file or directory" % self.path("nope"),
+        self.assertIn("cannot create output in '%s': Not a directory" % self.path("afile"),
                       r.stderr.decode())
         self.assertFalse(os.path.exists(self.path("out.avro")))
         self.assertEqual(read_jsonl(self.path("out.rejects.jsonl")), [])

@@ -715,7 +715,7 @@ class ShippedRuleSets(unittest.TestCase):
                          "openrtb)\nTry 'bidnorm rules --help'.\n")
 
     def test_a_name_that_is_no_shipped_set_is_a_path(self):
-        p = self.bidnorm("schema", "--rules", "openrtp", expect=4)
+        p = self.bidnorm("schema", "--rules", "openrtp", expect=5)
         self.assertEqual(p.stderr.decode(), "bidnorm schema: openrtp: cannot open: No such file or directory\n")
 
     def test_ingest_summary_counts_rows(self):

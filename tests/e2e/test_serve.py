@@ -167,7 +167,8 @@ class Serve(unittest.TestCase):
             f.write("Com.Foo\n")
         with open(os.path.join(bad, "app_bundle.txt")) as f:
             n = len(f.read().splitlines())
-        p = self.bidnorm("encode", "--vocab", "badvocab", "-o", out, self.clean, expect=2)
+        # A vocabulary that does not fit the rules is bad input: exit 5, as in the exit-code table.
+        p = self.bidnorm("encode", "--vocab", "badvocab", "-o", out, self.clean, expect=5)
         self.assertEqual(p.stderr.decode(), "bidnorm encode: badvocab/app_bundle.txt:%d: token \"Com.Foo\" is not "
                          "normalized (normalizes to \"com.foo\")\n" % n)
         # input written with other rules
@@ -300,7 +301,7 @@ class Serve(unittest.TestCase):
         self.assertTrue(any(t.startswith("first_match ") for t in ex["trace"]), ex["trace"])
         p = self.bidnorm("parity", "--vocab", self.vocab, log, expect=3)
         self.assertIn("app_bundle: %d of %d mismatched; first examples:\n" % (edited, n), p.stdout.decode())
-        self.assertEqual(p.stderr.decode(), "bidnorm parity: mismatch rate above --max-mismatch-rate (0)\n")
+        self.assertEqual(p.stderr.decode(), "bidnorm parity: FAILED: above --max-mismatch-rate (0): feature mismatches\n")
 
     def test_parity_errors(self):
         p = self.bidnorm("parity", "x.jsonl", expect=2)

@@ -747,8 +747,10 @@ class Watch(unittest.TestCase):
                          % self.path("nope"))
         p = subprocess.run([BIDNORM, "watch", *self.base_args(), "--rules", self.path("none.yaml")],
                            capture_output=True, timeout=10)
-        self.assertEqual(p.returncode, 4)
-        self.assertTrue(p.stderr.decode().startswith("bidnorm watch: %s: " % self.path("none.yaml")))
+        # An unreadable rule file is an input error (5), as for every command; an invalid one exits 4.
+        self.assertEqual(p.returncode, 5)
+        self.assertEqual(p.stderr.decode(), "bidnorm watch: %s: cannot open: No such file or directory\n"
+                         % self.path("none.yaml"))
 
 
 if __name__ == "__main__":

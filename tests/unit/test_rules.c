@@ -358,7 +358,7 @@ static const struct error_case error_cases[] = {
 	/* fields */
 	{ "unknown_field_key", HEAD FX "    chian: token\n",
 	  "t.yaml:7:5: unknown key 'chian' in field (expected one of: name, doc, source, type, required, default, "
-	  "chain, max_items, unique, strip_serving_invalid, ratio, presence, row_index)" },
+	  "chain, max_items, unique, strip_serving_invalid, ratio, presence, row_index, range)" },
 	{ "duplicate_field_key", HEAD FX "    type: int\n", "t.yaml:7:5: duplicate key 'type' in field" },
 	{ "field_not_mapping", HEAD "fields:\n  - x\n", "t.yaml:4:5: expected a mapping for each entry of 'fields'" },
 	{ "field_no_name", HEAD "fields:\n  - source: x\n    type: string\n", "t.yaml:4:5: field has no 'name'" },
@@ -406,6 +406,28 @@ static const struct error_case error_cases[] = {
 	{ "inline_chain_empty", HEAD FX "    chain: []\n",
 	  "t.yaml:7:12: field 'x': 'chain' has no steps (expected a list of steps)" },
 	{ "max_items_on_string", HEAD FX "    max_items: 3\n", "t.yaml:7:16: field 'x': 'max_items' is only for array fields" },
+	/* range */
+	{ "range_on_string", HEAD FX "    range: [0, 1]\n",
+	  "t.yaml:7:12: field 'x': 'range' is only for int, long and double fields (and arrays or maps of them)" },
+	{ "range_on_ratio", HEAD "fields:\n  - name: x\n    type: double\n    ratio: {numerator: a, denominator: b, invalid: -1}\n"
+	  "    range: [0, 1]\n",
+	  "t.yaml:7:12: field 'x': 'range' is only for int, long and double fields (and arrays or maps of them)" },
+	{ "range_one_bound", HEAD "fields:\n  - name: x\n    source: x\n    type: int\n    range: [0]\n",
+	  "t.yaml:7:12: field 'x': 'range' must be a list of two numbers [MIN, MAX]" },
+	{ "range_mapping", HEAD "fields:\n  - name: x\n    source: x\n    type: int\n    range: {min: 0}\n",
+	  "t.yaml:7:12: field 'x': 'range' must be a list of two numbers [MIN, MAX]" },
+	{ "range_not_number", HEAD "fields:\n  - name: x\n    source: x\n    type: int\n    range: [0, one]\n",
+	  "t.yaml:7:16: field 'x': range bound 'one' is not a valid int (32-bit integer)" },
+	{ "range_int_too_big", HEAD "fields:\n  - name: x\n    source: x\n    type: int\n    range: [0, 4294967296]\n",
+	  "t.yaml:7:16: field 'x': range bound '4294967296' is not a valid int (32-bit integer)" },
+	{ "range_long_fraction", HEAD "fields:\n  - name: x\n    source: x\n    type: long\n    range: [0.5, 1]\n",
+	  "t.yaml:7:13: field 'x': range bound '0.5' is not a valid long (64-bit integer)" },
+	{ "range_double_nan", HEAD "fields:\n  - name: x\n    source: x\n    type: map<double>\n    range: [.nan, 1]\n",
+	  "t.yaml:7:13: field 'x': range bound '.nan' is not a valid double (a finite number)" },
+	{ "range_reversed", HEAD "fields:\n  - name: x\n    source: x\n    type: int\n    range: [1, 0]\n",
+	  "t.yaml:7:12: field 'x': 'range' minimum 1 is greater than its maximum 0" },
+	{ "range_default_outside", HEAD "fields:\n  - name: x\n    source: x\n    type: int\n    default: 5\n    range: [0, 1]\n",
+	  "t.yaml:7:14: field 'x': default '5' is outside 'range'" },
 	{ "max_items_zero", HEAD "fields:\n  - name: x\n    source: x\n    type: array<string>\n    max_items: 0\n",
 	  "t.yaml:7:16: field 'x': 'max_items' must be a positive integer" },
 	{ "unique_on_map", HEAD "fields:\n  - name: x\n    source: x\n    type: map<string>\n    unique: true\n",
@@ -909,7 +931,7 @@ Test(rules, readme_example_loads)
 	*end = '\0';
 
 	r = load_ok(start);
-	cr_assert_eq(bn_rules_field_count(r), 8);
+	cr_assert_eq(bn_rules_field_count(r), 9);
 	cr_assert_str_eq(field_named(r, "os_family")->chain->steps[2].map[0].from, "ipados");
 	bn_rules_free(r);
 
