@@ -589,6 +589,21 @@ static const struct error_case error_cases[] = {
 	{ "row_index_with_source", HEAD "rows: imp\nfields:\n  - name: i\n    type: int\n    source: x\n    row_index: true\n",
 	  "t.yaml:7:13: field 'i': 'source' is not allowed with 'row_index' (the value is the row's position)" },
 	{ "max_rows_zero", HEAD "limits: {max_rows: 0}\n" FX, "t.yaml:3:20: 'max_rows' must be a positive integer" },
+	{ "presence_with_ratio", HEAD "fields:\n  - name: r\n    type: double\n    presence: [a]\n"
+	  "    ratio: {numerator: a, denominator: b, invalid: 0}\n",
+	  "t.yaml:6:15: field 'r': 'presence' is not allowed with 'ratio'" },
+	{ "row_index_with_ratio", HEAD "fields:\n  - name: r\n    type: double\n    row_index: true\n"
+	  "    ratio: {numerator: a, denominator: b, invalid: 0}\n",
+	  "t.yaml:6:16: field 'r': 'row_index' is not allowed with 'ratio'" },
+	{ "row_index_with_presence", HEAD "fields:\n  - name: r\n    type: array<string>\n    presence: [a]\n"
+	  "    row_index: true\n",
+	  "t.yaml:7:16: field 'r': 'row_index' is not allowed with 'presence'" },
+	{ "presence_with_chain", HEAD "fields:\n  - name: p\n    type: array<string>\n    presence: [a]\n"
+	  "    chain: [text]\n",
+	  "t.yaml:7:12: field 'p': 'chain' is not allowed with 'presence' (its values are path names)" },
+	{ "row_index_with_default", HEAD "rows: imp\nfields:\n  - name: i\n    type: int\n    default: 0\n"
+	  "    row_index: true\n",
+	  "t.yaml:7:14: field 'i': 'default' is not allowed with 'row_index' (it is never missing)" },
 #undef F1
 };
 
