@@ -727,3 +727,37 @@ class ShippedRuleSets(unittest.TestCase):
             self.assertIn("bidnorm ingest: done: 2 records read, 2 written (3 rows), 0 rejected;", p.stderr.decode())
             meta, _ = read_avro_file(os.path.join(d, "o.avro"))
             self.assertEqual(meta["bidnorm.rules.source"], b"<openrtb>")
+
+
+class Wrapper(unittest.TestCase):
+    """A logging wrapper around the request is a one-line change of the shipped rule file: `root: request`."""
+
+    def test_root_reads_the_wrapped_request_and_the_wrappers_ts_and_labels(self):
+        with open(os.path.join(SOURCE, "rules", "openrtb.yaml")) as f:
+            text = f.read()
+        self.assertEqual(text.count("\n# root: request\n"), 1)
+        with tempfile.TemporaryDirectory() as d:
+            rules = os.path.join(d, "wrapped.yaml")
+            with open(rules, "w") as f:
+                f.write(text.replace("\n# root: request\n", "\nroot: request\n"))
+            req = request("w1", imps=[imp(0), imp(1)])
+            lines = [{"ts": 1795176001, "request": req, "label": {"click": 1, "install": 0}},
+                     {"ts": "2026-11-20T12:00:02Z", "request": request("w2"), "label": {"click": 2}},
+                     {"ts": 1795176003, "label": {"click": 0}}]
+            inp = os.path.join(d, "wrapped.jsonl")
+            with open(inp, "wb") as f:
+                f.write(b"".join(compact(x) + b"\n" for x in lines))
+            out = os.path.join(d, "o.avro")
+            p = subprocess.run([BIDNORM, "ingest", "-q", "--rules", rules, "--max-reject-rate", "1", "-o", out, inp],
+                               capture_output=True)
+            self.assertEqual(p.returncode, 0, p.stderr.decode())
+            rows = read_records(out)
+            self.assertEqual([(r["request_id"], r["imp_index"], r["click"], r["install"]) for r in rows],
+                             [("w1", 0, 1, 0), ("w1", 1, 1, 0), ("w2", 0, None, None)])
+            self.assertEqual([r["ts"].timestamp() for r in rows], [1795176001, 1795176001, 1795176002])
+            # every other field is what the bare request gives
+            bare = [x for x in expected_rows(req)]
+            for got, want in zip(rows[:2], bare):
+                self.assertEqual({k: got[k] for k in want}, want)
+            rejects = read_jsonl(os.path.join(d, "o.rejects.jsonl"))
+            self.assertEqual([(r["line"], r["reason"]) for r in rejects], [(3, REASONS["missing"])])

@@ -599,3 +599,76 @@ Test(serve, parity_counts_and_lists_lines_that_are_not_parity_records)
 	bn_parity_free(p);
 	bn_model_free(m);
 }
+
+/* ---- rules with rows: one request, one vector per impression ---- */
+
+static const char ortb_request[] =
+	"{\"id\":\"r1\",\"imp\":[{\"id\":\"a\",\"banner\":{\"w\":300,\"h\":250}},"
+	"{\"id\":\"b\",\"video\":{\"w\":640,\"h\":480},\"bidfloor\":1.5},{\"id\":\"c\",\"bidfloor\":\"x\"}],"
+	"\"app\":{\"bundle\":\"com.foo\"},\"user\":{\"data\":[{\"segment\":[{\"id\":\"s2\"},{\"id\":\"s9\"}]}]}}";
+
+Test(serve, openrtb_rows_are_encoded_one_by_one)
+{
+	bn_rules *ortb = NULL;
+	bn_model *m = NULL;
+	bn_encoder *e = NULL;
+	bn_error err;
+	size_t n;
+	int is_null;
+	bn_error_clear(&err);
+	vocab_file("o", "app_bundle.txt", "com.bar\ncom.foo\n");
+	const char *dir = vocab_file("o", "user_segments.txt", "s1\ns2\n");
+	cr_assert_eq(bn_rules_load(&ortb, "openrtb", &err), BN_OK, "%s", err.message);
+	cr_assert_str_eq(bn_rules_rows(ortb), "imp");
+	cr_assert_null(bn_rules_rows(rules));
+	cr_assert_eq(bn_model_load(&m, ortb, dir, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(bn_encoder_new(&e, m, &err), BN_OK);
+	size_t fb = feature(m, "app_bundle"), fs = feature(m, "user_segments"), fi = feature(m, "imp_index"),
+	       fw = feature(m, "width"), ff = feature(m, "bidfloor");
+
+	cr_assert_eq(bn_encoder_row_count(e), 0);
+	cr_assert_eq(bn_encoder_select_row(e, 0, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "bn_encoder_select_row: row 0 of a request with 0 rows");
+	cr_assert_eq(bn_encoder_encode_json(e, ortb_request, strlen(ortb_request), &err), BN_OK, "%s", err.message);
+	cr_assert_eq(bn_encoder_row_count(e), 3);
+	cr_assert_eq(bn_encoder_row(e), 0);
+	cr_assert_eq(bn_encoder_integer(e, fi, NULL), 0);
+	cr_assert_eq(bn_encoder_integer(e, fw, NULL), 300);
+	cr_assert_eq(bn_encoder_index(e, fb), 2);
+	const uint32_t *ids = bn_encoder_indices(e, fs, &n);
+	cr_assert_eq(n, 3);
+	cr_assert(ids[0] == 0 && ids[1] == 2 && ids[2] == 0);
+	cr_assert_eq(bn_encoder_select_row(e, 1, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(bn_encoder_row(e), 1);
+	cr_assert_eq(bn_encoder_integer(e, fi, NULL), 1);
+	cr_assert_eq(bn_encoder_integer(e, fw, NULL), 640);
+	cr_assert(bn_encoder_number(e, ff, &is_null) == 1.5 && !is_null);
+	cr_assert_eq(bn_encoder_index(e, fb), 2);
+	cr_assert_eq(bn_encoder_select_row(e, 2, &err), BN_OK, "%s", err.message);
+	bn_encoder_number(e, ff, &is_null);
+	cr_assert(is_null);
+	cr_assert_eq(bn_encoder_select_row(e, 3, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "bn_encoder_select_row: row 3 of a request with 3 rows");
+	/* a request ingest rejects: no rows */
+	cr_assert_eq(bn_encoder_encode_json(e, "{\"id\":\"r\",\"imp\":[]}", 19, &err), BN_EREJECT);
+	cr_assert_str_eq(bn_reject_reason_name(err.reason), "empty_rows");
+	cr_assert_eq(bn_encoder_row_count(e), 0);
+#ifdef COUNT_ALLOCS
+	for (int round = 0; round < 2; round++) {
+		if (round == 1) {
+			allocations = 0;
+			counting = 1;
+		}
+		for (int i = 0; i < 100; i++) {
+			bn_encoder_encode_json(e, ortb_request, strlen(ortb_request), &err);
+			for (size_t r = 1; r < bn_encoder_row_count(e); r++)
+				bn_encoder_select_row(e, r, &err);
+		}
+		counting = 0;
+	}
+	cr_assert_eq(allocations, 0, "%ld allocations after warm-up", allocations);
+#endif
+	bn_encoder_free(e);
+	bn_model_free(m);
+	bn_rules_free(ortb);
+}
