@@ -637,7 +637,7 @@ Test(source, gzip_only_an_empty_member)
 /* Header fields gzip writes (name, comment, extra, header CRC) are skipped whatever their length. */
 Test(source, gzip_header_fields_are_skipped)
 {
-	static char name[3000], comment[] = "shipped by a log agent";
+	static char name[3000], comment[] = "shipped by fluent-bit";
 	static unsigned char extra[] = { 'A', 'P', 4, 0, 1, 2, 3, 4 };
 	gz_header h = { 0 };
 	z_stream z = { 0 };
