@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import unittest
+import zlib
 
 import zstandard
 
@@ -159,6 +160,49 @@ class Compressed(unittest.TestCase):
         p = self.ingest("tail.jsonl.gz", expect=5)
         self.assertIn("bidnorm ingest: tail.jsonl.gz: corrupt gzip input: the bytes at byte offset %d, after member 1, "
                       "are not a gzip member\n" % len(data), p.stderr.decode())
+
+    def peak_rss_kb(self, *args):
+        """Exit code and peak RSS (KiB) of one bidnorm run, from GNU time: the wait4 figure of a child of this
+        process would start from this process's own peak."""
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", "rss.txt", BIDNORM, *args], capture_output=True,
+                           cwd=self.dir)
+        with open(self.path("rss.txt")) as f:
+            return p.returncode, int(f.read().split()[-1])
+
+    def test_memory_stays_bounded_for_a_half_gigabyte_line_and_fifty_thousand_members(self):
+        ok = self.text.split(b"\n")[0] + b"\n"
+        z = zlib.compressobj(9, zlib.DEFLATED, 31)  # one gzip member, written piece by piece
+        with open(self.path("bomb.jsonl.gz"), "wb") as f:
+            f.write(z.compress(ok + b'{"event_id":"'))
+            chunk = b"x" * (1 << 20)
+            for _ in range(512):
+                f.write(z.compress(chunk))
+            f.write(z.compress(b'"}\n' + ok) + z.flush())
+        size = os.path.getsize(self.path("bomb.jsonl.gz"))
+        self.assertLess(size, 1 << 20)
+        small = gzip.compress(ok * 3, mtime=0)
+        self.write("small.jsonl.gz", small)
+        self.write("members.jsonl.gz", small * 50000)
+        self.write("one.jsonl.gz", gzip.compress(ok * 3 * 50000, mtime=0))
+        args = ("ingest", "-q", "--max-reject-rate", "0.5", "-o")
+        code, base = self.peak_rss_kb(*args, "small.avro", "small.jsonl.gz")
+        self.assertEqual(code, 0)
+        code, bomb = self.peak_rss_kb(*args, "bomb.avro", "bomb.jsonl.gz")
+        self.assertEqual(code, 0)
+        _, rejects, stats = self.outputs("bomb")
+        self.assertEqual((stats["records_written"], rejects[0]["reason"], rejects[0]["line"]), (2, "line_too_long", 2))
+        self.assertEqual(rejects[0]["raw_size"], (512 << 20) + len('{"event_id":""}'))
+        self.assertEqual(stats["inputs"][0]["bytes_read"], size)
+        code, many = self.peak_rss_kb(*args, "members.avro", "members.jsonl.gz")
+        self.assertEqual(code, 0)
+        code, one = self.peak_rss_kb(*args, "one.avro", "one.jsonl.gz")
+        self.assertEqual(code, 0)
+        with open(self.path("members.stats.json")) as f:
+            stats = json.load(f)
+        self.assertEqual((stats["inputs"][0]["gzip_members"], stats["records_written"]), (50000, 150000))
+        # a line cannot be over 1 MiB, so the window never holds more than about 1.1 MiB
+        self.assertLess(bomb, base + 8 * 1024, "small: %d KiB, 512 MiB line: %d KiB" % (base, bomb))
+        self.assertLess(many, one + 2 * 1024, "one member: %d KiB, 50,000 members: %d KiB" % (one, many))
 
     # --- refused ---------------------------------------------------------------
 
