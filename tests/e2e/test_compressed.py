@@ -121,11 +121,11 @@ class Compressed(unittest.TestCase):
         self.ingest("-", "stdin", stdin=data)
         self.write("noext", data)
         self.ingest("noext", "noext")
-        records, _, stats = self.outputs("stdin")
-        records2, _, _ = self.outputs("noext")
-        self.assertEqual(records, records2)
-        self.assertEqual(stats["inputs"][0]["compression"], "gzip")
-        self.assertGreater(len(records), 1000)
+        for out in ("stdin", "noext"):
+            with open(self.path(out + ".stats.json")) as f:
+                stats = json.load(f)
+            self.assertEqual((stats["inputs"][0]["compression"], stats["records_read"]), ("gzip", 2000), out)
+            self.assertGreater(stats["records_written"], 1900)
 
     def test_truncated_gzip_fails_naming_the_member_and_publishes_nothing(self):
         self.write("p1", self.text[:5000])
@@ -182,8 +182,13 @@ class Compressed(unittest.TestCase):
         self.assertLess(size, 1 << 20)
         small = gzip.compress(ok * 3, mtime=0)
         self.write("small.jsonl.gz", small)
-        self.write("members.jsonl.gz", small * 50000)
-        self.write("one.jsonl.gz", gzip.compress(ok * 3 * 50000, mtime=0))
+        # written piece by piece: this process must stay small (see sample_text)
+        z = zlib.compressobj(6, zlib.DEFLATED, 31)
+        with open(self.path("members.jsonl.gz"), "wb") as many, open(self.path("one.jsonl.gz"), "wb") as one:
+            for _ in range(50000):
+                many.write(small)
+                one.write(z.compress(ok * 3))
+            one.write(z.flush())
         args = ("ingest", "-q", "--max-reject-rate", "0.5", "-o")
         code, base = self.peak_rss_kb(*args, "small.avro", "small.jsonl.gz")
         self.assertEqual(code, 0)
