@@ -18,7 +18,7 @@ typedef enum bn_status {
 	BN_EUSAGE = -1,      /* invalid argument or option */
 	BN_ENOMEM = -2,      /* allocation failed */
 	BN_EIO = -3,         /* reading or writing a file failed (unreadable, disk full) */
-	BN_ECORRUPT = -4,    /* corrupt or truncated compressed input */
+	BN_ECORRUPT = -4,    /* corrupt or truncated compressed input, or a compression that is not read */
 	BN_ERULES = -5,      /* rule file invalid */
 	BN_EREJECT = -6,     /* one record was rejected; bn_error.reason says why */
 	BN_EREJECTRATE = -7, /* the share of rejected records exceeded the limit */

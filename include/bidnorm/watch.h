@@ -26,8 +26,8 @@ extern "C" {
  *     bn_watch_run(w, &err);               // until stopped (or the backlog is done, opt.once)
  *     bn_watch_free(w);
  *
- * Per input file IN/NAME (STEM = NAME without .jsonl.zst, .jsonl, .zst or
- * .json): bn_ingest_run writes STEM.avro, STEM.rejects.jsonl and
+ * Per input file IN/NAME (STEM = NAME without .jsonl.zst, .jsonl.gz, .jsonl,
+ * .zst, .gz or .json): bn_ingest_run writes STEM.avro, STEM.rejects.jsonl and
  * STEM.stats.json into OUT/.bidnorm-watch/staging/, they are renamed into
  * OUT (the stats file last) and OUT is fsynced; the journal records
  * "published"; the input is moved to done_dir (or deleted) and the folders
@@ -100,7 +100,7 @@ typedef struct bn_watch_options {
 	const char *quarantine_dir;    /* bad files and NAME.error.json; NULL = INBOX/.quarantine */
 	const char *state_dir;         /* the journal; NULL = OUTBOX/.bidnorm-watch */
 	const char *metrics_path;      /* Prometheus text file, NULL = none */
-	const char *const *include;    /* name globs taken; NULL = *.jsonl *.jsonl.zst *.json *.zst */
+	const char *const *include;    /* name globs taken; NULL = *.jsonl *.jsonl.zst *.jsonl.gz *.json *.zst *.gz */
 	size_t ninclude;
 	unsigned workers;              /* files processed in parallel (default 1, at most 64) */
 	unsigned threads;              /* bn_ingest threads per file (default 1) */
@@ -162,7 +162,7 @@ void bn_watch_free(bn_watch *w);
 
 /*
  * The output stem of an input name: the name without a trailing
- * ".jsonl.zst", ".jsonl", ".zst" or ".json" (the first that matches).
+ * ".jsonl.zst", ".jsonl.gz", ".jsonl", ".zst", ".gz" or ".json" (the first that matches).
  * Writes at most size bytes including the NUL; returns the stem's length.
  */
 size_t bn_watch_stem(char *out, size_t size, const char *name);

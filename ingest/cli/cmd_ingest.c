@@ -11,9 +11,9 @@
 static const char usage[] =
 	"usage: bidnorm ingest [OPTIONS] [INPUT...]\n"
 	"\n"
-	"Reads raw bid logs (JSON Lines; plain or zstd, detected from the content; '-' or\n"
-	"none = stdin), normalizes every record with the rules and writes one Avro file.\n"
-	"Every record is either written or rejected with a reason.\n"
+	"Reads raw bid logs (JSON Lines; plain, zstd or gzip, detected from the content;\n"
+	"'-' or none = stdin), normalizes every record with the rules and writes one Avro\n"
+	"file. Every record is either written or rejected with a reason.\n"
 	"\n"
 	"  -o, --output FILE        Avro output ('-' = stdout); written to a temporary\n"
 	"                           name and renamed only on success\n"

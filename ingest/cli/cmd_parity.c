@@ -9,7 +9,7 @@
 static const char usage[] =
 	"usage: bidnorm parity --vocab DIR [--rules FILE|NAME] [--max-mismatch-rate R] [--json] LOG...\n"
 	"\n"
-	"Each LOG line (JSON Lines, plain or zstd; '-' = stdin) is one sampled serving request:\n"
+	"Each LOG line (JSON Lines, plain, zstd or gzip; '-' = stdin) is one sampled serving request:\n"
 	"  {\"raw\": {...bid-log v1 object...}, \"encoded\": {\"app_bundle\": 17, ...}}\n"
 	"Every feature in \"encoded\" is recomputed from \"raw\" with the serving API and compared:\n"
 	"indices and integers exactly, doubles bitwise (both null is equal). Prints per feature\n"
@@ -28,14 +28,15 @@ static const char usage[] =
 	"\n"
 	"Exit codes: 0 parity, 1 other failure, 2 usage, 3 a rate above --max-mismatch-rate\n"
 	"(feature mismatches, rejected raw records or malformed lines: stderr says which),\n"
-	"4 rule file invalid, 5 unreadable log (missing, corrupt zstd), unreadable rule file\n"
+	"4 rule file invalid, 5 unreadable log (missing, corrupt or truncated zstd or gzip,\n"
+	"or compressed as bzip2, xz, lz4 or zip, which are not read), unreadable rule file\n"
 	"or a vocabulary that does not fit the rules.\n";
 
 /* Check every line of one log. */
 static int check_log(bn_parity *p, const char *path, size_t max_line, bn_error *err)
 {
 	bn_source *src = NULL;
-	bn_source_options so = { .max_line_bytes = max_line };
+	bn_source_options so = { .max_line_bytes = max_line, .stdin_command = "bidnorm parity --vocab DIR -" };
 	bn_line line;
 	int rc = bn_source_open_file(&src, path, &so, err);
 

@@ -30,7 +30,7 @@ static const char usage[] =
 	"      --state DIR             the journal (default OUTBOX/.bidnorm-watch)\n"
 	"      --rules FILE|NAME       rule file, or bidlog (default), openrtb; SIGHUP reloads it\n"
 	"      --include GLOB          take only names matching GLOB (repeatable; default\n"
-	"                              *.jsonl *.jsonl.zst *.json *.zst)\n"
+	"                              *.jsonl *.jsonl.zst *.jsonl.gz *.json *.zst *.gz)\n"
 	"      --workers N             files processed in parallel (default 1)\n"
 	"      --threads N             ingest threads per file (default 1)\n"
 	"      --codec NAME            zstandard (default), deflate, snappy or null\n"

@@ -8,7 +8,7 @@
 static const char usage[] =
 	"usage: bidnorm COMMAND [OPTIONS] [ARGS]\n"
 	"\n"
-	"Normalizes raw ad-impression logs (JSON Lines, plain or zstd) into clean Avro.\n"
+	"Normalizes raw ad-impression logs (JSON Lines, plain, zstd or gzip) into clean Avro.\n"
 	"\n"
 	"commands:\n"
 	"  ingest      raw logs -> one Avro file, a reject file and a stats file\n"

@@ -428,7 +428,9 @@ static int open_input(run *r, bn_source **src, const bn_source_options *so, size
 		return bn_source_open_file(src, path, so, err);
 	if (fstat(fd, &st) == 0)
 		bn_outmode_add(&r->mode, &st);
-	return bn_source_open_fd(src, fd, r->stats.inputs[i].name, so, err);
+	if (strcmp(path, "-") == 0)
+		return bn_source_open_fd(src, fd, r->stats.inputs[i].name, so, err);
+	return bn_source_open_file_fd(src, fd, r->stats.inputs[i].name, path, so, err);
 }
 
 /* Read one input to its end in batches; every line is written or rejected. */

@@ -25,11 +25,12 @@ static int put_input(bn_buf *b, const bn_input_stats *in)
 {
 	int first = 1, bad = bn_jsonw_raw(b, "{");
 	bad |= bn_jsonw_key(b, "name", &first) | bn_jsonw_cstr(b, in->name);
-	bad |= bn_jsonw_key(b, "compression", &first) | bn_jsonw_cstr(b, in->src.compressed ? "zstd" : "none");
+	bad |= bn_jsonw_key(b, "compression", &first) | bn_jsonw_cstr(b, bn_source_compression_name(in->src.compressed));
 	bad |= bn_jsonw_key(b, "complete", &first) | bn_jsonw_raw(b, in->done ? "true" : "false");
 	bad |= put_u64(b, "bytes_read", in->src.bytes_read, &first);
 	bad |= put_u64(b, "bytes_decoded", in->src.bytes_decoded, &first);
 	bad |= put_u64(b, "zstd_frames", in->src.frames, &first);
+	bad |= put_u64(b, "gzip_members", in->src.members, &first);
 	bad |= put_u64(b, "records_read", in->read, &first);
 	bad |= put_u64(b, "records_written", in->written, &first);
 	bad |= put_u64(b, "records_rejected", in->rejected, &first);

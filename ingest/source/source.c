@@ -1,35 +1,41 @@
-/* source.c - streaming reader of raw logs: detects zstd by its magic, decompresses, splits lines and repairs UTF-8. */
+/* source.c - streaming reader of raw logs: detects zstd or gzip by its magic, decompresses, splits lines and repairs UTF-8. */
 #include "bidnorm/source.h"
+#include "source/sniff.h"
 #include "source/utf8_repair.h"
 #include "util/buf.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 #include <zstd.h>
 
 #define DEFAULT_MAX_LINE ((size_t)1 << 20)
 #define DEFAULT_PREFIX ((size_t)1024)
+#define DEFAULT_STDIN_COMMAND "bidnorm ingest -"
 /* Bytes decoded or read per step: small enough that the lines are still in
  * cache when split, large enough to keep zstd and read() efficient. */
 #define CHUNK ((size_t)128 << 10)
 #define IN_CHUNK ((size_t)128 << 10)
 
-enum { MODE_UNKNOWN, MODE_PLAIN, MODE_ZSTD };
+enum { MODE_UNKNOWN, MODE_PLAIN, MODE_ZSTD, MODE_GZIP, MODE_REFUSED };
 
 struct bn_source {
 	char *name;
+	char *path;		/* the file name when opened by one, for advice; NULL otherwise */
+	char *stdin_command;
 	int fd;			/* -1 when reading memory */
 	int own_fd;
 	int mode;
 	size_t max_line;
 	size_t prefix_len;
 
-	/* Compressed input (zstd) or the first bytes, read for detection. */
+	/* Compressed input or the first bytes, read for detection. */
 	unsigned char *inbuf;
 	const unsigned char *in;
 	size_t in_size, in_pos;
@@ -38,7 +44,11 @@ struct bn_source {
 	size_t zret;		/* last ZSTD_decompressStream result: 0 at a frame boundary */
 	unsigned char magic[4];	/* first bytes of the current frame, to tell skippable ones */
 	size_t magic_len;
-	uint64_t frame_start;	/* input byte offset where the current zstd frame begins */
+	uint64_t frame_start;	/* input byte offset where the current zstd frame or gzip member begins */
+	z_stream gz;		/* inflate state once gzip_ready */
+	int gzip_ready;
+	int between_members;	/* gzip: the last member ended, the next has not begun */
+	const bn_refused_format *refused;
 
 	/*
 	 * Decoded bytes. win[start..end) is not yet handed out, win[scan..end)
@@ -70,16 +80,6 @@ static int set_error(bn_error *err, const char *name, int code, uint64_t offset,
 		err->has_offset = has_offset;
 	}
 	return code;
-}
-
-static int is_zstd_magic(const unsigned char *p, size_t n)
-{
-	uint32_t m;
-
-	if (n < 4)
-		return 0;
-	m = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-	return m == ZSTD_MAGICNUMBER || (m & ZSTD_MAGIC_SKIPPABLE_MASK) == ZSTD_MAGIC_SKIPPABLE_START;
 }
 
 static int is_skippable_magic(const unsigned char *p)
@@ -118,12 +118,40 @@ static int start_zstd(bn_source *src, bn_error *err)
 	return 0;
 }
 
-/* Decide plain or zstd from the first four bytes of a descriptor, reading at most one chunk. */
+static int start_gzip(bn_source *src, bn_error *err)
+{
+	/* 16 + MAX_WBITS: a gzip wrapper only, with the largest window; memory stays at about 40 KiB. */
+	int r = inflateInit2(&src->gz, 16 + MAX_WBITS);
+
+	if (r != Z_OK)
+		return set_error(err, src->name, r == Z_MEM_ERROR ? BN_ENOMEM : BN_EINTERNAL, 0, 0, "%s",
+				 r == Z_MEM_ERROR ? "out of memory creating the gzip decoder" : "cannot create the gzip decoder");
+	src->gzip_ready = 1;
+	src->mode = MODE_GZIP;
+	return 0;
+}
+
+/* Start reading the format the first bytes of the compressed input name (plain is handled by the callers). */
+static int start_compressed(bn_source *src, int format, const bn_refused_format *refused, bn_error *err)
+{
+	if (format == BN_SNIFF_ZSTD)
+		return start_zstd(src, err);
+	if (format == BN_SNIFF_GZIP)
+		return start_gzip(src, err);
+	/* Refused: bn_source_next says so before a single line. */
+	src->mode = MODE_REFUSED;
+	src->refused = refused;
+	return 0;
+}
+
+/* Decide the format from the first bytes of a descriptor, reading at most one chunk. */
 static int detect(bn_source *src, bn_error *err)
 {
+	const bn_refused_format *refused = NULL;
 	ssize_t n;
+	int format;
 
-	while (src->in_size < 4 && !src->in_eof) {
+	while (src->in_size < BN_SNIFF_BYTES && !src->in_eof) {
 		n = read_some(src, src->inbuf + src->in_size, IN_CHUNK - src->in_size);
 		if (n < 0)
 			return read_error(src, err, errno);
@@ -131,8 +159,9 @@ static int detect(bn_source *src, bn_error *err)
 			src->in_eof = 1;
 		src->in_size += (size_t)n;
 	}
-	if (is_zstd_magic(src->inbuf, src->in_size))
-		return start_zstd(src, err);
+	format = bn_sniff(src->inbuf, src->in_size, &refused);
+	if (format != BN_SNIFF_PLAIN)
+		return start_compressed(src, format, refused, err);
 	/* Plain: the bytes read so far are text; later reads go straight to the window. */
 	src->mode = MODE_PLAIN;
 	memcpy(src->wbuf, src->inbuf, src->in_size);
@@ -171,22 +200,61 @@ static int fill_plain(bn_source *src, bn_error *err)
 	return 0;
 }
 
+/* Read the next chunk of compressed input once the last one is used up. */
+static int refill_input(bn_source *src, bn_error *err)
+{
+	ssize_t n;
+
+	if (src->in_pos < src->in_size || src->in_eof)
+		return 0;
+	n = read_some(src, src->inbuf, IN_CHUNK);
+	if (n < 0)
+		return read_error(src, err, errno);
+	src->in_eof = n == 0;
+	src->in_size = (size_t)n;
+	src->in_pos = 0;
+	return 0;
+}
+
+/* The input byte offset of in[in_pos]. */
+static uint64_t in_offset(const bn_source *src)
+{
+	return src->stats.bytes_read - (src->in_size - src->in_pos);
+}
+
+/* Decoded bytes the next step may write after win[end): make_room left at least a chunk free. */
+static size_t out_room(const bn_source *src)
+{
+	return src->wcap - src->end < CHUNK ? src->wcap - src->end : CHUNK;
+}
+
+static int compressed_error(bn_source *src, bn_error *err, uint64_t offset, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* A corrupt or truncated input: the message, and the compressed offset it names first. */
+static int compressed_error(bn_source *src, bn_error *err, uint64_t offset, const char *fmt, ...)
+{
+	char msg[BN_ERROR_MESSAGE_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return set_error(err, src->name, BN_ECORRUPT, offset, 1, "%s", msg);
+}
+
 static int fill_zstd(bn_source *src, bn_error *err)
 {
 	ZSTD_inBuffer ib;
 	ZSTD_outBuffer ob;
 	size_t in_before, used, take, r;
-	ssize_t n;
-	int at_eof;
+	int at_eof, rc;
 
 	for (;;) {
 		if (src->in_pos == src->in_size && !src->in_eof) {
-			n = read_some(src, src->inbuf, IN_CHUNK);
-			if (n < 0)
-				return read_error(src, err, errno);
-			src->in_eof = n == 0;
-			src->in_size = (size_t)n;
-			src->in_pos = 0;
+			rc = refill_input(src, err);
+			if (rc < 0)
+				return rc;
 			continue;
 		}
 		at_eof = src->in_pos == src->in_size;
@@ -201,7 +269,7 @@ static int fill_zstd(bn_source *src, bn_error *err)
 		ib.size = src->in_size - src->in_pos > IN_CHUNK ? src->in_pos + IN_CHUNK : src->in_size;
 		ib.pos = src->in_pos;
 		ob.dst = src->wbuf;
-		ob.size = src->wcap - src->end < CHUNK ? src->wcap : src->end + CHUNK;
+		ob.size = src->end + out_room(src);
 		ob.pos = src->end;
 		in_before = src->in_pos;
 		r = ZSTD_decompressStream(src->zds, &ob, &ib);
@@ -209,16 +277,9 @@ static int fill_zstd(bn_source *src, bn_error *err)
 		if (ZSTD_isError(r)) {
 			/* Where in the frame zstd found the fault it does not tell (a bad checksum is found
 			 * at the frame's end): the frame's start is exact, and all before it was good. */
-			uint64_t off = src->frame_start;
-			bn_error_clear(err);
-			bn_error_set(err, BN_ECORRUPT, "corrupt zstd input in the frame starting at byte offset %llu: %s",
-				     (unsigned long long)off, ZSTD_getErrorName(r));
-			bn_error_locate(err, src->name, 0, 0);
-			if (err) {
-				err->offset = off;
-				err->has_offset = 1;
-			}
-			return BN_ECORRUPT;
+			return compressed_error(src, err, src->frame_start,
+						"corrupt zstd input in the frame starting at byte offset %llu: %s",
+						(unsigned long long)src->frame_start, ZSTD_getErrorName(r));
 		}
 		/* zstd stops at each frame end, so the bytes a call consumes
 		 * belong to one frame: its first four tell a skippable one. */
@@ -233,24 +294,110 @@ static int fill_zstd(bn_source *src, bn_error *err)
 			if (src->magic_len < 4 || !is_skippable_magic(src->magic))
 				src->stats.frames++;
 			src->magic_len = 0;
-			src->frame_start = src->stats.bytes_read - (src->in_size - src->in_pos);
+			src->frame_start = in_offset(src);
 		}
 		if (ob.pos > src->end) {
 			src->stats.bytes_decoded += ob.pos - src->end;
 			src->end = ob.pos;
 			return 0;
 		}
-		if (at_eof && r != 0) {
-			bn_error_clear(err);
-			bn_error_set(err, BN_ECORRUPT,
-				     "truncated zstd input: ends at byte offset %llu inside the frame starting at byte offset %llu",
-				     (unsigned long long)src->stats.bytes_read, (unsigned long long)src->frame_start);
-			bn_error_locate(err, src->name, 0, 0);
-			if (err) {
-				err->offset = src->stats.bytes_read;
-				err->has_offset = 1;
+		if (at_eof && r != 0)
+			return compressed_error(src, err, src->stats.bytes_read,
+						"truncated zstd input: ends at byte offset %llu inside the frame starting at byte offset %llu",
+						(unsigned long long)src->stats.bytes_read, (unsigned long long)src->frame_start);
+	}
+}
+
+/* zlib's words for a bad trailer, said the way a user of gzip reads them. */
+static const char *inflate_reason(const z_stream *z, int r)
+{
+	if (!z->msg)
+		return r == Z_MEM_ERROR ? "out of memory" : "invalid data";
+	if (strcmp(z->msg, "incorrect data check") == 0)
+		return "CRC-32 mismatch: the data does not match the member's checksum";
+	if (strcmp(z->msg, "incorrect length check") == 0)
+		return "length mismatch: the data does not match the member's recorded size";
+	return z->msg;
+}
+
+/* What follows member - 1, at frame_start, does not start a member. */
+static int not_a_member(bn_source *src, bn_error *err, uint64_t member)
+{
+	return compressed_error(src, err, src->frame_start,
+				"corrupt gzip input: the bytes at byte offset %llu, after member %llu, are not a gzip member",
+				(unsigned long long)src->frame_start, (unsigned long long)(member - 1));
+}
+
+/*
+ * gzip: members one after the other (RFC 1952 allows any number; cat a.gz b.gz
+ * makes two), each inflated with its own CRC-32 and length checked. Zero
+ * bytes between or after members are padding, skipped as gzip and Python
+ * skip them; anything else after a member must start another one.
+ */
+static int fill_gzip(bn_source *src, bn_error *err)
+{
+	z_stream *z = &src->gz;
+	uint64_t member = src->stats.members + 1;	/* 1-based number of the member being read */
+	size_t avail, room;
+	int r, rc;
+
+	for (;;) {
+		if (src->in_pos == src->in_size && !src->in_eof) {
+			rc = refill_input(src, err);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		if (src->between_members) {
+			while (src->in_pos < src->in_size && src->in[src->in_pos] == 0)
+				src->in_pos++;
+			if (src->in_pos < src->in_size) {
+				src->frame_start = in_offset(src);
+				if (src->in[src->in_pos] != 0x1F)
+					return not_a_member(src, err, member);
+				src->between_members = 0;
+				inflateReset(z);
+			} else if (src->in_eof) {
+				src->eof = 1;
+				return 0;
 			}
-			return BN_ECORRUPT;
+			continue;
+		}
+		if (src->in_pos == src->in_size)
+			return compressed_error(src, err, src->stats.bytes_read,
+						"truncated gzip input: ends at byte offset %llu inside member %llu starting at byte offset %llu",
+						(unsigned long long)src->stats.bytes_read, (unsigned long long)member,
+						(unsigned long long)src->frame_start);
+		/* Memory input goes in read-sized slices: zlib counts in unsigned int. */
+		avail = src->in_size - src->in_pos < IN_CHUNK ? src->in_size - src->in_pos : IN_CHUNK;
+		room = out_room(src);
+		z->next_in = (Bytef *)(uintptr_t)(src->in + src->in_pos);
+		z->avail_in = (uInt)avail;
+		z->next_out = (Bytef *)src->wbuf + src->end;
+		z->avail_out = (uInt)room;
+		r = inflate(z, Z_NO_FLUSH);
+		src->in_pos += avail - z->avail_in;
+		/* zlib gives up after a member's first two bytes only when they are not the gzip magic. */
+		if (r == Z_DATA_ERROR && member > 1 && in_offset(src) - src->frame_start <= 2)
+			return not_a_member(src, err, member);
+		if (r == Z_BUF_ERROR && z->avail_in == avail && z->avail_out == room)
+			return set_error(err, src->name, BN_EINTERNAL, 0, 0, "%s", "gzip decoder made no progress");
+		if (r == Z_MEM_ERROR)
+			return set_error(err, src->name, BN_ENOMEM, 0, 0, "%s", "out of memory decoding gzip input");
+		if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR)
+			return compressed_error(src, err, src->frame_start,
+						"corrupt gzip input in member %llu starting at byte offset %llu: %s",
+						(unsigned long long)member, (unsigned long long)src->frame_start,
+						inflate_reason(z, r));
+		if (r == Z_STREAM_END) {
+			src->stats.members++;
+			member++;
+			src->between_members = 1;
+		}
+		if (z->avail_out < room) {
+			src->stats.bytes_decoded += room - z->avail_out;
+			src->end += room - z->avail_out;
+			return 0;
 		}
 	}
 }
@@ -261,6 +408,8 @@ static int fill(bn_source *src, bn_error *err)
 	make_room(src);
 	if (src->mode == MODE_ZSTD)
 		return fill_zstd(src, err);
+	if (src->mode == MODE_GZIP)
+		return fill_gzip(src, err);
 	return fill_plain(src, err);
 }
 
@@ -383,6 +532,10 @@ int bn_source_next(bn_source *src, bn_line *line, bn_error *err)
 		if (rc < 0)
 			goto fail;
 	}
+	if (src->mode == MODE_REFUSED) {
+		rc = bn_sniff_refuse(err, src->refused, src->name, src->path, src->stdin_command);
+		goto fail;
+	}
 	for (;;) {
 		nl = memchr(src->win + src->scan, '\n', src->end - src->scan);
 		if (nl) {
@@ -425,8 +578,11 @@ fail:
 }
 
 static int source_new(bn_source **out, int fd, const void *mem, size_t mem_size, const char *name,
-		      const bn_source_options *opts, bn_error *err)
+		      const char *path, const bn_source_options *opts, bn_error *err)
 {
+	const bn_refused_format *refused = NULL;
+	const char *command = opts && opts->stdin_command ? opts->stdin_command : DEFAULT_STDIN_COMMAND;
+	int format = fd < 0 ? bn_sniff(mem, mem_size, &refused) : BN_SNIFF_PLAIN;
 	bn_source *src = NULL;
 	size_t max_line = opts && opts->max_line_bytes ? opts->max_line_bytes : DEFAULT_MAX_LINE;
 	size_t prefix = opts && opts->too_long_prefix ? opts->too_long_prefix : DEFAULT_PREFIX;
@@ -445,11 +601,13 @@ static int source_new(bn_source **out, int fd, const void *mem, size_t mem_size,
 	/* Never more than the limit, so the prefix is always buffered when a line proves too long. */
 	src->prefix_len = prefix < max_line ? prefix : max_line;
 	src->name = strdup(name);
+	src->path = path ? strdup(path) : NULL;
+	src->stdin_command = strdup(command);
 	src->prefix = malloc(src->prefix_len);
-	if (!src->name || !src->prefix)
+	if (!src->name || (path && !src->path) || !src->stdin_command || !src->prefix)
 		goto nomem;
 
-	if (fd < 0 && !is_zstd_magic(mem, mem_size)) {
+	if (fd < 0 && format == BN_SNIFF_PLAIN) {
 		/* Plain memory is split in place: nothing to copy or read. */
 		src->mode = MODE_PLAIN;
 		src->win = mem_size ? mem : "";
@@ -470,7 +628,7 @@ static int source_new(bn_source **out, int fd, const void *mem, size_t mem_size,
 		src->in_size = mem_size;
 		src->in_eof = 1;
 		src->stats.bytes_read = mem_size;
-		rc = start_zstd(src, err);
+		rc = start_compressed(src, format, refused, err);
 		if (rc < 0)
 			goto cleanup;
 	} else {
@@ -488,7 +646,7 @@ cleanup:
 	return rc;
 }
 
-static int open_descriptor(bn_source **out, int fd, int own_fd, const char *name,
+static int open_descriptor(bn_source **out, int fd, int own_fd, const char *name, const char *path,
 			   const bn_source_options *opts, bn_error *err)
 {
 	struct stat st;
@@ -501,7 +659,7 @@ static int open_descriptor(bn_source **out, int fd, int own_fd, const char *name
 		return set_error(err, name, BN_EIO, 0, 0, "cannot read: %s", strerror(EISDIR));
 	if (S_ISREG(st.st_mode))
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	rc = source_new(out, fd, NULL, 0, name, opts, err);
+	rc = source_new(out, fd, NULL, 0, name, path, opts, err);
 	if (rc == 0)
 		(*out)->own_fd = own_fd;
 	return rc;
@@ -514,11 +672,11 @@ int bn_source_open_file(bn_source **out, const char *path, const bn_source_optio
 	if (!out || !path)
 		return bn_error_set(err, BN_EUSAGE, "bn_source_open_file: NULL argument");
 	if (strcmp(path, "-") == 0)
-		return open_descriptor(out, STDIN_FILENO, 0, "<stdin>", opts, err);
+		return open_descriptor(out, STDIN_FILENO, 0, "<stdin>", NULL, opts, err);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return set_error(err, path, BN_EIO, 0, 0, "cannot open: %s", strerror(errno));
-	rc = open_descriptor(out, fd, 1, path, opts, err);
+	rc = open_descriptor(out, fd, 1, path, path, opts, err);
 	if (rc < 0)
 		close(fd);
 	return rc;
@@ -534,7 +692,15 @@ int bn_source_open_fd(bn_source **out, int fd, const char *name, const bn_source
 		snprintf(fallback, sizeof(fallback), "<fd %d>", fd);
 		name = fallback;
 	}
-	return open_descriptor(out, fd, 0, name, opts, err);
+	return open_descriptor(out, fd, 0, name, NULL, opts, err);
+}
+
+int bn_source_open_file_fd(bn_source **out, int fd, const char *name, const char *path,
+			   const bn_source_options *opts, bn_error *err)
+{
+	if (!out || fd < 0 || !path)
+		return bn_error_set(err, BN_EUSAGE, "bn_source_open_file_fd: invalid argument");
+	return open_descriptor(out, fd, 0, name ? name : path, path, opts, err);
 }
 
 int bn_source_open_memory(bn_source **out, const void *data, size_t size, const char *name,
@@ -542,7 +708,7 @@ int bn_source_open_memory(bn_source **out, const void *data, size_t size, const 
 {
 	if (!out || (!data && size))
 		return bn_error_set(err, BN_EUSAGE, "bn_source_open_memory: invalid argument");
-	return source_new(out, -1, data, size, name ? name : "<memory>", opts, err);
+	return source_new(out, -1, data, size, name ? name : "<memory>", NULL, opts, err);
 }
 
 void bn_source_get_stats(const bn_source *src, bn_source_stats *out)
@@ -554,7 +720,18 @@ void bn_source_get_stats(const bn_source *src, bn_source_stats *out)
 		return;
 	}
 	*out = src->stats;
-	out->compressed = src->mode == MODE_ZSTD;
+	out->compressed = src->mode == MODE_ZSTD ? BN_COMPRESSION_ZSTD
+			  : src->mode == MODE_GZIP ? BN_COMPRESSION_GZIP : BN_COMPRESSION_NONE;
+}
+
+const char *bn_source_compression_name(int compression)
+{
+	switch (compression) {
+	case BN_COMPRESSION_NONE: return "none";
+	case BN_COMPRESSION_ZSTD: return "zstd";
+	case BN_COMPRESSION_GZIP: return "gzip";
+	default: return "unknown";
+	}
 }
 
 const char *bn_source_name(const bn_source *src)
@@ -569,10 +746,14 @@ void bn_source_free(bn_source *src)
 	if (src->own_fd && src->fd >= 0)
 		close(src->fd);
 	ZSTD_freeDStream(src->zds);
+	if (src->gzip_ready)
+		inflateEnd(&src->gz);
 	bn_buf_free(&src->repair);
 	free(src->inbuf);
 	free(src->wbuf);
 	free(src->prefix);
 	free(src->name);
+	free(src->path);
+	free(src->stdin_command);
 	free(src);
 }

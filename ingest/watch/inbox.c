@@ -15,7 +15,8 @@
 #include "bidnorm/watch.h"
 #include "sink/output.h"
 
-static const char *const default_include[] = { "*.jsonl", "*.jsonl.zst", "*.json", "*.zst" };
+/* Every format the source reads: plain, zstd, gzip. */
+static const char *const default_include[] = { "*.jsonl", "*.jsonl.zst", "*.jsonl.gz", "*.json", "*.zst", "*.gz" };
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -25,7 +26,7 @@ static int ends_with(const char *s, const char *suffix)
 
 size_t bn_watch_stem(char *out, size_t size, const char *name)
 {
-	static const char *const exts[] = { ".jsonl.zst", ".jsonl", ".zst", ".json" };
+	static const char *const exts[] = { ".jsonl.zst", ".jsonl.gz", ".jsonl", ".zst", ".gz", ".json" };
 	size_t n = strlen(name);
 	for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
 		size_t m = strlen(exts[i]);

@@ -1,5 +1,7 @@
 """Allocation-failure sweep: `bidnorm ingest` (or, with --vocab, `bidnorm vocab build`; with --vocab-spill, one that
-spills past --max-memory to disk) with the N-th allocation failing, for every N, must fail cleanly or succeed."""
+spills past --max-memory to disk; with --gzip, ingest of a gzip input) with the N-th allocation failing, for every N,
+must fail cleanly or succeed."""
+import gzip
 import json
 import os
 import re
@@ -12,7 +14,8 @@ import time
 import avro.datafile
 import avro.io
 
-USAGE = "usage: test_alloc.py BIDNORM ALLOC_FAIL_SO [--from N] [--step K] [--threads T] [--vocab | --vocab-spill]"
+USAGE = ("usage: test_alloc.py BIDNORM ALLOC_FAIL_SO [--from N] [--step K] [--threads T] "
+         "[--vocab | --vocab-spill | --gzip]")
 
 # Avro C 1.11.1 crashes (SIGSEGV in avro_schema_from_json_length) when one of its own
 # allocations fails, so the library never calls it at run time: generated schemas are parsed
@@ -143,7 +146,9 @@ def main(argv):
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
         with open(os.path.join(folder, "in.jsonl"), "wb") as f:
-            f.write(SPILL_INPUT if vocab == "spill" else INPUT)
+            # --gzip: two members, so the decoder is reset and its window allocated again
+            f.write(SPILL_INPUT if vocab == "spill" else
+                    gzip.compress(INPUT[:100]) + gzip.compress(INPUT[100:]) if "--gzip" in argv else INPUT)
         if vocab == "spill":
             os.mkdir(os.path.join(folder, "in.spill"))
         if vocab:

@@ -40,14 +40,22 @@ class Run:
         self.seconds = seconds
 
 
+GNU_TIME = "/usr/bin/time"
+
+
 def run_bidnorm(args, cwd, stdin=subprocess.DEVNULL, feed=None, preexec_fn=None, timeout=120, binary=BIDNORM):
     """Run bidnorm with args; feed (an iterable of bytes) is written to its stdin. Returns a Run.
 
-    os.wait4 gives the resource usage of exactly this child, so its peak RSS is
-    not mixed up with that of earlier children."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    The peak RSS is GNU time's report for bidnorm alone: a child forked from this test process
+    starts its ru_maxrss from this process's size, which grows as the suite runs."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as rss:
         start = time.monotonic()
-        p = subprocess.Popen([binary, *args], cwd=cwd, stdin=subprocess.PIPE if feed is not None else stdin,
+        cmd = [binary, *args]
+        if os.path.exists(GNU_TIME):
+            os.chmod(rss.name, 0o666)  # written by the child, which may run as another user
+            cmd = [GNU_TIME, "-f", "%M", "-o", rss.name] + cmd
+        p = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.PIPE if feed is not None else stdin,
                              stdout=out, stderr=err, preexec_fn=preexec_fn)
         if feed is not None:
             try:
@@ -71,10 +79,18 @@ def run_bidnorm(args, cwd, stdin=subprocess.DEVNULL, feed=None, preexec_fn=None,
                 raise AssertionError("bidnorm %s did not finish within %d s" % (" ".join(args), timeout))
             time.sleep(0.01)
         p.returncode = os.waitstatus_to_exitcode(status)
+        maxrss = usage.ru_maxrss
+        if cmd[0] == GNU_TIME:
+            report = rss.read().splitlines()
+            signal_line = [x for x in report if x.startswith("Command terminated by signal ")]
+            if signal_line:
+                p.returncode = -int(signal_line[0].rsplit(" ", 1)[1])
+            if report and report[-1].strip().isdigit():
+                maxrss = int(report[-1])
         seconds = time.monotonic() - start
         out.seek(0)
         err.seek(0)
-        return Run(p.returncode, out.read(), err.read(), usage.ru_maxrss, seconds)
+        return Run(p.returncode, out.read(), err.read(), maxrss, seconds)
 
 
 

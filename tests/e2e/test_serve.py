@@ -238,6 +238,18 @@ class Serve(unittest.TestCase):
                       p.stdout.decode())
         self.assertTrue(p.stdout.decode().endswith("\nok: max mismatch rate 0\n"))
 
+    def test_parity_reads_a_gzip_log_like_its_text_and_refuses_xz_with_its_own_advice(self):
+        log, _, n = self.parity_log("same-gz.jsonl")
+        with open(self.path(log + ".gz"), "wb") as f:
+            f.write(run("gzip", "-c", log, cwd=self.dir).stdout)
+        self.assertEqual(self.parity(log + ".gz"), self.parity(log))
+        self.assertEqual(self.parity(log + ".gz")["records"], n)
+        with open(self.path(log + ".xz"), "wb") as f:
+            f.write(run("xz", "-c", log, cwd=self.dir).stdout)
+        p = self.bidnorm("parity", "--vocab", self.vocab, log + ".xz", expect=5)
+        self.assertIn("same-gz.jsonl.xz: xz-compressed input is not supported (decompress it first: "
+                      "xz -dc same-gz.jsonl.xz | bidnorm parity --vocab DIR -)", p.stderr.decode())
+
     def test_parity_incident2_list_padding(self):
         def edit(raw, enc):
             if enc["installed_apps"] != [0]:

@@ -1,4 +1,4 @@
-/* fuzz_source.c - libFuzzer target: arbitrary bytes (plain or zstd frames) through bn_source, checking every line. */
+/* fuzz_source.c - libFuzzer target: arbitrary bytes (plain, zstd frames, gzip members, refused formats) through bn_source, checking every line. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +65,13 @@ static void read_all(const uint8_t *data, size_t size, size_t max_line, size_t p
 			fail("stats do not match the lines handed out", &l);
 		if (!st.compressed && st.bytes_decoded != size)
 			fail("plain input not decoded whole", &l);
-	} else if (rc != BN_ECORRUPT && rc != BN_EIO && rc != BN_ENOMEM) {
+		if (st.compressed != BN_COMPRESSION_GZIP && st.members)
+			fail("gzip members counted in other input", &l);
+	} else if (rc == BN_ECORRUPT && !st.compressed && lines) {
+		/* Plain input fails only when its magic names a refused format: before any line. */
+		fail("refused input handed out lines", &l);
+	}
+	if (rc < 0 && rc != BN_ECORRUPT && rc != BN_EIO && rc != BN_ENOMEM) {
 		fprintf(stderr, "fuzz_source: unexpected status %d\n", rc);
 		abort();
 	}

@@ -1,4 +1,4 @@
-/* test_source.c - unit tests of the source: zstd detection and errors, line splitting, UTF-8 repair, long lines, pipes. */
+/* test_source.c - unit tests of the source: zstd and gzip detection and errors, refused formats, line splitting, UTF-8 repair, long lines, pipes. */
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 #include <zstd.h>
 
 #include "bidnorm/source.h"
@@ -96,6 +97,24 @@ static void zstd_frame(bn_buf *out, const void *data, size_t size, int checksum)
 	ZSTD_freeCCtx(cctx);
 }
 
+/* One gzip member of data (zlib's deflate, level 1), appended to out. */
+static void gzip_member(bn_buf *out, const void *data, size_t size)
+{
+	z_stream z = { 0 };
+	size_t bound;
+
+	cr_assert_eq(deflateInit2(&z, 1, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	bound = deflateBound(&z, (uLong)size) + 64;
+	cr_assert_eq(bn_buf_reserve(out, bound), 0);
+	z.next_in = (Bytef *)(uintptr_t)data;
+	z.avail_in = (uInt)size;
+	z.next_out = (Bytef *)out->data + out->size;
+	z.avail_out = (uInt)bound;
+	cr_assert_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
+	out->size += bound - z.avail_out;
+	deflateEnd(&z);
+}
+
 /* A skippable frame written by hand, so the test does not trust zstd for it. */
 static void skippable_frame(bn_buf *out, unsigned variant, const char *payload)
 {
@@ -156,22 +175,33 @@ static void read_pipe(got *g, const void *data, size_t size, const bn_source_opt
 	close(fds[0]);
 }
 
-/* The ways the same text can arrive: plain or zstd, memory or pipe. */
-enum { WAY_MEM_PLAIN, WAY_MEM_ZSTD, WAY_PIPE_PLAIN, WAY_PIPE_ZSTD, WAY_COUNT };
-static const char *const way_names[WAY_COUNT] = { "memory plain", "memory zstd", "pipe plain", "pipe zstd" };
+/* The ways the same text can arrive: plain, zstd or gzip, memory or pipe. */
+enum { WAY_MEM_PLAIN, WAY_MEM_ZSTD, WAY_MEM_GZIP, WAY_PIPE_PLAIN, WAY_PIPE_ZSTD, WAY_PIPE_GZIP, WAY_COUNT };
+static const char *const way_names[WAY_COUNT] = { "memory plain", "memory zstd", "memory gzip",
+						  "pipe plain", "pipe zstd", "pipe gzip" };
+
+/* The bn_compression a way's input has. */
+static int way_compression(int way)
+{
+	return way == WAY_MEM_ZSTD || way == WAY_PIPE_ZSTD ? BN_COMPRESSION_ZSTD
+	       : way == WAY_MEM_GZIP || way == WAY_PIPE_GZIP ? BN_COMPRESSION_GZIP : BN_COMPRESSION_NONE;
+}
 
 static void read_way(got *g, int way, const char *text, size_t size, const bn_source_options *opts)
 {
 	bn_buf z = { 0 };
+	int pipe_way = way >= WAY_PIPE_PLAIN;
 
-	if (way == WAY_MEM_ZSTD || way == WAY_PIPE_ZSTD)
+	if (way_compression(way) == BN_COMPRESSION_ZSTD)
 		zstd_frame(&z, text, size, 1);
-	switch (way) {
-	case WAY_MEM_PLAIN: read_memory(g, text, size, opts); break;
-	case WAY_MEM_ZSTD: read_memory(g, z.data, z.size, opts); break;
-	case WAY_PIPE_PLAIN: read_pipe(g, text, size, opts); break;
-	default: read_pipe(g, z.data, z.size, opts); break;
-	}
+	else if (way_compression(way) == BN_COMPRESSION_GZIP)
+		gzip_member(&z, text, size);
+	else
+		bn_buf_append(&z, text, size);
+	if (pipe_way)
+		read_pipe(g, z.data, z.size, opts);
+	else
+		read_memory(g, z.size ? z.data : "", z.size, opts);
 	bn_buf_free(&z);
 }
 
@@ -227,7 +257,8 @@ Test(source, splits_lines_every_way)
 			cr_assert_eq(g.stats.blank_lines, k->blank, "%s (%s)", k->name, way_names[way]);
 			cr_assert_eq(g.stats.lines, k->nwant);
 			cr_assert_eq(g.stats.bytes_decoded, len, "%s (%s)", k->name, way_names[way]);
-			cr_assert_eq(g.stats.compressed, way == WAY_MEM_ZSTD || way == WAY_PIPE_ZSTD);
+			cr_assert_eq(g.stats.compressed, way_compression(way));
+			cr_assert_eq(g.stats.members, way_compression(way) == BN_COMPRESSION_GZIP);
 			got_free(&g);
 		}
 	}
@@ -551,6 +582,374 @@ Test(source, zstd_garbage_after_a_good_frame_is_corrupt)
 	cr_assert_str_eq(g.lines[0].data, "ok");
 	got_free(&g);
 	bn_buf_free(&z);
+}
+
+/* ---- gzip members ----------------------------------------------------- */
+
+Test(source, gzip_line_split_across_members)
+{
+	bn_buf z = { 0 };
+	got g;
+
+	gzip_member(&z, "hello\nwor", 9);
+	gzip_member(&z, "ld\r", 3);
+	gzip_member(&z, "", 0);		/* an empty member between two others */
+	gzip_member(&z, "\nbye\n", 5);
+	for (int pipe_way = 0; pipe_way < 2; pipe_way++) {
+		if (pipe_way)
+			read_pipe(&g, z.data, z.size, NULL);
+		else
+			read_memory(&g, z.data, z.size, NULL);
+		cr_assert_eq(g.rc, 0, "%s", g.err.message);
+		cr_assert_eq(g.n, 3);
+		cr_assert_str_eq(g.lines[0].data, "hello");
+		cr_assert_str_eq(g.lines[1].data, "world");
+		cr_assert_eq(g.lines[1].number, 2);
+		cr_assert_eq(g.lines[1].offset, 6, "offsets count decompressed bytes across members");
+		cr_assert_str_eq(g.lines[2].data, "bye");
+		cr_assert_eq(g.lines[2].number, 3);
+		cr_assert_eq(g.lines[2].offset, 13);
+		cr_assert_eq(g.stats.members, 4);
+		cr_assert_eq(g.stats.frames, 0);
+		cr_assert_eq(g.stats.compressed, BN_COMPRESSION_GZIP);
+		cr_assert_eq(g.stats.bytes_read, z.size);
+		cr_assert_eq(g.stats.bytes_decoded, 17);
+		got_free(&g);
+	}
+	bn_buf_free(&z);
+}
+
+Test(source, gzip_only_an_empty_member)
+{
+	bn_buf z = { 0 };
+	got g;
+
+	gzip_member(&z, "", 0);
+	read_memory(&g, z.data, z.size, NULL);
+	cr_assert_eq(g.rc, 0, "%s", g.err.message);
+	cr_assert_eq(g.n, 0);
+	cr_assert_eq(g.stats.members, 1);
+	cr_assert_eq(g.stats.compressed, BN_COMPRESSION_GZIP);
+	got_free(&g);
+	bn_buf_free(&z);
+}
+
+/* Header fields gzip writes (name, comment, extra, header CRC) are skipped whatever their length. */
+Test(source, gzip_header_fields_are_skipped)
+{
+	static char name[3000], comment[] = "shipped by fluent-bit";
+	static unsigned char extra[] = { 'A', 'P', 4, 0, 1, 2, 3, 4 };
+	gz_header h = { 0 };
+	z_stream z = { 0 };
+	unsigned char out[4096];
+	got g;
+
+	memset(name, 'n', sizeof(name) - 1);
+	h.name = (Bytef *)name;
+	h.comment = (Bytef *)comment;
+	h.extra = extra;
+	h.extra_len = sizeof(extra);
+	h.hcrc = 1;
+	cr_assert_eq(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	cr_assert_eq(deflateSetHeader(&z, &h), Z_OK);
+	z.next_in = (Bytef *)"{\"a\":1}\n";
+	z.avail_in = 8;
+	z.next_out = out;
+	z.avail_out = sizeof(out);
+	cr_assert_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
+	cr_assert_eq(out[3], 0x1E, "FHCRC, FEXTRA, FNAME and FCOMMENT set");
+	for (int pipe_way = 0; pipe_way < 2; pipe_way++) {
+		if (pipe_way)
+			read_pipe(&g, out, z.total_out, NULL);
+		else
+			read_memory(&g, out, z.total_out, NULL);
+		cr_assert_eq(g.rc, 0, "%s", g.err.message);
+		cr_assert_eq(g.n, 1);
+		cr_assert_str_eq(g.lines[0].data, "{\"a\":1}");
+		got_free(&g);
+	}
+	deflateEnd(&z);
+}
+
+/* Zero bytes after a member are padding (gzip and Python's gzip skip them): between members too. */
+Test(source, gzip_zero_padding_is_skipped)
+{
+	static const char zeros[1000];
+	bn_buf z = { 0 };
+	got g;
+
+	gzip_member(&z, "one\n", 4);
+	bn_buf_append(&z, zeros, 7);
+	gzip_member(&z, "two\n", 4);
+	bn_buf_append(&z, zeros, sizeof(zeros));
+	for (int pipe_way = 0; pipe_way < 2; pipe_way++) {
+		if (pipe_way)
+			read_pipe(&g, z.data, z.size, NULL);
+		else
+			read_memory(&g, z.data, z.size, NULL);
+		cr_assert_eq(g.rc, 0, "%s", g.err.message);
+		cr_assert_eq(g.n, 2);
+		cr_assert_str_eq(g.lines[1].data, "two");
+		cr_assert_eq(g.lines[1].offset, 4);
+		cr_assert_eq(g.stats.members, 2);
+		cr_assert_eq(g.stats.bytes_read, z.size);
+		got_free(&g);
+	}
+	bn_buf_free(&z);
+}
+
+/* Cut inside the header, the deflate data and the 8-byte trailer of the third member. */
+Test(source, gzip_truncated_member_is_named)
+{
+	const char *text = "first line\nsecond line\nthird line\n";
+	bn_buf z = { 0 };
+	size_t third, whole;
+	char msg[160];
+
+	gzip_member(&z, "a\n", 2);
+	gzip_member(&z, "b\n", 2);
+	third = z.size;
+	gzip_member(&z, text, strlen(text));
+	whole = z.size - third;
+	size_t keep[] = { 1, 2, 9, 10, 15, whole - 8, whole - 5, whole - 1 };
+	for (size_t c = 0; c < sizeof(keep) / sizeof(keep[0]); c++) {
+		size_t size = third + keep[c];
+		got g;
+		snprintf(msg, sizeof(msg), "truncated gzip input: ends at byte offset %zu inside member 3 starting at byte offset %zu",
+			 size, third);
+		read_memory(&g, z.data, size, NULL);
+		assert_error(&g, BN_ECORRUPT, "mem", msg, size);
+		cr_assert_geq(g.n, 2, "the lines of the whole members are handed out first");
+		cr_assert_str_eq(g.lines[1].data, "b");
+		got_free(&g);
+		read_pipe(&g, z.data, size, NULL);
+		assert_error(&g, BN_ECORRUPT, "pipe", msg, size);
+		got_free(&g);
+	}
+	bn_buf_free(&z);
+}
+
+Test(source, gzip_magic_alone_is_truncated)
+{
+	got g;
+
+	read_memory(&g, "\x1F\x8B", 2, NULL);
+	assert_error(&g, BN_ECORRUPT, "mem",
+		     "truncated gzip input: ends at byte offset 2 inside member 1 starting at byte offset 0", 2);
+	cr_assert_eq(g.stats.compressed, BN_COMPRESSION_GZIP);
+	got_free(&g);
+}
+
+/* Member 2 of three damaged in its trailer (CRC-32, then length) or in its deflate data. */
+Test(source, gzip_corrupt_member_is_named)
+{
+	static const struct {
+		const char *what;
+		int from_end;		/* byte of member 2 to flip: counted from its end, or */
+		int from_start;		/* ... from its start when from_end is 0 */
+		unsigned char set;	/* the value written there */
+		const char *reason;
+	} cases[] = {
+		{ "CRC-32", 8, 0, 0, "CRC-32 mismatch: the data does not match the member's checksum" },
+		{ "length", 1, 0, 0x55, "length mismatch: the data does not match the member's recorded size" },
+		{ "block type", 0, 10, 0x07, "invalid block type" },
+		{ "method", 0, 2, 0x09, "unknown compression method" },
+		{ "reserved flag", 0, 3, 0xE0, "unknown header flags set" },
+	};
+	const char *text = "{\"a\":1}\n{\"a\":2}\n";
+	char msg[200];
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		bn_buf z = { 0 };
+		size_t second, end;
+		got g;
+
+		gzip_member(&z, "ok\n", 3);
+		second = z.size;
+		gzip_member(&z, text, strlen(text));
+		end = z.size;
+		gzip_member(&z, "after\n", 6);
+		size_t at = cases[c].from_end ? end - (size_t)cases[c].from_end : second + (size_t)cases[c].from_start;
+		z.data[at] = cases[c].from_end == 8 ? (char)(z.data[at] ^ 0x01) : (char)cases[c].set;
+		snprintf(msg, sizeof(msg), "corrupt gzip input in member 2 starting at byte offset %zu: %s", second,
+			 cases[c].reason);
+		read_memory(&g, z.data, z.size, NULL);
+		assert_error(&g, BN_ECORRUPT, "mem", msg, second);
+		cr_assert_geq(g.n, 1, "%s", cases[c].what);
+		cr_assert_str_eq(g.lines[0].data, "ok");
+		got_free(&g);
+		read_pipe(&g, z.data, z.size, NULL);
+		assert_error(&g, BN_ECORRUPT, "pipe", msg, second);
+		got_free(&g);
+		bn_buf_free(&z);
+	}
+}
+
+/* After a member, bytes that do not start another: text, or a 0x1F not followed by 0x8B, after padding. */
+Test(source, gzip_garbage_after_a_member_is_corrupt)
+{
+	static const struct {
+		const char *garbage;
+		size_t len, zeros;
+	} cases[] = {
+		{ "not gzip at all\n", 16, 0 },
+		{ "\n", 1, 0 },
+		{ "\x1F\x00\x00\x00", 4, 0 },
+		{ "\x1F" "A", 2, 3 },
+		{ "x", 1, 5 },
+	};
+	static const char zeros[8];
+	char msg[160];
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		bn_buf z = { 0 };
+		size_t at;
+		got g;
+
+		gzip_member(&z, "ok\n", 3);
+		gzip_member(&z, "ok2\n", 4);
+		bn_buf_append(&z, zeros, cases[c].zeros);
+		at = z.size;
+		bn_buf_append(&z, cases[c].garbage, cases[c].len);
+		snprintf(msg, sizeof(msg),
+			 "corrupt gzip input: the bytes at byte offset %zu, after member 2, are not a gzip member", at);
+		read_memory(&g, z.data, z.size, NULL);
+		assert_error(&g, BN_ECORRUPT, "mem", msg, at);
+		cr_assert_eq(g.n, 2, "case %zu: the lines before the garbage are handed out", c);
+		cr_assert_str_eq(g.lines[1].data, "ok2");
+		cr_assert_eq(g.stats.members, 2);
+		got_free(&g);
+		read_pipe(&g, z.data, z.size, NULL);
+		assert_error(&g, BN_ECORRUPT, "pipe", msg, at);
+		got_free(&g);
+		bn_buf_free(&z);
+	}
+}
+
+/* A bad CRC found at the end of a member inflated over many reads still names the member's start. */
+Test(source, gzip_crc_mismatch_in_a_large_member_names_the_member_start)
+{
+	bn_buf text = { 0 }, z = { 0 };
+	char msg[200], row[64];
+	size_t second;
+	uint64_t x = 88172645463325252ull;
+	got g;
+
+	while (text.size < (size_t)2 << 20) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		int n = snprintf(row, sizeof(row), "{\"v\":\"%016llx\"}\n", (unsigned long long)x);
+		bn_buf_append(&text, row, (size_t)n);
+	}
+	gzip_member(&z, "ok\n", 3);
+	second = z.size;
+	gzip_member(&z, text.data, text.size);
+	cr_assert_gt(z.size - second, 3 * ((size_t)128 << 10), "the member must span several reads");
+	z.data[z.size - 8] ^= 0x01;
+	snprintf(msg, sizeof(msg), "corrupt gzip input in member 2 starting at byte offset %zu: "
+		 "CRC-32 mismatch: the data does not match the member's checksum", second);
+	read_memory(&g, z.data, z.size, NULL);
+	assert_error(&g, BN_ECORRUPT, "mem", msg, second);
+	cr_assert_gt(g.n, 1000, "lines decoded before the trailer are handed out");
+	got_free(&g);
+	read_pipe(&g, z.data, z.size, NULL);
+	assert_error(&g, BN_ECORRUPT, "pipe", msg, second);
+	got_free(&g);
+	bn_buf_free(&text);
+	bn_buf_free(&z);
+}
+
+/* ---- refused formats -------------------------------------------------- */
+
+/* The first bytes of each format as its own tool writes it (magic, then a plausible header). */
+static const struct refused_case {
+	const char *format, *tool;
+	const char *bytes;
+	size_t len;
+} refused_cases[] = {
+	{ "xz", "xz -dc", "\xFD" "7zXZ\0\0\4\xE6\xD6\xB4\x46", 12 },
+	{ "bzip2", "bzip2 -dc", "BZh91AY&SY\x01\x02", 12 },
+	{ "bzip2", "bzip2 -dc", "BZh9\x17\x72\x45\x38\x50\x90\0\0\0\0", 14 },	/* empty stream */
+	{ "lz4", "lz4 -dc", "\x04\x22\x4D\x18\x64\x40\xA7", 7 },
+	{ "lz4", "lz4 -dc", "\x02\x21\x4C\x18\x10\0\0\0", 8 },			/* legacy frame */
+	{ "zip", "unzip -p", "PK\3\4\x14\0\0\0\x08\0", 10 },
+	{ "zip", "unzip -p", "PK\5\6\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 22 },	/* empty archive */
+};
+
+Test(source, refused_formats_fail_before_any_line)
+{
+	char msg[256];
+
+	for (size_t c = 0; c < sizeof(refused_cases) / sizeof(refused_cases[0]); c++) {
+		const struct refused_case *k = &refused_cases[c];
+		bn_buf data = { 0 };
+		got g;
+
+		/* then lines, which must not be read */
+		bn_buf_append(&data, k->bytes, k->len);
+		bn_buf_append(&data, "\n{\"a\":1}\n", 9);
+		snprintf(msg, sizeof(msg), "%s-compressed input is not supported (decompress it first: ... | %s | bidnorm ingest -)",
+			 k->format, k->tool);
+		read_memory(&g, data.data, data.size, NULL);
+		cr_assert_eq(g.rc, BN_ECORRUPT, "case %zu: rc %d", c, g.rc);
+		cr_assert_str_eq(g.err.message, msg);
+		cr_assert_str_eq(g.err.source, "mem");
+		cr_assert_eq(g.n, 0);
+		cr_assert_eq(g.stats.lines, 0);
+		got_free(&g);
+		read_pipe(&g, data.data, data.size, NULL);
+		cr_assert_eq(g.rc, BN_ECORRUPT);
+		cr_assert_str_eq(g.err.message, msg);
+		cr_assert_eq(g.n, 0);
+		got_free(&g);
+		bn_buf_free(&data);
+	}
+}
+
+/* Text that only starts like a magic is text. */
+Test(source, near_magics_are_plain)
+{
+	static const char *const texts[] = { "BZh9 is a bzip2 block size\n", "BZh", "PK\3", "\xFD" "7zX", "\x04\x22\x4D" };
+	for (size_t c = 0; c < sizeof(texts) / sizeof(texts[0]); c++) {
+		got g;
+		read_memory(&g, texts[c], strlen(texts[c]), NULL);
+		cr_assert_eq(g.rc, 0, "case %zu: %s", c, g.err.message);
+		cr_assert_eq(g.n, 1);
+		cr_assert_eq(g.stats.compressed, BN_COMPRESSION_NONE);
+		got_free(&g);
+	}
+}
+
+/* Opened by path, the advice names the file (quoted for the shell when needed) and the caller's command. */
+Test(source, refusal_names_the_file_and_the_command)
+{
+	static const struct {
+		const char *name, *shown;
+	} names[] = {
+		{ "x.jsonl.xz", "x.jsonl.xz" },
+		{ "logs of today's run.xz", "'logs of today'\\''s run.xz'" },
+	};
+	bn_source_options opts = { .stdin_command = "bidnorm parity --vocab DIR -" };
+	char path[128], want[256];
+	bn_source *src = NULL;
+	bn_error err;
+	bn_line line;
+	int fd;
+
+	for (size_t c = 0; c < sizeof(names) / sizeof(names[0]); c++) {
+		snprintf(path, sizeof(path), "%s", names[c].name);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(write(fd, refused_cases[0].bytes, refused_cases[0].len), (ssize_t)refused_cases[0].len);
+		close(fd);
+		cr_assert_eq(bn_source_open_file(&src, path, c ? &opts : NULL, &err), 0, "%s", err.message);
+		cr_assert_eq(bn_source_next(src, &line, &err), BN_ECORRUPT);
+		snprintf(want, sizeof(want), "xz-compressed input is not supported (decompress it first: xz -dc %s | %s)",
+			 names[c].shown, c ? "bidnorm parity --vocab DIR -" : "bidnorm ingest -");
+		cr_assert_str_eq(err.message, want);
+		cr_assert_str_eq(err.source, path);
+		bn_source_free(src);
+		unlink(path);
+	}
 }
 
 Test(source, next_after_error_keeps_failing)

@@ -62,7 +62,9 @@ Test(watch, stem_drops_one_known_extension)
 		{ "a.json", "a" },
 		{ "a.zst", "a" },
 		{ "a.json.zst", "a.json" },
-		{ "a.tar.gz", "a.tar.gz" },
+		{ "bidlog-2026-11-20T12.jsonl.gz", "bidlog-2026-11-20T12" },
+		{ "app.log.1.gz", "app.log.1" },
+		{ "a.jsonl.xz", "a.jsonl.xz" },
 		{ "noext", "noext" },
 		{ ".jsonl", ".jsonl" },
 	};
@@ -81,7 +83,8 @@ Test(watch, names_wanted_by_default_and_with_include_globs)
 	static const struct { const char *name; int wanted; } cases[] = {
 		{ "a.jsonl", 1 }, { "a.jsonl.zst", 1 }, { "a.json", 1 }, { "a.zst", 1 },
 		{ ".a.jsonl", 0 }, { "a.jsonl.tmp", 0 }, { "a.jsonl.part", 0 }, { "a.tmp", 0 },
-		{ "a.txt", 0 }, { "a.jsonl.gz", 0 }, { "", 0 },
+		{ "a.jsonl.gz", 1 }, { "app.log.1.gz", 1 },
+		{ "a.txt", 0 }, { "a.jsonl.xz", 0 }, { "a.jsonl.bz2", 0 }, { "", 0 },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		cr_assert_eq(bn_watch_name_wanted(cases[i].name, NULL, 0), cases[i].wanted, "%s", cases[i].name);
