@@ -79,7 +79,8 @@ static const repair_case cases[] = {
 	{"a\u2029b", 0, "a b", W},
 	{"a\u3000b", 0, "a b", N},
 	{"a\u00A0b", 0, "a b", N},
-	{"a\xc2\x85" "b", 0, "a b", W},
+	/* U+0085 is Windows-1252's ellipsis read as Latin-1, not a line break */
+	{"a\xc2\x85" "b", 0, "a...b", M | N},
 	{"a\u1680b", 0, "a b", W},
 	{"a\u205Fb", 0, "a b", N},
 	{"a\u202Fb", 0, "a b", N},
