@@ -27,7 +27,7 @@ typedef struct cpvec {
 struct bn_mojibake {
 	cpvec cur, cand, cand2; /* the value, a candidate reading of it, and a reading of that */
 	cpvec piece, piece2;    /* a stretch being repaired on its own, and its reading */
-	cpvec spare;            /* the candidate of a stretch's reading */
+	cpvec trial;            /* a reading being ranked */
 	uint32_t *cls;          /* character classes of the vector being judged */
 	size_t cls_cap;
 	bn_buf bytes, bytes2;   /* a vector encoded with a code page, and transformed */
@@ -58,7 +58,7 @@ void bn_mojibake_free(bn_mojibake *m)
 	free(m->cand2.v);
 	free(m->piece.v);
 	free(m->piece2.v);
-	free(m->spare.v);
+	free(m->trial.v);
 	free(m->cls);
 	bn_buf_free(&m->bytes);
 	bn_buf_free(&m->bytes2);
@@ -384,6 +384,105 @@ static size_t rule_at(const int32_t *v, const uint32_t *k, size_t n, size_t i)
 	return 0;
 }
 
+static int is_letter_cat(utf8proc_category_t c)
+{
+	return c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_LO;
+}
+
+/* Characters that stand inside words of real text: apostrophes, hyphens, the Catalan middle dot. */
+static int word_inner(int32_t cp)
+{
+	return cp == 0x2019 || cp == 0x2018 || cp == 0xB7 || cp == 0x2010 || cp == 0x2011 || cp == 0x02BC;
+}
+
+/*
+ * Weaker signs of mojibake, which real text shows now and then but which
+ * mojibake of short values (single words, names) shows almost always:
+ * a small letter followed by a capital outside ASCII ("dĆ©", "РґРѕ"), a
+ * symbol or punctuation outside ASCII between two non-spaces ("Ä…c",
+ * "b√∏y", "h├╕v"), and a soft hyphen or no-break space between a letter
+ * outside ASCII and a letter ("Å\u00ADt"). Only a reading that leaves none
+ * of them and no other sign, in one script, is taken on this evidence.
+ */
+static long weak_badness(const int32_t *v, size_t n)
+{
+	long count = 0;
+	size_t i;
+	for (i = 0; i < n; i++) {
+		int32_t x = v[i];
+		utf8proc_category_t cx, cy;
+		if (x < 0x80 && (i + 1 == n || v[i + 1] < 0x80))
+			continue;
+		cx = utf8proc_category(x);
+		if (i + 1 < n && v[i + 1] >= 0x80) {
+			cy = utf8proc_category(v[i + 1]);
+			if (cx == UTF8PROC_CATEGORY_LL && (cy == UTF8PROC_CATEGORY_LU || cy == UTF8PROC_CATEGORY_LT))
+				count++;
+		}
+		if (x < 0x80 || i == 0 || i + 1 == n)
+			continue;
+		if (cx >= UTF8PROC_CATEGORY_PC && cx <= UTF8PROC_CATEGORY_SO && !word_inner(x) &&
+		    !is_space(v[i - 1]) && !is_space(v[i + 1]) && (v[i - 1] >= 0x80 || is_word(v[i - 1])) &&
+		    (v[i + 1] >= 0x80 || is_word(v[i + 1])))
+			count++;
+		else if ((x == 0xAD || x == 0xA0) && v[i - 1] >= 0x80 && is_letter_cat(utf8proc_category(v[i - 1])) &&
+			 is_letter_cat(utf8proc_category(v[i + 1])))
+			count++;
+	}
+	return count;
+}
+
+/* A coarse script of a letter: Latin, IPA, Greek, Cyrillic, CJK (Han, kana, Hangul), else its 256-block. */
+static int script_of(int32_t cp)
+{
+	if (cp < 0x250 || (cp >= 0x1E00 && cp <= 0x1EFF) || (cp >= 0x2C60 && cp <= 0x2C7F) ||
+	    (cp >= 0xA720 && cp <= 0xA7FF) || (cp >= 0xFB00 && cp <= 0xFB06))
+		return 0;
+	if (cp <= 0x2AF || (cp >= 0x1D00 && cp <= 0x1DBF))
+		return 1;
+	if ((cp >= 0x370 && cp <= 0x3FF) || (cp >= 0x1F00 && cp <= 0x1FFF))
+		return 2;
+	if (cp >= 0x400 && cp <= 0x52F)
+		return 3;
+	if ((cp >= 0x2E80 && cp <= 0x9FFF) || (cp >= 0xAC00 && cp <= 0xD7AF) || (cp >= 0xF900 && cp <= 0xFAFF) ||
+	    (cp >= 0xFF00 && cp <= 0xFFEF) || cp >= 0x20000)
+		return 4;
+	return 16 + (cp >> 8);
+}
+
+/*
+ * 1 when v reads as ordinary text: no unassigned, private-use, control or
+ * format character, no U+FFFD, and every letter of one script. Asked of a
+ * reading taken on weak evidence only.
+ */
+static int plausible(const int32_t *v, size_t n)
+{
+	int script = -1;
+	size_t i;
+	for (i = 0; i < n; i++) {
+		utf8proc_category_t c;
+		int s;
+		if (v[i] < 0x80) {
+			if (v[i] < 0x20 || v[i] == 0x7F)
+				return 0;
+			if (!is_alpha(v[i]))
+				continue;
+		}
+		c = utf8proc_category(v[i]);
+		if (v[i] == 0xFFFD || c == UTF8PROC_CATEGORY_CN || c == UTF8PROC_CATEGORY_CO ||
+		    c == UTF8PROC_CATEGORY_CS || c == UTF8PROC_CATEGORY_CC || c == UTF8PROC_CATEGORY_CF)
+			return 0;
+		if (!is_letter_cat(c))
+			continue;
+		s = script_of(v[i]);
+		if (script < 0)
+			script = s;
+		else if (s != script)
+			return 0;
+	}
+	return 1;
+}
+
 static int classify(bn_mojibake *m, const int32_t *v, size_t n)
 {
 	size_t i;
@@ -689,16 +788,50 @@ static int same(const cpvec *a, const cpvec *b)
 	return a->n == b->n && memcmp(a->v, b->v, a->n * sizeof(*a->v)) == 0;
 }
 
+/* Letters and marks that UTF-8 mojibake produces far more often than text does (Latin Extended-B, IPA, rare Greek and Cyrillic, ...). */
+static long rarity(const int32_t *v, size_t n)
+{
+	long count = 0;
+	size_t i;
+	for (i = 0; i < n; i++) {
+		int32_t c = v[i];
+		count += (c >= 0x180 && c <= 0x36F) || (c >= 0x3CF && c <= 0x3FF) || (c >= 0x460 && c <= 0x48F) ||
+			 (c >= 0x492 && c <= 0x52F) || (c >= 0x530 && c <= 0x5CF) || (c >= 0x700 && c <= 0x8FF);
+	}
+	return count;
+}
+
+/* How a reading ranks: fewer strong signs, then fewer weak ones, then plausible, then fewer rare characters. */
+typedef struct rank {
+	long strong, weak, implausible, rare;
+} rank;
+
+static int rank_less(const rank *a, const rank *b)
+{
+	if (a->strong != b->strong)
+		return a->strong < b->strong;
+	if (a->weak != b->weak)
+		return a->weak < b->weak;
+	if (a->implausible != b->implausible)
+		return a->implausible < b->implausible;
+	return a->rare < b->rare;
+}
+
+/* Readings read_whole accepts. */
+#define ANY_READING LONG_MAX /* any reading that decodes */
+#define CLEAN_READING 0      /* no sign of mojibake at all, weak ones included, and plausible() */
+
 /*
- * Read a as UTF-8 that one of the code pages decoded: the first reading
- * that decodes and has a badness below `below` goes to out. Returns 1 with
- * *page, *how (READ_*) and *after set, 0 when no reading does, -1 when out
- * of memory.
+ * Read a as UTF-8 that one of the code pages decoded. Of the readings that
+ * decode and have a badness below `below` (or, with CLEAN_READING, are clean),
+ * the best ranked goes to out. Returns 1 with *page, *how (READ_*) and
+ * *after set, 0 when no reading qualifies, -1 when out of memory.
  */
 static int read_whole(bn_mojibake *m, const cpvec *a, cpvec *out, long below, int *page, int *how, long *after)
 {
 	uint32_t pages = encodable_pages(a->v, a->n);
-	int k, rc;
+	int k, rc, found = 0;
+	rank best = {0, 0, 0, 0};
 	if (!pages)
 		return 0;
 	/* restore_a0 adds at most a byte per character, replace_lossy at most triples the result. */
@@ -706,7 +839,7 @@ static int read_whole(bn_mojibake *m, const cpvec *a, cpvec *out, long below, in
 		return -1;
 	for (k = 0; k < BN_CP_COUNT; k++) {
 		bn_buf *b = &m->bytes, *t = &m->bytes2, tmp;
-		long nb;
+		rank r;
 		int flags = 0;
 		if (!(pages & (1u << k)))
 			continue;
@@ -719,22 +852,29 @@ static int read_whole(bn_mojibake *m, const cpvec *a, cpvec *out, long below, in
 			tmp = *b, *b = *t, *t = tmp;
 			flags |= READ_LOSSY;
 		}
-		rc = decode_variants(out, &m->bytes);
+		rc = decode_variants(&m->trial, &m->bytes);
 		if (rc < 0)
 			return -1;
-		if (rc == 0 || same(a, out))
+		if (rc == 0 || same(a, &m->trial))
 			continue;
-		nb = badness(m, out->v, out->n, below);
-		if (nb < 0)
+		r.strong = badness(m, m->trial.v, m->trial.n, LONG_MAX);
+		if (r.strong < 0)
 			return -1;
-		if (nb >= below)
+		r.weak = weak_badness(m->trial.v, m->trial.n);
+		r.implausible = !plausible(m->trial.v, m->trial.n);
+		r.rare = rarity(m->trial.v, m->trial.n);
+		if (below == CLEAN_READING ? r.strong || r.weak || r.implausible : r.strong >= below)
 			continue;
+		if (found && !rank_less(&r, &best))
+			continue;
+		cpvec_swap(out, &m->trial);
+		best = r;
+		found = 1;
 		*page = k;
 		*how = flags;
-		*after = nb;
-		return 1;
+		*after = r.strong;
 	}
-	return 0;
+	return found;
 }
 
 static int cont_char(int32_t cp, uint32_t k)
@@ -869,7 +1009,7 @@ long bn_mojibake_badness(bn_mojibake *m, const char *in, size_t size)
 int bn_mojibake_fix(bn_mojibake *m, const char *in, size_t size, const char **out, size_t *out_size)
 {
 	int steps, changed = 0, rc, page, how;
-	long bad, after;
+	long bad, after, weak;
 	size_t count;
 
 	if (decode_into(&m->cur, in, size) < 0)
@@ -877,7 +1017,9 @@ int bn_mojibake_fix(bn_mojibake *m, const char *in, size_t size, const char **ou
 	bad = badness(m, m->cur.v, m->cur.n, LONG_MAX);
 	if (bad < 0)
 		return -1;
-	for (steps = 0; steps < MAX_STEPS && bad > 0; steps++) {
+	for (steps = 0; steps < MAX_STEPS; steps++) {
+		if (bad == 0)
+			goto weak;
 		rc = read_whole(m, &m->cur, &m->cand, bad, &page, &how, &after);
 		if (rc < 0)
 			return -1;
@@ -889,7 +1031,7 @@ int bn_mojibake_fix(bn_mojibake *m, const char *in, size_t size, const char **ou
 		}
 		/* A middle layer of nested mojibake can look as bad as the outer one: accept
 		 * a reading that does not lower the badness only when the next one does. */
-		rc = read_whole(m, &m->cur, &m->cand2, LONG_MAX, &page, &how, &after);
+		rc = read_whole(m, &m->cur, &m->cand2, ANY_READING, &page, &how, &after);
 		if (rc > 0) {
 			int page2, how2;
 			long mid = after;
@@ -927,6 +1069,34 @@ int bn_mojibake_fix(bn_mojibake *m, const char *in, size_t size, const char **ou
 			goto accept;
 		}
 		say(m, "left as is: badness %ld, but no reading lowers it", bad);
+		break;
+weak:
+		/* No strong sign: a value that shows weak ones and reads as clean text in one script. */
+		weak = weak_badness(m->cur.v, m->cur.n);
+		if (weak == 0)
+			break;
+		rc = read_whole(m, &m->cur, &m->cand, CLEAN_READING, &page, &how, &after);
+		if (rc < 0)
+			return -1;
+		if (rc) {
+			say(m, "utf-8 read as %s%s: weak signs %ld -> 0, clean text in one script", bn_cp_names[page],
+			    how & READ_A0 ? ", no-break spaces restored" : "", weak);
+			goto accept;
+		}
+		/* Two layers, the middle one not clean: both readings at once. */
+		rc = read_whole(m, &m->cur, &m->cand2, ANY_READING, &page, &how, &after);
+		if (rc > 0) {
+			int page2, how2;
+			rc = read_whole(m, &m->cand2, &m->cand, CLEAN_READING, &page2, &how2, &after);
+			if (rc > 0) {
+				say(m, "utf-8 read as %s, then as %s: weak signs %ld -> 0, clean text in one script",
+				    bn_cp_names[page], bn_cp_names[page2], weak);
+				goto accept;
+			}
+		}
+		if (rc < 0)
+			return -1;
+		say(m, "left as is: weak signs %ld, but no reading is clean text in one script", weak);
 		break;
 accept:
 		cpvec_swap(&m->cur, &m->cand);
