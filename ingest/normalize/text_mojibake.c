@@ -395,43 +395,6 @@ static int word_inner(int32_t cp)
 	return cp == 0x2019 || cp == 0x2018 || cp == 0xB7 || cp == 0x2010 || cp == 0x2011 || cp == 0x02BC;
 }
 
-/*
- * Weaker signs of mojibake, which real text shows now and then but which
- * mojibake of short values (single words, names) shows almost always:
- * a small letter followed by a capital outside ASCII ("dĆ©", "РґРѕ"), a
- * symbol or punctuation outside ASCII between two non-spaces ("Ä…c",
- * "b√∏y", "h├╕v"), and a soft hyphen or no-break space between a letter
- * outside ASCII and a letter ("Å\u00ADt"). Only a reading that leaves none
- * of them and no other sign, in one script, is taken on this evidence.
- */
-static long weak_badness(const int32_t *v, size_t n)
-{
-	long count = 0;
-	size_t i;
-	for (i = 0; i < n; i++) {
-		int32_t x = v[i];
-		utf8proc_category_t cx, cy;
-		if (x < 0x80 && (i + 1 == n || v[i + 1] < 0x80))
-			continue;
-		cx = utf8proc_category(x);
-		if (i + 1 < n && v[i + 1] >= 0x80) {
-			cy = utf8proc_category(v[i + 1]);
-			if (cx == UTF8PROC_CATEGORY_LL && (cy == UTF8PROC_CATEGORY_LU || cy == UTF8PROC_CATEGORY_LT))
-				count++;
-		}
-		if (x < 0x80 || i == 0 || i + 1 == n)
-			continue;
-		if (cx >= UTF8PROC_CATEGORY_PC && cx <= UTF8PROC_CATEGORY_SO && !word_inner(x) &&
-		    !is_space(v[i - 1]) && !is_space(v[i + 1]) && (v[i - 1] >= 0x80 || is_word(v[i - 1])) &&
-		    (v[i + 1] >= 0x80 || is_word(v[i + 1])))
-			count++;
-		else if ((x == 0xAD || x == 0xA0) && v[i - 1] >= 0x80 && is_letter_cat(utf8proc_category(v[i - 1])) &&
-			 is_letter_cat(utf8proc_category(v[i + 1])))
-			count++;
-	}
-	return count;
-}
-
 /* A coarse script of a letter: Latin, IPA, Greek, Cyrillic, CJK (Han, kana, Hangul), else its 256-block. */
 static int script_of(int32_t cp)
 {
@@ -448,6 +411,60 @@ static int script_of(int32_t cp)
 	    (cp >= 0xFF00 && cp <= 0xFFEF) || cp >= 0x20000)
 		return 4;
 	return 16 + (cp >> 8);
+}
+
+/*
+ * Weaker signs of mojibake, which real text shows now and then but which
+ * mojibake of short values (single words, names) shows almost always:
+ * a small letter followed by a capital outside ASCII ("dĆ©", "РґРѕ"), a
+ * symbol or punctuation outside ASCII between two non-spaces ("Ä…c",
+ * "b√∏y", "h├╕v"), and a soft hyphen or no-break space between a letter
+ * outside ASCII and a letter ("Å\u00ADt"), letters of two scripts side by
+ * side, box drawing touching a letter. Only a reading that leaves none
+ * of them and no other sign, in one script, is taken on this evidence.
+ */
+static long weak_badness(const int32_t *v, size_t n)
+{
+	long count = 0;
+	size_t i;
+	for (i = 0; i < n; i++) {
+		int32_t x = v[i];
+		utf8proc_category_t cx, cy;
+		if (x < 0x80 && (i + 1 == n || v[i + 1] < 0x80))
+			continue;
+		cx = utf8proc_category(x);
+		if (i + 1 < n && v[i + 1] >= 0x80) {
+			cy = utf8proc_category(v[i + 1]);
+			if (cx == UTF8PROC_CATEGORY_LL && (cy == UTF8PROC_CATEGORY_LU || cy == UTF8PROC_CATEGORY_LT))
+				count++;
+			/* two capitals outside ASCII opening a lowercase word: "ĂŠbattirent" */
+			else if (x >= 0x80 && cx == UTF8PROC_CATEGORY_LU && cy == UTF8PROC_CATEGORY_LU && i + 2 < n &&
+				 utf8proc_category(v[i + 2]) == UTF8PROC_CATEGORY_LL && (i == 0 || !is_word(v[i - 1])))
+				count++;
+		}
+		/* letters of two scripts side by side: "Гјbergang", "COΓéé" */
+		if (i + 1 < n && is_letter_cat(cx) && is_letter_cat(utf8proc_category(v[i + 1])) &&
+		    script_of(x) != script_of(v[i + 1]))
+			count++;
+		if (x < 0x80)
+			continue;
+		/* box drawing touching a letter: "─ëerpetataj" */
+		if ((classes_of(x) & BN_CC_BOX) && ((i > 0 && is_word(v[i - 1])) || (i + 1 < n && is_word(v[i + 1]))))
+			count++;
+		if (i == 0 || i + 1 == n)
+			continue;
+		/* a character nearly only seen in mojibake inside a word: "iƒùa" */
+		if ((classes_of(x) & BN_CC_BAD) && is_word(v[i - 1]) && is_word(v[i + 1]))
+			count++;
+		if (cx >= UTF8PROC_CATEGORY_PC && cx <= UTF8PROC_CATEGORY_SO && !word_inner(x) &&
+		    !is_space(v[i - 1]) && !is_space(v[i + 1]) && (v[i - 1] >= 0x80 || is_word(v[i - 1])) &&
+		    (v[i + 1] >= 0x80 || is_word(v[i + 1])))
+			count++;
+		else if ((x == 0xAD || x == 0xA0) && v[i - 1] >= 0x80 && is_letter_cat(utf8proc_category(v[i - 1])) &&
+			 is_letter_cat(utf8proc_category(v[i + 1])))
+			count++;
+	}
+	return count;
 }
 
 /*

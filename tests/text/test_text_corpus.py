@@ -52,10 +52,10 @@ CLDR_VALUES = 40000
 
 # Measured minimum rates (per cent) the repair must keep: see the README's `text` section.
 MIN_REPAIR = {
-    "latin-1": 99.0, "windows-1252": 99.0, "windows-1251": 95.0, "windows-1250": 95.0,
-    "windows-1257": 95.0, "iso-8859-2": 95.0, "macroman": 90.0, "cp437": 90.0,
+    "latin-1": 99.5, "windows-1252": 99.5, "windows-1251": 99.0, "windows-1250": 98.0,
+    "windows-1257": 94.0, "iso-8859-2": 80.0, "macroman": 98.0, "cp437": 98.0,
 }
-MIN_REPAIR_TWO = 90.0
+MIN_REPAIR_TWO = 97.0
 
 
 def mis_decode(text, cp):
