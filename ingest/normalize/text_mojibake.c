@@ -903,8 +903,10 @@ static int cont_char(int32_t cp, uint32_t k)
 static size_t stretch_at(const int32_t *v, size_t n, size_t i)
 {
 	size_t j = i;
-	/* Not inside a longer garble: fixing a few characters of it would make it worse. */
-	if (i > 0 && v[i - 1] != ' ' && (classes_of(v[i - 1]) & BN_CC_UTF8_CONT))
+	/* Not inside a longer garble: fixing a few characters of it would make it worse.
+	 * Quotes and dashes (l’Ã©valuation) are ordinary text before a stretch. */
+	if (i > 0 && v[i - 1] != ' ' && !(v[i - 1] >= 0x2010 && v[i - 1] <= 0x2026) &&
+	    (classes_of(v[i - 1]) & BN_CC_UTF8_CONT))
 		return i;
 	for (;;) {
 		uint32_t k = j < n ? classes_of(v[j]) : 0;

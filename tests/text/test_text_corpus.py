@@ -56,6 +56,9 @@ MIN_REPAIR = {
     "windows-1257": 94.0, "iso-8859-2": 80.0, "macroman": 98.0, "cp437": 98.0,
 }
 MIN_REPAIR_TWO = 97.0
+# ftfy cases expected to pass there that the text step leaves as they are.
+FTFY_LEFT = ["Russian text in KOI8-R mojibake",
+             "For goodness' sake. We can come close to fixing this, but fail in the last step"]
 
 
 def mis_decode(text, cp):
@@ -219,9 +222,9 @@ class Corpus(unittest.TestCase):
             print("  %-22s expect %-4s %3d cases  %3d right" % (f, expect, n, ok))
         for w in wrong:
             print("  differs: %s: %s\n    got  %r\n    want %r" % w)
-        # Every negative case must stay as it is: no false positive.
-        neg = [w for w in wrong if w[0] == "negative.json"]
-        self.assertEqual(neg, [])
+        # Every case right but these two: KOI8-R is not a code page the step reads, and
+        # the other loses so many bytes that no reading is better than the input.
+        self.assertEqual(sorted(w[1] for w in wrong), sorted(FTFY_LEFT))
 
 
 if __name__ == "__main__":
