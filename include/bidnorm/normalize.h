@@ -25,7 +25,12 @@ int bn_normalizer_new(bn_normalizer **out, const bn_rules *rules, bn_error *err)
 /* Accepts NULL. */
 void bn_normalizer_free(bn_normalizer *n);
 
-/* Called after each step of a chain by bn_normalize_value when tracing. */
+/*
+ * Called after each step of a chain by bn_normalize_value when tracing; after
+ * a `text` step of a value that is not ASCII, once more with step "text.why"
+ * and, as the value, why the step repaired mojibake as it did or left the
+ * value alone (the reading chosen and the badness before and after).
+ */
 typedef void (*bn_trace_fn)(void *ctx, const char *step, const char *value, size_t size, int is_null);
 
 /*

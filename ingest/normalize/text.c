@@ -23,6 +23,8 @@
 
 struct bn_text_scratch {
 	bn_mojibake *moji;    /* mojibake repair */
+	int explain;          /* explanations on (bn_text_explain) */
+	int looked;           /* the last value was not ASCII: the mojibake repair judged it */
 	bn_buf out[2];        /* round results, alternating */
 	bn_buf fixed;         /* input with invalid UTF-8 replaced by U+FFFD (defensive) */
 	utf8proc_int32_t *cp; /* code points for NFKC */
@@ -337,6 +339,20 @@ static int repair_ascii(bn_buf *b, const char *in, size_t size, uint32_t *effect
 	return 0;
 }
 
+void bn_text_explain(bn_text_scratch *s, int on)
+{
+	s->explain = on;
+	bn_mojibake_explain(s->moji, on);
+}
+
+const char *bn_text_explanation(const bn_text_scratch *s)
+{
+	const char *why = bn_mojibake_explanation(s->moji);
+	if (!s->explain || !s->looked)
+		return "";
+	return *why ? why : "no sign of mojibake";
+}
+
 int bn_text_repair(bn_text_scratch *s, const char *in, size_t size, size_t max_bytes,
 		   const char **out, size_t *out_size, uint32_t *effects)
 {
@@ -344,6 +360,10 @@ int bn_text_repair(bn_text_scratch *s, const char *in, size_t size, size_t max_b
 	size_t cur_size = size, cut;
 	uint32_t eff = 0;
 	int state = ascii_state(in, size), round, again, which = 0;
+
+	s->looked = state == 2;
+	if (s->explain)
+		bn_mojibake_explain_reset(s->moji);
 
 	if (state == 1) {
 		if (repair_ascii(&s->out[0], in, size, &eff) < 0)

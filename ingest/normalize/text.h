@@ -31,6 +31,20 @@ void bn_text_scratch_free(bn_text_scratch *s);
 int bn_text_repair(bn_text_scratch *s, const char *in, size_t size, size_t max_bytes,
 		   const char **out, size_t *out_size, uint32_t *effects);
 
+/*
+ * When on, bn_text_repair records why it repaired mojibake as it did, or left
+ * the value as it was (for `normalize --trace`); off by default, it costs time.
+ */
+void bn_text_explain(bn_text_scratch *s, int on);
+
+/*
+ * Why the last bn_text_repair did what it did about mojibake: the readings
+ * taken with the badness before and after, "left as is: ..." with the reason,
+ * or "no sign of mojibake"; "" for ASCII values (never looked at) or when
+ * explaining is off. Owned by s, valid until the next call.
+ */
+const char *bn_text_explanation(const bn_text_scratch *s);
+
 /* Length of the longest prefix of s[0..size) of at most max bytes that ends on a UTF-8 character boundary. */
 size_t bn_utf8_truncate(const char *s, size_t size, size_t max);
 
