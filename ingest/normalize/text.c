@@ -5,6 +5,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "bidnorm/normalize.h"
 #include "normalize/chain.h"
 #include "normalize/text_mojibake.h"
 #include "util/buf.h"
@@ -337,6 +338,11 @@ static int repair_ascii(bn_buf *b, const char *in, size_t size, uint32_t *effect
 	if (pending)
 		*effects |= BN_EFFECT_WHITESPACE;
 	return 0;
+}
+
+const char *bn_text_repair_version(void)
+{
+	return BN_TEXT_REPAIR_VERSION;
 }
 
 void bn_text_explain(bn_text_scratch *s, int on)

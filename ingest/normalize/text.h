@@ -20,6 +20,13 @@
  */
 typedef struct bn_text_scratch bn_text_scratch;
 
+/*
+ * bn_text_repair_version() (bidnorm/normalize.h): 1 was "every character in
+ * Windows-1252 and the bytes are UTF-8"; 2 is the evidence-based repair.
+ * Change it with anything that changes an output of bn_text_repair.
+ */
+#define BN_TEXT_REPAIR_VERSION "2"
+
 int bn_text_scratch_new(bn_text_scratch **out);
 void bn_text_scratch_free(bn_text_scratch *s);
 
