@@ -6,10 +6,9 @@
 #include <stdint.h>
 
 /*
- * In order: (1) mojibake repair - when every character is encodable in
- * sloppy Windows-1252, at least one is outside ASCII, and those bytes form
- * valid UTF-8 with a multi-byte sequence, the value becomes that UTF-8;
- * repeated while it applies, at most 3 times; (2) NFKC (utf8proc);
+ * In order: (1) mojibake repair on evidence (text_mojibake.h: UTF-8 read
+ * with one of eight code pages, whole or in stretches, several layers, and
+ * C1 controls for Windows-1252 punctuation); (2) NFKC (utf8proc);
  * (3) remove Cc other than whitespace and every Cf; (4) every White_Space
  * character becomes a space, runs collapse, ends trimmed; (5) truncate to
  * max_bytes at a character boundary (0 = no limit) and drop a space the cut

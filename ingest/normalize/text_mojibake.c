@@ -175,6 +175,8 @@ static const bn_char_row *row_of(int32_t cp)
 	size_t lo = 0, hi = BN_CHAR_ROWS;
 	if (cp < 0x80 || (cp >= BN_CHAR_GAP_LO && cp < BN_CHAR_GAP_HI))
 		return NULL;
+	if (cp < 0x180)
+		return bn_char_row_lo[cp - 0x80] < 0 ? NULL : &bn_char_rows[bn_char_row_lo[cp - 0x80]];
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		if (bn_char_rows[mid].cp < (uint32_t)cp)
@@ -251,6 +253,9 @@ static int in_set(int32_t cp, const int32_t *set)
 #define COMMON BN_CC_COMMON
 #define C1 BN_CC_C1
 
+/* The classes the rules test (the UTF-8 clue classes only serve stretch_at). */
+#define RULE_CLASSES (BN_CC_UTF8_FIRST2 - 1)
+
 /* Sets of single characters the rules name. */
 static const int32_t after_a_tilde[] = {0x20AC, 0x153, 0x160, 0x161, 0xA2, 0xA3, 0x178, 0x17E, 0xA0, 0xAD,
 					 0xAE, 0xA9, 0xB0, 0xB7, 0xBB, 0x2013, 0x2014, 0xB4, 0};
@@ -288,8 +293,27 @@ static int arabic_second(int32_t cp, uint32_t k)
 static size_t rule_at(const int32_t *v, const uint32_t *k, size_t n, size_t i)
 {
 	int32_t x = v[i], y = i + 1 < n ? v[i + 1] : -1, z = i + 2 < n ? v[i + 2] : -1;
-	uint32_t a = k[i], b = i + 1 < n ? k[i + 1] : 0, c = i + 2 < n ? k[i + 2] : 0;
+	uint32_t a = k[i] & RULE_CLASSES, b = i + 1 < n ? k[i + 1] : 0, c = i + 2 < n ? k[i + 2] : 0;
 
+	/* Only five rules can start with an unclassed character: test just those, in their order. */
+	if (!a) {
+		if (is_alpha(x) && (b & (LC | UC)) && (c & BAD))
+			return 3;
+		if (is_space(x) && (b & UA) && (c & CUR))
+			return 3;
+		if (is_lower(x) && (b & UA) && (c & (SP | CUR)))
+			return 3;
+		if (is_lower(x)) {
+			if (is_space(y) && (z == 0xC3 || z == 0xC2) && i + 3 < n && v[i + 3] == ' ')
+				return 4;
+			if ((y == 0xC3 || y == 0xC2) && z == ' ')
+				return 3;
+		}
+		if ((is_lower(x) || x == '.' || x == ',' || x == '?' || x == '!') && y == 0xC2 &&
+		    (z == ' ' || (c & (SP | EP))))
+			return 3;
+		return 0;
+	}
 	if (a & C1)
 		return 1;
 	if ((a & (BAD | LA | UA | BOX | SP | EP | CUR | NUM | LAW)) && (b & BAD))
@@ -418,33 +442,47 @@ static int script_of(int32_t cp)
  * mojibake of short values (single words, names) shows almost always:
  * a small letter followed by a capital outside ASCII ("dĆ©", "РґРѕ"), a
  * symbol or punctuation outside ASCII between two non-spaces ("Ä…c",
- * "b√∏y", "h├╕v"), and a soft hyphen or no-break space between a letter
- * outside ASCII and a letter ("Å\u00ADt"), letters of two scripts side by
+ * "b√∏y", "h├╕v"), and a soft hyphen between a letter outside ASCII and a
+ * letter ("Å\u00ADt"), letters of two scripts side by
  * side, box drawing touching a letter. Only a reading that leaves none
  * of them and no other sign, in one script, is taken on this evidence.
  */
+/* The category the weak signs need: exact outside ASCII; ASCII letters only as LU/LL, the rest as Cn. */
+static utf8proc_category_t cat_of(int32_t cp)
+{
+	if (cp >= 0x80)
+		return utf8proc_category(cp);
+	if (cp >= 'a' && cp <= 'z')
+		return UTF8PROC_CATEGORY_LL;
+	if (cp >= 'A' && cp <= 'Z')
+		return UTF8PROC_CATEGORY_LU;
+	return UTF8PROC_CATEGORY_CN;
+}
+
 static long weak_badness(const int32_t *v, size_t n)
 {
 	long count = 0;
 	size_t i;
-	for (i = 0; i < n; i++) {
+	/* Categories of v[i-1], v[i], v[i+1] (0 = Cn, also for ASCII not yet looked at). */
+	utf8proc_category_t cp_ = UTF8PROC_CATEGORY_CN, cx, cy;
+	if (n == 0)
+		return 0;
+	cx = cat_of(v[0]);
+	for (i = 0; i < n; i++, cp_ = cx, cx = cy) {
 		int32_t x = v[i];
-		utf8proc_category_t cx, cy;
+		cy = i + 1 < n ? cat_of(v[i + 1]) : UTF8PROC_CATEGORY_CN;
 		if (x < 0x80 && (i + 1 == n || v[i + 1] < 0x80))
 			continue;
-		cx = utf8proc_category(x);
 		if (i + 1 < n && v[i + 1] >= 0x80) {
-			cy = utf8proc_category(v[i + 1]);
 			if (cx == UTF8PROC_CATEGORY_LL && (cy == UTF8PROC_CATEGORY_LU || cy == UTF8PROC_CATEGORY_LT))
 				count++;
 			/* two capitals outside ASCII opening a lowercase word: "ĂŠbattirent" */
 			else if (x >= 0x80 && cx == UTF8PROC_CATEGORY_LU && cy == UTF8PROC_CATEGORY_LU && i + 2 < n &&
-				 utf8proc_category(v[i + 2]) == UTF8PROC_CATEGORY_LL && (i == 0 || !is_word(v[i - 1])))
+				 cat_of(v[i + 2]) == UTF8PROC_CATEGORY_LL && (i == 0 || !is_word(v[i - 1])))
 				count++;
 		}
 		/* letters of two scripts side by side: "Гјbergang", "COΓéé" */
-		if (i + 1 < n && is_letter_cat(cx) && is_letter_cat(utf8proc_category(v[i + 1])) &&
-		    script_of(x) != script_of(v[i + 1]))
+		if (i + 1 < n && is_letter_cat(cx) && is_letter_cat(cy) && script_of(x) != script_of(v[i + 1]))
 			count++;
 		if (x < 0x80)
 			continue;
@@ -460,8 +498,7 @@ static long weak_badness(const int32_t *v, size_t n)
 		    !is_space(v[i - 1]) && !is_space(v[i + 1]) && (v[i - 1] >= 0x80 || is_word(v[i - 1])) &&
 		    (v[i + 1] >= 0x80 || is_word(v[i + 1])))
 			count++;
-		else if ((x == 0xAD || x == 0xA0) && v[i - 1] >= 0x80 && is_letter_cat(utf8proc_category(v[i - 1])) &&
-			 is_letter_cat(utf8proc_category(v[i + 1])))
+		else if (x == 0xAD && v[i - 1] >= 0x80 && is_letter_cat(cp_) && is_letter_cat(cy))
 			count++;
 	}
 	return count;
@@ -469,8 +506,9 @@ static long weak_badness(const int32_t *v, size_t n)
 
 /*
  * 1 when v reads as ordinary text: no unassigned, private-use, control or
- * format character, no U+FFFD, and every letter of one script. Asked of a
- * reading taken on weak evidence only.
+ * format character, no U+FFFD, no combining mark on anything but a letter,
+ * and every letter of one script. Asked of a reading taken on weak evidence
+ * only.
  */
 static int plausible(const int32_t *v, size_t n)
 {
@@ -489,6 +527,12 @@ static int plausible(const int32_t *v, size_t n)
 		if (v[i] == 0xFFFD || c == UTF8PROC_CATEGORY_CN || c == UTF8PROC_CATEGORY_CO ||
 		    c == UTF8PROC_CATEGORY_CS || c == UTF8PROC_CATEGORY_CC || c == UTF8PROC_CATEGORY_CF)
 			return 0;
+		/* a combining mark on a digit, a space or punctuation: "4288×…" is not "4288\u05C5" */
+		if (c >= UTF8PROC_CATEGORY_MN && c <= UTF8PROC_CATEGORY_ME &&
+		    (i == 0 || !(is_letter_cat(utf8proc_category(v[i - 1])) ||
+				 (utf8proc_category(v[i - 1]) >= UTF8PROC_CATEGORY_MN &&
+				  utf8proc_category(v[i - 1]) <= UTF8PROC_CATEGORY_ME))))
+			return 0;
 		if (!is_letter_cat(c))
 			continue;
 		s = script_of(v[i]);
@@ -500,41 +544,37 @@ static int plausible(const int32_t *v, size_t n)
 	return 1;
 }
 
-static int classify(bn_mojibake *m, const int32_t *v, size_t n)
+static int cls_reserve(bn_mojibake *m, size_t n)
 {
-	size_t i;
-	if (n > m->cls_cap) {
-		size_t cap = m->cls_cap ? m->cls_cap : 64;
-		uint32_t *p;
-		while (cap < n)
-			cap *= 2;
-		p = realloc(m->cls, cap * sizeof(*p));
-		if (!p)
-			return -1;
-		m->cls = p;
-		m->cls_cap = cap;
-	}
-	for (i = 0; i < n; i++)
-		m->cls[i] = v[i] < 0x80 ? 0 : classes_of(v[i]);
+	size_t cap;
+	uint32_t *p;
+	if (n <= m->cls_cap)
+		return 0;
+	cap = m->cls_cap ? m->cls_cap : 64;
+	while (cap < n)
+		cap *= 2;
+	p = realloc(m->cls, cap * sizeof(*p));
+	if (!p)
+		return -1;
+	m->cls = p;
+	m->cls_cap = cap;
 	return 0;
 }
 
-/* The number of mojibake sequences in v (non-overlapping, left to right); at most limit. -1: out of memory. */
-static long badness(bn_mojibake *m, const int32_t *v, size_t n, long limit)
+/* The number of mojibake sequences in v, whose classes m->cls holds (non-overlapping, left to right); at most limit. */
+static long badness_classified(bn_mojibake *m, const int32_t *v, size_t n, long limit)
 {
 	size_t i = 0;
 	long count = 0;
-	int any = 0;
-	for (i = 0; i < n && !any; i++)
-		any = v[i] >= 0x80;
-	/* Every rule needs a character outside ASCII. */
-	if (!any)
-		return 0;
-	if (classify(m, v, n) < 0)
-		return -1;
-	i = 0;
 	while (i < n && count < limit) {
-		size_t len = rule_at(v, m->cls, n, i);
+		size_t len;
+		/* Every rule has a classed character among its first three. */
+		if (!(m->cls[i] & RULE_CLASSES) && (i + 1 >= n || !(m->cls[i + 1] & RULE_CLASSES)) &&
+		    (i + 2 >= n || !(m->cls[i + 2] & RULE_CLASSES))) {
+			i++;
+			continue;
+		}
+		len = rule_at(v, m->cls, n, i);
 		if (len) {
 			count++;
 			i += len;
@@ -545,17 +585,63 @@ static long badness(bn_mojibake *m, const int32_t *v, size_t n, long limit)
 	return count;
 }
 
-/* Decode valid UTF-8 into c. Returns 0 or -1 (out of memory). */
-static int decode_into(cpvec *c, const char *in, size_t size)
+/* badness_classified of any v. -1: out of memory. */
+static long badness(bn_mojibake *m, const int32_t *v, size_t n, long limit)
+{
+	size_t i;
+	int any = 0;
+	if (cls_reserve(m, n) < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		m->cls[i] = v[i] < 0x80 ? 0 : classes_of(v[i]);
+		any |= m->cls[i] != 0;
+	}
+	/* Every rule needs a classed character. */
+	return any ? badness_classified(m, v, n, limit) : 0;
+}
+
+/*
+ * Decode valid UTF-8 into c and its classes into m->cls. *known: bit 0, some
+ * character outside ASCII is one the tables know (without one, no reading
+ * and no rule applies); bit 1, somewhere a reading could decode; *pages:
+ * the code pages that can encode every character. Returns 0 or -1 (out of
+ * memory).
+ */
+static int decode_into(bn_mojibake *m, cpvec *c, const char *in, size_t size, int *known, uint32_t *pages)
 {
 	const unsigned char *u = (const unsigned char *)in;
 	size_t i = 0;
-	if (cpvec_reserve(c, size + 1) < 0)
+	uint32_t prev = 0;
+	*known = 0;
+	*pages = (1u << BN_CP_COUNT) - 1;
+	if (cpvec_reserve(c, size + 1) < 0 || cls_reserve(m, size + 1) < 0)
 		return -1;
 	c->n = 0;
 	while (i < size) {
-		int32_t cp = bn_utf8_next(u, size, &i);
-		c->v[c->n++] = cp < 0 ? 0xFFFD : cp;
+		int32_t cp = u[i] < 0x80 ? u[i++] : bn_utf8_next(u, size, &i);
+		uint32_t k = 0;
+		if (cp < 0)
+			cp = 0xFFFD;
+		if (cp >= 0x80) {
+			const bn_char_row *r = row_of(cp);
+			if (r) {
+				*known = 1;
+				*pages &= r->pages;
+				k = r->classes;
+			} else {
+				*pages = 0;
+			}
+		} else if (cp == 0x1A) {
+			*pages = 0;
+		}
+		m->cls[c->n] = k;
+		c->v[c->n++] = cp;
+		/* A reading decodes only where a lead byte's character meets a continuation's (or a
+		 * space or '?' that stood for one): without such a pair no code page can help. */
+		if ((prev & (BN_CC_UTF8_FIRST2 | BN_CC_UTF8_FIRST3 | BN_CC_UTF8_FIRST4)) &&
+		    ((k & BN_CC_UTF8_CONT) || cp == ' ' || cp == '?' || cp == 0xFFFD))
+			*known |= 2;
+		prev = k;
 	}
 	return 0;
 }
@@ -567,8 +653,6 @@ static uint32_t encodable_pages(const int32_t *v, size_t n)
 	size_t i;
 	for (i = 0; i < n && pages; i++) {
 		const bn_char_row *r;
-		uint32_t has = 0;
-		int k;
 		if (v[i] < 0x80) {
 			/* 0x1A stands for a lost byte in a sloppy encoding: a literal one cannot be told apart. */
 			if (v[i] == 0x1A)
@@ -578,10 +662,7 @@ static uint32_t encodable_pages(const int32_t *v, size_t n)
 		r = row_of(v[i]);
 		if (!r)
 			return 0;
-		for (k = 0; k < BN_CP_COUNT; k++)
-			if (r->byte[k])
-				has |= 1u << k;
-		pages &= has;
+		pages &= r->pages;
 	}
 	return pages;
 }
@@ -611,12 +692,14 @@ static int cont_not_a0(unsigned char c)
  * Windows-1252 software), or 0. Lead bytes are limited to those whose
  * characters are likely there: Â (U+00A0), à, Š, Π, Р, ٠; E2/E3 and F0.
  */
-static size_t altered_at(const unsigned char *u, size_t n, size_t i)
+static size_t altered_at(const unsigned char *u, size_t n, size_t i, int only_c3)
 {
 	unsigned char c = u[i];
 	if (i + 1 < n && u[i + 1] == ' ' &&
-	    (c == 0xC2 || c == 0xC3 || c == 0xC5 || c == 0xCE || c == 0xD0 || c == 0xD9))
+	    (c == 0xC3 || (!only_c3 && (c == 0xC2 || c == 0xC5 || c == 0xCE || c == 0xD0 || c == 0xD9))))
 		return 2;
+	if (only_c3)
+		return 0;
 	if (i + 2 < n && (c == 0xE2 || c == 0xE3) && u[i + 1] == ' ' && cont_not_a0(u[i + 2]))
 		return 3;
 	if (i + 2 < n && c >= 0xE0 && c <= 0xE3 && cont_not_a0(u[i + 1]) && u[i + 2] == ' ')
@@ -646,14 +729,18 @@ static int a_grave_word(const unsigned char *u, size_t n, size_t i)
 	return 1;
 }
 
-/* Restore no-break spaces that became spaces inside UTF-8 sequences: from in to out. Returns 1 when it changed anything. */
-static int restore_a0(bn_buf *out, const bn_buf *in)
+/*
+ * Restore no-break spaces that became spaces inside UTF-8 sequences: from in
+ * to out. only_c3: just "Ã " / "Г " for "à" (code pages whose other lead-byte
+ * characters are not letters). Returns 1 when it changed anything.
+ */
+static int restore_a0(bn_buf *out, const bn_buf *in, int only_c3)
 {
 	const unsigned char *u = (const unsigned char *)in->data;
 	size_t i = 0, n = in->size, k, len;
 	int found = 0, changed = 0;
 	for (i = 0; i < n && !found; i++)
-		found = altered_at(u, n, i) > 0;
+		found = altered_at(u, n, i, only_c3) > 0;
 	if (!found)
 		return 0;
 	/* "à" followed by a space first: its own no-break space was lost and the word's space kept. */
@@ -669,7 +756,7 @@ static int restore_a0(bn_buf *out, const bn_buf *in)
 	n = out->size;
 	i = 0;
 	while (i < n) {
-		len = altered_at(u, n, i);
+		len = altered_at(u, n, i, only_c3);
 		if (!len) {
 			i++;
 			continue;
@@ -805,14 +892,14 @@ static int same(const cpvec *a, const cpvec *b)
 	return a->n == b->n && memcmp(a->v, b->v, a->n * sizeof(*a->v)) == 0;
 }
 
-/* Letters and marks that UTF-8 mojibake produces far more often than text does (Latin Extended-B, IPA, rare Greek and Cyrillic, ...). */
+/* Letters and marks that UTF-8 mojibake produces far more often than text does (ĸ, ſ, Latin Extended-B, IPA, rare Greek and Cyrillic, ...). */
 static long rarity(const int32_t *v, size_t n)
 {
 	long count = 0;
 	size_t i;
 	for (i = 0; i < n; i++) {
 		int32_t c = v[i];
-		count += (c >= 0x180 && c <= 0x36F) || (c >= 0x3CF && c <= 0x3FF) || (c >= 0x460 && c <= 0x48F) ||
+		count += c == 0x138 || c == 0x17F || (c >= 0x180 && c <= 0x36F) || (c >= 0x3CF && c <= 0x3FF) || (c >= 0x460 && c <= 0x48F) ||
 			 (c >= 0x492 && c <= 0x52F) || (c >= 0x530 && c <= 0x5CF) || (c >= 0x700 && c <= 0x8FF);
 	}
 	return count;
@@ -834,14 +921,19 @@ static int rank_less(const rank *a, const rank *b)
 	return a->rare < b->rare;
 }
 
+/* Code pages whose characters for the lead bytes restore_a0 knows are not letters. */
+#define NO_A0_PAGE(k) ((k) == BN_CP_MACROMAN || (k) == BN_CP_CP437)
+#define CP_1251 BN_CP_1251
+
 /* Readings read_whole accepts. */
 #define ANY_READING LONG_MAX /* any reading that decodes */
 #define CLEAN_READING 0      /* no sign of mojibake at all, weak ones included, and plausible() */
 
 /*
  * Read a as UTF-8 that one of the code pages decoded. Of the readings that
- * decode and have a badness below `below` (or, with CLEAN_READING, are clean),
- * the best ranked goes to out. Returns 1 with *page, *how (READ_*) and
+ * decode and have a badness below `below` (or, with CLEAN_READING, are clean:
+ * no sign, plausible, no rare letter, and no byte restored or lost), the best
+ * ranked goes to out. Returns 1 with *page, *how (READ_*) and
  * *after set, 0 when no reading qualifies, -1 when out of memory.
  */
 static int read_whole(bn_mojibake *m, const cpvec *a, cpvec *out, long below, int *page, int *how, long *after)
@@ -861,11 +953,14 @@ static int read_whole(bn_mojibake *m, const cpvec *a, cpvec *out, long below, in
 		if (!(pages & (1u << k)))
 			continue;
 		encode_page(b, a->v, a->n, k);
-		if (restore_a0(t, b)) {
+		/* Only where the lead byte's character is a letter (Â, Ã, Å, Î, Ð): in MacRoman and
+		 * cp437 it is a dash or a box, in Windows-1251 often a word of its own ("В "), all
+		 * but "Г " (à). Never on weak evidence alone. */
+		if (below != CLEAN_READING && !NO_A0_PAGE(k) && restore_a0(t, b, k == CP_1251)) {
 			tmp = *b, *b = *t, *t = tmp;
 			flags |= READ_A0;
 		}
-		if (bn_cp_sloppy[k] && replace_lossy(t, b)) {
+		if (below != CLEAN_READING && bn_cp_sloppy[k] && replace_lossy(t, b)) {
 			tmp = *b, *b = *t, *t = tmp;
 			flags |= READ_LOSSY;
 		}
@@ -880,7 +975,7 @@ static int read_whole(bn_mojibake *m, const cpvec *a, cpvec *out, long below, in
 		r.weak = weak_badness(m->trial.v, m->trial.n);
 		r.implausible = !plausible(m->trial.v, m->trial.n);
 		r.rare = rarity(m->trial.v, m->trial.n);
-		if (below == CLEAN_READING ? r.strong || r.weak || r.implausible : r.strong >= below)
+		if (below == CLEAN_READING ? r.strong || r.weak || r.implausible || r.rare : r.strong >= below)
 			continue;
 		if (found && !rank_less(&r, &best))
 			continue;
@@ -1020,9 +1115,11 @@ static int encode_out(bn_mojibake *m, const cpvec *c)
 
 long bn_mojibake_badness(bn_mojibake *m, const char *in, size_t size)
 {
-	if (decode_into(&m->cur, in, size) < 0)
+	int known;
+	uint32_t pages;
+	if (decode_into(m, &m->cur, in, size, &known, &pages) < 0)
 		return -1;
-	return badness(m, m->cur.v, m->cur.n, LONG_MAX);
+	return badness_classified(m, m->cur.v, m->cur.n, LONG_MAX);
 }
 
 int bn_mojibake_fix(bn_mojibake *m, const char *in, size_t size, const char **out, size_t *out_size)
@@ -1030,12 +1127,19 @@ int bn_mojibake_fix(bn_mojibake *m, const char *in, size_t size, const char **ou
 	int steps, changed = 0, rc, page, how;
 	long bad, after, weak;
 	size_t count;
+	int known;
+	uint32_t pages;
 
-	if (decode_into(&m->cur, in, size) < 0)
+	if (decode_into(m, &m->cur, in, size, &known, &pages) < 0)
 		return -1;
-	bad = badness(m, m->cur.v, m->cur.n, LONG_MAX);
+	/* CJK and most other scripts stop here. */
+	if (!known)
+		return 0;
+	bad = badness_classified(m, m->cur.v, m->cur.n, LONG_MAX);
 	if (bad < 0)
 		return -1;
+	if (bad == 0 && (!pages || !(known & 2)))
+		return 0;
 	for (steps = 0; steps < MAX_STEPS; steps++) {
 		if (bad == 0)
 			goto weak;
@@ -1091,6 +1195,8 @@ int bn_mojibake_fix(bn_mojibake *m, const char *in, size_t size, const char **ou
 		break;
 weak:
 		/* No strong sign: a value that shows weak ones and reads as clean text in one script. */
+		if (steps == 0 ? !(known & 2) || !pages : !encodable_pages(m->cur.v, m->cur.n))
+			break;
 		weak = weak_badness(m->cur.v, m->cur.n);
 		if (weak == 0)
 			break;

@@ -8,6 +8,9 @@
 #define BN_CP_COUNT 8
 #define BN_CP_LATIN1 0
 #define BN_CP_1252 1
+#define BN_CP_1251 2
+#define BN_CP_MACROMAN 6
+#define BN_CP_CP437 7
 
 /* Character classes (bit i = the i-th class of tools/gen-text-tables). */
 #define BN_CC_COMMON (1u << 0)      /* no-break space, dashes, ellipsis, ...: common in text and mojibake */
@@ -32,6 +35,7 @@
 typedef struct bn_char_row {
 	uint32_t cp;
 	uint32_t classes;
+	uint8_t pages;             /* bit k: code page k has the character */
 	uint8_t byte[BN_CP_COUNT]; /* the character's byte in each code page, 0 when it has none */
 } bn_char_row;
 
@@ -44,5 +48,6 @@ extern const char *const bn_cp_names[BN_CP_COUNT];
 extern const uint8_t bn_cp_sloppy[BN_CP_COUNT];
 extern const uint16_t bn_cp1252_c1[32];
 extern const bn_char_row bn_char_rows[BN_CHAR_ROWS];
+extern const int16_t bn_char_row_lo[0x100]; /* row index of U+0080 + i, or -1 */
 
 #endif
