@@ -625,7 +625,7 @@ static int decode_into(bn_mojibake *m, cpvec *c, const char *in, size_t size, in
 		if (cp >= 0x80) {
 			const bn_char_row *r = row_of(cp);
 			if (r) {
-				*known = 1;
+				*known |= 1;
 				*pages &= r->pages;
 				k = r->classes;
 			} else {
@@ -892,7 +892,7 @@ static int same(const cpvec *a, const cpvec *b)
 	return a->n == b->n && memcmp(a->v, b->v, a->n * sizeof(*a->v)) == 0;
 }
 
-/* Letters and marks that UTF-8 mojibake produces far more often than text does (ĸ, ſ, Latin Extended-B, IPA, rare Greek and Cyrillic, ...). */
+/* Letters and marks that UTF-8 mojibake produces far more often than text does (ĸ, ſ, Latin Extended-B, IPA, rare Greek and Cyrillic, Hebrew points, ...). */
 static long rarity(const int32_t *v, size_t n)
 {
 	long count = 0;
@@ -900,7 +900,7 @@ static long rarity(const int32_t *v, size_t n)
 	for (i = 0; i < n; i++) {
 		int32_t c = v[i];
 		count += c == 0x138 || c == 0x17F || (c >= 0x180 && c <= 0x36F) || (c >= 0x3CF && c <= 0x3FF) || (c >= 0x460 && c <= 0x48F) ||
-			 (c >= 0x492 && c <= 0x52F) || (c >= 0x530 && c <= 0x5CF) || (c >= 0x700 && c <= 0x8FF);
+			 (c >= 0x492 && c <= 0x52F) || (c >= 0x591 && c <= 0x5CF) || (c >= 0x700 && c <= 0x8FF);
 	}
 	return count;
 }

@@ -4,8 +4,8 @@
 Negative corpus: words of the Debian word lists (wfrench, wngerman, wpolish, wbulgarian,
 wukrainian, ...) and the names, months, units and emoji annotations of every CLDR locale
 (unicode-cldr-core): none of it may be touched by the mojibake repair. Positive corpus: the
-same words as UTF-8 mis-decoded with each code page (one layer, and two), which must come
-back; and the published test cases of ftfy (tests/data/text/ftfy/). Prints the measured
+same words and CLDR strings as UTF-8 mis-decoded with each code page (one layer, and two),
+which must come back; and the published test cases of ftfy (tests/data/text/ftfy/). Prints the measured
 rates (the README quotes them). Skips, saying so, when the packages are missing.
 
 Run: TEXT_REPAIR=build/text_repair /usr/bin/python3 tests/text/test_text_corpus.py [-v]
@@ -56,6 +56,13 @@ MIN_REPAIR = {
     "windows-1257": 94.0, "iso-8859-2": 80.0, "macroman": 98.0, "cp437": 98.0,
 }
 MIN_REPAIR_TWO = 97.0
+# CLDR strings of every script, mis-decoded once (names with ʻ, ɛ, ƙ and other letters that
+# mojibake also produces are harder to tell from it).
+CLDR_POS = 4000
+MIN_REPAIR_CLDR = {
+    "latin-1": 99.5, "windows-1252": 99.0, "windows-1251": 92.0, "windows-1250": 96.0,
+    "windows-1257": 96.0, "iso-8859-2": 89.0, "macroman": 95.0, "cp437": 96.0,
+}
 # ftfy cases expected to pass there that the text step leaves as they are.
 FTFY_LEFT = ["Russian text in KOI8-R mojibake",
              "For goodness' sake. We can come close to fixing this, but fail in the last step"]
@@ -165,9 +172,15 @@ class Corpus(unittest.TestCase):
                 for w in sample(cls.neg[name], POS2_PER_LIST):
                     m = mis_decode(mis_decode(w, cp1), cp2)
                     cls.pos2.append((name, cp1 + "+" + cp2, w, m))
+        cls.pos_cldr = []
+        for cp in CODE_PAGES:
+            for w in sample(cls.neg["cldr"], CLDR_POS):
+                m = mis_decode(w, cp)
+                if m != w:
+                    cls.pos_cldr.append(("cldr", cp, w, m))
         cls.ftfy = ftfy_cases()
         values = [v for vs in cls.neg.values() for v in vs]
-        values += [x for p in cls.pos + cls.pos2 for x in p[2:]]
+        values += [x for p in cls.pos + cls.pos2 + cls.pos_cldr for x in p[2:]]
         values += [c["original"] for c in cls.ftfy] + [c.get("fixed-encoding", c["fixed"]) for c in cls.ftfy]
         cls.r = repair_all(values)
 
@@ -182,7 +195,7 @@ class Corpus(unittest.TestCase):
         self.assertEqual(bad, [], "correct text changed")
 
     def check_positives(self, pos, title):
-        print("\n%s: mis-decoded words that came back" % title)
+        print("\n%s: mis-decoded values that came back" % title)
         by_cp, failures = {}, []
         for name, cp, w, m in pos:
             ok = self.r[m][1] == self.r[w][1]
@@ -199,6 +212,12 @@ class Corpus(unittest.TestCase):
         by_cp, failures = self.check_positives(self.pos, "one layer")
         for cp, (n, ok) in by_cp.items():
             self.assertGreaterEqual(pct(ok, n), MIN_REPAIR[cp], "%s: examples %r" %
+                                    (cp, [f for f in failures if f[0] == cp][:5]))
+
+    def test_mis_decoded_cldr_comes_back(self):
+        by_cp, failures = self.check_positives(self.pos_cldr, "CLDR strings, one layer")
+        for cp, (n, ok) in by_cp.items():
+            self.assertGreaterEqual(pct(ok, n), MIN_REPAIR_CLDR[cp], "%s: examples %r" %
                                     (cp, [f for f in failures if f[0] == cp][:5]))
 
     def test_two_layers_come_back(self):
