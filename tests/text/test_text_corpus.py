@@ -2,7 +2,7 @@
 """test_text_corpus.py - the `text` step on text no one here wrote: correct text stays, mis-decoded text comes back.
 
 Negative corpus: words of the Debian word lists (wfrench, wngerman, wpolish, wbulgarian,
-wukrainian, ...) and the names, months, units and emoji annotations of every CLDR locale
+wukrainian, wirish with its "hÉireann", ...) and the names, months, units and emoji annotations of every CLDR locale
 (unicode-cldr-core): none of it may be touched by the mojibake repair. Positive corpus: the
 same words and CLDR strings as UTF-8 mis-decoded with each code page (one layer, and two),
 which must come back; and the published test cases of ftfy (tests/data/text/ftfy/). Prints the measured
@@ -33,6 +33,7 @@ WORDLISTS = {
     "ukrainian": "wukrainian", "portuguese": "wportuguese", "spanish": "wspanish",
     "italian": "witalian", "dutch": "wdutch", "swedish": "wswedish", "norsk": "wnorwegian",
     "danish": "wdanish", "catalan": "wcatalan", "esperanto": "wesperanto", "faroese": "wfaroese",
+    "irish": "wirish", "gaelic": "wgaelic",
 }
 # code page -> (Python codec, sloppy: undefined bytes read as the C1 control of that byte)
 CODE_PAGES = {
