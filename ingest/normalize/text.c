@@ -255,9 +255,12 @@ static int repair_round(bn_text_scratch *s, bn_buf *b, const char *in, size_t si
 			continue;
 		}
 		if (pending) {
-			/* A run is left alone only when it is one plain space between two characters. */
-			if (b->size == 0 || run != 1 || !run_plain)
+			/* A run is left alone only when it is one plain space between two characters.
+			 * A changed one may complete a mojibake sign ("voilÃ  le" -> "voilÃ le"): look again. */
+			if (b->size == 0 || run != 1 || !run_plain) {
 				*effects |= BN_EFFECT_WHITESPACE;
+				*again = 1;
+			}
 			if (b->size > 0)
 				b->data[b->size++] = ' ';
 			pending = 0;
@@ -266,8 +269,10 @@ static int repair_round(bn_text_scratch *s, bn_buf *b, const char *in, size_t si
 		}
 		b->size += (size_t)utf8proc_encode_char(cp, (utf8proc_uint8_t *)b->data + b->size);
 	}
-	if (pending)
+	if (pending) {
 		*effects |= BN_EFFECT_WHITESPACE;
+		*again = 1;
+	}
 
 	if (max_bytes) {
 		cut = bn_utf8_truncate(b->data, b->size, max_bytes);

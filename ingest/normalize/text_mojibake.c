@@ -600,19 +600,24 @@ static long badness(bn_mojibake *m, const int32_t *v, size_t n, long limit)
 	return any ? badness_classified(m, v, n, limit) : 0;
 }
 
+/* What decode_into learns about a value on the way. */
+#define SEEN_KNOWN 1   /* a character outside ASCII that the tables know: without one nothing applies */
+#define SEEN_PAIR 2    /* a lead byte's character before a continuation's, a space or '?' (a reading may decode) */
+#define SEEN_STRICT 4  /* a lead byte's character before a continuation's (a reading without repairs may decode) */
+#define SEEN_BUNCHED 8 /* classed characters that a rule could match: without, the badness is 0 */
+
 /*
- * Decode valid UTF-8 into c and its classes into m->cls. *known: bit 0, some
- * character outside ASCII is one the tables know (without one, no reading
- * and no rule applies); bit 1, somewhere a reading could decode; *pages:
- * the code pages that can encode every character. Returns 0 or -1 (out of
- * memory).
+ * Decode valid UTF-8 into c and its classes into m->cls; *seen gets SEEN_*
+ * bits, *pages the code pages that can encode every character. Returns 0 or
+ * -1 (out of memory).
  */
-static int decode_into(bn_mojibake *m, cpvec *c, const char *in, size_t size, int *known, uint32_t *pages)
+static int decode_into(bn_mojibake *m, cpvec *c, const char *in, size_t size, int *seen, uint32_t *pages)
 {
 	const unsigned char *u = (const unsigned char *)in;
 	size_t i = 0;
 	uint32_t prev = 0;
-	*known = 0;
+	int32_t prev_cp = 0;
+	*seen = 0;
 	*pages = (1u << BN_CP_COUNT) - 1;
 	if (cpvec_reserve(c, size + 1) < 0 || cls_reserve(m, size + 1) < 0)
 		return -1;
@@ -625,12 +630,17 @@ static int decode_into(bn_mojibake *m, cpvec *c, const char *in, size_t size, in
 		if (cp >= 0x80) {
 			const bn_char_row *r = row_of(cp);
 			if (r) {
-				*known |= 1;
+				*seen |= SEEN_KNOWN;
 				*pages &= r->pages;
 				k = r->classes;
 			} else {
 				*pages = 0;
 			}
+			/* Every rule needs two classed characters side by side, but for a C1
+			 * control, Œ/œ, and Ã or Â before a space (see rule_at). */
+			if ((prev_cp >= 0x80 && ((k | prev) & RULE_CLASSES)) || (cp >= 0x80 && cp <= 0x9F) ||
+			    cp == 0x152 || cp == 0x153 || cp == 0xC2 || cp == 0xC3)
+				*seen |= SEEN_BUNCHED;
 		} else if (cp == 0x1A) {
 			*pages = 0;
 		}
@@ -638,10 +648,14 @@ static int decode_into(bn_mojibake *m, cpvec *c, const char *in, size_t size, in
 		c->v[c->n++] = cp;
 		/* A reading decodes only where a lead byte's character meets a continuation's (or a
 		 * space or '?' that stood for one): without such a pair no code page can help. */
-		if ((prev & (BN_CC_UTF8_FIRST2 | BN_CC_UTF8_FIRST3 | BN_CC_UTF8_FIRST4)) &&
-		    ((k & BN_CC_UTF8_CONT) || cp == ' ' || cp == '?' || cp == 0xFFFD))
-			*known |= 2;
+		if (prev & (BN_CC_UTF8_FIRST2 | BN_CC_UTF8_FIRST3 | BN_CC_UTF8_FIRST4)) {
+			if (k & BN_CC_UTF8_CONT)
+				*seen |= SEEN_PAIR | SEEN_STRICT;
+			else if (cp == ' ' || cp == '?' || cp == 0xFFFD)
+				*seen |= SEEN_PAIR;
+		}
 		prev = k;
+		prev_cp = cp;
 	}
 	return 0;
 }
@@ -1115,9 +1129,9 @@ static int encode_out(bn_mojibake *m, const cpvec *c)
 
 long bn_mojibake_badness(bn_mojibake *m, const char *in, size_t size)
 {
-	int known;
+	int seen;
 	uint32_t pages;
-	if (decode_into(m, &m->cur, in, size, &known, &pages) < 0)
+	if (decode_into(m, &m->cur, in, size, &seen, &pages) < 0)
 		return -1;
 	return badness_classified(m, m->cur.v, m->cur.n, LONG_MAX);
 }
@@ -1127,18 +1141,28 @@ int bn_mojibake_fix(bn_mojibake *m, const char *in, size_t size, const char **ou
 	int steps, changed = 0, rc, page, how;
 	long bad, after, weak;
 	size_t count;
-	int known;
+	int seen;
 	uint32_t pages;
+	size_t i;
 
-	if (decode_into(m, &m->cur, in, size, &known, &pages) < 0)
-		return -1;
-	/* CJK and most other scripts stop here. */
-	if (!known)
+	/* Every known character is below U+2600 (lead bytes C2-E2) or among U+F8FF-U+FFFD
+	 * (EF): CJK, Indic, Thai, Hangul, emoji skip even the decoding. */
+	for (i = 0; i < size; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if ((c >= 0xC2 && c <= 0xE2) || c == 0xEF)
+			break;
+	}
+	if (i == size)
 		return 0;
-	bad = badness_classified(m, m->cur.v, m->cur.n, LONG_MAX);
+	if (decode_into(m, &m->cur, in, size, &seen, &pages) < 0)
+		return -1;
+	/* CJK and most other scripts stop here, and so do words with lone accented letters. */
+	if (!(seen & SEEN_KNOWN) || (!(seen & SEEN_BUNCHED) && !(seen & SEEN_STRICT)))
+		return 0;
+	bad = seen & SEEN_BUNCHED ? badness_classified(m, m->cur.v, m->cur.n, LONG_MAX) : 0;
 	if (bad < 0)
 		return -1;
-	if (bad == 0 && (!pages || !(known & 2)))
+	if (bad == 0 && (!pages || !(seen & SEEN_STRICT)))
 		return 0;
 	for (steps = 0; steps < MAX_STEPS; steps++) {
 		if (bad == 0)
@@ -1195,7 +1219,7 @@ int bn_mojibake_fix(bn_mojibake *m, const char *in, size_t size, const char **ou
 		break;
 weak:
 		/* No strong sign: a value that shows weak ones and reads as clean text in one script. */
-		if (steps == 0 ? !(known & 2) || !pages : !encodable_pages(m->cur.v, m->cur.n))
+		if (steps == 0 ? !(seen & SEEN_STRICT) || !pages : !encodable_pages(m->cur.v, m->cur.n))
 			break;
 		weak = weak_badness(m->cur.v, m->cur.n);
 		if (weak == 0)

@@ -66,6 +66,8 @@ static const repair_case cases[] = {
 	{"voilÃ le travail", 0, "voilà le travail", M},
 	{"\xc2\x84Handwerk\xc2\x93", 0, "„Handwerk“", M},
 	{"III DivisÃ£o - Série", 0, "III Divisão - Série", M},
+	/* Regression (fuzz_text): collapsing "  " completed a sign ("e Ã "); the next round must see it */
+	{"„e  Ã :l§", 0, "„e à :l§", M | W},
 	/* a lost byte becomes U+FFFD, which is removed: nothing is invented */
 	{"â€œbbâ€?", 0, "“bb", M | I},
 	/* mojibake hidden behind an invisible or odd whitespace: found in the next round */
