@@ -8,6 +8,7 @@
 
 #include "normalize/chain.h"
 #include "normalize/text.h"
+#include "normalize/text_mojibake.h"
 
 #define M BN_EFFECT_MOJIBAKE
 #define N BN_EFFECT_NFKC
@@ -190,6 +191,36 @@ Test(text, explanation_says_which_reading_and_why)
 	}
 	bn_text_explain(scratch, 0);
 	cr_assert_str_eq(bn_text_explanation(scratch), "");
+}
+
+/* The strong signs: sequences of the classes mojibake is made of, counted without overlap. */
+Test(text, badness_counts_mojibake_sequences)
+{
+	static const struct {
+		const char *in;
+		long want;
+	} t[] = {
+		{"CafÃ©", 1},         /* Ã then © before a letter */
+		{"ÃƒÂ©", 2},          /* Ã before ƒ (nearly only mojibake), Â before © */
+		{"â€œ", 1},           /* Windows-1252 reading of U+2000-U+203F */
+		{"вЂ™", 1},           /* the same through Windows-1251 */
+		{"g√©", 1},           /* MacRoman */
+		{"a\xc2\x85" "b", 1},  /* a C1 control */
+		{"NESTLÉ®", 0},       /* an accented capital before ® is a brand, not mojibake */
+		{"РґРѕСЂРѕРіРµ", 0},  /* only weak signs: a small letter before a capital */
+		{"├┤a", 0},
+		{"Café", 0},
+		{"дороге", 0},
+		{"日本語", 0},
+		{"", 0},
+	};
+	bn_mojibake *m = NULL;
+	size_t i;
+	cr_assert_eq(bn_mojibake_new(&m), 0);
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		cr_expect_eq(bn_mojibake_badness(m, t[i].in, strlen(t[i].in)), t[i].want, "\"%s\"", t[i].in);
+	bn_mojibake_free(m);
+	bn_mojibake_free(NULL);
 }
 
 Test(text, unchanged_values_are_not_copied)
