@@ -937,23 +937,24 @@ static int rank_less(const rank *a, const rank *b)
 
 /* Code pages whose characters for the lead bytes restore_a0 knows are not letters. */
 #define NO_A0_PAGE(k) ((k) == BN_CP_MACROMAN || (k) == BN_CP_CP437)
-#define CP_1251 BN_CP_1251
 
 /* Readings read_whole accepts. */
-#define ANY_READING LONG_MAX /* any reading that decodes */
-#define CLEAN_READING 0      /* no sign of mojibake at all, weak ones included, and plausible() */
+#define ANY_READING LONG_MAX             /* any reading that decodes */
+#define ANY_PLAIN_READING (LONG_MAX - 1) /* any reading that decodes with no byte restored or lost */
+#define CLEAN_READING 0                  /* no sign of mojibake at all, weak ones included, and plausible() */
 
 /*
  * Read a as UTF-8 that one of the code pages decoded. Of the readings that
  * decode and have a badness below `below` (or, with CLEAN_READING, are clean:
  * no sign, plausible, no rare letter, and no byte restored or lost), the best
- * ranked goes to out. Returns 1 with *page, *how (READ_*) and
+ * ranked goes to out. With CLEAN_READING and ANY_PLAIN_READING no byte is
+ * restored or marked lost: weak evidence alone never justifies that. Returns 1 with *page, *how (READ_*) and
  * *after set, 0 when no reading qualifies, -1 when out of memory.
  */
 static int read_whole(bn_mojibake *m, const cpvec *a, cpvec *out, long below, int *page, int *how, long *after)
 {
 	uint32_t pages = encodable_pages(a->v, a->n);
-	int k, rc, found = 0;
+	int k, rc, found = 0, repairs = below != CLEAN_READING && below != ANY_PLAIN_READING;
 	rank best = {0, 0, 0, 0};
 	if (!pages)
 		return 0;
@@ -970,11 +971,11 @@ static int read_whole(bn_mojibake *m, const cpvec *a, cpvec *out, long below, in
 		/* Only where the lead byte's character is a letter (Â, Ã, Å, Î, Ð): in MacRoman and
 		 * cp437 it is a dash or a box, in Windows-1251 often a word of its own ("В "), all
 		 * but "Г " (à). Never on weak evidence alone. */
-		if (below != CLEAN_READING && !NO_A0_PAGE(k) && restore_a0(t, b, k == CP_1251)) {
+		if (repairs && !NO_A0_PAGE(k) && restore_a0(t, b, k == BN_CP_1251)) {
 			tmp = *b, *b = *t, *t = tmp;
 			flags |= READ_A0;
 		}
-		if (below != CLEAN_READING && bn_cp_sloppy[k] && replace_lossy(t, b)) {
+		if (repairs && bn_cp_sloppy[k] && replace_lossy(t, b)) {
 			tmp = *b, *b = *t, *t = tmp;
 			flags |= READ_LOSSY;
 		}
@@ -1228,12 +1229,11 @@ weak:
 		if (rc < 0)
 			return -1;
 		if (rc) {
-			say(m, "utf-8 read as %s%s: weak signs %ld -> 0, clean text in one script", bn_cp_names[page],
-			    how & READ_A0 ? ", no-break spaces restored" : "", weak);
+			say(m, "utf-8 read as %s: weak signs %ld -> 0, clean text in one script", bn_cp_names[page], weak);
 			goto accept;
 		}
 		/* Two layers, the middle one not clean: both readings at once. */
-		rc = read_whole(m, &m->cur, &m->cand2, ANY_READING, &page, &how, &after);
+		rc = read_whole(m, &m->cur, &m->cand2, ANY_PLAIN_READING, &page, &how, &after);
 		if (rc > 0) {
 			int page2, how2;
 			rc = read_whole(m, &m->cand2, &m->cand, CLEAN_READING, &page2, &how2, &after);
