@@ -25,7 +25,21 @@ int bn_normalizer_new(bn_normalizer **out, const bn_rules *rules, bn_error *err)
 /* Accepts NULL. */
 void bn_normalizer_free(bn_normalizer *n);
 
-/* Called after each step of a chain by bn_normalize_value when tracing. */
+/*
+ * The version of the `text` step's repair (mojibake, NFKC, invisibles,
+ * whitespace): it changes whenever the same input can give another value,
+ * even with the same rule file. Ingest writes it into the Avro header as
+ * "bidnorm.text_repair" and `vocab` refuses to mix inputs of different
+ * versions; files without the key were written by version "1".
+ */
+const char *bn_text_repair_version(void);
+
+/*
+ * Called after each step of a chain by bn_normalize_value when tracing; after
+ * a `text` step of a value that is not ASCII, once more with step "text.why"
+ * and, as the value, why the step repaired mojibake as it did or left the
+ * value alone (the reading chosen and the badness before and after).
+ */
 typedef void (*bn_trace_fn)(void *ctx, const char *step, const char *value, size_t size, int is_null);
 
 /*

@@ -62,7 +62,8 @@ typedef struct bn_vocab_counter bn_vocab_counter;
  * The text of an int or long is its decimal form, of a boolean true/false.
  * max_memory: bytes the hash tables and their token storage may use,
  * 0 = unlimited. allow_mixed_rules: accept inputs whose
- * bidnorm.rules.sha256 differ (otherwise BN_EUSAGE when they do).
+ * bidnorm.rules.sha256 or bidnorm.text_repair differ (otherwise BN_EUSAGE
+ * when they do: either gives other tokens for the same text).
  * nfields == 0 makes an empty counter for bn_vocab_counter_merge_part, which
  * takes fields and filters from the first part. Strings are copied.
  * Returns BN_OK, BN_EUSAGE ("--where 'x': expected FIELD, FIELD=VALUE or
@@ -109,7 +110,7 @@ const char *bn_vocab_counter_where_value(const bn_vocab_counter *c, size_t i);
  * Avro object container file" / "corrupt Avro header: why"); BN_EUSAGE ("no
  * field 'x' in the schema (fields: a, b)", "field 'x' is double;
  * vocabularies need string or array of string fields", a --where field of
- * the wrong type, or different rules hashes); BN_ENOMEM ("counting needs
+ * the wrong type, different rules hashes or text repair versions); BN_ENOMEM ("counting needs
  * more than --max-memory (N bytes) ..."). After a failure the counter holds
  * part of the file and should only be freed.
  */
@@ -126,12 +127,12 @@ int bn_vocab_counter_add_token(bn_vocab_counter *c, size_t field, const char *to
 
 /*
  * Save the counts to path (written atomically: temporary name, fsync,
- * rename). The "partial counts" format, version 1, all integers unsigned
+ * rename). The "partial counts" format, version 2, all integers unsigned
  * LEB128 varints, all strings a varint length and the bytes:
- *   magic "BNVOCNT1"
+ *   magic "BNVOCNT2"
  *   nfields, field names; nwhere, filter texts
- *   ninputs, per input: path, rules sha256, bidnorm version, rows scanned,
- *     rows matched
+ *   ninputs, per input: path, rules sha256, bidnorm version, text repair
+ *     version, rows scanned, rows matched
  *   per field: occurrences, distinct, then distinct entries (token, count)
  *     in token byte order
  *   magic "BNVOCEND"

@@ -409,6 +409,11 @@ static int step_text(bn_chain_scratch *s, const bn_step *step, value *v, uint32_
 	return BN_OK;
 }
 
+const char *bn_chain_text_explanation(const bn_chain_scratch *s)
+{
+	return bn_text_explanation(s->text);
+}
+
 int bn_chain_apply(bn_chain_scratch *s, const bn_chain *chain, const char *in, size_t size,
 		   bn_chain_result *out, bn_chain_trace_fn trace, void *trace_ctx, bn_error *err)
 {
@@ -416,6 +421,9 @@ int bn_chain_apply(bn_chain_scratch *s, const bn_chain *chain, const char *in, s
 	uint32_t effects = 0;
 	size_t i, nsteps = chain ? chain->nsteps : 0;
 	int rc = BN_OK, after_text = 0;
+
+	/* Explaining the mojibake decision costs time: only for a trace. */
+	bn_text_explain(s->text, trace != NULL);
 
 	for (i = 0; i < nsteps && !v.is_null; i++) {
 		const bn_step *step = &chain->steps[i];

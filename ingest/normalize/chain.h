@@ -66,6 +66,12 @@ typedef void (*bn_chain_trace_fn)(void *ctx, const bn_step *step, const char *da
 int bn_chain_apply(bn_chain_scratch *s, const bn_chain *chain, const char *in, size_t size,
 		   bn_chain_result *out, bn_chain_trace_fn trace, void *trace_ctx, bn_error *err);
 
+/*
+ * After a text step of a traced bn_chain_apply: why that step repaired
+ * mojibake as it did (bn_text_explanation); "" otherwise. Owned by s.
+ */
+const char *bn_chain_text_explanation(const bn_chain_scratch *s);
+
 /* The name of a step kind as written in rule files ("text", "extract", ...). */
 const char *bn_step_kind_name(bn_step_kind kind);
 

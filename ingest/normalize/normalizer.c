@@ -243,12 +243,19 @@ void bn_plan_node_path(const bn_normalizer *n, int32_t node, bn_buf *out)
 typedef struct trace_adapter {
 	bn_trace_fn fn;
 	void *ctx;
+	const bn_chain_scratch *chain;
 } trace_adapter;
 
 static void trace_step(void *ctx, const bn_step *step, const char *data, size_t size, int is_null)
 {
 	trace_adapter *t = ctx;
+	const char *why;
 	t->fn(t->ctx, bn_step_kind_name(step->kind), data, size, is_null);
+	if (step->kind != BN_STEP_TEXT)
+		return;
+	why = bn_chain_text_explanation(t->chain);
+	if (*why)
+		t->fn(t->ctx, "text.why", why, strlen(why), 0);
 }
 
 int bn_normalize_value(bn_normalizer *n, const char *field, const char *in, size_t size,
@@ -257,7 +264,7 @@ int bn_normalize_value(bn_normalizer *n, const char *field, const char *in, size
 {
 	const bn_field *fd = NULL;
 	bn_chain_result res;
-	trace_adapter ta = { trace, trace_ctx };
+	trace_adapter ta = { trace, trace_ctx, n->chain };
 	int rc;
 
 	for (size_t f = 0; f < n->rules->nfields && field; f++)

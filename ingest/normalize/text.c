@@ -5,14 +5,13 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "bidnorm/normalize.h"
 #include "normalize/chain.h"
+#include "normalize/text_mojibake.h"
 #include "util/buf.h"
 
 /* NFKC through utf8proc: compatibility decomposition, canonical reordering, composition. */
 #define NFKC_OPTIONS (UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT)
-
-/* Layers of mojibake undone per round (the spec's limit; further rounds finish deeper nests). */
-#define MOJIBAKE_LAYERS 3
 
 /*
  * Repair runs in rounds until a round changes nothing, because later stages
@@ -24,7 +23,9 @@
 #define MAX_ROUNDS 16
 
 struct bn_text_scratch {
-	bn_buf moji[2];       /* mojibake layers, alternating */
+	bn_mojibake *moji;    /* mojibake repair */
+	int explain;          /* explanations on (bn_text_explain) */
+	int looked;           /* the last value was not ASCII: the mojibake repair judged it */
 	bn_buf out[2];        /* round results, alternating */
 	bn_buf fixed;         /* input with invalid UTF-8 replaced by U+FFFD (defensive) */
 	utf8proc_int32_t *cp; /* code points for NFKC */
@@ -36,6 +37,10 @@ int bn_text_scratch_new(bn_text_scratch **out)
 	bn_text_scratch *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -1;
+	if (bn_mojibake_new(&s->moji) < 0) {
+		free(s);
+		return -1;
+	}
 	*out = s;
 	return 0;
 }
@@ -44,8 +49,7 @@ void bn_text_scratch_free(bn_text_scratch *s)
 {
 	if (!s)
 		return;
-	bn_buf_free(&s->moji[0]);
-	bn_buf_free(&s->moji[1]);
+	bn_mojibake_free(s->moji);
 	bn_buf_free(&s->out[0]);
 	bn_buf_free(&s->out[1]);
 	bn_buf_free(&s->fixed);
@@ -63,140 +67,6 @@ size_t bn_utf8_truncate(const char *s, size_t size, size_t max)
 	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
 		n--;
 	return n;
-}
-
-/*
- * Decode one strict UTF-8 character at s[*i]; returns it and advances *i,
- * or returns -1 and advances by one byte when the bytes are not valid UTF-8
- * (overlong forms, surrogates and values above U+10FFFF included).
- */
-static int32_t utf8_next(const unsigned char *s, size_t n, size_t *i)
-{
-	size_t p = *i;
-	unsigned char c = s[p];
-	int32_t cp;
-	size_t len, k;
-	if (c < 0x80) {
-		*i = p + 1;
-		return c;
-	}
-	if (c >= 0xC2 && c <= 0xDF) {
-		len = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		len = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		goto invalid;
-	}
-	if (n - p < len)
-		goto invalid;
-	for (k = 1; k < len; k++) {
-		if ((s[p + k] & 0xC0) != 0x80)
-			goto invalid;
-		cp = (cp << 6) | (s[p + k] & 0x3F);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		goto invalid;
-	*i = p + len;
-	return cp;
-invalid:
-	*i = p + 1;
-	return -1;
-}
-
-/* The byte a code point stands for in sloppy Windows-1252, or -1 when it has none. */
-static int cp1252_byte(int32_t cp)
-{
-	/* U+0080-U+009F stand for the bytes cp1252 leaves undefined or that were
-	 * decoded as Latin-1, so every code point up to U+00FF is its own byte. */
-	if (cp <= 0xFF)
-		return cp;
-	switch (cp) {
-	case 0x20AC: return 0x80;
-	case 0x201A: return 0x82;
-	case 0x0192: return 0x83;
-	case 0x201E: return 0x84;
-	case 0x2026: return 0x85;
-	case 0x2020: return 0x86;
-	case 0x2021: return 0x87;
-	case 0x02C6: return 0x88;
-	case 0x2030: return 0x89;
-	case 0x0160: return 0x8A;
-	case 0x2039: return 0x8B;
-	case 0x0152: return 0x8C;
-	case 0x017D: return 0x8E;
-	case 0x2018: return 0x91;
-	case 0x2019: return 0x92;
-	case 0x201C: return 0x93;
-	case 0x201D: return 0x94;
-	case 0x2022: return 0x95;
-	case 0x2013: return 0x96;
-	case 0x2014: return 0x97;
-	case 0x02DC: return 0x98;
-	case 0x2122: return 0x99;
-	case 0x0161: return 0x9A;
-	case 0x203A: return 0x9B;
-	case 0x0153: return 0x9C;
-	case 0x017E: return 0x9E;
-	case 0x0178: return 0x9F;
-	default: return -1;
-	}
-}
-
-/* 1 when s[0..n) is strict UTF-8 with at least one multi-byte character. */
-static int utf8_valid_multibyte(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-	int multi = 0;
-	while (i < n) {
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (utf8_next(s, n, &i) < 0)
-			return 0;
-		multi = 1;
-	}
-	return multi;
-}
-
-/*
- * One mojibake layer: when every character of in has a sloppy cp1252 byte,
- * one is outside ASCII, and the bytes are UTF-8 with a multi-byte sequence,
- * write those bytes to b and return 1. Return 0 when it does not apply,
- * -1 when out of memory.
- */
-static int mojibake_layer(bn_buf *b, const char *in, size_t size)
-{
-	const unsigned char *s = (const unsigned char *)in;
-	size_t i = 0;
-	int non_ascii = 0;
-	bn_buf_reset(b);
-	/* Encoding never grows the value: every character becomes one byte. */
-	if (bn_buf_reserve(b, size) < 0)
-		return -1;
-	while (i < size) {
-		int32_t cp;
-		int byte;
-		if (s[i] < 0x80) {
-			b->data[b->size++] = (char)s[i++];
-			continue;
-		}
-		cp = utf8_next(s, size, &i);
-		byte = cp < 0 ? -1 : cp1252_byte(cp);
-		if (byte < 0)
-			return 0;
-		non_ascii = 1;
-		b->data[b->size++] = (char)byte;
-	}
-	if (!non_ascii)
-		return 0;
-	return utf8_valid_multibyte((const unsigned char *)b->data, b->size);
 }
 
 /* White_Space (Unicode PropList). */
@@ -278,7 +148,7 @@ static int to_code_points(bn_text_scratch *s, const char *in, size_t size, size_
 	if (cp_reserve(s, size + 1) < 0)
 		return -1;
 	while (i < size) {
-		int32_t cp = utf8_next(u, size, &i);
+		int32_t cp = bn_utf8_next(u, size, &i);
 		if (cp < 0) {
 			cp = 0xFFFD;
 			invalid = 1;
@@ -322,7 +192,7 @@ static int to_code_points(bn_text_scratch *s, const char *in, size_t size, size_
 		i = 0;
 		u = (const unsigned char *)in;
 		while (i < size && j < (size_t)n) {
-			if (utf8_next(u, size, &i) != s->cp[j])
+			if (bn_utf8_next(u, size, &i) != s->cp[j])
 				break;
 			j++;
 		}
@@ -342,23 +212,18 @@ static int repair_round(bn_text_scratch *s, bn_buf *b, const char *in, size_t si
 {
 	const char *cur = in;
 	size_t cur_size = size, count, i, cut;
-	int layer, rc, nfkc_changed, pending = 0, run_plain = 1;
+	int rc, nfkc_changed, pending = 0, run_plain = 1;
 	size_t run = 0;
 
 	*again = 0;
-	for (layer = 0; layer < MOJIBAKE_LAYERS; layer++) {
-		bn_buf *m = &s->moji[layer & 1];
-		rc = mojibake_layer(m, cur, cur_size);
-		if (rc < 0)
-			return -1;
-		if (rc == 0)
-			break;
-		cur = m->data;
-		cur_size = m->size;
+	rc = bn_mojibake_fix(s->moji, in, size, &cur, &cur_size);
+	if (rc < 0)
+		return -1;
+	if (rc) {
+		/* Later stages may expose more (a stretch behind a removed ZWSP): look again. */
 		*effects |= BN_EFFECT_MOJIBAKE;
-	}
-	if (layer == MOJIBAKE_LAYERS)
 		*again = 1;
+	}
 
 	if (to_code_points(s, cur, cur_size, &count, &nfkc_changed) < 0)
 		return -1;
@@ -390,9 +255,12 @@ static int repair_round(bn_text_scratch *s, bn_buf *b, const char *in, size_t si
 			continue;
 		}
 		if (pending) {
-			/* A run is left alone only when it is one plain space between two characters. */
-			if (b->size == 0 || run != 1 || !run_plain)
+			/* A run is left alone only when it is one plain space between two characters.
+			 * A changed one may complete a mojibake sign ("voilÃ  le" -> "voilÃ le"): look again. */
+			if (b->size == 0 || run != 1 || !run_plain) {
 				*effects |= BN_EFFECT_WHITESPACE;
+				*again = 1;
+			}
 			if (b->size > 0)
 				b->data[b->size++] = ' ';
 			pending = 0;
@@ -401,8 +269,10 @@ static int repair_round(bn_text_scratch *s, bn_buf *b, const char *in, size_t si
 		}
 		b->size += (size_t)utf8proc_encode_char(cp, (utf8proc_uint8_t *)b->data + b->size);
 	}
-	if (pending)
+	if (pending) {
 		*effects |= BN_EFFECT_WHITESPACE;
+		*again = 1;
+	}
 
 	if (max_bytes) {
 		cut = bn_utf8_truncate(b->data, b->size, max_bytes);
@@ -475,6 +345,25 @@ static int repair_ascii(bn_buf *b, const char *in, size_t size, uint32_t *effect
 	return 0;
 }
 
+const char *bn_text_repair_version(void)
+{
+	return BN_TEXT_REPAIR_VERSION;
+}
+
+void bn_text_explain(bn_text_scratch *s, int on)
+{
+	s->explain = on;
+	bn_mojibake_explain(s->moji, on);
+}
+
+const char *bn_text_explanation(const bn_text_scratch *s)
+{
+	const char *why = bn_mojibake_explanation(s->moji);
+	if (!s->explain || !s->looked)
+		return "";
+	return *why ? why : "no sign of mojibake";
+}
+
 int bn_text_repair(bn_text_scratch *s, const char *in, size_t size, size_t max_bytes,
 		   const char **out, size_t *out_size, uint32_t *effects)
 {
@@ -482,6 +371,10 @@ int bn_text_repair(bn_text_scratch *s, const char *in, size_t size, size_t max_b
 	size_t cur_size = size, cut;
 	uint32_t eff = 0;
 	int state = ascii_state(in, size), round, again, which = 0;
+
+	s->looked = state == 2;
+	if (s->explain)
+		bn_mojibake_explain_reset(s->moji);
 
 	if (state == 1) {
 		if (repair_ascii(&s->out[0], in, size, &eff) < 0)

@@ -6,10 +6,9 @@
 #include <stdint.h>
 
 /*
- * In order: (1) mojibake repair - when every character is encodable in
- * sloppy Windows-1252, at least one is outside ASCII, and those bytes form
- * valid UTF-8 with a multi-byte sequence, the value becomes that UTF-8;
- * repeated while it applies, at most 3 times; (2) NFKC (utf8proc);
+ * In order: (1) mojibake repair on evidence (text_mojibake.h: UTF-8 read
+ * with one of eight code pages, whole or in stretches, several layers, and
+ * C1 controls for Windows-1252 punctuation); (2) NFKC (utf8proc);
  * (3) remove Cc other than whitespace and every Cf; (4) every White_Space
  * character becomes a space, runs collapse, ends trimmed; (5) truncate to
  * max_bytes at a character boundary (0 = no limit) and drop a space the cut
@@ -19,6 +18,13 @@
  * changes, so repair(repair(x)) == repair(x) for every x.
  */
 typedef struct bn_text_scratch bn_text_scratch;
+
+/*
+ * bn_text_repair_version() (bidnorm/normalize.h): 1 was "every character in
+ * Windows-1252 and the bytes are UTF-8"; 2 is the evidence-based repair.
+ * Change it with anything that changes an output of bn_text_repair.
+ */
+#define BN_TEXT_REPAIR_VERSION "2"
 
 int bn_text_scratch_new(bn_text_scratch **out);
 void bn_text_scratch_free(bn_text_scratch *s);
@@ -30,6 +36,20 @@ void bn_text_scratch_free(bn_text_scratch *s);
  */
 int bn_text_repair(bn_text_scratch *s, const char *in, size_t size, size_t max_bytes,
 		   const char **out, size_t *out_size, uint32_t *effects);
+
+/*
+ * When on, bn_text_repair records why it repaired mojibake as it did, or left
+ * the value as it was (for `normalize --trace`); off by default, it costs time.
+ */
+void bn_text_explain(bn_text_scratch *s, int on);
+
+/*
+ * Why the last bn_text_repair did what it did about mojibake: the readings
+ * taken with the badness before and after, "left as is: ..." with the reason,
+ * or "no sign of mojibake"; "" for ASCII values (never looked at) or when
+ * explaining is off. Owned by s, valid until the next call.
+ */
+const char *bn_text_explanation(const bn_text_scratch *s);
 
 /* Length of the longest prefix of s[0..size) of at most max bytes that ends on a UTF-8 character boundary. */
 size_t bn_utf8_truncate(const char *s, size_t size, size_t max);

@@ -239,6 +239,7 @@ static int open_outputs(run *r, bn_error *err)
 		{ "bidnorm.version", bn_version() },
 		{ "bidnorm.rules.sha256", bn_rules_sha256(opt->rules) },
 		{ "bidnorm.rules.source", bn_rules_source_name(opt->rules) },
+		{ "bidnorm.text_repair", bn_text_repair_version() },
 		{ "bidnorm.sources", sources.data },
 	};
 	rc = bn_outfile_open(&r->avro, opt->output, err);

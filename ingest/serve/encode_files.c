@@ -146,6 +146,7 @@ int bn_encode_files(bn_encode_summary *sum, const bn_encode_options *opt, bn_err
 		{ "bidnorm.version", bn_version() },
 		{ "bidnorm.rules.sha256", bn_rules_sha256(opt->model->rules) },
 		{ "bidnorm.vocab.sha256", bn_model_vocab_sha256(opt->model) },
+		{ "bidnorm.text_repair", bn_text_repair_version() },
 		{ "bidnorm.sources", sources.data },
 	};
 	rc = bn_encoder_new(&r.enc, opt->model, err);

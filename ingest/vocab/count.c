@@ -21,7 +21,9 @@
 /* Token storage comes in chunks this big; memory accounting rounds up to it. */
 #define ARENA_CHUNK (1024 * 1024)
 
-static const char part_magic[8] = "BNVOCNT1";
+static const char part_magic[8] = "BNVOCNT2";
+/* Version 1 had no text repair version per input: its inputs were written by repair version 1. */
+static const char part_magic_v1[8] = "BNVOCNT1";
 static const char part_end[8] = "BNVOCEND";
 
 static int oom(bn_error *err)
@@ -537,9 +539,12 @@ int bn_vocab_counter_spill_to(bn_vocab_counter *c, const char *dir, bn_error *er
 	return check_spill_limit(c, err);
 }
 
-/* Record an input, refusing one whose rules hash differs from the first's unless mixing is allowed. */
+/*
+ * Record an input, refusing one whose rules hash or text repair version
+ * differs from the first's unless mixing is allowed: either changes tokens.
+ */
 static int add_input(bn_vocab_counter *c, const char *path, const char *sha, size_t sha_len, const char *version,
-		     size_t version_len, bn_vinput **out, bn_error *err)
+		     size_t version_len, const char *repair, size_t repair_len, bn_vinput **out, bn_error *err)
 {
 	bn_vinput *in;
 	if (c->ninputs && !c->allow_mixed_rules &&
@@ -548,6 +553,15 @@ static int add_input(bn_vocab_counter *c, const char *path, const char *sha, siz
 		return bn_error_set(err, BN_EUSAGE,
 				    "rules sha256 '%.*s' differs from '%s' of %s (use --allow-mixed-rules to combine them)",
 				    (int)sha_len, sha, c->inputs[0].rules_sha256, c->inputs[0].path);
+	}
+	if (c->ninputs && !c->allow_mixed_rules &&
+	    (strlen(c->inputs[0].text_repair) != repair_len ||
+	     memcmp(c->inputs[0].text_repair, repair, repair_len) != 0)) {
+		bn_error_locate(err, path, 0, 0);
+		return bn_error_set(err, BN_EUSAGE,
+				    "text repair version '%.*s' differs from '%s' of %s: the same text gives other tokens "
+				    "(ingest both again with one bidnorm, or use --allow-mixed-rules to combine them)",
+				    (int)repair_len, repair, c->inputs[0].text_repair, c->inputs[0].path);
 	}
 	if (c->ninputs == c->cap_inputs) {
 		size_t cap = c->cap_inputs ? 2 * c->cap_inputs : 8;
@@ -562,8 +576,9 @@ static int add_input(bn_vocab_counter *c, const char *path, const char *sha, siz
 	in->path = strdup(path);
 	in->rules_sha256 = strndup(sha, sha_len);
 	in->version = strndup(version, version_len);
+	in->text_repair = strndup(repair, repair_len);
 	c->ninputs++;
-	if (!in->path || !in->rules_sha256 || !in->version)
+	if (!in->path || !in->rules_sha256 || !in->version || !in->text_repair)
 		return oom(err);
 	*out = in;
 	return BN_OK;
@@ -588,8 +603,8 @@ int bn_vocab_counter_add_avro(bn_vocab_counter *c, const char *path, bn_error *e
 	size_t *where_slot = NULL;
 	bn_avro_value *vals = NULL;
 	bn_vinput *in = NULL;
-	size_t nnames = 0, sha_len = 0, ver_len = 0;
-	const char *sha, *ver;
+	size_t nnames = 0, sha_len = 0, ver_len = 0, repair_len = 0;
+	const char *sha, *ver, *repair;
 	int rc = BN_ENOMEM;
 
 	bn_error_clear(err);
@@ -600,7 +615,13 @@ int bn_vocab_counter_add_avro(bn_vocab_counter *c, const char *path, bn_error *e
 		goto cleanup;
 	sha = bn_avro_reader_meta(r, "bidnorm.rules.sha256", &sha_len);
 	ver = bn_avro_reader_meta(r, "bidnorm.version", &ver_len);
-	rc = add_input(c, path, sha ? sha : "", sha_len, ver ? ver : "", ver_len, &in, err);
+	/* Files from before the key was written had repair version 1. */
+	repair = bn_avro_reader_meta(r, "bidnorm.text_repair", &repair_len);
+	if (!repair) {
+		repair = "1";
+		repair_len = 1;
+	}
+	rc = add_input(c, path, sha ? sha : "", sha_len, ver ? ver : "", ver_len, repair, repair_len, &in, err);
 	if (rc < 0)
 		goto cleanup;
 
@@ -768,6 +789,7 @@ void bn_vocab_counter_free(bn_vocab_counter *c)
 		free(c->inputs[i].path);
 		free(c->inputs[i].rules_sha256);
 		free(c->inputs[i].version);
+		free(c->inputs[i].text_repair);
 	}
 	free(c->inputs);
 	free(c);
@@ -848,7 +870,8 @@ int bn_vocab_counter_write_part(bn_vocab_counter *c, const char *path, bn_error 
 	for (size_t i = 0; i < c->ninputs; i++) {
 		const bn_vinput *in = &c->inputs[i];
 		bad |= put_str(&b, in->path, strlen(in->path)) | put_str(&b, in->rules_sha256, strlen(in->rules_sha256)) |
-		       put_str(&b, in->version, strlen(in->version)) | put_uv(&b, in->rows_scanned) |
+		       put_str(&b, in->version, strlen(in->version)) |
+		       put_str(&b, in->text_repair, strlen(in->text_repair)) | put_uv(&b, in->rows_scanned) |
 		       put_uv(&b, in->rows_matched);
 	}
 	for (size_t i = 0; i < c->nfields && !bad; i++) {
@@ -996,17 +1019,20 @@ int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error 
 	char **fields = NULL, **where = NULL;
 	size_t nfields = 0, nwhere = 0, n;
 	const char *s;
-	int rc;
+	int rc, v1 = 0;
 
 	bn_error_clear(err);
 	rc = part_open(&b, path, err);
 	if (rc < 0)
 		goto cleanup;
-	if (b.size < sizeof(part_magic) || memcmp(b.data, part_magic, sizeof(part_magic)) != 0) {
+	if (b.size >= sizeof(part_magic_v1) && memcmp(b.data, part_magic_v1, sizeof(part_magic_v1)) == 0)
+		v1 = 1;
+	else if (b.size < sizeof(part_magic) || memcmp(b.data, part_magic, sizeof(part_magic)) != 0) {
 		bn_error_locate(err, path, 0, 0);
 		rc = bn_error_set(err, BN_ECORRUPT, "not a bidnorm partial counts file (written by 'bidnorm vocab count')");
 		goto cleanup;
 	}
+	/* Both magics have the same length. */
 	r.start = (const unsigned char *)b.data;
 	r.p = r.start + sizeof(part_magic);
 	r.end = r.start + b.size;
@@ -1062,9 +1088,11 @@ int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error 
 	}
 	uint64_t ninputs = get_uv(&r);
 	for (uint64_t i = 0; i < ninputs && !r.bad; i++) {
-		size_t pn, sn, vn;
+		size_t pn, sn, vn, tn = 1;
 		bn_vinput *in = NULL;
-		const char *p = get_str(&r, &pn), *sha = get_str(&r, &sn), *ver = get_str(&r, &vn);
+		const char *p = get_str(&r, &pn), *sha = get_str(&r, &sn), *ver = get_str(&r, &vn), *tr = "1";
+		if (!v1)
+			tr = get_str(&r, &tn);
 		uint64_t scanned = get_uv(&r), matched = get_uv(&r);
 		if (r.bad)
 			break;
@@ -1073,7 +1101,7 @@ int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error 
 			rc = oom(err);
 			goto cleanup;
 		}
-		rc = add_input(c, pz, sha, sn, ver, vn, &in, err);
+		rc = add_input(c, pz, sha, sn, ver, vn, tr, tn, &in, err);
 		free(pz);
 		if (rc < 0) {
 			if (rc == BN_EUSAGE)

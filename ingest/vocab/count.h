@@ -195,6 +195,7 @@ typedef struct bn_vinput {
 	char *path;
 	char *rules_sha256;
 	char *version;
+	char *text_repair;      /* the text step's repair version (bidnorm.text_repair; "1" before it was recorded) */
 	uint64_t rows_scanned;
 	uint64_t rows_matched;
 } bn_vinput;

@@ -559,15 +559,19 @@ static int write_manifest(bn_buf *b, const bn_vocab_counter *c, const selection 
 	int bad = 0, first = 1, ff;
 	struct rusage ru;
 	const char *rules_sha = c->ninputs ? c->inputs[0].rules_sha256 : "";
-	int mixed = 0;
+	const char *repair = c->ninputs ? c->inputs[0].text_repair : bn_text_repair_version();
+	int mixed = 0, mixed_repair = 0;
 
-	for (size_t i = 1; i < c->ninputs; i++)
+	for (size_t i = 1; i < c->ninputs; i++) {
 		mixed |= strcmp(c->inputs[i].rules_sha256, rules_sha) != 0;
+		mixed_repair |= strcmp(c->inputs[i].text_repair, repair) != 0;
+	}
 	(void)first;
 	bad |= bn_jsonw_raw(b, "{\n  \"format\": \"bidnorm-vocab\",\n  \"format_version\": 1,\n  \"task\": ");
 	bad |= bn_jsonw_cstr(b, opt->task);
 	bad |= bn_jsonw_raw(b, ",\n  \"bidnorm_version\": ") | bn_jsonw_cstr(b, bn_version());
 	bad |= bn_jsonw_raw(b, ",\n  \"rules_sha256\": ") | bn_jsonw_cstr(b, mixed ? "mixed" : rules_sha);
+	bad |= bn_jsonw_raw(b, ",\n  \"text_repair\": ") | bn_jsonw_cstr(b, mixed_repair ? "mixed" : repair);
 	bad |= bn_jsonw_raw(b, ",\n  \"parameters\": {\"min_count\": ") | bn_jsonw_u64(b, opt->min_count);
 	bad |= bn_jsonw_raw(b, ", \"top_k\": ");
 	bad |= opt->top_k ? bn_jsonw_u64(b, opt->top_k) : bn_jsonw_raw(b, "null");
@@ -582,6 +586,7 @@ static int write_manifest(bn_buf *b, const bn_vocab_counter *c, const selection 
 		bad |= bn_jsonw_raw(b, i ? ",\n    {\"path\": " : "\n    {\"path\": ") | bn_jsonw_cstr(b, in->path);
 		bad |= bn_jsonw_raw(b, ", \"rules_sha256\": ") | bn_jsonw_cstr(b, in->rules_sha256);
 		bad |= bn_jsonw_raw(b, ", \"bidnorm_version\": ") | bn_jsonw_cstr(b, in->version);
+		bad |= bn_jsonw_raw(b, ", \"text_repair\": ") | bn_jsonw_cstr(b, in->text_repair);
 		bad |= bn_jsonw_raw(b, ", \"rows_scanned\": ") | bn_jsonw_u64(b, in->rows_scanned);
 		bad |= bn_jsonw_raw(b, ", \"rows_matched\": ") | bn_jsonw_u64(b, in->rows_matched) | bn_jsonw_raw(b, "}");
 	}

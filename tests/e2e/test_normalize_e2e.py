@@ -270,6 +270,28 @@ class NormalizeCommand(unittest.TestCase):
         self.assertEqual(lines[-2], "  validate     null")
         self.assertEqual(lines[-1], "  =            null")
 
+    def test_trace_says_why_the_text_step_repaired_mojibake_or_not(self):
+        p = subprocess.run([BIDNORM, "normalize", "--field", "publisher", "--trace", "РґРѕСЂРѕРіРµ", "NESTLÉ®",
+                            "CafÃ©"], capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertEqual(p.stdout.decode().splitlines(), [
+            "РґРѕСЂРѕРіРµ",
+            '  input        "РґРѕСЂРѕРіРµ"',
+            '  text         "дороге"',
+            '  text.why     "utf-8 read as windows-1251: weak signs 5 -> 0, clean text in one script"',
+            "  =            дороге",
+            "NESTLÉ®",
+            '  input        "NESTLÉ®"',
+            '  text         "NESTLÉ®"',
+            '  text.why     "no sign of mojibake"',
+            "  =            NESTLÉ®",
+            "CafÃ©",
+            '  input        "CafÃ©"',
+            '  text         "Café"',
+            '  text.why     "utf-8 read as latin-1: badness 1 -> 0"',
+            "  =            Café",
+        ])
+
 
 if __name__ == "__main__":
     unittest.main()

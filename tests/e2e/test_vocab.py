@@ -133,6 +133,10 @@ class Vocab(unittest.TestCase):
             m = json.load(fh)
         self.assertEqual(m["task"], "install")
         self.assertEqual(m["rules_sha256"], self.meta12["bidnorm.rules.sha256"].decode())
+        # the text step's repair version travels from the Avro header into the manifest
+        self.assertEqual(self.meta12["bidnorm.text_repair"], b"2")
+        self.assertEqual(m["text_repair"], "2")
+        self.assertEqual([i["text_repair"] for i in m["inputs"]], ["2", "2"])
         self.assertEqual(m["rows_scanned"], len(self.records12) + len(self.records13))
         self.assertEqual(m["parameters"]["oov_index"], 0)
         self.assertEqual([i["path"] for i in m["inputs"]], [self.avro12, self.avro13])
@@ -281,6 +285,20 @@ class Vocab(unittest.TestCase):
             m = json.load(fh)
         self.assertEqual(m["rules_sha256"], "mixed")
         self.assertEqual(len(m["rules_sha256_all"]), 2)
+
+    def test_outputs_of_another_text_repair_refused(self):
+        # Written before the repair version was recorded (no bidnorm.text_repair): version 1.
+        meta = {"bidnorm.rules.sha256": self.meta12["bidnorm.rules.sha256"], "bidnorm.version": b"0.1.0"}
+        old = self.write_avro("old.avro", self.records13[:10], meta=meta)
+        p = self.vocab("build", "-o", "v", "--field", "country", self.avro13, old, expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab build: %s: text repair version '1' differs from '2' of "
+                         "%s: the same text gives other tokens (ingest both again with one bidnorm, or use "
+                         "--allow-mixed-rules to combine them)\n" % (old, self.avro13))
+        self.vocab("build", "-q", "-o", "v", "--allow-mixed-rules", "--field", "country", self.avro13, old)
+        with open(self.path("v/manifest.json")) as fh:
+            m = json.load(fh)
+        self.assertEqual(m["text_repair"], "mixed")
+        self.assertEqual([i["text_repair"] for i in m["inputs"]], ["2", "1"])
 
     # --- lint --------------------------------------------------------------
 

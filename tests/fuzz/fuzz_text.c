@@ -41,6 +41,8 @@ static void setup(void)
 	    bn_rules_load_default(&rules, &err) < 0 || bn_chain_scratch_new(&chain, rules, &err) < 0 ||
 	    bn_chain_scratch_new(&chain2, rules, &err) < 0)
 		abort();
+	/* The second repair also explains itself: the same result, with the explanation built. */
+	bn_text_explain(text2, 1);
 	for (size_t i = 0; i < rules->nchains; i++)
 		if (rules->chains[i].name && strcmp(rules->chains[i].name, "bundle") == 0)
 			bundle = &rules->chains[i];
@@ -99,6 +101,8 @@ static void run_text(const char *in, size_t size, size_t max_bytes)
 		abort();
 	if (again_size != out_size || memcmp(again, out, out_size) != 0)
 		die("text repair is not idempotent", in, size, again, again_size);
+	if (strlen(bn_text_explanation(text2)) > 4096)
+		die("explanation unbounded", in, size, out, out_size);
 }
 
 static void run_bundle(const char *in, size_t size)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bidnorm/avro.h"
+#include "bidnorm/normalize.h"
 #include "bidnorm/vocab.h"
 #include "sink/avro_encode.h"
 #include "util/buf.h"
@@ -139,11 +140,10 @@ static void encode(bn_buf *b, const trec *r)
 	bn_avro_put_end(b);
 }
 
-/* Write recs as blocks of per_block records; returns the header size (offset of the first block). */
-static uint64_t write_avro(const char *path, bn_codec codec, const trec *recs, size_t n, size_t per_block,
-			   const char *rules_sha)
+/* Write recs as blocks of per_block records with header metadata meta[0..nmeta); returns the header size. */
+static uint64_t write_avro_meta(const char *path, bn_codec codec, const trec *recs, size_t n, size_t per_block,
+				const bn_avro_meta *meta, size_t nmeta)
 {
-	bn_avro_meta meta[] = { { "bidnorm.rules.sha256", rules_sha }, { "bidnorm.version", "0.1.0" } };
 	bn_avro_compressor *comp = NULL;
 	bn_avro_writer *w = NULL;
 	bn_buf b = { 0 };
@@ -153,7 +153,7 @@ static uint64_t write_avro(const char *path, bn_codec codec, const trec *recs, s
 
 	cr_assert(fd >= 0);
 	cr_assert_eq(bn_avro_compressor_new(&comp, codec, 0, &err), BN_OK);
-	cr_assert_eq(bn_avro_writer_new(&w, fd, path, test_schema, codec, meta, 2, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(bn_avro_writer_new(&w, fd, path, test_schema, codec, meta, nmeta, &err), BN_OK, "%s", err.message);
 	header = bn_avro_writer_bytes(w);
 	for (size_t i = 0; i < n; i += per_block) {
 		size_t k = n - i < per_block ? n - i : per_block;
@@ -171,6 +171,14 @@ static uint64_t write_avro(const char *path, bn_codec codec, const trec *recs, s
 	bn_buf_free(&b);
 	close(fd);
 	return header;
+}
+
+/* Write recs as blocks of per_block records; returns the header size (offset of the first block). */
+static uint64_t write_avro(const char *path, bn_codec codec, const trec *recs, size_t n, size_t per_block,
+			   const char *rules_sha)
+{
+	bn_avro_meta meta[] = { { "bidnorm.rules.sha256", rules_sha }, { "bidnorm.version", "0.1.0" } };
+	return write_avro_meta(path, codec, recs, n, per_block, meta, 2);
 }
 
 static const char sha_a[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -359,6 +367,43 @@ Test(vocab, mixed_rules_refused_unless_allowed, .init = make_scratch, .fini = dr
 	cr_assert_eq(bn_vocab_counter_add_avro(c, b, &err), BN_EUSAGE);
 	snprintf(want, sizeof(want), "rules sha256 '%s' differs from '%s' of %s (use --allow-mixed-rules to combine them)",
 		 sha_b, sha_a, a);
+	cr_assert_str_eq(err.message, want);
+	bn_vocab_counter_free(c);
+	cr_assert_eq(bn_vocab_counter_new(&c, f, 1, NULL, 0, 0, 1, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_add_avro(c, a, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_add_avro(c, b, &err), BN_OK);
+	cr_assert_eq(get(c, 0, "a"), 4);
+	bn_vocab_counter_free(c);
+}
+
+Test(vocab, mixed_text_repair_versions_refused_unless_allowed, .init = make_scratch, .fini = drop_scratch)
+{
+	/* a.avro predates the key (repair version 1), b.avro was written by this bidnorm. */
+	const char *f[] = { "s" };
+	const char *a = in_scratch("a.avro"), *b = in_scratch("b.avro"), *p = in_scratch("b.part");
+	bn_avro_meta meta[] = { { "bidnorm.rules.sha256", sha_a }, { "bidnorm.text_repair", bn_text_repair_version() } };
+	char want[1024];
+	bn_error err;
+	cr_assert_str_eq(bn_text_repair_version(), "2");
+	write_avro(a, BN_CODEC_NULL, sample, 4, 4, sha_a);
+	write_avro_meta(b, BN_CODEC_NULL, sample, 4, 4, meta, 2);
+	bn_vocab_counter *c = counter(f, 1, NULL, 0);
+	cr_assert_eq(bn_vocab_counter_add_avro(c, a, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_add_avro(c, b, &err), BN_EUSAGE);
+	snprintf(want, sizeof(want),
+		 "text repair version '2' differs from '1' of %s: the same text gives other tokens "
+		 "(ingest both again with one bidnorm, or use --allow-mixed-rules to combine them)", a);
+	cr_assert_str_eq(err.message, want);
+	cr_assert_str_eq(err.source, b);
+	bn_vocab_counter_free(c);
+	/* The version travels in partial counts: merging b's part after a is refused alike. */
+	c = counter(f, 1, NULL, 0);
+	cr_assert_eq(bn_vocab_counter_add_avro(c, b, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_write_part(c, p, &err), BN_OK, "%s", err.message);
+	bn_vocab_counter_free(c);
+	c = counter(f, 1, NULL, 0);
+	cr_assert_eq(bn_vocab_counter_add_avro(c, a, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_merge_part(c, p, &err), BN_EUSAGE);
 	cr_assert_str_eq(err.message, want);
 	bn_vocab_counter_free(c);
 	cr_assert_eq(bn_vocab_counter_new(&c, f, 1, NULL, 0, 0, 1, &err), BN_OK);
