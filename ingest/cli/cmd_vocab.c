@@ -10,8 +10,9 @@
 
 static const char usage[] =
 	"usage: bidnorm vocab build -o DIR --field F [OPTIONS] INPUT.avro...\n"
-	"       bidnorm vocab count -o PART --field F [--where EXPR]... INPUT.avro...\n"
+	"       bidnorm vocab count -o PART --field F [--where EXPR]... [--source-name NAME] INPUT.avro...\n"
 	"       bidnorm vocab merge -o DIR [OPTIONS] PART...\n"
+	"       bidnorm vocab merge --part -o PART PART...\n"
 	"       bidnorm vocab lint DIR [--rules FILE]\n"
 	"       bidnorm vocab diff OLD NEW [--json]\n"
 	"       bidnorm vocab regen --root ROOT --task NAME --field F [OPTIONS] INPUT.avro...\n"
@@ -24,7 +25,8 @@ static const char usage[] =
 	"(descending), then by their bytes. Every token is linted before anything is\n"
 	"written: it must be a fixed point of its field's normalizer chain.\n"
 	"\n"
-	"  -o, --output PATH          the vocabulary directory (build, merge) or part file (count)\n"
+	"  -o, --output PATH          the vocabulary directory (build, merge) or part file (count,\n"
+	"                             merge --part); a directory may not end in .part\n"
 	"  -f, --field F[,F...]       a string, [\"null\",\"string\"] or array<string> field (repeatable)\n"
 	"  -w, --where EXPR           count only records where FIELD=VALUE, FIELD!=VALUE (null\n"
 	"                             counts as different) or FIELD (not null); repeatable, ANDed;\n"
@@ -35,6 +37,9 @@ static const char usage[] =
 	"      --max-memory BYTES     memory for counting (suffix K, M, G); past it, counts spill\n"
 	"                             to disk in sorted runs, merged at the end (output unchanged)\n"
 	"      --spill-dir DIR        where spilled runs go (default $TMPDIR, else /tmp)\n"
+	"      --part                 merge: write the merged counts as a part, for a tree of merges\n"
+	"      --source-name NAME     count: record the one input as NAME (e.g. the URL it was\n"
+	"                             fetched from) instead of its path\n"
 	"      --allow-mixed-rules    accept inputs written with different rules\n"
 	"      --rules FILE           rules to lint against (default: the embedded rules)\n"
 	"      --force                replace an existing DIR (build, merge); switch even when a\n"
@@ -56,7 +61,7 @@ enum { SUB_BUILD = 1, SUB_COUNT = 2, SUB_MERGE = 4, SUB_LINT = 8, SUB_DIFF = 16,
 
 enum {
 	OPT_MIN_COUNT = 256, OPT_TOP_K, OPT_TASK, OPT_MAX_MEMORY, OPT_MIXED, OPT_RULES, OPT_FORCE, OPT_JSON,
-	OPT_ROOT, OPT_MAX_CHURN, OPT_MAX_COV, OPT_KEEP, OPT_SPILL_DIR
+	OPT_ROOT, OPT_MAX_CHURN, OPT_MAX_COV, OPT_KEEP, OPT_SPILL_DIR, OPT_PART, OPT_SOURCE_NAME
 };
 
 /* Which subcommands take each option (by getopt value). */
@@ -81,12 +86,14 @@ static const struct {
 	{ OPT_MAX_COV, "--max-coverage-drop", SUB_REGEN },
 	{ OPT_KEEP, "--keep", SUB_REGEN },
 	{ OPT_SPILL_DIR, "--spill-dir", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_REGEN },
+	{ OPT_PART, "--part", SUB_MERGE },
+	{ OPT_SOURCE_NAME, "--source-name", SUB_COUNT },
 };
 
 typedef struct args {
 	const char *sub;
 	int subbit;
-	const char *output, *task, *rules_path, *root, *spill_dir;
+	const char *output, *task, *rules_path, *root, *spill_dir, *source_name;
 	const char **fields;
 	size_t nfields;
 	const char **where;
@@ -95,7 +102,7 @@ typedef struct args {
 	size_t nowned;
 	unsigned long long min_count, top_k, max_memory, keep;
 	double max_churn, max_cov;
-	int mixed, force, json, quiet;
+	int mixed, force, json, quiet, part;
 	char cmd[32];
 } args;
 
@@ -153,6 +160,8 @@ static int parse_args(args *a, int argc, char **argv)
 		{ "max-coverage-drop", required_argument, NULL, OPT_MAX_COV },
 		{ "keep", required_argument, NULL, OPT_KEEP },
 		{ "spill-dir", required_argument, NULL, OPT_SPILL_DIR },
+		{ "part", no_argument, NULL, OPT_PART },
+		{ "source-name", required_argument, NULL, OPT_SOURCE_NAME },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -220,6 +229,14 @@ static int parse_args(args *a, int argc, char **argv)
 		case OPT_SPILL_DIR:
 			a->spill_dir = optarg;
 			break;
+		case OPT_PART: a->part = 1; break;
+		case OPT_SOURCE_NAME:
+			if (!*optarg) {
+				cli_usage_error(a->cmd, "--source-name must not be empty");
+				return BN_EXIT_USAGE;
+			}
+			a->source_name = optarg;
+			break;
 		case OPT_KEEP:
 			if (cli_parse_uint(optarg, 1000000, &a->keep) < 0 || a->keep == 0) {
 				cli_usage_error(a->cmd, "--keep must be an integer of at least 1, not '%s'", optarg);
@@ -239,6 +256,14 @@ static void print_bad_token(void *ctx, const bn_error *e)
 	char msg[2048];
 	bn_error_format(e, msg, sizeof(msg));
 	fprintf(ctx, "%s\n", msg);
+}
+
+static int ends_with_part(const char *path)
+{
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	return n >= 5 && strncmp(path + n - 5, ".part", 5) == 0;
 }
 
 static int fail(const char *cmd, const bn_error *err, int rc)
@@ -326,11 +351,25 @@ static int run(args *a, int argc, char **argv)
 		return cli_usage_error(cmd, "no field given: use --field NAME");
 	if ((a->subbit & (SUB_BUILD | SUB_COUNT | SUB_MERGE)) && !a->output)
 		return cli_usage_error(cmd, "no output given: use -o %s", a->subbit == SUB_COUNT ? "PART" : "DIR");
+	if (a->part) {
+		/* a part keeps every count: selection and the directory's options come at the last merge */
+		const char *not_part = a->min_count ? "--min-count" : a->top_k ? "--top-k" : a->task ? "--task"
+				       : a->rules_path ? "--rules" : a->force ? "--force" : NULL;
+		if (not_part)
+			return cli_usage_error(cmd, "%s does not apply to 'vocab merge --part' (a part keeps every count)",
+					       not_part);
+	} else if ((a->subbit & (SUB_BUILD | SUB_MERGE)) && a->output && ends_with_part(a->output)) {
+		return cli_usage_error(cmd, "-o %s ends in .part but would become a vocabulary directory: %s", a->output,
+				       a->subbit == SUB_MERGE ? "merge into a part with --part, or name the directory otherwise"
+							      : "write a part with 'vocab count', or name the directory otherwise");
+	}
+	if (a->source_name && ninputs != 1)
+		return cli_usage_error(cmd, "--source-name names one input; %zu given", ninputs);
 	if (a->subbit == SUB_REGEN && (!a->root || !a->task))
 		return cli_usage_error(cmd, "regen needs --root ROOT and --task NAME");
 	if (ninputs == 0)
 		return cli_usage_error(cmd, "no input given: name %s", a->subbit == SUB_MERGE ? "PART files" : "Avro files");
-	if (a->subbit != SUB_COUNT) {
+	if (a->subbit != SUB_COUNT && !a->part) {
 		exit_code = cli_load_rules(cmd, a->rules_path, &rules);
 		if (exit_code != BN_EXIT_OK)
 			return exit_code;
@@ -345,14 +384,14 @@ static int run(args *a, int argc, char **argv)
 	}
 	for (size_t i = 0; i < ninputs; i++) {
 		rc = a->subbit == SUB_MERGE ? bn_vocab_counter_merge_part(c, inputs[i], &err)
-					    : bn_vocab_counter_add_avro(c, inputs[i], &err);
+					    : bn_vocab_counter_add_avro_named(c, inputs[i], a->source_name, &err);
 		if (rc < 0) {
 			exit_code = fail(cmd, &err, rc);
 			goto cleanup;
 		}
 	}
 
-	if (a->subbit == SUB_COUNT) {
+	if (a->subbit == SUB_COUNT || a->part) {
 		rc = bn_vocab_counter_write_part(c, a->output, &err);
 		if (rc < 0)
 			exit_code = fail(cmd, &err, rc);

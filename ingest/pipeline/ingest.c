@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "normalize/record.h"
 #include "sink/output.h"
@@ -198,6 +199,14 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* What an input is called in the header, rejects, stats and messages. */
+static const char *input_name(const bn_ingest_options *opt, const char *path)
+{
+	if (opt->source_name)
+		return opt->source_name;
+	return strcmp(path, "-") == 0 ? "<stdin>" : path;
+}
+
 /* The header's bidnorm.sources: a JSON array of the input names. */
 static int sources_json(const bn_ingest_options *opt, bn_buf *b)
 {
@@ -205,10 +214,10 @@ static int sources_json(const bn_ingest_options *opt, bn_buf *b)
 	for (size_t i = 0; i < opt->ninputs; i++) {
 		if (i)
 			bad |= bn_jsonw_raw(b, ",");
-		bad |= bn_jsonw_cstr(b, strcmp(opt->inputs[i], "-") == 0 ? "<stdin>" : opt->inputs[i]);
+		bad |= bn_jsonw_cstr(b, input_name(opt, opt->inputs[i]));
 	}
 	if (!opt->ninputs)
-		bad |= bn_jsonw_cstr(b, "<stdin>");
+		bad |= bn_jsonw_cstr(b, input_name(opt, "-"));
 	bad |= bn_jsonw_raw(b, "]");
 	bad |= bn_buf_putc(b, '\0');
 	return bad ? BN_ENOMEM : BN_OK;
@@ -391,6 +400,14 @@ static int add_line(batch *b, const bn_line *line)
 	return BN_OK;
 }
 
+/* An error about the input names it as everything else does (the source reader knows only its path). */
+static void name_input_error(const run *r, const char *path, const char *name, bn_error *err)
+{
+	if (err && (!err->source[0] || (r->opt->source_name && (strcmp(err->source, path) == 0 ||
+								 strcmp(err->source, "<stdin>") == 0))))
+		bn_error_locate(err, name, err->line, err->column);
+}
+
 /* Read one input to its end in batches; every line is written or rejected. */
 static int ingest_input(run *r, const char *path, size_t input, bn_error *err)
 {
@@ -400,10 +417,12 @@ static int ingest_input(run *r, const char *path, size_t input, bn_error *err)
 	bn_line line;
 	int rc, more = 1;
 
-	in->name = strcmp(path, "-") == 0 ? "<stdin>" : path;
+	in->name = input_name(r->opt, path);
 	rc = bn_source_open_file(&src, path, &so, err);
-	if (rc < 0)
+	if (rc < 0) {
+		name_input_error(r, path, in->name, err);
 		return rc;
+	}
 	while (more) {
 		batch *b = &r->ring[r->fill_seq % r->nring];
 		if (r->opt->cancel && r->opt->cancel(r->opt->cancel_ctx)) {
@@ -443,8 +462,8 @@ static int ingest_input(run *r, const char *path, size_t input, bn_error *err)
 done:
 	bn_source_get_stats(src, &in->src);
 	in->done = rc == 0;
-	if (rc < 0 && err && !err->source[0])
-		bn_error_locate(err, in->name, err->line, err->column);
+	if (rc < 0)
+		name_input_error(r, path, in->name, err);
 	bn_source_free(src);
 	return rc < 0 ? rc : BN_OK;
 }
@@ -495,6 +514,8 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 		return bn_error_set(err, BN_EUSAGE, "rules and output are required");
 	if (opt->threads > 256)
 		return bn_error_set(err, BN_EUSAGE, "threads must be between 1 and 256");
+	if (opt->source_name && opt->ninputs > 1)
+		return bn_error_set(err, BN_EUSAGE, "a source name names one input; %zu given", opt->ninputs);
 	r.opt = opt;
 	r.started = r.last_progress = now_seconds();
 	/* JSON is about twice the size of its Avro encoding: this gives blocks of about block_bytes. */
@@ -540,8 +561,9 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 
 	/*
 	 * Rejects and stats are published even when the step fails: they say why.
-	 * They go first and the Avro last, so that a step that cannot write them
-	 * fails without having published its output.
+	 * Rejects and stats are written first, so that a step that cannot write
+	 * them fails without having published its output; the stats file is
+	 * renamed into place last, so that one saying "ok" means the Avro is there.
 	 */
 	if (r.rejects.open) {
 		bn_error e2;
@@ -560,10 +582,13 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	if (opt->stats_path && r.workers && !norms && rc == BN_OK)
 		rc = bn_error_set(err, BN_ENOMEM, "out of memory");
 	set_status(&r, rc, err);
+	bn_outfile stats_out = { .fd = -1 };
+	int stats_ready = 0;
 	if (opt->stats_path && norms) {
 		bn_error e2;
 		bn_error_clear(&e2);
-		prc = bn_stats_write(opt->stats_path, &r.stats, norms, nnorms, &e2);
+		prc = bn_stats_prepare(&stats_out, opt->stats_path, &r.stats, norms, nnorms, &e2);
+		stats_ready = prc == BN_OK;
 		if (prc < 0 && rc == BN_OK) {
 			rc = prc;
 			if (err)
@@ -573,13 +598,28 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	}
 	if (rc == BN_OK) {
 		rc = bn_outfile_commit(&r.avro, err);
-		if (rc < 0 && opt->stats_path && norms) {
-			/* The stats file said "ok": correct it. */
+		if (rc < 0 && stats_ready) {
+			/* the prepared stats file says "ok": replace it */
+			bn_outfile_abort(&stats_out);
+			stats_ready = 0;
 			set_status(&r, rc, err);
 			bn_stats_write(opt->stats_path, &r.stats, norms, nnorms, NULL);
 		}
 	} else {
 		bn_outfile_abort(&r.avro);
+	}
+	if (stats_ready) {
+		bn_error e2;
+		bn_error_clear(&e2);
+		prc = bn_outfile_commit(&stats_out, &e2);
+		if (prc < 0 && rc == BN_OK) {
+			/* a failed step publishes no Avro: take back the one just renamed into place */
+			if (strcmp(opt->output, "-") != 0)
+				unlink(opt->output);
+			rc = prc;
+			if (err)
+				*err = e2;
+		}
 	}
 	if (summary) {
 		summary->records_read = r.stats.read;

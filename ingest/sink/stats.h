@@ -8,6 +8,7 @@
 #include "bidnorm/error.h"
 #include "bidnorm/source.h"
 #include "normalize/record.h"
+#include "sink/output.h"
 
 typedef struct bn_input_stats {
 	const char *name;
@@ -36,5 +37,13 @@ typedef struct bn_run_stats {
 /* Write the stats JSON atomically to path; field counters are summed over the normalizers. */
 int bn_stats_write(const char *path, const bn_run_stats *run, bn_normalizer *const *norms, size_t nnorms,
 		   bn_error *err);
+
+/*
+ * bn_stats_write without the rename: the JSON is written to a temporary file of *out (opened
+ * here) and flushed; the caller publishes it with bn_outfile_commit or drops it with
+ * bn_outfile_abort (the handle is closed on failure).
+ */
+int bn_stats_prepare(bn_outfile *out, const char *path, const bn_run_stats *run, bn_normalizer *const *norms,
+		     size_t nnorms, bn_error *err);
 
 #endif

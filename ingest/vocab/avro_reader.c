@@ -252,6 +252,11 @@ bn_codec bn_avro_reader_codec(const bn_avro_reader *r)
 	return r->codec;
 }
 
+const unsigned char *bn_avro_reader_sync(const bn_avro_reader *r)
+{
+	return r->sync;
+}
+
 uint64_t bn_avro_reader_block_offset(const bn_avro_reader *r)
 {
 	return r->block_offset;

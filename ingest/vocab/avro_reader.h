@@ -49,6 +49,9 @@ bn_codec bn_avro_reader_codec(const bn_avro_reader *r);
 int bn_avro_reader_next_block(bn_avro_reader *r, const char **data, size_t *size, uint64_t *count,
 			      bn_error *err);
 
+/* The file's 16-byte sync marker (owned by r): it tells Avro files apart, so a file counted twice shows. */
+const unsigned char *bn_avro_reader_sync(const bn_avro_reader *r);
+
 /* File offset of the block last returned (for messages). */
 uint64_t bn_avro_reader_block_offset(const bn_avro_reader *r);
 

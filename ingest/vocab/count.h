@@ -191,8 +191,13 @@ void bn_where_free(bn_where *w);
 
 /* ---- the counter (shared with vocab.c) ---- */
 
+/* An Avro file's identity: its 16-byte sync marker (random per file, as the Avro spec asks). */
+#define BN_VINPUT_ID_SIZE 16
+
 typedef struct bn_vinput {
-	char *path;
+	char *path;                /* the name recorded: the path given, or --source-name */
+	unsigned char id[BN_VINPUT_ID_SIZE];
+	int has_id;                /* 0 for inputs of a version-1 part, which carried no identity */
 	char *rules_sha256;
 	char *version;
 	uint64_t rows_scanned;
@@ -213,5 +218,8 @@ struct bn_vocab_counter {
 	bn_vinput *inputs;
 	size_t ninputs, cap_inputs;
 };
+
+/* Sort the inputs by name, then identity: parts and manifests list them so, whatever the order of counting. */
+void bn_vcounter_sort_inputs(bn_vocab_counter *c);
 
 #endif
