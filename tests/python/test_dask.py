@@ -1,6 +1,7 @@
 """bidnorm.distributed on a real Dask cluster: a scheduler and 2 worker processes (with their nannies)
 on 127.0.0.1, every listener on loopback. Ingest with one worker killed (SIGKILL) while its bidnorm
 runs, a corrupt input, a rerun that resumes; vocab as a tree of merges equal to one build."""
+import importlib.util
 import json
 import os
 import shutil
@@ -14,11 +15,7 @@ import unittest
 
 from common import BIDNORM, SAMPLE_12, SAMPLE_13, bidnorm, read_bytes
 
-try:
-    import distributed  # noqa: F401  pylint: disable=unused-import
-    HAVE_DASK = True
-except ImportError:
-    HAVE_DASK = False
+HAVE_DASK = importlib.util.find_spec("distributed") is not None
 
 if HAVE_DASK:
     from distributed import Client
@@ -248,6 +245,44 @@ class DaskCluster(unittest.TestCase):
         self.assertEqual(report.exit_code, 5)
         self.assertIn(bad, report.message)
         self.assertFalse(os.path.exists(os.path.join(d, "bad")))
+
+    def test_command_line(self):
+        d = self.tmp.name
+        addr = self.client.scheduler.address
+        cli = [sys.executable, "-m", "bidnorm.distributed"]
+        out = os.path.join(d, "cli-out")
+        p = subprocess.run([*cli, "ingest", "--scheduler", addr, "-o", out, "--codec", "snappy", self.inputs[1],
+                            self.bad], capture_output=True, text=True, check=False)
+        self.assertEqual(p.returncode, 5, p.stderr)
+        lines = p.stderr.splitlines()
+        self.assertEqual(lines[0], f"bidnorm distributed ingest: FAILED {self.bad} (exit 5): {self.bad}: truncated "
+                                   "zstd input: ends at byte offset 3000 inside the frame starting at byte offset 0 "
+                                   "[quarantined]")
+        n = self.lines[13]
+        self.assertRegex(lines[1], r"^bidnorm distributed ingest: 2 inputs: 1 committed \(0 by an earlier run\), "
+                                   rf"1 failed, 0 lost; {n} records read = \d+ written \+ \d+ rejected; [0-9.]+ s -> "
+                                   + out + "$")
+        self.assertEqual(read_bytes(os.path.join(out, "in1.avro"))[:4], b"Obj\x01")
+        self.assertIn(b"snappy", read_bytes(os.path.join(out, "in1.avro"))[:2000])
+        # two inputs that would write one output
+        other = os.path.join(d, "other")
+        os.makedirs(other, exist_ok=True)
+        twin = os.path.join(other, "in1.jsonl.zst")
+        shutil.copy(self.inputs[1], twin)
+        p = subprocess.run([*cli, "ingest", "--scheduler", addr, "-o", out, self.inputs[1], twin],
+                           capture_output=True, text=True, check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.stderr.splitlines()[0], f"bidnorm distributed ingest: {self.inputs[1]} and {twin} would "
+                                                   "both be written as in1.avro: rename one")
+        # vocab: the same files as one build
+        avro = os.path.join(out, "in1.avro")
+        p = subprocess.run([*cli, "vocab", "--scheduler", addr, "-q", "-o", os.path.join(d, "cli-vocab"), "-f",
+                            "country", "--min-count", "2", avro], capture_output=True, text=True, check=False)
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        self.assertEqual(bidnorm("vocab", "build", "-q", "-o", os.path.join(d, "cli-one"), "--field", "country",
+                                 "--min-count", "2", avro).returncode, 0)
+        self.assertEqual(read_bytes(os.path.join(d, "cli-vocab", "country.txt")),
+                         read_bytes(os.path.join(d, "cli-one", "country.txt")))
 
 
 if __name__ == "__main__":

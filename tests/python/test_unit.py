@@ -43,7 +43,8 @@ class Unit(unittest.TestCase):
         self.assertEqual((res["status"], res["exit_code"], res["stem"]), ("committed", 0, "bidlog-2026-11-20T12"))
         self.assertEqual(res["records_read"], res["records_written"] + res["records_rejected"])
         files = all_files(self.out)
-        self.assertEqual(files, ["_bidnorm/committed/bidlog-2026-11-20T12.json", "_rejects/bidlog-2026-11-20T12.rejects.jsonl",
+        self.assertEqual(files, ["_bidnorm/committed/bidlog-2026-11-20T12.json",
+                                 "_rejects/bidlog-2026-11-20T12.rejects.jsonl",
                                  "_stats/bidlog-2026-11-20T12.stats.json", "bidlog-2026-11-20T12.avro"])
         # what a Hadoop reader lists: no name starting with '_' or '.' but the Avro
         visible = [f for f in os.listdir(self.out) if not f.startswith(("_", "."))]
@@ -99,7 +100,8 @@ class Unit(unittest.TestCase):
         self.assertEqual((res["status"], res["exit_code"]), ("failed", 5))
         self.assertEqual(res["error"], f"{self.bad}: truncated zstd input: ends at byte offset 3000 inside the frame "
                                        "starting at byte offset 0")
-        self.assertEqual(all_files(self.out), ["_bidnorm/quarantine/bad.error.json", "_bidnorm/quarantine/bad.rejects.jsonl",
+        self.assertEqual(all_files(self.out), ["_bidnorm/quarantine/bad.error.json",
+                                               "_bidnorm/quarantine/bad.rejects.jsonl",
                                                "_bidnorm/quarantine/bad.stats.json"])
         with open(os.path.join(self.out, "_bidnorm/quarantine/bad.error.json")) as f:
             self.assertEqual(json.load(f), res)
@@ -107,6 +109,11 @@ class Unit(unittest.TestCase):
         res = bd.run_unit(self.task(self.inputs[0], options=["--max-reject-rate", "0"]))
         self.assertEqual((res["status"], res["exit_code"]), ("failed", 3))
         self.assertFalse(os.path.exists(res["avro"]))
+        # run again (--retry-failed) and committed: the quarantine entry goes
+        res = bd.run_unit(self.task(self.inputs[0]))
+        self.assertEqual(res["status"], "committed")
+        self.assertEqual(sorted(os.listdir(os.path.join(self.out, "_bidnorm/quarantine"))),
+                         ["bad.error.json", "bad.rejects.jsonl", "bad.stats.json"])
 
     def test_a_killed_attempt_is_transient(self):
         fake = os.path.join(self.dir, "killed.sh")
@@ -135,7 +142,8 @@ class Unit(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         results = [json.loads(x) for x in p.stdout.splitlines()]
         self.assertEqual([(r["stem"], r["status"]) for r in results],
-                         [("bidlog-2026-11-20T12", "committed"), ("bidlog-2026-11-20T13", "committed"), ("bad", "failed")])
+                         [("bidlog-2026-11-20T12", "committed"), ("bidlog-2026-11-20T13", "committed"),
+                          ("bad", "failed")])
         # Spark re-runs a failed partition whole: committed inputs come back as they were
         again = subprocess.run([sys.executable, "-m", "bidnorm.distributed", "unit"], input="\n".join(lines) + "\n",
                                capture_output=True, text=True, check=False)

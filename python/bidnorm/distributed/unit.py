@@ -195,6 +195,12 @@ def ingest_unit(task: Dict[str, Any]) -> Result:
     _fsync_dir(os.path.dirname(paths["record"]))
     os.unlink(claim)
     _finish_commit({"stem": name, "attempt": attempt_id}, out)
+    # an earlier run's quarantine of this input (run again with --retry-failed) no longer applies
+    for suffix in (".error.json", ".rejects.jsonl", ".stats.json"):
+        try:
+            os.unlink(os.path.join(paths["quarantine"], name + suffix))
+        except FileNotFoundError:
+            pass
     return result
 
 
