@@ -157,6 +157,9 @@ class ClusterCli(unittest.TestCase):
         p = self.bidnorm("vocab", "count", "-o", "p.part", "--source-name", "x", *FIELDS, a, a, expect=2)
         self.assertEqual(p.stderr.decode(), "bidnorm vocab count: --source-name names one input; 2 given\n"
                          "Try 'bidnorm vocab count --help'.\n")
+        p = self.bidnorm("vocab", "count", "-o", "p.part", "--source-name", "", *FIELDS, a, expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab count: --source-name must not be empty\n"
+                         "Try 'bidnorm vocab count --help'.\n")
         p = self.bidnorm("vocab", "build", "-o", "v2", "--source-name", "x", *FIELDS, a, expect=2)
         self.assertEqual(p.stderr.decode(), "bidnorm vocab build: --source-name does not apply to 'vocab build'\n"
                          "Try 'bidnorm vocab build --help'.\n")
