@@ -2,9 +2,12 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 int cli_exit_code(int status)
 {
@@ -95,4 +98,13 @@ int cli_avro_option(const char *cmd, int c, const char *arg, bn_codec *codec, in
 		*block_bytes = (size_t)u;
 		return BN_EXIT_OK;
 	}
+}
+
+int cli_die_with_parent(const char *cmd, pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
+		fprintf(stderr, "bidnorm %s: --die-with-parent: the parent process is gone; nothing done\n", cmd);
+		return BN_EXIT_FAILURE;
+	}
+	return BN_EXIT_OK;
 }

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -163,16 +162,8 @@ int cmd_ingest(int argc, char **argv)
 	}
 	if (source_name && argc - optind > 1)
 		return cli_usage_error(cmd, "--source-name names one input; %d given", argc - optind);
-	if (die_with_parent) {
-		/*
-		 * The parent may have died between starting us and this call: then we were already
-		 * handed to init or a subreaper and the signal will never come, so check afterwards.
-		 */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
-			fprintf(stderr, "bidnorm ingest: --die-with-parent: the parent process is gone; nothing done\n");
-			return BN_EXIT_FAILURE;
-		}
-	}
+	if (die_with_parent && cli_die_with_parent(cmd, parent) != BN_EXIT_OK)
+		return BN_EXIT_FAILURE;
 	/* A reader of our diagnostics that goes away must not kill us before we clean up. */
 	signal(SIGPIPE, SIG_IGN);
 	if (!output) {

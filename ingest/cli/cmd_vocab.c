@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bidnorm/vocab.h"
 #include "cli.h"
@@ -40,6 +41,8 @@ static const char usage[] =
 	"      --part                 merge: write the merged counts as a part, for a tree of merges\n"
 	"      --source-name NAME     count: record the one input as NAME (e.g. the URL it was\n"
 	"                             fetched from) instead of its path\n"
+	"      --die-with-parent      build, count, merge: be killed (SIGKILL) when the parent\n"
+	"                             process dies (a lost cluster worker leaves no orphan)\n"
 	"      --allow-mixed-rules    accept inputs written with different rules\n"
 	"      --rules FILE           rules to lint against (default: the embedded rules)\n"
 	"      --force                replace an existing DIR (build, merge); switch even when a\n"
@@ -61,7 +64,7 @@ enum { SUB_BUILD = 1, SUB_COUNT = 2, SUB_MERGE = 4, SUB_LINT = 8, SUB_DIFF = 16,
 
 enum {
 	OPT_MIN_COUNT = 256, OPT_TOP_K, OPT_TASK, OPT_MAX_MEMORY, OPT_MIXED, OPT_RULES, OPT_FORCE, OPT_JSON,
-	OPT_ROOT, OPT_MAX_CHURN, OPT_MAX_COV, OPT_KEEP, OPT_SPILL_DIR, OPT_PART, OPT_SOURCE_NAME
+	OPT_ROOT, OPT_MAX_CHURN, OPT_MAX_COV, OPT_KEEP, OPT_SPILL_DIR, OPT_PART, OPT_SOURCE_NAME, OPT_DIE_WITH_PARENT
 };
 
 /* Which subcommands take each option (by getopt value). */
@@ -88,6 +91,7 @@ static const struct {
 	{ OPT_SPILL_DIR, "--spill-dir", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_REGEN },
 	{ OPT_PART, "--part", SUB_MERGE },
 	{ OPT_SOURCE_NAME, "--source-name", SUB_COUNT },
+	{ OPT_DIE_WITH_PARENT, "--die-with-parent", SUB_BUILD | SUB_COUNT | SUB_MERGE },
 };
 
 typedef struct args {
@@ -102,8 +106,9 @@ typedef struct args {
 	size_t nowned;
 	unsigned long long min_count, top_k, max_memory, keep;
 	double max_churn, max_cov;
-	int mixed, force, json, quiet, part;
+	int mixed, force, json, quiet, part, die_with_parent;
 	char cmd[32];
+	pid_t parent;            /* getppid() when the command started, for --die-with-parent */
 } args;
 
 /* "512M" -> bytes; 0 on success. */
@@ -162,6 +167,7 @@ static int parse_args(args *a, int argc, char **argv)
 		{ "spill-dir", required_argument, NULL, OPT_SPILL_DIR },
 		{ "part", no_argument, NULL, OPT_PART },
 		{ "source-name", required_argument, NULL, OPT_SOURCE_NAME },
+		{ "die-with-parent", no_argument, NULL, OPT_DIE_WITH_PARENT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -230,6 +236,7 @@ static int parse_args(args *a, int argc, char **argv)
 			a->spill_dir = optarg;
 			break;
 		case OPT_PART: a->part = 1; break;
+		case OPT_DIE_WITH_PARENT: a->die_with_parent = 1; break;
 		case OPT_SOURCE_NAME:
 			if (!*optarg) {
 				cli_usage_error(a->cmd, "--source-name must not be empty");
@@ -363,6 +370,8 @@ static int run(args *a, int argc, char **argv)
 				       a->subbit == SUB_MERGE ? "merge into a part with --part, or name the directory otherwise"
 							      : "write a part with 'vocab count', or name the directory otherwise");
 	}
+	if (a->die_with_parent && cli_die_with_parent(cmd, a->parent) != BN_EXIT_OK)
+		return BN_EXIT_FAILURE;
 	if (a->source_name && ninputs != 1)
 		return cli_usage_error(cmd, "--source-name names one input; %zu given", ninputs);
 	if (a->subbit == SUB_REGEN && (!a->root || !a->task))
@@ -482,6 +491,7 @@ int cmd_vocab(int argc, char **argv)
 	int exit_code;
 
 	memset(&a, 0, sizeof(a));
+	a.parent = getppid();
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(usage, argc < 2 ? stderr : stdout);
 		return argc < 2 ? BN_EXIT_USAGE : BN_EXIT_OK;

@@ -262,6 +262,37 @@ class ClusterCli(unittest.TestCase):
         # the control: without the flag the orphan keeps running
         self.assertTrue(self.die_with_parent_case([]))
 
+    def vocab_orphan_case(self, flag):
+        """A parent that starts vocab count on a FIFO nobody writes, then is killed: is count still running?"""
+        fifo = self.path("stuck.avro")
+        if not os.path.exists(fifo):
+            os.mkfifo(fifo)
+        child = ("import subprocess, sys, time\n"
+                 f"p = subprocess.Popen([{BIDNORM!r}, 'vocab', 'count', *sys.argv[1:], '-q', '-o', 'p.part',"
+                 f" '--field', 'country', {fifo!r}])\n"
+                 "print(p.pid, flush=True)\n"
+                 "time.sleep(60)\n")
+        parent = subprocess.Popen([sys.executable, "-c", child, *flag], stdout=subprocess.PIPE, cwd=self.dir)
+        pid = int(parent.stdout.readline())
+        time.sleep(0.3)
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and process_state(pid) not in (None, "Z"):
+            time.sleep(0.02)
+        alive = process_state(pid) not in (None, "Z")
+        if alive:
+            os.kill(pid, signal.SIGKILL)
+        return alive
+
+    def test_vocab_die_with_parent_leaves_no_orphan(self):
+        self.assertFalse(self.vocab_orphan_case(["--die-with-parent"]))
+        self.assertTrue(self.vocab_orphan_case([]))
+        p = self.bidnorm("vocab", "diff", "--die-with-parent", "a", "b", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab diff: --die-with-parent does not apply to 'vocab diff'\n"
+                         "Try 'bidnorm vocab diff --help'.\n")
+
 
 if __name__ == "__main__":
     unittest.main()

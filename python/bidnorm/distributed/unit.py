@@ -205,8 +205,9 @@ def ingest_unit(task: Dict[str, Any]) -> Result:
 
 
 def _run_vocab(args: List[str], task: Dict[str, Any], result: Result) -> Result:
-    proc = subprocess.run([task.get("bin") or find_binary(), "vocab", *args], stdin=subprocess.DEVNULL,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    # a lost worker's count or merge dies with it
+    proc = subprocess.run([task.get("bin") or find_binary(), "vocab", args[0], "--die-with-parent", *args[1:]],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     result["exit_code"] = proc.returncode
     result["error"] = proc.stderr.decode(errors="replace").strip() if proc.returncode else None
     if proc.returncode not in (EXIT_OK, *PERMANENT):
