@@ -274,6 +274,12 @@ class DaskCluster(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertEqual(p.stderr.splitlines()[0], f"bidnorm distributed ingest: {self.inputs[1]} and {twin} would "
                                                    "both be written as in1.avro: rename one")
+        # --local: a cluster of its own, started and stopped by the command
+        p = subprocess.run([*cli, "ingest", "--local", "2", "-q", "-o", os.path.join(d, "cli-local"), SAMPLE_13],
+                           capture_output=True, text=True, check=False)
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        self.assertEqual(sorted(os.listdir(os.path.join(d, "cli-local"))),
+                         ["_SUCCESS", "_bidnorm", "_rejects", "_stats", "bidlog-2026-11-20T13.avro"])
         # vocab: the same files as one build
         avro = os.path.join(out, "in1.avro")
         p = subprocess.run([*cli, "vocab", "--scheduler", addr, "-q", "-o", os.path.join(d, "cli-vocab"), "-f",
