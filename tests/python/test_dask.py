@@ -4,6 +4,7 @@ runs, a corrupt input, a rerun that resumes; vocab as a tree of merges equal to 
 import importlib.util
 import json
 import os
+import pty
 import shutil
 import signal
 import subprocess
@@ -274,6 +275,24 @@ class DaskCluster(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertEqual(p.stderr.splitlines()[0], f"bidnorm distributed ingest: {self.inputs[1]} and {twin} would "
                                                    "both be written as in1.avro: rename one")
+        # progress on a terminal: one line, rewritten in place
+        master, slave = pty.openpty()
+        p = subprocess.run([*cli, "ingest", "--scheduler", addr, "-o", os.path.join(d, "cli-tty"),
+                            self.inputs[1]], stderr=slave, stdout=subprocess.DEVNULL, check=False)
+        os.close(slave)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+        os.close(master)
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(shown.decode(), r"^\r\x1b\[Kbidnorm ingest: 1/1 done, 0 failed, \d+ s\r\x1b\[K"
+                                         r"bidnorm distributed ingest: 1 inputs: 1 committed ")
         # --local: a cluster of its own, started and stopped by the command
         p = subprocess.run([*cli, "ingest", "--local", "2", "-q", "-o", os.path.join(d, "cli-local"), SAMPLE_13],
                            capture_output=True, text=True, check=False)

@@ -83,7 +83,7 @@ def _ingest(args: argparse.Namespace) -> int:
     options = _passthrough(args, ("--rules", "--codec", "--level", "--max-reject-rate", "--threads", "--block-size"))
     with _client(args) as client:
         rep = ingest(client, args.inputs, args.output, options=options, retries=args.retries,
-                     retry_failed=args.retry_failed)
+                     retry_failed=args.retry_failed, show_progress=not args.quiet)
     if rep.message:
         print(f"bidnorm distributed ingest: {rep.message}", file=sys.stderr)
     for r in rep.failed + rep.lost:

@@ -49,9 +49,9 @@ def _exit_code(failed: Sequence[Result], lost: Sequence[Result]) -> int:
 class _Progress:
     """One line on stderr, rewritten in place, when stderr is a terminal."""
 
-    def __init__(self, what: str, total: int, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, what: str, total: int, show: bool, stream: TextIO = sys.stderr) -> None:
         self.what, self.total, self.stream = what, total, stream
-        self.on = stream.isatty()
+        self.on = show and stream.isatty()
         self.started = time.monotonic()
 
     def show(self, done: int, failed: int) -> None:
@@ -88,7 +88,7 @@ def _plan(inputs: Sequence[str]) -> Dict[str, str]:
 
 def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence[str] = (),
            retries: int = 2, retry_failed: bool = False, names: Optional[Dict[str, str]] = None,
-           progress: Optional[Callable[[int, int], None]] = None) -> Report:
+           progress: Optional[Callable[[int, int], None]] = None, show_progress: bool = True) -> Report:
     """Ingest every input into folder out (layout: bidnorm.distributed.unit), one task per input.
 
     options: extra `bidnorm ingest` arguments (--rules with an absolute path, --codec, ...).
@@ -96,7 +96,8 @@ def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence
     again unless retry_failed. A task whose worker is lost is run again by the scheduler (up to
     its allowed-failures); an attempt that fails in a way a retry may fix (exit 1, killed) is
     retried `retries` times; permanent failures (exit 2-5) are quarantined and never retried.
-    names: input path -> the name recorded for it (e.g. its object URL).
+    names: input path -> the name recorded for it (e.g. its object URL). progress(done, total) is
+    called after each input; show_progress: a progress line on stderr when it is a terminal.
     Writes OUT/_SUCCESS when every input is committed.
     """
     started = time.monotonic()
@@ -127,7 +128,7 @@ def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence
             continue
         todo.append({"op": "ingest", "input": inp, "output_dir": out, "options": list(options),
                      **({"name": names[inp]} if names and inp in names else {})})
-    bar = _Progress("ingest", len(todo))
+    bar = _Progress("ingest", len(todo), show_progress)
     futures = client.map(unit.run_unit, todo, key=[f"bidnorm-ingest-{run_id}-{i}" for i in range(len(todo))],
                          retries=retries, pure=False)
     task_of = {f.key: t for f, t in zip(futures, todo)}
