@@ -49,9 +49,11 @@ extern "C" {
  * (except "resources") as counting all inputs in one counter: parts and the
  * manifest list the inputs sorted by name (bytes), then identity.
  *
- * Every input has an identity, its Avro sync marker (16 random bytes per
- * file); counting the same file twice - a path given twice, a part merged
- * twice, parts whose inputs overlap - is refused (BN_EUSAGE).
+ * Every input has an identity: the first 16 bytes of the SHA-256 of the
+ * Avro file's size (8 bytes, little-endian), first 64 KiB and last 64 KiB
+ * (the whole file when smaller) - equal only for byte-identical files, in all
+ * likelihood. Counting the same file twice - a path given twice, a part
+ * merged twice, parts whose inputs overlap - is refused (BN_EUSAGE).
  */
 
 /* ---- counting ---- */
@@ -97,7 +99,7 @@ int bn_vocab_counter_add_avro(bn_vocab_counter *c, const char *path, bn_error *e
  * bn_vocab_counter_add_avro, recording the input as name (e.g. the object
  * URL a cluster job read) instead of path in parts and the manifest; NULL =
  * path. Error messages name path. Also BN_EUSAGE "input 'N' is already
- * counted (the same Avro file as 'M', by its sync marker): ..." when the
+ * counted (the same Avro file as 'M', by size and content): ..." when the
  * file was counted before.
  */
 int bn_vocab_counter_add_avro_named(bn_vocab_counter *c, const char *path, const char *name, bn_error *err);
@@ -118,8 +120,8 @@ int bn_vocab_counter_add_token(bn_vocab_counter *c, size_t field, const char *to
  *   magic "BNVOCNT2"
  *   nfields, field names; nwhere, filter texts
  *   ninputs, per input (sorted by name, then identity): name, rules sha256,
- *     bidnorm version, rows scanned, rows matched, identity (the input's
- *     16-byte Avro sync marker; empty when unknown)
+ *     bidnorm version, rows scanned, rows matched, identity (16 bytes, see
+ *     above; empty when unknown)
  *   per field: occurrences, distinct, then distinct entries (token, count)
  *     in token byte order
  *   magic "BNVOCEND"
@@ -156,7 +158,7 @@ uint64_t bn_vocab_counter_spilled_runs(const bn_vocab_counter *c);
  * must name the same fields and filters (BN_EUSAGE otherwise). BN_EIO,
  * BN_ECORRUPT ("not a bidnorm partial counts file", "truncated ..."),
  * BN_EUSAGE (different rules hashes; "input 'N' is already counted (the
- * same Avro file as 'M', by its sync marker): a file given twice, a part
+ * same Avro file as 'M', by size and content): a file given twice, a part
  * merged twice or parts sharing an input would count it twice"; err->source
  * is path), BN_ENOMEM.
  */

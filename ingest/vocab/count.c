@@ -434,7 +434,7 @@ int bn_vocab_counter_spill_to(bn_vocab_counter *c, const char *dir, bn_error *er
 }
 
 /*
- * Record an input, refusing one already counted (the same Avro file by its sync marker: a file
+ * Record an input, refusing one already counted (the same Avro file by its identity: a file
  * given twice, a part merged twice, or parts sharing an input) and one whose rules hash differs
  * from the first's unless mixing is allowed. id is NULL for inputs of a version-1 part.
  */
@@ -445,7 +445,7 @@ static int add_input(bn_vocab_counter *c, const char *path, const char *sha, siz
 	for (size_t i = 0; id && i < c->ninputs; i++) {
 		if (c->inputs[i].has_id && memcmp(c->inputs[i].id, id, BN_VINPUT_ID_SIZE) == 0)
 			return bn_error_set(err, BN_EUSAGE,
-					    "input '%s' is already counted (the same Avro file as '%s', by its sync marker): "
+					    "input '%s' is already counted (the same Avro file as '%s', by size and content): "
 					    "a file given twice, a part merged twice or parts sharing an input would count "
 					    "it twice",
 					    path, c->inputs[i].path);
@@ -534,8 +534,9 @@ int bn_vocab_counter_add_avro_named(bn_vocab_counter *c, const char *path, const
 		goto cleanup;
 	sha = bn_avro_reader_meta(r, "bidnorm.rules.sha256", &sha_len);
 	ver = bn_avro_reader_meta(r, "bidnorm.version", &ver_len);
-	rc = add_input(c, name ? name : path, sha ? sha : "", sha_len, ver ? ver : "", ver_len, bn_avro_reader_sync(r),
-		       &in, err);
+	unsigned char id[BN_VINPUT_ID_SIZE];
+	bn_avro_reader_identity(r, id);
+	rc = add_input(c, name ? name : path, sha ? sha : "", sha_len, ver ? ver : "", ver_len, id, &in, err);
 	if (rc < 0) {
 		bn_error_locate(err, path, 0, 0);
 		goto cleanup;

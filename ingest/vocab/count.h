@@ -191,8 +191,8 @@ void bn_where_free(bn_where *w);
 
 /* ---- the counter (shared with vocab.c) ---- */
 
-/* An Avro file's identity: its 16-byte sync marker (random per file, as the Avro spec asks). */
-#define BN_VINPUT_ID_SIZE 16
+/* An Avro file's identity (bn_avro_reader_identity): equal only for byte-identical files. */
+#define BN_VINPUT_ID_SIZE BN_AVRO_IDENTITY_SIZE
 
 typedef struct bn_vinput {
 	char *path;                /* the name recorded: the path given, or --source-name */

@@ -49,10 +49,10 @@ class ClusterCli(unittest.TestCase):
             for i, line in enumerate(lines):
                 out.write(line if i % 40 else b'{"event_id": "broken", \n')
         cls.avros = []
-        # three Avro files: the two samples, and the first again under another name
+        # three Avro files: the two samples, and the first again with another codec
         for i, src in enumerate((SAMPLE_12, SAMPLE_13, SAMPLE_12)):
             out = os.path.join(d, f"h{i}.avro")
-            p = run("ingest", "-q", "-o", out, src)
+            p = run("ingest", "-q", "-o", out, *(["--codec", "deflate"] if i == 2 else []), src)
             assert p.returncode == 0, p.stderr.decode()
             cls.avros.append(out)
 
@@ -107,7 +107,7 @@ class ClusterCli(unittest.TestCase):
         a, b, _ = self.avros
         self.bidnorm("vocab", "count", "-q", "-o", "p0.part", *FIELDS, a)
         self.bidnorm("vocab", "count", "-q", "-o", "p1.part", *FIELDS, b)
-        want = (f"input '{a}' is already counted (the same Avro file as '{a}', by its sync marker): a file given "
+        want = (f"input '{a}' is already counted (the same Avro file as '{a}', by size and content): a file given "
                 "twice, a part merged twice or parts sharing an input would count it twice\n")
         p = self.bidnorm("vocab", "merge", "-o", "v", "p0.part", "p0.part", expect=2)
         self.assertEqual(p.stderr.decode(), "bidnorm vocab merge: p0.part: " + want)
@@ -120,9 +120,14 @@ class ClusterCli(unittest.TestCase):
         os.symlink(a, self.path("alias.avro"))
         p = self.bidnorm("vocab", "build", "-o", "v", *FIELDS, a, "alias.avro", expect=2)
         self.assertEqual(p.stderr.decode(), "bidnorm vocab build: alias.avro: input 'alias.avro' is already counted "
-                         f"(the same Avro file as '{a}', by its sync marker): a file given twice, a part merged twice "
+                         f"(the same Avro file as '{a}', by size and content): a file given twice, a part merged twice "
                          "or parts sharing an input would count it twice\n")
         self.assertFalse(os.path.exists(self.path("v")))
+        # two different files that share their header (both read from standard input) are two inputs
+        for name, src in (("s12.avro", SAMPLE_12), ("s13.avro", SAMPLE_13)):
+            with open(src, "rb") as f:
+                self.bidnorm("ingest", "-q", "-o", name, "-", stdin=f)
+        self.bidnorm("vocab", "build", "-q", "-o", "v", *FIELDS, "s12.avro", "s13.avro")
 
     def test_a_part_name_never_becomes_a_directory(self):
         a = self.avros[0]
