@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """serve_ctypes.py - the serving API from Python: the bidnorm package (python/bidnorm, ctypes, standard library only).
 
-    python3 tools/serve_ctypes.py [--lib libbidnorm.so] --vocab DIR [--rules FILE] < raw.jsonl
+    python3 tools/serve_ctypes.py [--lib libbidnorm.so] --vocab DIR [--rules FILE|NAME] < raw.jsonl
 
 Prints, for every non-blank raw bid-log line, the encoded features as one JSON
 object - byte for byte what tools/serve_example.c prints - or
 {"rejected": REASON, "field": F, "message": M} for a line `bidnorm ingest`
-would reject. In a Python server: `from bidnorm import Model, Encoder`, load the
-model once, one Encoder per thread, encode() per request.
+would reject. With rules that have rows (openrtb: one per imp), one object per
+row, each starting with "row": N. In a Python server: `from bidnorm import Model,
+Encoder`, load the model once, one Encoder per thread, encode() per request
+(encode_rows() for rules with rows).
 """
 import argparse
 import os
@@ -63,14 +65,18 @@ def main():
         if not raw.strip(b" \t"):
             continue
         try:
-            feats = enc.encode(raw)
+            rows = enc.encode_rows(raw)
         except Rejected as r:
-            line = '{"rejected":%s,"field":%s,"message":%s}' % (
-                json_string(r.reason), json_string(r.field), json_string(r.message))
-        else:
-            line = "{" + ",".join(json_string(name) + ":" + json_value(feats[name], ntype)
-                                  for name, _, ntype in model.features) + "}"
-        out.write(line.encode() + b"\n")
+            rows = [r]
+        for i, feats in enumerate(rows):
+            row = '"row":%d,' % i if rules.has_rows and (i or not isinstance(feats, Rejected)) else ""
+            if isinstance(feats, Rejected):
+                line = '{%s"rejected":%s,"field":%s,"message":%s}' % (
+                    row, json_string(feats.reason), json_string(feats.field), json_string(feats.message))
+            else:
+                line = "{" + row + ",".join(json_string(name) + ":" + json_value(feats[name], ntype)
+                                            for name, _, ntype in model.features) + "}"
+            out.write(line.encode() + b"\n")
     enc.close()
     model.close()
     rules.close()

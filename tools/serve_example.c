@@ -9,13 +9,14 @@
 #include "bidnorm/bidnorm.h"
 
 /*
- *   serve_example --vocab DIR [--rules FILE] < raw.jsonl
+ *   serve_example --vocab DIR [--rules FILE|NAME] < raw.jsonl
  *       one JSON object per non-blank input line: the encoded features by
  *       name, or {"rejected": REASON, "field": F, "message": M} for a line
- *       `bidnorm ingest` would reject;
- *   serve_example --vocab DIR [--rules FILE] --bench N < raw.jsonl
- *       time N calls of bn_encoder_encode_json over the input lines (after
- *       one warm-up pass) and print latency percentiles.
+ *       `bidnorm ingest` would reject. With rules that have rows (openrtb:
+ *       one per imp), one object per row, each starting with "row": N;
+ *   serve_example --vocab DIR [--rules FILE|NAME] --bench N < raw.jsonl
+ *       time N requests (bn_encoder_encode_json, then every further row) over
+ *       the input lines (after one warm-up pass) and print latency percentiles.
  * Exit codes: 0 ok, 1 failure, 2 usage.
  */
 
@@ -43,10 +44,13 @@ static void put_number(FILE *out, bn_number_type t, double d, int64_t i)
 		fprintf(out, "%" PRId64, i);
 }
 
-static void print_features(FILE *out, const bn_model *m, const bn_encoder *e)
+/* row < 0: rules without rows, no "row" member. */
+static void print_features(FILE *out, const bn_model *m, const bn_encoder *e, long row)
 {
 	size_t nf = bn_model_feature_count(m);
 	putc('{', out);
+	if (row >= 0)
+		fprintf(out, "\"row\":%ld%s", row, nf ? "," : "");
 	for (size_t f = 0; f < nf; f++) {
 		bn_number_type nt = bn_model_feature_number_type(m, f);
 		const char *s;
@@ -101,10 +105,13 @@ static void print_features(FILE *out, const bn_model *m, const bn_encoder *e)
 	fputs("}\n", out);
 }
 
-static void print_reject(FILE *out, const bn_error *err)
+static void print_reject(FILE *out, const bn_error *err, long row)
 {
 	const char *reason = bn_reject_reason_name(err->reason);
-	fputs("{\"rejected\":", out);
+	putc('{', out);
+	if (row >= 0)
+		fprintf(out, "\"row\":%ld,", row);
+	fputs("\"rejected\":", out);
 	put_json_string(out, reason, strlen(reason));
 	fputs(",\"field\":", out);
 	put_json_string(out, err->field, strlen(err->field));
@@ -139,6 +146,15 @@ typedef struct lines {
 	size_t *size;
 	size_t n, cap;
 } lines;
+
+/* One request: row 0 by bn_encoder_encode_json, then every further row. Returns the first failure's code. */
+static int encode_request(bn_encoder *enc, const char *text, size_t size, bn_error *err)
+{
+	int rc = bn_encoder_encode_json(enc, text, size, err);
+	for (size_t r = 1; rc == BN_OK && r < bn_encoder_row_count(enc); r++)
+		rc = bn_encoder_select_row(enc, r, err);
+	return rc;
+}
 
 /* Every non-blank line of stdin, without its LF or CRLF. */
 static int read_lines(lines *ls)
@@ -186,12 +202,12 @@ static int bench(bn_encoder *enc, const lines *ls, size_t iterations)
 		return 1;
 	}
 	for (size_t i = 0; i < ls->n; i++) /* warm-up: every buffer grows to its size once */
-		bn_encoder_encode_json(enc, ls->text[i], ls->size[i], &err);
+		encode_request(enc, ls->text[i], ls->size[i], &err);
 	int64_t start = now_ns();
 	for (size_t i = 0; i < iterations; i++) {
 		size_t k = i % ls->n;
 		int64_t t0 = now_ns();
-		int rc = bn_encoder_encode_json(enc, ls->text[k], ls->size[k], &err);
+		int rc = encode_request(enc, ls->text[k], ls->size[k], &err);
 		lat[i] = now_ns() - t0;
 		rejected += rc == BN_EREJECT;
 	}
@@ -227,17 +243,17 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--bench") == 0 && i + 1 < argc) {
 			iterations = strtoul(argv[++i], NULL, 10);
 		} else {
-			fprintf(stderr, "usage: serve_example --vocab DIR [--rules FILE] [--bench N] < raw.jsonl\n");
+			fprintf(stderr, "usage: serve_example --vocab DIR [--rules FILE|NAME] [--bench N] < raw.jsonl\n");
 			return 2;
 		}
 	}
 	if (!vocab) {
-		fprintf(stderr, "usage: serve_example --vocab DIR [--rules FILE] [--bench N] < raw.jsonl\n");
+		fprintf(stderr, "usage: serve_example --vocab DIR [--rules FILE|NAME] [--bench N] < raw.jsonl\n");
 		return 2;
 	}
 	bn_error_clear(&err);
 	/* Once per process: rules and vocabularies, immutable, shareable by every thread. */
-	if ((rules_path ? bn_rules_load_file(&rules, rules_path, &err) : bn_rules_load_default(&rules, &err)) < 0 ||
+	if (bn_rules_load(&rules, rules_path, &err) < 0 ||
 	    bn_model_load(&model, rules, vocab, &err) < 0 ||
 	    /* Once per thread: an encoder. */
 	    bn_encoder_new(&enc, model, &err) < 0) {
@@ -253,17 +269,23 @@ int main(int argc, char **argv)
 		rc = bench(enc, &ls, iterations);
 		goto cleanup;
 	}
+	int has_rows = bn_rules_rows(rules) != NULL;
 	for (size_t i = 0; i < ls.n; i++) {
-		/* Per request. */
+		/* Per request: row 0 (a reject here rejects the request), then every further row. */
 		int st = bn_encoder_encode_json(enc, ls.text[i], ls.size[i], &err);
-		if (st == BN_EREJECT) {
-			print_reject(stdout, &err);
-		} else if (st < 0) {
+		size_t nrows = st == BN_OK ? bn_encoder_row_count(enc) : 1;
+		for (size_t r = 0; r < nrows && (st == BN_OK || st == BN_EREJECT); r++) {
+			if (r)
+				st = bn_encoder_select_row(enc, r, &err);
+			if (st == BN_EREJECT)
+				print_reject(stdout, &err, r ? (long)r : -1);
+			else if (st == BN_OK)
+				print_features(stdout, model, enc, has_rows ? (long)r : -1);
+		}
+		if (st < 0 && st != BN_EREJECT) {
 			bn_error_format(&err, msg, sizeof(msg));
 			fprintf(stderr, "serve_example: %s\n", msg);
 			goto cleanup;
-		} else {
-			print_features(stdout, model, enc);
 		}
 	}
 	rc = 0;

@@ -42,6 +42,14 @@ typedef enum bn_codec {
  */
 int bn_codec_parse(bn_codec *out, const char *name, bn_error *err);
 
+/*
+ * Whether level suits codec, as bn_avro_compressor_new checks it: 0 = the
+ * codec's default; deflate 1..9, zstandard its own range, null and snappy
+ * only 0. Returns BN_OK, or BN_EUSAGE with "deflate level 10 is out of range
+ * (1 to 9)" / "codec 'snappy' has no compression level" in err.
+ */
+int bn_codec_check_level(bn_codec codec, int level, bn_error *err);
+
 /* The name written into avro.codec. Never NULL. */
 const char *bn_codec_name(bn_codec codec);
 
@@ -81,7 +89,9 @@ typedef struct bn_avro_writer bn_avro_writer;
 /*
  * Start a container on fd (not closed by the writer): writes the header with
  * avro.schema = schema_json, avro.codec and the user metadata. name is used
- * in messages. The sync marker is random. The header is written to fd
+ * in messages. The sync marker is the first 16 bytes of the SHA-256 of
+ * the header before it, so the same schema, codec, metadata and blocks give
+ * byte-identical files. The header is written to fd
  * before returning, so an unwritable output fails here. schema_json is not
  * parsed, only checked to be non-empty. Returns BN_OK, BN_EUSAGE (empty
  * schema; "avro."-prefixed, duplicate or NULL metadata key or value),

@@ -35,7 +35,12 @@ typedef enum bn_reject_reason {
 	BN_REJECT_LINE_TOO_LONG = 5,    /* the line exceeds the rules' max_line_bytes */
 	BN_REJECT_VALIDATION = 6,       /* a 'validate' step with on_fail: reject failed */
 	BN_REJECT_TOO_COMPLEX = 7,      /* too many JSON tokens or nesting too deep */
-	BN_REJECT_REASON_COUNT = 8
+	BN_REJECT_MISSING_ROWS = 8,     /* the rules' rows array is absent or null */
+	BN_REJECT_ROWS_NOT_ARRAY = 9,   /* the rows path holds something other than an array */
+	BN_REJECT_EMPTY_ROWS = 10,      /* the rows array is empty: the line makes no record */
+	BN_REJECT_ROW_NOT_OBJECT = 11,  /* an element of the rows array is not an object */
+	BN_REJECT_TOO_MANY_ROWS = 12,   /* the rows array has more elements than limits.max_rows */
+	BN_REJECT_REASON_COUNT = 13
 } bn_reject_reason;
 
 /* The stable snake_case name of a reason ("invalid_json", ...), as used in

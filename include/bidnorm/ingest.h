@@ -22,6 +22,31 @@ typedef struct bn_ingest_progress {
 	double elapsed_seconds;
 } bn_ingest_progress;
 
+/*
+ * What a reject line keeps of the rejected line (the reject file's "raw"),
+ * for deployments where the reject files are read more widely than the
+ * inputs: everything (the default), its first bytes, or nothing. When less
+ * than the whole line is kept, the values a message quotes (up to 64 bytes
+ * of the offending field, between double quotes) are replaced by "...", so
+ * the message (in the reject file and given to on_reject) holds no more of
+ * the line than "raw" does.
+ */
+typedef enum bn_reject_raw {
+	BN_REJECT_RAW_FULL = 0,      /* "raw": the whole line (over-long lines: their first 1 KiB) */
+	BN_REJECT_RAW_TRUNCATE = 1,  /* "raw": at most reject_raw_bytes, cut at a UTF-8 character boundary */
+	BN_REJECT_RAW_NONE = 2       /* "raw": null */
+} bn_reject_raw;
+
+/*
+ * Parse "full", "none" or "truncate:BYTES" (BYTES from 0 to 1048576) into
+ * *mode and *bytes. Returns BN_OK or BN_EUSAGE ("must be full, none or
+ * truncate:BYTES (0 to 1048576), not 'x'").
+ */
+int bn_reject_raw_parse(int *mode, size_t *bytes, const char *text, bn_error *err);
+
+/* The text form bn_reject_raw_parse reads ("truncate:200"), as the stats file and error.json give it. */
+size_t bn_reject_raw_format(char *out, size_t size, int mode, size_t bytes);
+
 typedef struct bn_ingest_options {
 	const bn_rules *rules;         /* required; not owned */
 	const char *const *inputs;     /* paths; "-" = stdin; ninputs 0 = stdin */
@@ -51,6 +76,16 @@ typedef struct bn_ingest_options {
 	 * (bidnorm watch); NULL = output / rejects_path. */
 	const char *output_name;
 	const char *rejects_name;
+	/* What reject lines keep of the line: a bn_reject_raw, and the byte
+	 * count for BN_REJECT_RAW_TRUNCATE. */
+	int reject_raw;
+	size_t reject_raw_bytes;
+	/* NULL, or one open descriptor per input: input i is read from
+	 * input_fds[i] from its current offset (not closed; inputs[i] is then
+	 * only its name; a negative one: inputs[i] is opened), so a
+	 * caller that checked what it opened reads exactly that (bidnorm
+	 * watch). */
+	const int *input_fds;
 	/* The name of the one input (e.g. the object URL a cluster job
 	 * fetched it from) used instead of its path or "<stdin>" in the Avro
 	 * header's bidnorm.sources, the reject file, the stats file and error
@@ -62,21 +97,29 @@ typedef struct bn_ingest_options {
 void bn_ingest_options_init(bn_ingest_options *opt);
 
 typedef struct bn_ingest_summary {
-	uint64_t records_read;       /* = written + rejected */
-	uint64_t records_written;
+	uint64_t records_read;       /* input records (lines) = written + rejected */
+	uint64_t records_written;    /* input records accepted */
 	uint64_t records_rejected;
+	uint64_t rows_written;       /* Avro records: = records_written unless the rules have 'rows' */
 	uint64_t blank_lines;
 	uint64_t repaired_bytes;
 	uint64_t bytes_read;         /* input file bytes */
 	uint64_t bytes_decoded;      /* after decompression */
 	uint64_t bytes_written;      /* Avro output bytes */
 	double elapsed_seconds;
+	/* What was put in place (renamed to its name, or written to a stream): 1 or 0. */
+	int output_published;
+	int rejects_published;       /* 0 also when there is no reject file */
+	int stats_published;         /* 0 also when there is no stats file */
 } bn_ingest_summary;
 
 /*
  * Run the whole step. Every input record ends either in the Avro output or
  * in the reject file. The output (and reject and stats files) are written
- * to temporary names in their folders and renamed into place; on failure
+ * to temporary names in their folders and renamed into place, never more
+ * readable than the inputs: mode 0666 less the umask, less every permission
+ * bit a regular input file lacks (group bits only count when the output has
+ * that input's group; standard input and pipes restrict nothing); on failure
  * the Avro output is not published (rejects and stats still are, to explain
  * the failure). Publication order: rejects, then the Avro, then the stats
  * file - a stats file saying "ok" means the Avro is in place (it is the

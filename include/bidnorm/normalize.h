@@ -39,6 +39,24 @@ int bn_normalize_value(bn_normalizer *n, const char *field, const char *in, size
 		       const char **out, size_t *out_size, int *is_null,
 		       bn_trace_fn trace, void *trace_ctx, bn_error *err);
 
+/*
+ * Read one source value as field `field` would read it in a record, for any
+ * field but ratios (for array and map fields: one element or value), and
+ * give the result as JSON text: a string, a number (timestamp-millis as epoch
+ * milliseconds), true/false, or null. in[0..size) is read as JSON when it is
+ * a JSON scalar (1763640000, true, "x", null), otherwise as the text of a
+ * string (2026-11-20T12:00:00Z), so time and number parsing can be tried.
+ * *out (NUL-terminated) is owned by n, valid until the next call. Returns
+ * BN_OK; BN_EREJECT (the value cannot be converted, or is outside the
+ * field's range: a record would get null, the default or be rejected;
+ * err->message says why, err->field names the field); BN_EUSAGE ("no field
+ * 'x' in the rules", "a ratio field is computed from two source values, not
+ * one"); BN_ENOMEM. String values go through the field's chain; use
+ * bn_normalize_value to trace it.
+ */
+int bn_normalize_json_value(bn_normalizer *n, const char *field, const char *in, size_t size, const char **out,
+			    size_t *out_size, bn_error *err);
+
 #ifdef __cplusplus
 }
 #endif

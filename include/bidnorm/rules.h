@@ -32,11 +32,30 @@ int bn_rules_load_file(bn_rules **out, const char *path, bn_error *err);
 /* Same from memory; name is used in messages. text need not be NUL-terminated. */
 int bn_rules_load_buffer(bn_rules **out, const char *text, size_t size, const char *name, bn_error *err);
 
-/* The shipped default rules (rules/bidlog.yaml, embedded at build time). */
+/* The shipped default rules (rules/bidlog.yaml, embedded at build time; source name "<default>"). */
 int bn_rules_load_default(bn_rules **out, bn_error *err);
 
 /* The embedded default rule file text (static, NUL-terminated). */
 const char *bn_rules_default_text(size_t *size);
+
+/*
+ * Shipped rule sets, embedded at build time: "bidlog" (the default, bid-log
+ * v1) and "openrtb" (OpenRTB 2.5/2.6 bid requests, one record per imp).
+ * bn_rules_builtin_name(i) names the i-th (NULL past the last).
+ * bn_rules_builtin_text: the file text (static, NUL-terminated), or NULL when
+ * there is no set of that name. bn_rules_load_builtin: BN_OK, BN_EUSAGE (no
+ * such set), BN_ENOMEM; source name "<default>" for bidlog, "<NAME>" otherwise.
+ */
+const char *bn_rules_builtin_name(size_t i);
+const char *bn_rules_builtin_text(const char *name, size_t *size);
+int bn_rules_load_builtin(bn_rules **out, const char *name, bn_error *err);
+
+/*
+ * What --rules means: NULL loads the default; the name of a shipped rule set
+ * ("bidlog", "openrtb") loads that set; anything else is a rule file's path
+ * (write ./openrtb for a file of that name). Returns as bn_rules_load_file.
+ */
+int bn_rules_load(bn_rules **out, const char *spec, bn_error *err);
 
 /* The Avro schema (JSON) generated from the rules. Owned by rules. */
 const char *bn_rules_schema_json(const bn_rules *rules);
@@ -47,12 +66,18 @@ const char *bn_rules_sha256(const bn_rules *rules);
 /* The name used in messages (path, or "<default>"). Owned by rules. */
 const char *bn_rules_source_name(const bn_rules *rules);
 
+/* The rows path as written ("imp": each element is one record), or NULL for one record per line. Owned by rules. */
+const char *bn_rules_rows(const bn_rules *rules);
+
 /* Longest accepted input line in bytes (limits.max_line_bytes). */
 size_t bn_rules_max_line_bytes(const bn_rules *rules);
 
 /* Number of output fields, and the name of field i (owned by rules). */
 size_t bn_rules_field_count(const bn_rules *rules);
 const char *bn_rules_field_name(const bn_rules *rules, size_t i);
+
+/* 1 when field i holds strings (string, array<string>, map<string>: the fields with chains), else 0. */
+int bn_rules_field_is_string(const bn_rules *rules, size_t i);
 
 /* Accepts NULL. */
 void bn_rules_free(bn_rules *rules);

@@ -25,6 +25,8 @@ extern "C" {
  *
  *     rc = bn_encoder_encode_json(enc, json, len, &err);        // per request
  *     if (rc == BN_EREJECT) ...                                 // ingest would reject it too
+ *     // rules with rows (openrtb: one per imp): bn_encoder_select_row(enc, i, &err)
+ *     // for i < bn_encoder_row_count(enc), then read row i's features
  *     for (size_t f = 0; f < bn_model_feature_count(model); f++)
  *         switch (bn_model_feature_kind(model, f)) {
  *         case BN_FEATURE_CATEGORICAL:      idx = bn_encoder_index(enc, f); ...
@@ -36,9 +38,8 @@ extern "C" {
  *
  * The values are those of `bidnorm encode` applied to the output of
  * `bidnorm ingest` for the same line - not by a second implementation but
- * because bn_encoder_encode_json runs the ingest normalizer
- * (bn_normalize_line) and `bidnorm encode` runs the same encoder on the
- * normalized records. Training/serving skew can then only come from a
+ * because bn_encoder_encode_json runs the ingest normalizer and `bidnorm
+ * encode` runs the same encoder on the normalized records. Training/serving skew can then only come from a
  * serving process that does not use this library; `bidnorm parity` checks
  * logged serving inputs against it.
  *
@@ -88,13 +89,14 @@ typedef enum bn_number_type {
  * and pass the checks of `bidnorm vocab lint` (bn_vocab_lint): no empty
  * line, no duplicate, every token a fixed point of F's normalizer chain.
  * Returns BN_OK; BN_EIO (vocab_dir or a file unreadable; err->source names
- * it); BN_EUSAGE with err->source the file and, for a bad token, err->line
+ * it); BN_ECORRUPT (the vocabulary is not valid for these rules) with
+ * err->source the file and, for a bad token, err->line
  * its line: "no field 'x' in the rules", "field 'bid_floor' is double:
  * vocabularies are for string and array<string> fields", `token "Com.Foo"
  * is not normalized (normalizes to "com.foo")`, `token "x" duplicates
  * line 3`, "empty line: tokens cannot be empty"; BN_ENOMEM. A directory
  * without vocabulary files is valid (no categorical features). *out is set
- * only on success; free with bn_model_free.
+ * only on success; BN_EUSAGE for a NULL argument. Free with bn_model_free.
  */
 int bn_model_load(bn_model **out, const bn_rules *rules, const char *vocab_dir, bn_error *err);
 
@@ -174,6 +176,22 @@ void bn_encoder_free(bn_encoder *e);
  * BN_ENOMEM. After a failure the accessors return nulls and zeros.
  */
 int bn_encoder_encode_json(bn_encoder *e, const char *json, size_t len, bn_error *err);
+
+/*
+ * Rules with 'rows' (the shipped openrtb rules: one record per imp) make
+ * several records of one request. bn_encoder_encode_json encodes row 0;
+ * bn_encoder_row_count gives the number of rows of the last request (1 for
+ * rules without rows, 0 after a failure), bn_encoder_select_row(e, i, err)
+ * normalizes and encodes row i of that request (the encoder keeps a copy of
+ * it), after which the accessors return row i's values; bn_encoder_row says
+ * which row they belong to. select_row returns BN_OK; BN_EREJECT when that
+ * row's fields are rejected (err as for a line; ingest rejects the whole
+ * request then, so such a request has no training rows); BN_EUSAGE when i is
+ * not below the row count; BN_ENOMEM. No allocation after warm-up.
+ */
+size_t bn_encoder_row_count(const bn_encoder *e);
+int bn_encoder_select_row(bn_encoder *e, size_t row, bn_error *err);
+size_t bn_encoder_row(const bn_encoder *e);
 
 /*
  * Encode one record already normalized by `bidnorm ingest`: its Avro binary
@@ -281,11 +299,13 @@ int bn_parity_new(bn_parity **out, const bn_model *model, size_t max_examples, b
 void bn_parity_free(bn_parity *p);
 
 /*
- * Check one log line (source and line are for the report and for err).
+ * Check one log line {"raw": REQUEST, "encoded": {FEATURE: VALUE...}, "row": N}
+ * (source and line are for the report and for err). "row", for rules with
+ * rows, says which row of the request was served (default 0).
  * Returns BN_OK or BN_ENOMEM. A raw record the rules reject is counted and
  * reported, not an error; so is a line that is not a parity record (invalid
- * JSON, or not an object with "raw" and "encoded" objects): it is counted as
- * malformed, and the report lists the first ones with source:line[:column]
+ * JSON, or not an object with "raw" and "encoded" objects, or a "row" that is
+ * not a row of the request): it is counted as malformed, and the report lists the first ones with source:line[:column]
  * and the reason. One torn line in a day of logs does not stop the check;
  * their share fails the report like a mismatch rate.
  */
@@ -313,10 +333,18 @@ void bn_parity_counts(const bn_parity *p, size_t f, uint64_t *compared, uint64_t
  * the first examples of each mismatching feature (raw value, served value,
  * expected value, and the normalization trace of the expected one), records
  * the rules reject, and logged names that are not features. Human-readable,
- * or one JSON object when json != 0. *failed = 1 when a feature's mismatch
- * rate, or the share of rejected records, exceeds max_mismatch_rate.
+ * or one JSON object when json != 0. *failed is 0 when the check passes,
+ * else the BN_PARITY_FAILED_* bits of what exceeded max_mismatch_rate: a
+ * feature's mismatch rate, the share of records whose raw object the rules
+ * reject, the share of malformed lines.
  * *out_text is the caller's to free(). Returns BN_OK or BN_ENOMEM.
  */
+enum {
+	BN_PARITY_FAILED_MISMATCH = 1,
+	BN_PARITY_FAILED_REJECTED = 2,
+	BN_PARITY_FAILED_MALFORMED = 4
+};
+
 int bn_parity_report(char **out_text, int *failed, const bn_parity *p, double max_mismatch_rate, int json,
 		     bn_error *err);
 

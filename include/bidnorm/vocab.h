@@ -82,6 +82,34 @@ int bn_vocab_counter_new(bn_vocab_counter **out, const char *const *fields, size
 			 bn_error *err);
 
 /*
+ * Check and normalize the FIELD=VALUE and FIELD!=VALUE filters against the
+ * fields of rules, before any input is read, so a filter means what it says
+ * and never matches no row by accident: a string field's VALUE goes through
+ * the field's normalizer chain (os=iOS compares with "ios", the form the
+ * Avro holds); an int or long field's VALUE must be a decimal integer of
+ * that size (written in its canonical form: 007 -> 7); a boolean's must be
+ * true or false. Fields the rules do not have, and other types, are left to
+ * bn_vocab_counter_add_avro, which checks them against the Avro schema.
+ * Returns BN_OK; BN_EUSAGE: "--where 'click=true': field 'click' is an int,
+ * and 'true' is not a 32-bit integer", "--where 'app_bundle=???': '???'
+ * normalizes to null in field 'app_bundle', so no row can hold it (use
+ * 'app_bundle' for not null)", "--where 'x=v': no row can hold 'v' in
+ * field 'x': <why>" (a validate step would reject it), "--where 'b=yes':
+ * field 'b' is a boolean: the value must be true or false, not 'yes'";
+ * BN_ENOMEM.
+ */
+int bn_vocab_counter_resolve_where(bn_vocab_counter *c, const bn_rules *rules, bn_error *err);
+
+/*
+ * Filter i (0-based, in the order given): the text as given, and the value
+ * it compares with (after bn_vocab_counter_resolve_where; NULL for a "F"
+ * filter). Owned by the counter. NULL for a bad index.
+ */
+size_t bn_vocab_counter_where_count(const bn_vocab_counter *c);
+const char *bn_vocab_counter_where_text(const bn_vocab_counter *c, size_t i);
+const char *bn_vocab_counter_where_value(const bn_vocab_counter *c, size_t i);
+
+/*
  * Count one Avro object container file (any codec: null, deflate, snappy,
  * zstandard). Returns BN_OK; BN_EUSAGE "no field given" for a counter
  * without fields; BN_EIO (cannot open or read: err->source is
@@ -215,7 +243,10 @@ typedef struct bn_vocab_write_result {
  * built in "dir.tmp-XXXXXX" beside it, each file fsynced, then renamed to
  * dir (an existing dir is replaced only with opt->force). Returns BN_OK
  * (check out->lint_failures: when nonzero nothing was written), BN_EUSAGE
- * ("DIR: exists (use --force to replace it)"), BN_EIO, BN_ENOMEM. A counter
+ * ("DIR: exists (use --force to replace it)"), BN_EREJECTRATE when the
+ * counter matched no row: nothing is written ("no row matched the --where
+ * filters (N rows scanned): a vocabulary built from zero rows is not
+ * published", "the inputs hold no rows: ..."), BN_EIO, BN_ENOMEM. A counter
  * that spilled has its runs merged back first (tokens under min_count are
  * dropped from it then: write it once); BN_ENOMEM "field 'F': the tokens
  * counted at least N times ... do not fit in --max-memory" when even those
@@ -223,6 +254,13 @@ typedef struct bn_vocab_write_result {
  */
 int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *dir,
 		   const bn_vocab_write_options *opt, bn_vocab_lint_fn on_bad, void *ctx, bn_error *err);
+
+/*
+ * The checks of bn_vocab_write that need no counts, for a caller to run
+ * before it reads any input: BN_OK, or BN_EUSAGE "DIR: exists (use --force
+ * to replace it)" (err->source = dir).
+ */
+int bn_vocab_write_check(const char *dir, const bn_vocab_write_options *opt, bn_error *err);
 
 /*
  * Check every token of every DIR/F.txt: not empty, no duplicate, no leading
@@ -285,10 +323,18 @@ typedef struct bn_vocab_regen_result {
  * rename) at the new version unless churn > max_churn or the coverage drop
  * > max_coverage_drop (then result->refused; force overrides). Removes the
  * oldest versions beyond keep. Returns BN_OK (check refused and
- * lint_failures), BN_EUSAGE, BN_EIO, BN_ECORRUPT, BN_ENOMEM.
+ * lint_failures), BN_EUSAGE, BN_EREJECTRATE (no row matched, as
+ * bn_vocab_write: nothing made), BN_EIO, BN_ECORRUPT, BN_ENOMEM.
  */
 int bn_vocab_regen(bn_vocab_regen_result *out, bn_vocab_counter *c, const bn_vocab_regen_options *opt,
 		   bn_vocab_lint_fn on_bad, void *ctx, bn_error *err);
+
+/*
+ * The checks of bn_vocab_regen that need no counts, to run before reading
+ * any input: BN_OK, or BN_EUSAGE "--task must be a non-empty name without
+ * '/' that does not start with '.'".
+ */
+int bn_vocab_regen_check(const bn_vocab_regen_options *opt, bn_error *err);
 
 /* Frees diff_text. Accepts NULL. */
 void bn_vocab_regen_result_free(bn_vocab_regen_result *r);

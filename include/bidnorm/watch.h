@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "bidnorm/avro.h"
 #include "bidnorm/error.h"
@@ -40,6 +41,17 @@ extern "C" {
  * mtime have not changed for settle_seconds and no process has it open for
  * writing (checked with a read lease where the file system and permissions
  * allow it).
+ *
+ * Whoever can write the inbox is trusted less than the watcher: an entry is
+ * opened without following a symbolic link and without blocking (O_NOFOLLOW,
+ * O_NONBLOCK), and only a regular file is read; a symbolic link, FIFO,
+ * socket or device is quarantined unread (folders are ignored). With
+ * allow_uids/allow_gids, only files owned by one of those users or groups are
+ * read. The input is read through the descriptor that was checked, and what
+ * is moved to done_dir or the quarantine is checked to be that file (device
+ * and inode) before and after the rename; a file put in its place meanwhile
+ * is moved back. Outputs are never more readable than the input (see
+ * bn_ingest_run), the quarantine's files included.
  *
  * Threads: bn_watch_run uses opt.workers threads besides the caller's. The
  * log callback may be called from any of them, one call per event.
@@ -95,6 +107,12 @@ typedef struct bn_watch_options {
 	bn_codec codec;                /* default zstandard */
 	int codec_level;
 	double max_reject_rate;        /* per file, as bidnorm ingest (default 0.01) */
+	int reject_raw;                /* what reject lines keep of the line: a bn_reject_raw (default full) */
+	size_t reject_raw_bytes;       /* for BN_REJECT_RAW_TRUNCATE */
+	const uid_t *allow_uids;       /* when either list is given, files owned by none of these users ... */
+	size_t nallow_uids;
+	const gid_t *allow_gids;       /* ... and none of these groups are quarantined unread */
+	size_t nallow_gids;
 	double settle_seconds;         /* default 5 */
 	double rescan_seconds;         /* safety-net rescan period (default 30) */
 	double metrics_seconds;        /* metrics rewrite period (default 10) */

@@ -43,6 +43,8 @@ int cli_parse_uint(const char *s, unsigned long long max, unsigned long long *ou
  */
 int cli_avro_option(const char *cmd, int c, const char *arg, bn_codec *codec, int *level, size_t *block_bytes);
 
+/* After every option is parsed: --level must suit --codec. BN_EXIT_OK, or BN_EXIT_USAGE after printing why. */
+int cli_avro_check(const char *cmd, bn_codec codec, int level);
 /*
  * --die-with-parent: be killed (SIGKILL) when the parent process dies, so a lost cluster worker
  * leaves no orphan writing outputs. parent: getppid() when the command started; if it changed by

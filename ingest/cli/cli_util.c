@@ -45,10 +45,10 @@ int cli_load_rules(const char *cmd, const char *path, bn_rules **out)
 	bn_error err;
 	int rc;
 	bn_error_clear(&err);
-	rc = path ? bn_rules_load_file(out, path, &err) : bn_rules_load_default(out, &err);
+	rc = bn_rules_load(out, path, &err);
 	if (rc < 0) {
 		cli_print_error(cmd, &err);
-		return cli_exit_code(rc == BN_EIO ? BN_ERULES : rc);
+		return cli_exit_code(rc); /* unreadable: 5, like any input; invalid: 4 */
 	}
 	return BN_EXIT_OK;
 }
@@ -98,6 +98,15 @@ int cli_avro_option(const char *cmd, int c, const char *arg, bn_codec *codec, in
 		*block_bytes = (size_t)u;
 		return BN_EXIT_OK;
 	}
+}
+
+int cli_avro_check(const char *cmd, bn_codec codec, int level)
+{
+	bn_error err;
+	bn_error_clear(&err);
+	if (bn_codec_check_level(codec, level, &err) < 0)
+		return cli_usage_error(cmd, "%s", err.message);
+	return BN_EXIT_OK;
 }
 
 int cli_die_with_parent(const char *cmd, pid_t parent)

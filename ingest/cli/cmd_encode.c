@@ -6,7 +6,7 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: bidnorm encode --vocab DIR [--rules FILE] -o OUT.avro [OPTIONS] INPUT.avro...\n"
+	"usage: bidnorm encode --vocab DIR [--rules FILE|NAME] -o OUT.avro [OPTIONS] INPUT.avro...\n"
 	"\n"
 	"Reads Avro written by 'bidnorm ingest' (with the same rules) and writes the model\n"
 	"inputs serving computes for the same records (the serving API, include/bidnorm/serve.h):\n"
@@ -16,15 +16,16 @@ static const char usage[] =
 	"  --vocab DIR              vocabulary directory (FIELD.txt, as 'bidnorm vocab build' writes)\n"
 	"  -o, --output FILE        encoded Avro ('-' = stdout); written to a temporary name\n"
 	"                           and renamed only on success\n"
-	"      --rules FILE         rule file (default: the embedded rules/bidlog.yaml)\n"
+	"      --rules FILE|NAME    rule file, or a shipped set: bidlog (the default), openrtb\n"
 	"      --codec NAME         zstandard (default), deflate, snappy or null\n"
 	"      --level N            codec level (default: zstandard 3, deflate 6)\n"
 	"      --block-size BYTES   uncompressed Avro block size (default 1048576)\n"
 	"  -q, --quiet              no summary line\n"
 	"  -h, --help\n"
 	"\n"
-	"Exit codes: 0 ok, 1 other failure, 2 usage (also: a bad vocabulary, inputs written\n"
-	"with other rules), 4 rule file invalid, 5 input or output error.\n";
+	"Exit codes: 0 ok, 1 other failure, 2 usage (also: inputs written with other rules),\n"
+	"4 rule file invalid, 5 input or output error (also: unreadable rule file, a vocabulary\n"
+	"that does not fit the rules).\n";
 
 int cmd_encode(int argc, char **argv)
 {
@@ -69,6 +70,8 @@ int cmd_encode(int argc, char **argv)
 			return BN_EXIT_USAGE;
 		}
 	}
+	if (cli_avro_check(cmd, opt.codec, opt.codec_level) != BN_EXIT_OK)
+		return BN_EXIT_USAGE;
 	if (!vocab)
 		return cli_usage_error(cmd, "--vocab DIR is required");
 	if (!opt.output)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -17,9 +18,11 @@ static const char usage[] =
 	"\n"
 	"  -o, --output FILE        Avro output ('-' = stdout); written to a temporary\n"
 	"                           name and renamed only on success\n"
-	"      --rules FILE         rule file (default: the embedded rules/bidlog.yaml)\n"
-	"      --rejects FILE       reject file, JSON Lines (default: OUTPUT.rejects.jsonl)\n"
-	"      --stats FILE         stats file, JSON (default: OUTPUT.stats.json)\n"
+	"      --rules FILE|NAME    rule file, or a shipped set: bidlog (the default), openrtb\n"
+	"      --rejects FILE       reject file, JSON Lines (default: OUTPUT.rejects.jsonl; with\n"
+	"                           -o - or a device, none unless given: rejects go to stderr)\n"
+	"      --stats FILE         stats file, JSON (default: OUTPUT.stats.json; with -o - or\n"
+	"                           a device, none unless given)\n"
 	"      --codec NAME         zstandard (default), deflate, snappy or null\n"
 	"      --level N            codec level (default: zstandard 3, deflate 6)\n"
 	"      --max-reject-rate R  fail, publishing no output, when more than this share\n"
@@ -30,13 +33,19 @@ static const char usage[] =
 	"                           from) in the Avro header, rejects, stats and messages\n"
 	"      --die-with-parent    be killed (SIGKILL) when the parent process dies, so a\n"
 	"                           lost cluster worker leaves no orphan writing outputs\n"
+	"      --reject-raw full|none|truncate:BYTES\n"
+	"                           what reject lines keep of the line (default full)\n"
 	"  -q, --quiet              no progress line, no summary, no reject samples\n"
 	"  -h, --help\n"
 	"\n"
 	"OUTPUT.rejects.jsonl and OUTPUT.stats.json drop a trailing '.avro' from OUTPUT.\n"
 	"The stats file is published last: when it says \"ok\", the Avro is in place.\n"
+	"Outputs are never more readable than the input files (nor than the umask allows).\n"
+	"The folders of the outputs are created when missing. Every option is checked\n"
+	"before any input is read: a usage error (exit 2) writes nothing.\n"
 	"Exit codes: 0 ok, 2 usage, 3 reject rate exceeded, 4 rule file invalid,\n"
-	"5 input or output error (unreadable, corrupt or truncated input, disk full).\n";
+	"5 input or output error (unreadable, corrupt or truncated input, unreadable rule\n"
+	"file, disk full).\n";
 
 /* How many rejects are echoed on stderr when they also go to a reject file. */
 #define REJECT_SAMPLES 5
@@ -90,6 +99,34 @@ static char *derived_path(const char *output, const char *suffix)
 	return p;
 }
 
+/*
+ * The FAILED line says what was published and what was not: records are
+ * counted only once their block was handled, and only files that exist are
+ * named.
+ */
+static void print_failed(const char *output, const char *rejects, const char *stats, const bn_ingest_summary *sum)
+{
+	const char *sep = "; written: ";
+	fputs("bidnorm ingest: FAILED: ", stderr);
+	if (sum->records_read)
+		fprintf(stderr, "%llu records read (%llu valid, %llu rejected), %.1f MB in %.2f s; ",
+			(unsigned long long)sum->records_read, (unsigned long long)sum->records_written,
+			(unsigned long long)sum->records_rejected, (double)sum->bytes_decoded / 1e6, sum->elapsed_seconds);
+	if (strcmp(output, "-") == 0)
+		fputs(sum->bytes_written ? "the Avro already on standard output must not be used" : "no Avro written", stderr);
+	else
+		fprintf(stderr, "no output published (%s)", output);
+	if (sum->rejects_published) {
+		fprintf(stderr, "%s%s", sep, rejects);
+		sep = ", ";
+	}
+	if (sum->stats_published)
+		fprintf(stderr, "%s%s", sep, stats);
+	else if (sep[0] == ';')
+		fputs("; nothing else written", stderr);
+	fputc('\n', stderr);
+}
+
 int cmd_ingest(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -104,6 +141,7 @@ int cmd_ingest(int argc, char **argv)
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "source-name", required_argument, NULL, 'S' },
 		{ "die-with-parent", no_argument, NULL, 'P' },
+		{ "reject-raw", required_argument, NULL, 'w' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -150,6 +188,10 @@ int cmd_ingest(int argc, char **argv)
 				return cli_usage_error(cmd, "--max-reject-rate must be a number from 0 to 1, not '%s'",
 						       optarg);
 			break;
+		case 'w':
+			if (bn_reject_raw_parse(&opt.reject_raw, &opt.reject_raw_bytes, optarg, &err) < 0)
+				return cli_usage_error(cmd, "--reject-raw %s", err.message);
+			break;
 		case 't':
 			if (cli_parse_uint(optarg, 256, &u) < 0 || u == 0)
 				return cli_usage_error(cmd, "--threads must be an integer from 1 to 256, not '%s'", optarg);
@@ -160,6 +202,8 @@ int cmd_ingest(int argc, char **argv)
 			return BN_EXIT_USAGE;
 		}
 	}
+	if (cli_avro_check(cmd, opt.codec, opt.codec_level) != BN_EXIT_OK)
+		return BN_EXIT_USAGE;
 	if (source_name && argc - optind > 1)
 		return cli_usage_error(cmd, "--source-name names one input; %d given", argc - optind);
 	if (die_with_parent && cli_die_with_parent(cmd, parent) != BN_EXIT_OK)
@@ -172,7 +216,10 @@ int cmd_ingest(int argc, char **argv)
 			return cli_usage_error(cmd, "no output given: use -o FILE (or -o - to write Avro to a pipe)");
 		output = "-";
 	}
-	if (strcmp(output, "-") != 0) {
+	/* A stream (-o -, a device, a pipe) has no folder to put OUTPUT.rejects.jsonl in: only files asked for. */
+	struct stat st;
+	int stream = strcmp(output, "-") == 0 || (stat(output, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode));
+	if (!stream) {
 		if (!rejects)
 			rejects = rejects_owned = derived_path(output, ".rejects.jsonl");
 		if (!stats)
@@ -212,13 +259,16 @@ int cmd_ingest(int argc, char **argv)
 		cli_print_error(cmd, &err);
 		exit_code = cli_exit_code(rc);
 	}
-	if (!rep.quiet || rc < 0) {
-		fprintf(stderr,
-			"bidnorm ingest: %s: %llu records read, %llu written, %llu rejected; %.1f MB in %.2f s%s%s%s%s\n",
-			rc < 0 ? "FAILED" : "done", (unsigned long long)sum.records_read,
-			(unsigned long long)sum.records_written, (unsigned long long)sum.records_rejected,
-			(double)sum.bytes_decoded / 1e6, sum.elapsed_seconds,
-			rc < 0 ? "" : " -> ", rc < 0 ? "" : output, rejects ? "; rejects: " : "", rejects ? rejects : "");
+	if (rc < 0) {
+		print_failed(output, rejects, stats, &sum);
+	} else if (!rep.quiet) {
+		char rows[64] = "";
+		if (bn_rules_rows(rules))
+			snprintf(rows, sizeof(rows), " (%llu rows)", (unsigned long long)sum.rows_written);
+		fprintf(stderr, "bidnorm ingest: done: %llu records read, %llu written%s, %llu rejected; %.1f MB in %.2f s -> "
+			"%s%s%s\n", (unsigned long long)sum.records_read, (unsigned long long)sum.records_written, rows,
+			(unsigned long long)sum.records_rejected, (double)sum.bytes_decoded / 1e6, sum.elapsed_seconds, output,
+			rejects ? "; rejects: " : "", rejects ? rejects : "");
 	}
 cleanup:
 	bn_rules_free(rules);

@@ -6,16 +6,24 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: bidnorm normalize [--rules FILE] --field NAME [--trace] VALUE...\n"
+	"usage: bidnorm normalize [--rules FILE|NAME] --field NAME [--trace] [--json] VALUE...\n"
 	"\n"
 	"Prints, one per line, each VALUE as output field NAME would hold it (for an\n"
-	"array field, as one element). A value the chain turns into null prints as\n"
-	"'null'; values print as JSON strings with --json.\n"
+	"array or map field, as one element or value). For a string field VALUE is the\n"
+	"raw text and runs through the field's chain; a value the chain turns into null\n"
+	"prints as 'null', values print as JSON strings with --json. For any other field\n"
+	"VALUE is read as the JSON source value would be (1763640000, \"0.35\", true; text\n"
+	"that is not JSON, like 2026-11-20T12:00:00Z, as a JSON string) and prints as\n"
+	"JSON (a timestamp as epoch milliseconds); a value that cannot be converted is\n"
+	"reported with the reason, as ingest would.\n"
 	"\n"
-	"  --field NAME   output field whose normalizer chain to run (e.g. app_bundle)\n"
-	"  --trace        also print the value after every step\n"
-	"  --json         print values as JSON strings\n"
-	"  --rules FILE   rule file (default: the embedded rules)\n";
+	"  --field NAME   output field (e.g. app_bundle, ts, bid_floor)\n"
+	"  --trace        also print the value after every step (string fields)\n"
+	"  --json         print string values as JSON strings\n"
+	"  --rules FILE|NAME  rule file, or a shipped set: bidlog (the default), openrtb\n"
+	"\n"
+	"Exit codes: 0 ok, 1 a value was rejected or could not be converted, 2 usage,\n"
+	"4 rule file invalid, 5 rule file unreadable.\n";
 
 typedef struct printer {
 	int json;
@@ -93,10 +101,30 @@ int cmd_normalize(int argc, char **argv)
 		rc = BN_EXIT_FAILURE;
 		goto cleanup;
 	}
+	int is_string = 1;
+	for (size_t f = 0; f < bn_rules_field_count(rules); f++)
+		if (strcmp(bn_rules_field_name(rules, f), field) == 0)
+			is_string = bn_rules_field_is_string(rules, f);
 	for (int i = optind; i < argc; i++) {
 		const char *out;
 		size_t out_size;
 		int is_null, st;
+		if (!is_string) {
+			/* Numbers, times, booleans: read as ingest reads the source value, printed as JSON. */
+			st = bn_normalize_json_value(norm, field, argv[i], strlen(argv[i]), &out, &out_size, &err);
+			if (st < 0) {
+				cli_print_error("normalize", &err);
+				rc = st == BN_EUSAGE ? BN_EXIT_USAGE : BN_EXIT_FAILURE;
+				if (st != BN_EREJECT)
+					goto cleanup;
+				continue;
+			}
+			if (trace)
+				printf("%s\n  %-12s %s\n", argv[i], "=", out);
+			else
+				printf("%s\n", out);
+			continue;
+		}
 		if (trace) {
 			printf("%s\n  %-12s ", argv[i], "input");
 			print_value(&(printer){ 1 }, argv[i], strlen(argv[i]), 0);

@@ -7,7 +7,7 @@
 #include "cli.h"
 
 static const char usage[] =
-	"usage: bidnorm parity --vocab DIR [--rules FILE] [--max-mismatch-rate R] [--json] LOG...\n"
+	"usage: bidnorm parity --vocab DIR [--rules FILE|NAME] [--max-mismatch-rate R] [--json] LOG...\n"
 	"\n"
 	"Each LOG line (JSON Lines, plain or zstd; '-' = stdin) is one sampled serving request:\n"
 	"  {\"raw\": {...bid-log v1 object...}, \"encoded\": {\"app_bundle\": 17, ...}}\n"
@@ -17,7 +17,7 @@ static const char usage[] =
 	"the raw value, the served value, the expected value and its normalization trace.\n"
 	"\n"
 	"  --vocab DIR               vocabulary directory the served model was built with\n"
-	"  --rules FILE              rule file (default: the embedded rules/bidlog.yaml)\n"
+	"  --rules FILE|NAME         rule file, or a shipped set: bidlog (the default), openrtb\n"
 	"  --max-mismatch-rate R     fail (exit 3) when a feature's mismatch rate, the share of\n"
 	"                            raw records the rules reject, or the share of log lines\n"
 	"                            that are not parity records (listed with file:line and the\n"
@@ -26,8 +26,10 @@ static const char usage[] =
 	"  --json                    one JSON object instead of the table (for CI)\n"
 	"  -h, --help\n"
 	"\n"
-	"Exit codes: 0 parity, 1 other failure, 2 usage (also: a bad vocabulary), 3 mismatch\n"
-	"rate exceeded, 4 rule file invalid, 5 unreadable log (missing, corrupt zstd).\n";
+	"Exit codes: 0 parity, 1 other failure, 2 usage, 3 a rate above --max-mismatch-rate\n"
+	"(feature mismatches, rejected raw records or malformed lines: stderr says which),\n"
+	"4 rule file invalid, 5 unreadable log (missing, corrupt zstd), unreadable rule file\n"
+	"or a vocabulary that does not fit the rules.\n";
 
 /* Check every line of one log. */
 static int check_log(bn_parity *p, const char *path, size_t max_line, bn_error *err)
@@ -118,7 +120,21 @@ int cmd_parity(int argc, char **argv)
 	}
 	fputs(report, stdout);
 	if (failed) {
-		fprintf(stderr, "bidnorm parity: mismatch rate above --max-mismatch-rate (%g)\n", max_rate);
+		/* Name what failed: a log of records the rules reject has no mismatches to blame. */
+		const char *sep = "";
+		fprintf(stderr, "bidnorm parity: FAILED: above --max-mismatch-rate (%g): ", max_rate);
+		if (failed & BN_PARITY_FAILED_MISMATCH) {
+			fputs("feature mismatches", stderr);
+			sep = ", ";
+		}
+		if (failed & BN_PARITY_FAILED_REJECTED) {
+			fprintf(stderr, "%srecords whose raw object the rules reject (%llu of %llu)", sep,
+				(unsigned long long)bn_parity_rejected(par), (unsigned long long)bn_parity_records(par));
+			sep = ", ";
+		}
+		if (failed & BN_PARITY_FAILED_MALFORMED)
+			fprintf(stderr, "%smalformed log lines (%llu)", sep, (unsigned long long)bn_parity_malformed(par));
+		fputc('\n', stderr);
 		exit_code = BN_EXIT_REJECTS;
 	}
 cleanup:

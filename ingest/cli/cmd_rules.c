@@ -7,27 +7,31 @@
 
 static const char rules_usage[] =
 	"usage: bidnorm rules --print-default\n"
+	"       bidnorm rules --print NAME\n"
 	"       bidnorm rules --check FILE\n"
 	"\n"
 	"  --print-default   print the embedded default rule file (rules/bidlog.yaml)\n"
+	"  --print NAME      print a shipped rule file: bidlog or openrtb\n"
 	"  --check FILE      load FILE and report the first problem as FILE:LINE:COLUMN;\n"
-	"                    exit 0 when it is valid, 4 when not\n";
+	"                    exit 0 when it is valid, 4 when not, 5 when it cannot be read\n";
 
 int cmd_rules(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "print-default", no_argument, NULL, 'p' },
+		{ "print", required_argument, NULL, 'P' },
 		{ "check", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *check = NULL;
+	const char *check = NULL, *name = NULL;
 	int print = 0, c;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'p': print = 1; break;
+		case 'p': print = 1; name = "bidlog"; break;
+		case 'P': print = 1; name = optarg; break;
 		case 'c': check = optarg; break;
 		case 'h': fputs(rules_usage, stdout); return BN_EXIT_OK;
 		default: fprintf(stderr, "Try 'bidnorm rules --help'.\n"); return BN_EXIT_USAGE;
@@ -36,10 +40,12 @@ int cmd_rules(int argc, char **argv)
 	if (optind < argc)
 		return cli_usage_error("rules", "unexpected argument '%s'", argv[optind]);
 	if (print == !!check)
-		return cli_usage_error("rules", "give exactly one of --print-default or --check FILE");
+		return cli_usage_error("rules", "give exactly one of --print-default, --print NAME or --check FILE");
 	if (print) {
 		size_t size;
-		const char *text = bn_rules_default_text(&size);
+		const char *text = bn_rules_builtin_text(name, &size);
+		if (!text)
+			return cli_usage_error("rules", "no shipped rule set named '%s' (expected bidlog or openrtb)", name);
 		fwrite(text, 1, size, stdout);
 		return BN_EXIT_OK;
 	}
@@ -53,9 +59,10 @@ int cmd_rules(int argc, char **argv)
 }
 
 static const char schema_usage[] =
-	"usage: bidnorm schema [--rules FILE]\n"
+	"usage: bidnorm schema [--rules FILE|NAME]\n"
 	"\n"
-	"Print the Avro schema (JSON) that the rules produce; without --rules, the\n"
+	"Print the Avro schema (JSON) that the rules produce: a rule file, or a shipped\n"
+	"set (bidlog, openrtb); without --rules, the\n"
 	"embedded default rules.\n";
 
 int cmd_schema(int argc, char **argv)

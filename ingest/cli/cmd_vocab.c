@@ -9,90 +9,140 @@
 #include "bidnorm/vocab.h"
 #include "cli.h"
 
-static const char usage[] =
-	"usage: bidnorm vocab build -o DIR --field F [OPTIONS] INPUT.avro...\n"
-	"       bidnorm vocab count -o PART --field F [--where EXPR]... [--source-name NAME] INPUT.avro...\n"
-	"       bidnorm vocab merge -o DIR [OPTIONS] PART...\n"
-	"       bidnorm vocab merge --part -o PART PART...\n"
-	"       bidnorm vocab lint DIR [--rules FILE]\n"
-	"       bidnorm vocab diff OLD NEW [--json]\n"
-	"       bidnorm vocab regen --root ROOT --task NAME --field F [OPTIONS] INPUT.avro...\n"
-	"\n"
-	"Builds vocabularies for categorical features from the Avro that 'bidnorm ingest'\n"
-	"writes. DIR gets FIELD.txt (one token per line; line k = index k; index 0 is\n"
-	"reserved for out-of-vocabulary values and is not in the file, as Keras\n"
-	"StringLookup(vocabulary=FILE, num_oov_indices=1, mask_token=None) expects),\n"
-	"FIELD.counts.tsv (token TAB count) and manifest.json. Tokens are ordered by count\n"
-	"(descending), then by their bytes. Every token is linted before anything is\n"
-	"written: it must be a fixed point of its field's normalizer chain.\n"
-	"\n"
-	"  -o, --output PATH          the vocabulary directory (build, merge) or part file (count,\n"
-	"                             merge --part); a directory may not end in .part\n"
-	"  -f, --field F[,F...]       a string, [\"null\",\"string\"] or array<string> field (repeatable)\n"
-	"  -w, --where EXPR           count only records where FIELD=VALUE, FIELD!=VALUE (null\n"
-	"                             counts as different) or FIELD (not null); repeatable, ANDed;\n"
-	"                             ints compare as decimal text, booleans as true/false\n"
-	"      --min-count M          keep tokens seen at least M times (default 1)\n"
-	"      --top-k N              keep at most N tokens per field (default: all)\n"
-	"      --task NAME            model/task name, recorded in the manifest\n"
-	"      --max-memory BYTES     memory for counting (suffix K, M, G); past it, counts spill\n"
-	"                             to disk in sorted runs, merged at the end (output unchanged)\n"
-	"      --spill-dir DIR        where spilled runs go (default $TMPDIR, else /tmp)\n"
-	"      --part                 merge: write the merged counts as a part, for a tree of merges\n"
-	"      --source-name NAME     count: record the one input as NAME (e.g. the URL it was\n"
-	"                             fetched from) instead of its path\n"
-	"      --die-with-parent      build, count, merge: be killed (SIGKILL) when the parent\n"
-	"                             process dies (a lost cluster worker leaves no orphan)\n"
-	"      --allow-mixed-rules    accept inputs written with different rules\n"
-	"      --rules FILE           rules to lint against (default: the embedded rules)\n"
-	"      --force                replace an existing DIR (build, merge); switch even when a\n"
-	"                             guardrail refuses (regen)\n"
-	"      --json                 diff as JSON\n"
-	"      --root ROOT            regen: versions go to ROOT/NAME/<UTC time>/, ROOT/NAME/current\n"
-	"                             links the one in use\n"
-	"      --max-churn X          regen: refuse when more than this share of the old indices\n"
-	"                             change token (default 0.2)\n"
-	"      --max-coverage-drop X  regen: refuse when a field's coverage drops more (default 0.05)\n"
-	"      --keep K               regen: versions kept (default 5)\n"
-	"  -q, --quiet                no summary\n"
-	"  -h, --help\n"
-	"\n"
-	"Exit codes: 0 ok, 1 lint failure or other failure, 2 usage, 3 regen guardrail\n"
-	"refused the switch, 5 input or output error (unreadable or corrupt Avro).\n";
-
 enum { SUB_BUILD = 1, SUB_COUNT = 2, SUB_MERGE = 4, SUB_LINT = 8, SUB_DIFF = 16, SUB_REGEN = 32 };
+
+/* One line per subcommand: its synopsis, and what it does. */
+static const struct {
+	const char *name;
+	int bit;
+	const char *synopsis;
+	const char *what;
+} subs[] = {
+	{ "build", SUB_BUILD, "vocab build -o DIR --field F [OPTIONS] INPUT.avro...",
+	  "Counts the fields' tokens in the Avro that 'bidnorm ingest' writes and writes the\n"
+	  "vocabulary directory DIR.\n" },
+	{ "count", SUB_COUNT, "vocab count -o PART --field F [--where EXPR]... [--source-name NAME] INPUT.avro...",
+	  "Counts one shard of the inputs into a partial counts file PART, for 'vocab merge'.\n" },
+	{ "merge", SUB_MERGE, "vocab merge -o DIR [OPTIONS] PART...  |  vocab merge --part -o PART PART...",
+	  "Merges the partial counts of 'vocab count' into the vocabulary directory DIR;\n"
+	  "the token files are byte-identical to one 'vocab build' over all the inputs.\n"
+	  "With --part, into a part again, so merges can form a tree. An input counted\n"
+	  "twice (a part merged twice, parts that share an input) is refused.\n" },
+	{ "lint", SUB_LINT, "vocab lint DIR [--rules FILE|NAME]",
+	  "Checks that every token of DIR is a fixed point of its field's normalizer chain.\n" },
+	{ "diff", SUB_DIFF, "vocab diff OLD NEW [--json]",
+	  "Added, removed and re-indexed tokens, overlap and coverage change per field.\n" },
+	{ "regen", SUB_REGEN, "vocab regen --root ROOT --task NAME --field F [OPTIONS] INPUT.avro...",
+	  "Builds ROOT/NAME/<UTC time>/, diffs it against ROOT/NAME/current and switches\n"
+	  "current to it unless a guardrail (--max-churn, --max-coverage-drop) refuses.\n" },
+};
+
+static const char about[] =
+	"DIR gets FIELD.txt (one token per line; line k = index k; index 0 is reserved for\n"
+	"out-of-vocabulary values and is not in the file, as Keras StringLookup(vocabulary=\n"
+	"FILE, num_oov_indices=1, mask_token=None) expects), FIELD.counts.tsv (token TAB\n"
+	"count) and manifest.json. Tokens are ordered by count (descending), then by their\n"
+	"bytes. Every token is linted before anything is written: it must be a fixed point\n"
+	"of its field's normalizer chain. The parent folder of DIR is created if missing.\n";
+
+static const char exit_codes[] =
+	"Exit codes: 0 ok, 1 lint failure, out of memory (also past --max-memory) or other\n"
+	"failure, 2 usage (also a --where value the field cannot hold), 3 nothing published:\n"
+	"no row matched (a vocabulary from zero rows) or the regen guardrail refused the\n"
+	"switch, 4 rule file invalid, 5 input or output error (unreadable or corrupt Avro or\n"
+	"part file, unreadable rule file).\n";
 
 enum {
 	OPT_MIN_COUNT = 256, OPT_TOP_K, OPT_TASK, OPT_MAX_MEMORY, OPT_MIXED, OPT_RULES, OPT_FORCE, OPT_JSON,
 	OPT_ROOT, OPT_MAX_CHURN, OPT_MAX_COV, OPT_KEEP, OPT_SPILL_DIR, OPT_PART, OPT_SOURCE_NAME, OPT_DIE_WITH_PARENT
 };
 
-/* Which subcommands take each option (by getopt value). */
+/* Which subcommands take each option (by getopt value), and its help text: one table drives both. */
 static const struct {
 	int val;
 	const char *name;
 	int subs;
+	const char *help;
 } option_scope[] = {
-	{ 'o', "--output", SUB_BUILD | SUB_COUNT | SUB_MERGE },
-	{ 'f', "--field", SUB_BUILD | SUB_COUNT | SUB_REGEN },
-	{ 'w', "--where", SUB_BUILD | SUB_COUNT | SUB_REGEN },
-	{ OPT_MIN_COUNT, "--min-count", SUB_BUILD | SUB_MERGE | SUB_REGEN },
-	{ OPT_TOP_K, "--top-k", SUB_BUILD | SUB_MERGE | SUB_REGEN },
-	{ OPT_TASK, "--task", SUB_BUILD | SUB_MERGE | SUB_REGEN },
-	{ OPT_MAX_MEMORY, "--max-memory", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_REGEN },
-	{ OPT_MIXED, "--allow-mixed-rules", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_REGEN },
-	{ OPT_RULES, "--rules", SUB_BUILD | SUB_MERGE | SUB_LINT | SUB_REGEN },
-	{ OPT_FORCE, "--force", SUB_BUILD | SUB_MERGE | SUB_REGEN },
-	{ OPT_JSON, "--json", SUB_DIFF },
-	{ OPT_ROOT, "--root", SUB_REGEN },
-	{ OPT_MAX_CHURN, "--max-churn", SUB_REGEN },
-	{ OPT_MAX_COV, "--max-coverage-drop", SUB_REGEN },
-	{ OPT_KEEP, "--keep", SUB_REGEN },
-	{ OPT_SPILL_DIR, "--spill-dir", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_REGEN },
-	{ OPT_PART, "--part", SUB_MERGE },
-	{ OPT_SOURCE_NAME, "--source-name", SUB_COUNT },
-	{ OPT_DIE_WITH_PARENT, "--die-with-parent", SUB_BUILD | SUB_COUNT | SUB_MERGE },
+	{ 'o', "--output", SUB_BUILD | SUB_COUNT | SUB_MERGE,
+	  "  -o, --output PATH          the vocabulary directory (build, merge) or part file (count,\n"
+	  "                             merge --part); a directory may not end in .part\n" },
+	{ 'f', "--field", SUB_BUILD | SUB_COUNT | SUB_REGEN,
+	  "  -f, --field F[,F...]       a string, [\"null\",\"string\"] or array<string> field (repeatable)\n" },
+	{ 'w', "--where", SUB_BUILD | SUB_COUNT | SUB_REGEN,
+	  "  -w, --where EXPR           count only records where FIELD=VALUE, FIELD!=VALUE (null\n"
+	  "                             counts as different) or FIELD (not null); repeatable, ANDed;\n"
+	  "                             VALUE is normalized as the field is (a string through its\n"
+	  "                             chain: os=iOS means os=ios); an int or long field takes a\n"
+	  "                             decimal integer, a boolean true or false\n" },
+	{ OPT_MIN_COUNT, "--min-count", SUB_BUILD | SUB_MERGE | SUB_REGEN,
+	  "      --min-count M          keep tokens seen at least M times (default 1)\n" },
+	{ OPT_TOP_K, "--top-k", SUB_BUILD | SUB_MERGE | SUB_REGEN,
+	  "      --top-k N              keep at most N tokens per field (default: all)\n" },
+	{ OPT_TASK, "--task", SUB_BUILD | SUB_MERGE | SUB_REGEN,
+	  "      --task NAME            model/task name, recorded in the manifest\n" },
+	{ OPT_MAX_MEMORY, "--max-memory", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_REGEN,
+	  "      --max-memory BYTES     memory for counting (suffix K, M, G); past it, counts spill\n"
+	  "                             to disk in sorted runs, merged at the end (output unchanged)\n" },
+	{ OPT_SPILL_DIR, "--spill-dir", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_REGEN,
+	  "      --spill-dir DIR        where spilled runs go (default $TMPDIR, else /tmp)\n" },
+	{ OPT_MIXED, "--allow-mixed-rules", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_REGEN,
+	  "      --allow-mixed-rules    accept inputs written with different rules\n" },
+	{ OPT_RULES, "--rules", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_LINT | SUB_REGEN,
+	  "      --rules FILE|NAME      rules (a file, or bidlog (default), openrtb) to lint against\n"
+	  "                             and normalize --where values with\n"
+	  "                             (default: the embedded rules)\n" },
+	{ OPT_FORCE, "--force", SUB_BUILD | SUB_MERGE | SUB_REGEN,
+	  "      --force                replace an existing DIR (build, merge); switch even when a\n"
+	  "                             guardrail refuses (regen)\n" },
+	{ OPT_JSON, "--json", SUB_DIFF,
+	  "      --json                 diff as JSON\n" },
+	{ OPT_ROOT, "--root", SUB_REGEN,
+	  "      --root ROOT            regen: versions go to ROOT/NAME/<UTC time>/, ROOT/NAME/current\n"
+	  "                             links the one in use\n" },
+	{ OPT_MAX_CHURN, "--max-churn", SUB_REGEN,
+	  "      --max-churn X          regen: refuse when more than this share of the old indices\n"
+	  "                             change token (default 0.2)\n" },
+	{ OPT_MAX_COV, "--max-coverage-drop", SUB_REGEN,
+	  "      --max-coverage-drop X  regen: refuse when a field's coverage drops more (default 0.05)\n" },
+	{ OPT_KEEP, "--keep", SUB_REGEN,
+	  "      --keep K               regen: versions kept (default 5)\n" },
+	{ OPT_PART, "--part", SUB_MERGE,
+	  "      --part                 merge: write the merged counts as a part, for a tree of merges\n" },
+	{ OPT_SOURCE_NAME, "--source-name", SUB_COUNT,
+	  "      --source-name NAME     count: record the one input as NAME (e.g. the URL it was\n"
+	  "                             fetched from) instead of its path\n" },
+	{ OPT_DIE_WITH_PARENT, "--die-with-parent", SUB_BUILD | SUB_COUNT | SUB_MERGE,
+	  "      --die-with-parent      be killed (SIGKILL) when the parent process dies (a lost\n"
+	  "                             cluster worker leaves no orphan)\n" },
+	{ 'q', "--quiet", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_LINT | SUB_DIFF | SUB_REGEN,
+	  "  -q, --quiet                no summary\n" },
+	{ 'h', "--help", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_LINT | SUB_DIFF | SUB_REGEN,
+	  "  -h, --help\n" },
 };
+
+/* Help for one subcommand (bit), or for all of them (bit 0). */
+static void print_help(FILE *out, int bit)
+{
+	int first = 1;
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		if (bit && subs[i].bit != bit)
+			continue;
+		fprintf(out, "%s bidnorm %s\n", first ? "usage:" : "      ", subs[i].synopsis);
+		first = 0;
+	}
+	fputc('\n', out);
+	for (size_t i = 0; bit && i < sizeof(subs) / sizeof(subs[0]); i++)
+		if (subs[i].bit == bit)
+			fprintf(out, "%s\n", subs[i].what);
+	if (!bit || bit & (SUB_BUILD | SUB_MERGE | SUB_REGEN))
+		fprintf(out, "%s\n", about);
+	for (size_t i = 0; i < sizeof(option_scope) / sizeof(option_scope[0]); i++)
+		if (!bit || option_scope[i].subs & bit)
+			fputs(option_scope[i].help, out);
+	fputc('\n', out);
+	fputs(exit_codes, out);
+}
 
 typedef struct args {
 	const char *sub;
@@ -177,7 +227,7 @@ static int parse_args(args *a, int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:f:w:qh", longopts, NULL)) != -1) {
 		if (c == 'h') {
-			fputs(usage, stdout);
+			print_help(stdout, a->subbit);
 			return -1;
 		}
 		for (size_t i = 0; i < sizeof(option_scope) / sizeof(option_scope[0]); i++) {
@@ -251,7 +301,7 @@ static int parse_args(args *a, int argc, char **argv)
 			}
 			break;
 		default:
-			fprintf(stderr, "Try 'bidnorm vocab --help'.\n");
+			fprintf(stderr, "Try 'bidnorm %s --help'.\n", a->cmd);
 			return BN_EXIT_USAGE;
 		}
 	}
@@ -378,18 +428,58 @@ static int run(args *a, int argc, char **argv)
 		return cli_usage_error(cmd, "regen needs --root ROOT and --task NAME");
 	if (ninputs == 0)
 		return cli_usage_error(cmd, "no input given: name %s", a->subbit == SUB_MERGE ? "PART files" : "Avro files");
-	if (a->subbit != SUB_COUNT && !a->part) {
-		exit_code = cli_load_rules(cmd, a->rules_path, &rules);
-		if (exit_code != BN_EXIT_OK)
-			return exit_code;
+	exit_code = cli_load_rules(cmd, a->rules_path, &rules);
+	if (exit_code != BN_EXIT_OK)
+		return exit_code;
+
+	/* Every check that needs no counts runs before any input is read. */
+	bn_vocab_write_options wo;
+	bn_vocab_regen_options ro;
+	bn_vocab_write_options_init(&wo);
+	wo.min_count = a->min_count ? a->min_count : 1;
+	wo.top_k = a->top_k;
+	wo.task = a->task;
+	wo.rules = rules;
+	wo.force = a->force;
+	bn_vocab_regen_options_init(&ro);
+	ro.root = a->root;
+	ro.task = a->task;
+	ro.write = wo;
+	ro.write.task = NULL;
+	ro.write.force = 0;
+	if (!isnan(a->max_churn))
+		ro.max_churn = a->max_churn;
+	if (!isnan(a->max_cov))
+		ro.max_coverage_drop = a->max_cov;
+	if (a->keep)
+		ro.keep = (unsigned)a->keep;
+	ro.force = a->force;
+	rc = BN_OK;
+	if ((a->subbit & (SUB_BUILD | SUB_MERGE)) && !a->part)
+		rc = bn_vocab_write_check(a->output, &wo, &err);
+	else if (a->subbit == SUB_REGEN)
+		rc = bn_vocab_regen_check(&ro, &err);
+	if (rc < 0) {
+		exit_code = fail(cmd, &err, rc);
+		goto cleanup;
 	}
 
 	rc = bn_vocab_counter_new(&c, a->fields, a->nfields, a->where, a->nwhere, (size_t)a->max_memory, a->mixed, &err);
 	if (rc == BN_OK && (a->max_memory || a->spill_dir))
 		rc = bn_vocab_counter_spill_to(c, a->spill_dir, &err);
+	/* Filters mean what the user meant (os=iOS is os=ios in the Avro), and a value no row can hold is refused. */
+	if (rc == BN_OK)
+		rc = bn_vocab_counter_resolve_where(c, rules, &err);
 	if (rc < 0) {
-		exit_code = a->subbit == SUB_BUILD || rc != BN_EUSAGE ? fail(cmd, &err, rc) : cli_usage_error(cmd, "%s", err.message);
+		exit_code = rc == BN_EUSAGE ? cli_usage_error(cmd, "%s", err.message) : fail(cmd, &err, rc);
 		goto cleanup;
+	}
+	for (size_t i = 0; !a->quiet && i < bn_vocab_counter_where_count(c); i++) {
+		const char *text = bn_vocab_counter_where_text(c, i), *value = bn_vocab_counter_where_value(c, i);
+		const char *given = value ? strchr(text, '=') + 1 : NULL;
+		if (value && strcmp(given, value) != 0)
+			fprintf(stderr, "bidnorm %s: note: --where '%s' compares with '%s', the value normalized as the field is\n",
+				cmd, text, value);
 	}
 	for (size_t i = 0; i < ninputs; i++) {
 		rc = a->subbit == SUB_MERGE ? bn_vocab_counter_merge_part(c, inputs[i], &err)
@@ -410,21 +500,7 @@ static int run(args *a, int argc, char **argv)
 	}
 
 	if (a->subbit == SUB_REGEN) {
-		bn_vocab_regen_options ro;
 		bn_vocab_regen_result res;
-		bn_vocab_regen_options_init(&ro);
-		ro.root = a->root;
-		ro.task = a->task;
-		ro.write.rules = rules;
-		ro.write.min_count = a->min_count ? a->min_count : 1;
-		ro.write.top_k = a->top_k;
-		if (!isnan(a->max_churn))
-			ro.max_churn = a->max_churn;
-		if (!isnan(a->max_cov))
-			ro.max_coverage_drop = a->max_cov;
-		if (a->keep)
-			ro.keep = (unsigned)a->keep;
-		ro.force = a->force;
 		rc = bn_vocab_regen(&res, c, &ro, print_bad_token, stderr, &err);
 		if (rc < 0) {
 			exit_code = fail(cmd, &err, rc);
@@ -453,14 +529,7 @@ static int run(args *a, int argc, char **argv)
 		goto cleanup;
 	}
 
-	bn_vocab_write_options wo;
 	bn_vocab_write_result wr;
-	bn_vocab_write_options_init(&wo);
-	wo.min_count = a->min_count ? a->min_count : 1;
-	wo.top_k = a->top_k;
-	wo.task = a->task;
-	wo.rules = rules;
-	wo.force = a->force;
 	rc = bn_vocab_write(&wr, c, a->output, &wo, print_bad_token, stderr, &err);
 	if (rc < 0) {
 		exit_code = fail(cmd, &err, rc);
@@ -480,20 +549,13 @@ cleanup:
 
 int cmd_vocab(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		int bit;
-	} subs[] = {
-		{ "build", SUB_BUILD }, { "count", SUB_COUNT }, { "merge", SUB_MERGE },
-		{ "lint", SUB_LINT }, { "diff", SUB_DIFF }, { "regen", SUB_REGEN },
-	};
 	args a;
 	int exit_code;
 
 	memset(&a, 0, sizeof(a));
 	a.parent = getppid();
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fputs(usage, argc < 2 ? stderr : stdout);
+		print_help(argc < 2 ? stderr : stdout, 0);
 		return argc < 2 ? BN_EXIT_USAGE : BN_EXIT_OK;
 	}
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {

@@ -1,6 +1,8 @@
 /* cmd_watch.c - `bidnorm watch`: options, signals and log lines around bn_watch_run, the long-running file watcher. */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,7 +28,7 @@ static const char usage[] =
 	"      --delete                ... or delete them\n"
 	"      --quarantine DIR        bad files and NAME.error.json (default INBOX/.quarantine)\n"
 	"      --state DIR             the journal (default OUTBOX/.bidnorm-watch)\n"
-	"      --rules FILE            rule file (default: the embedded rules); SIGHUP reloads it\n"
+	"      --rules FILE|NAME       rule file, or bidlog (default), openrtb; SIGHUP reloads it\n"
 	"      --include GLOB          take only names matching GLOB (repeatable; default\n"
 	"                              *.jsonl *.jsonl.zst *.json *.zst)\n"
 	"      --workers N             files processed in parallel (default 1)\n"
@@ -34,6 +36,11 @@ static const char usage[] =
 	"      --codec NAME            zstandard (default), deflate, snappy or null\n"
 	"      --level N               codec level\n"
 	"      --max-reject-rate R     quarantine a file rejecting more than this share (default 0.01)\n"
+	"      --reject-raw full|none|truncate:BYTES\n"
+	"                              what reject lines keep of the line (default full)\n"
+	"      --allow-owner USER|UID  read only files owned by USER (repeatable) ...\n"
+	"      --allow-group GROUP|GID ... or with group GROUP (repeatable); other files\n"
+	"                              are quarantined unread\n"
 	"      --settle SECONDS        unchanged time before a closed file is taken (default 5)\n"
 	"      --rescan SECONDS        safety-net rescan of the inbox (default 30)\n"
 	"      --stop-timeout SECONDS  on SIGTERM, running files get this long, then stay in\n"
@@ -43,9 +50,11 @@ static const char usage[] =
 	"      --once                  process the files present at start, then exit\n"
 	"  -h, --help\n"
 	"\n"
+	"Symbolic links, FIFOs and other entries that are not regular files are never\n"
+	"read: they are quarantined. Outputs are never more readable than their input.\n"
 	"Signals: SIGTERM/SIGINT stop (exit 0), SIGHUP reloads the rules.\n"
-	"Exit codes: 0 ok, 2 usage, 4 rule file invalid, 5 inbox unreadable or (--once) files\n"
-	"left in the inbox after output errors.\n";
+	"Exit codes: 0 ok, 2 usage, 4 rule file invalid, 5 rule file or inbox unreadable, or (--once)\n"
+	"files left in the inbox after output errors.\n";
 
 /* The wake-up pipe of the running watcher, for the signal handlers (the only state they touch). */
 static volatile sig_atomic_t wake_fd = -1;
@@ -183,6 +192,35 @@ static void on_log(void *ctx, const bn_watch_event *ev)
 	fputs(line, stderr);
 }
 
+/* A user name or number (getpwnam), into *out. */
+static int parse_user(const char *s, uid_t *out)
+{
+	unsigned long long u;
+	struct passwd *pw = getpwnam(s);
+	if (pw) {
+		*out = pw->pw_uid;
+		return 0;
+	}
+	if (cli_parse_uint(s, (uid_t)-1 - 1, &u) < 0)
+		return -1;
+	*out = (uid_t)u;
+	return 0;
+}
+
+static int parse_group(const char *s, gid_t *out)
+{
+	unsigned long long u;
+	struct group *gr = getgrnam(s);
+	if (gr) {
+		*out = gr->gr_gid;
+		return 0;
+	}
+	if (cli_parse_uint(s, (gid_t)-1 - 1, &u) < 0)
+		return -1;
+	*out = (gid_t)u;
+	return 0;
+}
+
 static int parse_seconds(const char *cmd, const char *name, const char *s, double min, double *out)
 {
 	if (cli_parse_double(s, out) < 0 || *out < min || *out > 86400)
@@ -193,7 +231,8 @@ static int parse_seconds(const char *cmd, const char *name, const char *s, doubl
 int cmd_watch(int argc, char **argv)
 {
 	enum { O_INBOX = 256, O_OUTBOX, O_DONE, O_DELETE, O_QUAR, O_STATE, O_RULES, O_INCLUDE, O_WORKERS,
-	       O_THREADS, O_CODEC, O_LEVEL, O_MAXREJ, O_SETTLE, O_RESCAN, O_STOPTO, O_METRICS, O_LOGFMT, O_ONCE };
+	       O_THREADS, O_CODEC, O_LEVEL, O_MAXREJ, O_SETTLE, O_RESCAN, O_STOPTO, O_METRICS, O_LOGFMT, O_ONCE,
+	       O_REJRAW, O_OWNER, O_GROUP };
 	static const struct option longopts[] = {
 		{ "inbox", required_argument, NULL, O_INBOX },
 		{ "outbox", required_argument, NULL, O_OUTBOX },
@@ -214,12 +253,18 @@ int cmd_watch(int argc, char **argv)
 		{ "metrics", required_argument, NULL, O_METRICS },
 		{ "log-format", required_argument, NULL, O_LOGFMT },
 		{ "once", no_argument, NULL, O_ONCE },
+		{ "reject-raw", required_argument, NULL, O_REJRAW },
+		{ "allow-owner", required_argument, NULL, O_OWNER },
+		{ "allow-group", required_argument, NULL, O_GROUP },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cmd = "watch";
 	const char **include = NULL;
 	size_t ninclude = 0;
+	uid_t *uids = NULL;
+	gid_t *gids = NULL;
+	size_t nuids = 0, ngids = 0;
 	bn_watch_options opt;
 	bn_watch *w = NULL;
 	bn_error err;
@@ -231,9 +276,12 @@ int cmd_watch(int argc, char **argv)
 	bn_watch_options_init(&opt);
 	bn_error_clear(&err);
 	include = calloc((size_t)argc + 1, sizeof(*include));
-	if (!include) {
+	uids = calloc((size_t)argc + 1, sizeof(*uids));
+	gids = calloc((size_t)argc + 1, sizeof(*gids));
+	if (!include || !uids || !gids) {
 		fprintf(stderr, "bidnorm watch: out of memory\n");
-		return BN_EXIT_FAILURE;
+		exit_code = BN_EXIT_FAILURE;
+		goto cleanup;
 	}
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -297,6 +345,28 @@ int cmd_watch(int argc, char **argv)
 			if ((exit_code = parse_seconds(cmd, "stop-timeout", optarg, 0, &opt.stop_timeout_seconds)) != 0)
 				goto cleanup;
 			break;
+		case O_REJRAW:
+			if (bn_reject_raw_parse(&opt.reject_raw, &opt.reject_raw_bytes, optarg, &err) < 0) {
+				exit_code = cli_usage_error(cmd, "--reject-raw %s", err.message);
+				goto cleanup;
+			}
+			break;
+		case O_OWNER:
+			if (parse_user(optarg, &uids[nuids]) < 0) {
+				exit_code = cli_usage_error(cmd, "--allow-owner: no user '%s' (give a user name or number)",
+							    optarg);
+				goto cleanup;
+			}
+			nuids++;
+			break;
+		case O_GROUP:
+			if (parse_group(optarg, &gids[ngids]) < 0) {
+				exit_code = cli_usage_error(cmd, "--allow-group: no group '%s' (give a group name or number)",
+							    optarg);
+				goto cleanup;
+			}
+			ngids++;
+			break;
 		case O_LOGFMT:
 			if (strcmp(optarg, "json") == 0) {
 				lg.json = 1;
@@ -321,6 +391,10 @@ int cmd_watch(int argc, char **argv)
 	}
 	opt.include = ninclude ? include : NULL;
 	opt.ninclude = ninclude;
+	opt.allow_uids = uids;
+	opt.nallow_uids = nuids;
+	opt.allow_gids = gids;
+	opt.nallow_gids = ngids;
 	opt.log = on_log;
 	opt.log_ctx = &lg;
 
@@ -334,9 +408,6 @@ int cmd_watch(int argc, char **argv)
 		} else {
 			cli_print_error(cmd, &err);
 			exit_code = cli_exit_code(rc);
-			/* An unreadable rule file is a rule-file problem, as for the other commands. */
-			if (rc == BN_EIO && opt.rules_path && strcmp(err.source, opt.rules_path) == 0)
-				exit_code = BN_EXIT_RULES;
 		}
 		goto cleanup;
 	}
@@ -364,5 +435,7 @@ int cmd_watch(int argc, char **argv)
 cleanup:
 	bn_watch_free(w);
 	free(include);
+	free(uids);
+	free(gids);
 	return exit_code;
 }

@@ -22,7 +22,8 @@ static const char usage[] =
 	"  version     print the version\n"
 	"\n"
 	"'bidnorm COMMAND --help' describes a command. Exit codes: 0 ok, 1 other failure,\n"
-	"2 usage, 3 reject rate exceeded, 4 rule file invalid, 5 input or output error.\n";
+	"2 usage, 3 a guardrail withheld the output, 4 rule file invalid, 5 input or output\n"
+	"error.\n";
 
 int main(int argc, char **argv)
 {

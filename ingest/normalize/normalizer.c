@@ -1,4 +1,5 @@
 /* normalizer.c - the per-thread normalizer handle: the path plan built from the rules, scratch state, single-value normalization. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -6,13 +7,16 @@
 #include "record/json.h"
 #include "source/utf8_repair.h"
 
-/* Find or add the child of parent named name[0..len). Returns its index, or -1 when out of memory. */
-static int32_t plan_child(bn_normalizer *n, int32_t parent, const char *name, size_t len, size_t *cap)
+/* Find or add the child of parent for path step st. Returns its index, or -1 when out of memory. */
+static int32_t plan_child(bn_normalizer *n, int32_t parent, const bn_path_step *st, size_t *cap)
 {
 	int32_t c = n->nodes[parent].first_child;
-	for (; c >= 0; c = n->nodes[c].next_sibling)
-		if (n->nodes[c].len == len && memcmp(n->nodes[c].name, name, len) == 0)
+	for (; c >= 0; c = n->nodes[c].next_sibling) {
+		const bn_plan_node *x = &n->nodes[c];
+		if (x->kind == st->kind && (st->kind != BN_PATH_KEY || (x->len == st->len && !memcmp(x->name, st->name, st->len))) &&
+		    (st->kind != BN_PATH_INDEX || x->index == st->index))
 			return c;
+	}
 	if (n->nnodes == *cap) {
 		size_t ncap = *cap * 2;
 		bn_plan_node *p = realloc(n->nodes, ncap * sizeof(*p));
@@ -22,8 +26,14 @@ static int32_t plan_child(bn_normalizer *n, int32_t parent, const char *name, si
 		*cap = ncap;
 	}
 	c = (int32_t)n->nnodes++;
-	n->nodes[c] = (bn_plan_node){ .name = name, .len = len, .parent = parent, .first_child = -1,
-				      .next_sibling = -1, .slot = -1 };
+	n->nodes[c] = (bn_plan_node){ .name = st->kind == BN_PATH_KEY ? st->name : "", .len = st->len,
+				      .index = st->index, .kind = (uint8_t)st->kind,
+				      .multi = n->nodes[parent].multi || st->kind == BN_PATH_ALL,
+				      .parent = parent, .first_child = -1, .next_sibling = -1, .slot = -1 };
+	if (st->kind == BN_PATH_KEY)
+		n->nodes[parent].has_keys = 1;
+	else
+		n->nodes[parent].has_elems = 1;
 	/* Append, so members are tried in rule-file order. */
 	if (n->nodes[parent].first_child < 0) {
 		n->nodes[parent].first_child = c;
@@ -36,12 +46,18 @@ static int32_t plan_child(bn_normalizer *n, int32_t parent, const char *name, si
 	return c;
 }
 
-/* Add a path to the plan; *slot_out gets its slot, *node_out its node. */
-static int plan_add(bn_normalizer *n, const bn_path *path, size_t *cap, int32_t *slot_out, int32_t *node_out)
+/*
+ * Add a path to the plan (only those of the pass: line paths first, then row
+ * paths, so that row slots form the tail); *slot_out gets its slot, *node_out its node.
+ */
+static int plan_add(bn_normalizer *n, const bn_path *path, int row_pass, size_t *cap, int32_t *slot_out,
+		    int32_t *node_out)
 {
-	int32_t node = 0;
-	for (size_t i = 0; i < path->nparts; i++) {
-		node = plan_child(n, node, path->parts[i], strlen(path->parts[i]), cap);
+	int32_t node = path->row ? ROW_ROOT : 0;
+	if (path->row != row_pass)
+		return BN_OK;
+	for (size_t i = path->row; i < path->nsteps; i++) {
+		node = plan_child(n, node, &path->steps[i], cap);
 		if (node < 0)
 			return BN_ENOMEM;
 	}
@@ -56,27 +72,58 @@ static int plan_add(bn_normalizer *n, const bn_path *path, size_t *cap, int32_t 
 static int plan_build(bn_normalizer *n)
 {
 	const bn_rules *r = n->rules;
-	size_t cap = 16;
+	size_t cap = 16, nsrc = 0;
+	for (size_t f = 0; f < r->nfields; f++)
+		nsrc += 1 + r->fields[f].nalt;
 	n->nodes = malloc(cap * sizeof(*n->nodes));
 	n->field_slot = malloc((r->nfields + 1) * sizeof(int32_t));
 	n->den_slot = malloc((r->nfields + 1) * sizeof(int32_t));
 	n->field_node = malloc((r->nfields + 1) * sizeof(int32_t));
-	if (!n->nodes || !n->field_slot || !n->den_slot || !n->field_node)
+	n->src_first = malloc((r->nfields + 1) * sizeof(int32_t));
+	n->src_count = malloc((r->nfields + 1) * sizeof(int32_t));
+	n->src_slot = malloc((nsrc + 1) * sizeof(int32_t));
+	if (!n->nodes || !n->field_slot || !n->den_slot || !n->field_node || !n->src_first || !n->src_count ||
+	    !n->src_slot)
 		return BN_ENOMEM;
-	n->nodes[0] = (bn_plan_node){ .name = "", .len = 0, .parent = -1, .first_child = -1,
-				      .next_sibling = -1, .slot = -1 };
-	n->nnodes = 1;
-	for (size_t f = 0; f < r->nfields; f++) {
-		const bn_field *fd = &r->fields[f];
-		const bn_path *src = fd->is_ratio ? &fd->numerator : &fd->source;
-		n->den_slot[f] = -1;
-		if (plan_add(n, src, &cap, &n->field_slot[f], &n->field_node[f]) < 0)
+	for (int32_t i = 0; i < 2; i++)
+		n->nodes[i] = (bn_plan_node){ .name = "", .len = 0, .parent = -1, .first_child = -1,
+					      .next_sibling = -1, .slot = -1 };
+	n->nnodes = 2;
+	n->rows_slot = -1;
+	for (int pass = 0; pass < 2; pass++) {
+		size_t k = 0;
+		if (pass == 1) {
+			n->row_slot_first = n->nslots;
+		} else if (r->rows.nsteps && plan_add(n, &r->rows, 0, &cap, &n->rows_slot, NULL) < 0) {
 			return BN_ENOMEM;
-		if (fd->is_ratio && plan_add(n, &fd->denominator, &cap, &n->den_slot[f], NULL) < 0)
-			return BN_ENOMEM;
+		}
+		for (size_t f = 0; f < r->nfields; f++) {
+			const bn_field *fd = &r->fields[f];
+			const bn_path *src = fd->is_ratio ? &fd->numerator : &fd->source;
+			if (pass == 0) {
+				n->den_slot[f] = -1;
+				n->field_slot[f] = -1;
+				n->field_node[f] = 0;
+				n->src_first[f] = (int32_t)k;
+				n->src_count[f] = fd->is_ratio || fd->row_index ? 0 : (int32_t)(1 + fd->nalt);
+			}
+			if (src->nsteps && plan_add(n, src, pass, &cap, &n->field_slot[f], &n->field_node[f]) < 0)
+				return BN_ENOMEM;
+			if (fd->is_ratio && plan_add(n, &fd->denominator, pass, &cap, &n->den_slot[f], NULL) < 0)
+				return BN_ENOMEM;
+			for (int32_t j = 0; j < n->src_count[f]; j++) {
+				const bn_path *p = j ? &fd->alt[j - 1] : &fd->source;
+				if (plan_add(n, p, pass, &cap, &n->src_slot[k + (size_t)j], NULL) < 0)
+					return BN_ENOMEM;
+			}
+			k += (size_t)n->src_count[f];
+		}
 	}
 	n->slots = calloc(n->nslots + 1, sizeof(uint32_t));
-	return n->slots ? BN_OK : BN_ENOMEM;
+	n->lists = calloc(n->nslots + 1, sizeof(*n->lists));
+	n->node_obj = calloc(n->nnodes, sizeof(uint32_t));
+	n->node_val = calloc(n->nnodes, sizeof(uint32_t));
+	return n->slots && n->lists && n->node_obj && n->node_val ? BN_OK : BN_ENOMEM;
 }
 
 int bn_normalizer_new(bn_normalizer **out, const bn_rules *rules, bn_error *err)
@@ -134,6 +181,16 @@ void bn_normalizer_free(bn_normalizer *n)
 	bn_chain_scratch_free(n->chain);
 	free(n->nodes);
 	free(n->slots);
+	if (n->lists)
+		for (size_t i = 0; i < n->nslots; i++)
+			free(n->lists[i].v);
+	free(n->lists);
+	free(n->node_obj);
+	free(n->node_val);
+	free(n->src_first);
+	free(n->src_count);
+	free(n->src_slot);
+	free(n->row_toks.v);
 	free(n->field_slot);
 	free(n->den_slot);
 	free(n->field_node);
@@ -153,6 +210,7 @@ void bn_normalizer_free(bn_normalizer *n)
 	pcre2_match_data_free(n->match);
 	pcre2_match_context_free(n->match_ctx);
 	free(n->value_out);
+	bn_buf_free(&n->out_json);
 	free(n);
 }
 
@@ -161,12 +219,24 @@ void bn_plan_node_path(const bn_normalizer *n, int32_t node, bn_buf *out)
 	int32_t chain[64];
 	int depth = 0;
 	bn_buf_reset(out);
-	for (; node > 0 && depth < 64; node = n->nodes[node].parent)
+	for (; node > ROW_ROOT && depth < 64; node = n->nodes[node].parent)
 		chain[depth++] = node;
+	if (node == ROW_ROOT && n->rules->rows.text) {
+		bn_buf_append(out, n->rules->rows.text, strlen(n->rules->rows.text));
+		bn_buf_append(out, "[]", 2);
+	}
 	while (depth-- > 0) {
-		if (out->size)
-			bn_buf_putc(out, '.');
-		bn_buf_append(out, n->nodes[chain[depth]].name, n->nodes[chain[depth]].len);
+		const bn_plan_node *x = &n->nodes[chain[depth]];
+		char ix[16];
+		if (x->kind == BN_PATH_KEY) {
+			if (out->size)
+				bn_buf_putc(out, '.');
+			bn_buf_append(out, x->name, x->len);
+		} else if (x->kind == BN_PATH_ALL) {
+			bn_buf_append(out, "[*]", 3);
+		} else {
+			bn_buf_append(out, ix, (size_t)snprintf(ix, sizeof(ix), "[%u]", x->index));
+		}
 	}
 }
 

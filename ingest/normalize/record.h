@@ -9,6 +9,7 @@
 #include "bidnorm/normalize.h"
 #include "normalize/cache.h"
 #include "normalize/chain.h"
+#include "record/json.h"
 #include "rules/compiled.h"
 #include "util/arena.h"
 #include "util/buf.h"
@@ -45,6 +46,7 @@ typedef struct bn_field_stats {
 	uint64_t nulls;          /* written as null (optional scalars) */
 	uint64_t coerced;        /* converted from another JSON type (e.g. "0.35" -> 0.35) */
 	uint64_t failures;       /* value could not be coerced (-> null, default, dropped or reject) */
+	uint64_t out_of_range;   /* of those, values outside the field's range */
 	uint64_t defaulted;      /* the default value (or ratio invalid value) was used */
 	uint64_t items_in;       /* array/map: elements seen */
 	uint64_t items_dropped;  /* array/map: elements dropped (null, invalid, duplicate) */
@@ -63,15 +65,34 @@ typedef struct bn_invalid_seen {
 	size_t key_len;
 } bn_invalid_seen;
 
-/* Node of the path trie built from every source path the rules read. */
+/*
+ * Node of the path trie built from every source path the rules read. Node 0
+ * is the line's object, node 1 the current row's element (rules with rows).
+ * A child is an object member (KEY), one array element (INDEX) or every
+ * element (ALL).
+ */
 typedef struct bn_plan_node {
-	const char *name;
+	const char *name;       /* KEY */
 	size_t len;
+	uint32_t index;         /* INDEX */
+	uint8_t kind;           /* bn_path_kind: KEY, INDEX or ALL */
+	uint8_t multi;          /* below an ALL node: its slot is a list of matches */
+	uint8_t has_keys;       /* some child is a KEY: look into objects */
+	uint8_t has_elems;      /* some child is an INDEX or ALL: look into arrays */
 	int32_t parent;
 	int32_t first_child;
 	int32_t next_sibling;
 	int32_t slot;           /* index into the slot array when a path ends here, else -1 */
 } bn_plan_node;
+
+/* The plan node a row path starts from (node 0 is the line's object). */
+#define ROW_ROOT 1
+
+/* The matches of a wildcard path, as token indexes, in document order. */
+typedef struct bn_toklist {
+	uint32_t *v;
+	size_t n, cap;
+} bn_toklist;
 
 struct bn_normalizer {
 	const bn_rules *rules;
@@ -80,11 +101,25 @@ struct bn_normalizer {
 	bn_plan_node *nodes;
 	size_t nnodes;
 	uint32_t *slots;         /* per slot: token index + 1 of the value found, 0 = absent */
+	bn_toklist *lists;       /* per slot: the matches of a wildcard path (multi nodes only) */
 	size_t nslots;
+	size_t row_slot_first;   /* slots from here on belong to row paths: cleared for every row */
+	uint32_t *node_obj;      /* per node: 1 + token of the object it was last matched in (duplicate keys) */
+	uint32_t *node_val;      /* per node: token of the value it last matched */
+	int32_t rows_slot;       /* slot of the rows array, or -1 */
+	int32_t *src_first;      /* per field: its sources' slots are src_slot[src_first[f] ..] */
+	int32_t *src_count;
+	int32_t *src_slot;
 	int32_t *field_slot;     /* per field: slot of source (or numerator for ratios) */
 	int32_t *den_slot;       /* per field: slot of the ratio denominator, or -1 */
 	int32_t *field_node;     /* per field: plan node of the source path (for map keys) */
 	bn_record rec;
+	/* the line being normalized (bn_normalize_parse), which its rows read */
+	const char *line;
+	const bn_json_token *toks;
+	bn_toklist row_toks;     /* token of each row element */
+	size_t row;              /* the current row */
+	int oom;                 /* a wildcard list could not grow during the walk */
 	bn_buf tmp;              /* small scratch: key unescaping, number text */
 	bn_field_stats *stats;   /* per field */
 	bn_invalid_seen *seen;   /* open-addressing table of keys checked against serving_invalid */
@@ -96,15 +131,27 @@ struct bn_normalizer {
 	uint64_t *cache_hits;    /* per field: cache hits */
 	pcre2_match_data *match; /* for serving_invalid key patterns */
 	pcre2_match_context *match_ctx;
+	bn_buf out_json;         /* bn_normalize_json_value result */
 	char *value_out;         /* bn_normalize_value result copy */
 	size_t value_out_cap;
 };
 
 /*
- * Normalize one JSON line into n->rec. Returns BN_OK, BN_EREJECT (err has
- * reason, field, column and message; line/source are the caller's to set),
+ * Parse one JSON line and find the values the rules read; *nrows = the number
+ * of records it makes (1 for rules without 'rows'). The line must stay valid
+ * while its rows are normalized. Returns BN_OK, BN_EREJECT for the whole line
+ * (err has reason, column and message; line/source are the caller's to set),
  * or BN_ENOMEM.
  */
+int bn_normalize_parse(bn_normalizer *n, const char *line, size_t size, size_t *nrows, bn_error *err);
+
+/*
+ * Normalize row `row` (< *nrows) of the line last parsed into n->rec.
+ * Returns BN_OK, BN_EREJECT (err has reason, field and message) or BN_ENOMEM.
+ */
+int bn_normalize_row(bn_normalizer *n, size_t row, bn_error *err);
+
+/* bn_normalize_parse, then bn_normalize_row(0): the one record of rules without 'rows'. */
 int bn_normalize_line(bn_normalizer *n, const char *line, size_t size, bn_error *err);
 
 /* Make room for one more element in rec->items and rec->keys. BN_OK or BN_ENOMEM. */

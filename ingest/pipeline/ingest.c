@@ -1,10 +1,12 @@
 /* ingest.c - the batch step: sources -> normalizer -> Avro blocks, rejects and stats, published atomically. */
 #include "bidnorm/bidnorm.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,7 +59,8 @@ typedef struct batch {
 	size_t nlines, cap_lines;
 	bn_buf block;            /* encoded records, then reused */
 	bn_buf packed;           /* the compressed block */
-	uint64_t written;
+	uint64_t written;        /* records (rows) encoded into the block */
+	uint64_t accepted;       /* lines that made them */
 	bn_buf reject_lines;     /* formatted reject file lines */
 	bn_error *rejects;       /* why each rejected record was rejected, in order */
 	size_t nrejects, cap_rejects;
@@ -90,6 +93,8 @@ typedef struct run {
 	bn_rejects rejects;
 	size_t batch_bytes;
 	bn_run_stats stats;
+	bn_outmode mode;         /* what the inputs allow the outputs to be readable by */
+	char reject_raw[32];     /* the reject raw policy as text, for the stats file */
 	double started, last_progress;
 	char error_text[1024];
 } run;
@@ -105,6 +110,7 @@ static void process_batch(worker *w, batch *b)
 	bn_buf_reset(&b->block);
 	bn_buf_reset(&b->reject_lines);
 	b->written = 0;
+	b->accepted = 0;
 	b->nrejects = 0;
 	b->status = BN_OK;
 	for (size_t i = 0; i < b->nlines && rc == BN_OK; i++) {
@@ -117,16 +123,19 @@ static void process_batch(worker *w, batch *b)
 				     (unsigned long long)m->raw_size, bn_rules_max_line_bytes(r->opt->rules));
 			rc = BN_EREJECT;
 		} else {
-			rc = bn_normalize_line(w->norm, data, m->size, &why);
+			/* A line is written whole or rejected whole: one bad row rejects the line and its rows. */
+			size_t nrows = 0, before = b->block.size;
+			rc = bn_normalize_parse(w->norm, data, m->size, &nrows, &why);
+			for (size_t row = 0; row < nrows && rc == BN_OK; row++) {
+				rc = bn_normalize_row(w->norm, row, &why);
+				if (rc == BN_OK && bn_record_encode(w->norm, &b->block) < 0)
+					rc = bn_error_set(&why, BN_ENOMEM, "out of memory encoding a record");
+			}
 			if (rc == BN_OK) {
-				size_t before = b->block.size;
-				rc = bn_record_encode(w->norm, &b->block);
-				if (rc < 0) {
-					b->block.size = before;
-					bn_error_set(&why, BN_ENOMEM, "out of memory encoding a record");
-				} else {
-					b->written++;
-				}
+				b->accepted++;
+				b->written += nrows;
+			} else {
+				b->block.size = before;
 			}
 		}
 		if (rc == BN_EREJECT) {
@@ -135,6 +144,7 @@ static void process_batch(worker *w, batch *b)
 			if (why.reason <= BN_REJECT_NONE || why.reason >= BN_REJECT_REASON_COUNT)
 				why.reason = BN_REJECT_INVALID_VALUE;
 			bn_error_locate(&why, source, m->number, why.column);
+			bn_rejects_redact(&why, r->opt->reject_raw);
 			if (b->nrejects == b->cap_rejects) {
 				size_t cap = b->cap_rejects ? b->cap_rejects * 2 : 16;
 				bn_error *p = realloc(b->rejects, cap * sizeof(*p));
@@ -146,7 +156,8 @@ static void process_batch(worker *w, batch *b)
 				b->cap_rejects = cap;
 			}
 			b->rejects[b->nrejects++] = why;
-			rc = bn_rejects_format(&b->reject_lines, source, &line, &why);
+			rc = bn_rejects_format(&b->reject_lines, source, &line, &why, r->opt->reject_raw,
+					       r->opt->reject_raw_bytes);
 			if (rc < 0)
 				bn_error_set(&why, BN_ENOMEM, "out of memory");
 		}
@@ -241,9 +252,11 @@ static int open_outputs(run *r, bn_error *err)
 	rc = bn_outfile_open(&r->avro, opt->output, err);
 	if (rc < 0)
 		goto cleanup;
+	r->avro.limit = &r->mode;
 	rc = bn_rejects_open(&r->rejects, opt->rejects_path, err);
 	if (rc < 0)
 		goto cleanup;
+	r->rejects.out.limit = &r->mode;
 	rc = bn_avro_writer_new(&r->writer, r->avro.fd, opt->output, bn_rules_schema_json(opt->rules), opt->codec,
 				meta, sizeof(meta) / sizeof(meta[0]), err);
 cleanup:
@@ -344,10 +357,12 @@ static int drain_one(run *r, int wait, bn_error *err)
 		rc = bn_rejects_write_formatted(&r->rejects, b->reject_lines.data, b->reject_lines.size, err);
 	if (rc == BN_OK) {
 		in->read += b->nlines;
-		in->written += b->written;
+		in->written += b->accepted;
+		in->rows += b->written;
 		in->rejected += b->nrejects;
 		r->stats.read += b->nlines;
-		r->stats.written += b->written;
+		r->stats.written += b->accepted;
+		r->stats.rows += b->written;
 		r->stats.rejected += b->nrejects;
 		for (size_t i = 0; i < b->nrejects; i++) {
 			in->by_reason[b->rejects[i].reason]++;
@@ -408,6 +423,30 @@ static void name_input_error(const run *r, const char *path, const char *name, b
 		bn_error_locate(err, name, err->line, err->column);
 }
 
+/*
+ * Open input i: the caller's descriptor, or the file (opened here, so the
+ * mode that limits the outputs is the one of the file that is read). *own_fd
+ * is the descriptor to close after the source, or -1.
+ */
+static int open_input(run *r, bn_source **src, const bn_source_options *so, size_t i, const char *path,
+		      int *own_fd, bn_error *err)
+{
+	struct stat st;
+	int fd = r->opt->input_fds ? r->opt->input_fds[i] : -1;
+
+	*own_fd = -1;
+	if (fd < 0 && strcmp(path, "-") != 0) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		*own_fd = fd;
+	}
+	/* Standard input (its mode restricts nothing), or a file that cannot be opened: the source says why. */
+	if (fd < 0)
+		return bn_source_open_file(src, path, so, err);
+	if (fstat(fd, &st) == 0)
+		bn_outmode_add(&r->mode, &st);
+	return bn_source_open_fd(src, fd, r->stats.inputs[i].name, so, err);
+}
+
 /* Read one input to its end in batches; every line is written or rejected. */
 static int ingest_input(run *r, const char *path, size_t input, bn_error *err)
 {
@@ -415,12 +454,14 @@ static int ingest_input(run *r, const char *path, size_t input, bn_error *err)
 	bn_source *src = NULL;
 	bn_source_options so = { .max_line_bytes = bn_rules_max_line_bytes(r->opt->rules) };
 	bn_line line;
-	int rc, more = 1;
+	int rc, more = 1, own_fd;
 
 	in->name = input_name(r->opt, path);
-	rc = bn_source_open_file(&src, path, &so, err);
+	rc = open_input(r, &src, &so, input, path, &own_fd, err);
 	if (rc < 0) {
 		name_input_error(r, path, in->name, err);
+		if (own_fd >= 0)
+			close(own_fd);
 		return rc;
 	}
 	while (more) {
@@ -465,6 +506,8 @@ done:
 	if (rc < 0)
 		name_input_error(r, path, in->name, err);
 	bn_source_free(src);
+	if (own_fd >= 0)
+		close(own_fd);
 	return rc < 0 ? rc : BN_OK;
 }
 
@@ -503,6 +546,7 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	size_t ninputs;
 	bn_normalizer **norms = NULL;
 	size_t nnorms = 0;
+	int output_published = 0, rejects_published = 0, stats_published = 0;
 
 	memset(&r, 0, sizeof(r));
 	r.avro.fd = -1;
@@ -516,6 +560,12 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 		return bn_error_set(err, BN_EUSAGE, "threads must be between 1 and 256");
 	if (opt->source_name && opt->ninputs > 1)
 		return bn_error_set(err, BN_EUSAGE, "a source name names one input; %zu given", opt->ninputs);
+	if (opt->reject_raw < BN_REJECT_RAW_FULL || opt->reject_raw > BN_REJECT_RAW_NONE)
+		return bn_error_set(err, BN_EUSAGE, "reject_raw must be a bn_reject_raw");
+	/* Every option is checked before anything is read or written: a usage error leaves no file behind. */
+	rc = bn_codec_check_level(opt->codec, opt->codec_level, err);
+	if (rc < 0)
+		return rc;
 	r.opt = opt;
 	r.started = r.last_progress = now_seconds();
 	/* JSON is about twice the size of its Avro encoding: this gives blocks of about block_bytes. */
@@ -527,6 +577,10 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	r.stats.rejects = opt->rejects_name ? opt->rejects_name : opt->rejects_path;
 	r.stats.codec = opt->codec;
 	r.stats.max_reject_rate = opt->max_reject_rate;
+	bn_outmode_init(&r.mode);
+	r.stats.limit = &r.mode;
+	bn_reject_raw_format(r.reject_raw, sizeof(r.reject_raw), opt->reject_raw, opt->reject_raw_bytes);
+	r.stats.reject_raw = r.reject_raw;
 	r.stats.inputs = calloc(ninputs, sizeof(*r.stats.inputs));
 	if (!r.stats.inputs)
 		return bn_error_set(err, BN_ENOMEM, "out of memory");
@@ -569,6 +623,7 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 		bn_error e2;
 		bn_error_clear(&e2);
 		prc = bn_rejects_commit(&r.rejects, &e2);
+		rejects_published = prc == BN_OK;
 		if (prc < 0 && rc == BN_OK) {
 			rc = prc;
 			if (err)
@@ -598,12 +653,13 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	}
 	if (rc == BN_OK) {
 		rc = bn_outfile_commit(&r.avro, err);
+		output_published = rc == BN_OK;
 		if (rc < 0 && stats_ready) {
 			/* the prepared stats file says "ok": replace it */
 			bn_outfile_abort(&stats_out);
 			stats_ready = 0;
 			set_status(&r, rc, err);
-			bn_stats_write(opt->stats_path, &r.stats, norms, nnorms, NULL);
+			stats_published = bn_stats_write(opt->stats_path, &r.stats, norms, nnorms, NULL) == BN_OK;
 		}
 	} else {
 		bn_outfile_abort(&r.avro);
@@ -612,10 +668,11 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 		bn_error e2;
 		bn_error_clear(&e2);
 		prc = bn_outfile_commit(&stats_out, &e2);
+		stats_published = prc == BN_OK;
 		if (prc < 0 && rc == BN_OK) {
 			/* a failed step publishes no Avro: take back the one just renamed into place */
-			if (strcmp(opt->output, "-") != 0)
-				unlink(opt->output);
+			if (strcmp(opt->output, "-") != 0 && unlink(opt->output) == 0)
+				output_published = 0;
 			rc = prc;
 			if (err)
 				*err = e2;
@@ -624,6 +681,7 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	if (summary) {
 		summary->records_read = r.stats.read;
 		summary->records_written = r.stats.written;
+		summary->rows_written = r.stats.rows;
 		summary->records_rejected = r.stats.rejected;
 		for (size_t i = 0; i < r.stats.ninputs; i++) {
 			summary->blank_lines += r.stats.inputs[i].src.blank_lines;
@@ -633,6 +691,9 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 		}
 		summary->bytes_written = r.stats.bytes_written;
 		summary->elapsed_seconds = r.stats.elapsed;
+		summary->output_published = output_published;
+		summary->rejects_published = rejects_published;
+		summary->stats_published = stats_published;
 	}
 	free(norms);
 	bn_rejects_abort(&r.rejects);

@@ -6,6 +6,7 @@
 #include "normalize/record.h"
 #include "record/json.h"
 #include "record/timestamp.h"
+#include "util/jsonw.h"
 
 /* Outcome of reading one value, before the field's policy (required/default/null) applies. */
 enum {
@@ -277,6 +278,19 @@ static int read_timestamp(bn_normalizer *n, const char *line, const bn_json_toke
 	return GOT_VALUE;
 }
 
+/* A value outside the field's 'range': invalid, like one that cannot be converted, and counted apart. */
+static int out_of_range(const bn_field *fd, const bn_val *v, bn_field_stats *st, bn_error *err)
+{
+	st->out_of_range++;
+	if (fd->type == BN_T_DOUBLE)
+		bn_error_set(err, BN_EREJECT, "%.17g is outside the range [%.17g, %.17g]", v->d, fd->range_min_d,
+			     fd->range_max_d);
+	else
+		bn_error_set(err, BN_EREJECT, "%lld is outside the range [%lld, %lld]", (long long)v->i,
+			     (long long)fd->range_min_i, (long long)fd->range_max_i);
+	return GOT_INVALID;
+}
+
 /* One scalar (or one array element / map value) of field fd from token t (NULL = absent). */
 static int read_scalar(bn_normalizer *n, const bn_field *fd, const char *line, const bn_json_token *t,
 		       bn_val *v, bn_field_stats *st, bn_error *err)
@@ -289,8 +303,12 @@ static int read_scalar(bn_normalizer *n, const bn_field *fd, const char *line, c
 		return read_string(n, fd, line, t, v, st, err);
 	case BN_T_TIMESTAMP_MS:
 		return read_timestamp(n, line, t, v, st, err);
-	default:
-		return read_integer(n, fd, line, t, v, st, err);
+	default: {
+		int got = read_integer(n, fd, line, t, v, st, err);
+		if (got == GOT_VALUE && !bn_field_in_range(fd, v->i, v->d))
+			return out_of_range(fd, v, st, err);
+		return got;
+	}
 	}
 }
 
@@ -406,11 +424,48 @@ static void dedup_added(bn_record *rec, dedup *d, int keys, size_t first, size_t
 		dedup_put(d, keys ? rec->keys : rec->items, first, k, type);
 }
 
+/* One element of an array field: read, counted, de-duplicated and appended (or dropped). */
+static inline __attribute__((always_inline)) int add_element(bn_normalizer *n, const bn_field *fd, const char *line, const bn_json_token *t, dedup *seen,
+		       bn_fieldval *fv, bn_field_stats *st, bn_error *err)
+{
+	bn_record *rec = &n->rec;
+	bn_val v;
+	size_t k;
+	st->items_in++;
+	if (fd->max_items && fv->count == fd->max_items) {
+		st->items_truncated++;
+		return BN_OK;
+	}
+	int got = read_scalar(n, fd, line, t, &v, st, err);
+	if (got < 0)
+		return got;
+	if (got == GOT_INVALID)
+		st->failures++;
+	if (got != GOT_VALUE || v.is_null) {
+		st->items_dropped++;
+		return BN_OK;
+	}
+	if (fd->unique) {
+		if (dedup_find(rec, seen, 0, fv->first, fv->count, &v, fd->type, &k) < 0)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		if (k != SIZE_MAX) {
+			st->items_dropped++;
+			return BN_OK;
+		}
+	}
+	if (bn_record_grow_items(rec) < 0)
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	rec->items[rec->nitems++] = v;
+	if (fd->unique)
+		dedup_added(rec, seen, 0, fv->first, fv->count, fd->type);
+	fv->count++;
+	return BN_OK;
+}
+
 static int read_array(bn_normalizer *n, const bn_field *fd, const char *line, const bn_json_token *toks,
 		      uint32_t ti, bn_fieldval *fv, bn_field_stats *st, bn_error *err)
 {
-	bn_record *rec = &n->rec;
-	fv->first = rec->nitems;
+	fv->first = n->rec.nitems;
 	fv->count = 0;
 	if (!ti || toks[ti - 1].type == BN_JSON_NULL)
 		return BN_OK;
@@ -420,42 +475,28 @@ static int read_array(bn_normalizer *n, const bn_field *fd, const char *line, co
 		st->failures++;
 		return BN_OK;
 	}
-	uint32_t i = ti, end = arr->next;
 	dedup seen = { NULL, 0, n->hkey };
-	while (i < end) {
-		bn_val v;
-		int got;
-		size_t k;
-		st->items_in++;
-		if (fd->max_items && fv->count == fd->max_items) {
-			st->items_truncated++;
-			i = toks[i].next;
-			continue;
-		}
-		got = read_scalar(n, fd, line, &toks[i], &v, st, err);
-		i = toks[i].next;
-		if (got < 0)
-			return got;
-		if (got == GOT_INVALID)
-			st->failures++;
-		if (got != GOT_VALUE || v.is_null) {
-			st->items_dropped++;
-			continue;
-		}
-		if (fd->unique) {
-			if (dedup_find(rec, &seen, 0, fv->first, fv->count, &v, fd->type, &k) < 0)
-				return bn_error_set(err, BN_ENOMEM, "out of memory");
-			if (k != SIZE_MAX) {
-				st->items_dropped++;
-				continue;
-			}
-		}
-		if (bn_record_grow_items(rec) < 0)
-			return bn_error_set(err, BN_ENOMEM, "out of memory");
-		rec->items[rec->nitems++] = v;
-		if (fd->unique)
-			dedup_added(rec, &seen, 0, fv->first, fv->count, fd->type);
-		fv->count++;
+	for (uint32_t i = ti; i < arr->next; i = toks[i].next) {
+		int rc = add_element(n, fd, line, &toks[i], &seen, fv, st, err);
+		if (rc < 0)
+			return rc;
+	}
+	bn_error_clear(err);
+	return BN_OK;
+}
+
+/* An array field from a wildcard path: every match is one element, in document order. */
+static int read_list(bn_normalizer *n, const bn_field *fd, const char *line, const bn_json_token *toks,
+		     const bn_toklist *l, bn_fieldval *fv, bn_field_stats *st, bn_error *err)
+{
+	fv->first = n->rec.nitems;
+	fv->count = 0;
+	st->present++;
+	dedup seen = { NULL, 0, n->hkey };
+	for (size_t i = 0; i < l->n; i++) {
+		int rc = add_element(n, fd, line, &toks[l->v[i]], &seen, fv, st, err);
+		if (rc < 0)
+			return rc;
 	}
 	bn_error_clear(err);
 	return BN_OK;
@@ -714,18 +755,69 @@ static int scalar_policy(const bn_field *fd, int got, bn_fieldval *fv, bn_field_
 	return BN_OK;
 }
 
-/* Clear the slots below node, so that a repeated object key replaces the earlier object whole. */
-static void forget_below(bn_normalizer *n, int32_t node)
+static int toklist_push(bn_toklist *l, uint32_t v)
 {
-	for (int32_t c = n->nodes[node].first_child; c >= 0; c = n->nodes[c].next_sibling) {
-		if (n->nodes[c].slot >= 0)
-			n->slots[n->nodes[c].slot] = 0;
-		forget_below(n, c);
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		uint32_t *p = realloc(l->v, cap * sizeof(*p));
+		if (!p)
+			return BN_ENOMEM;
+		l->v = p;
+		l->cap = cap;
 	}
+	l->v[l->n++] = v;
+	return BN_OK;
 }
 
-/* Find the members the plan names, recursing into objects on a path; check every other key. */
-static void walk(bn_normalizer *n, const bn_json_token *toks, const char *line, uint32_t obj, int32_t node)
+/*
+ * A repeated object key replaces the earlier value whole: forget what node and
+ * the nodes below it found inside the earlier value, tokens [from, to).
+ */
+static void forget_below(bn_normalizer *n, int32_t node, uint32_t from, uint32_t to)
+{
+	const bn_plan_node *x = &n->nodes[node];
+	if (x->slot >= 0) {
+		if (x->multi) {
+			bn_toklist *l = &n->lists[x->slot];
+			size_t w = 0;
+			for (size_t i = 0; i < l->n; i++)
+				if (l->v[i] < from || l->v[i] >= to)
+					l->v[w++] = l->v[i];
+			l->n = w;
+		} else if (n->slots[x->slot] > from && n->slots[x->slot] <= to) {
+			n->slots[x->slot] = 0;
+		}
+	}
+	for (int32_t c = x->first_child; c >= 0; c = n->nodes[c].next_sibling)
+		forget_below(n, c, from, to);
+}
+
+static void walk_object(bn_normalizer *n, const bn_json_token *toks, const char *line, uint32_t obj, int32_t node);
+static void walk_array(bn_normalizer *n, const bn_json_token *toks, const char *line, uint32_t arr, int32_t node);
+
+/* Value token vi matched node: remember it. */
+static inline void keep(bn_normalizer *n, const bn_plan_node *x, uint32_t vi)
+{
+	if (x->slot < 0)
+		return;
+	if (!x->multi)
+		n->slots[x->slot] = vi + 1;
+	else if (toklist_push(&n->lists[x->slot], vi) < 0)
+		n->oom = 1;
+}
+
+/* Look inside value vi when paths go deeper than node. */
+static inline void descend(bn_normalizer *n, const bn_json_token *toks, const char *line, int32_t node, uint32_t vi)
+{
+	const bn_plan_node *x = &n->nodes[node];
+	if (toks[vi].type == BN_JSON_OBJECT && x->has_keys)
+		walk_object(n, toks, line, vi, node);
+	else if (toks[vi].type == BN_JSON_ARRAY && x->has_elems)
+		walk_array(n, toks, line, vi, node);
+}
+
+/* Find the members the plan names, recursing on a path; check every other key against serving_invalid. */
+static void walk_object(bn_normalizer *n, const bn_json_token *toks, const char *line, uint32_t obj, int32_t node)
 {
 	uint32_t i = obj + 1, end = toks[obj].next;
 	while (i < end) {
@@ -739,32 +831,94 @@ static void walk(bn_normalizer *n, const bn_json_token *toks, const char *line, 
 		if (key_text(n, line, k, &key, &klen) < 0)
 			continue;
 		for (c = n->nodes[node].first_child; c >= 0; c = n->nodes[c].next_sibling)
-			if (n->nodes[c].len == klen && memcmp(n->nodes[c].name, key, klen) == 0)
+			if (n->nodes[c].kind == BN_PATH_KEY && n->nodes[c].len == klen &&
+			    memcmp(n->nodes[c].name, key, klen) == 0)
 				break;
 		if (c < 0) {
 			check_key(n, (uint32_t)node, key, klen);
 			continue;
 		}
+		keep(n, &n->nodes[c], vi);
+		if (n->nodes[c].first_child < 0)
+			continue;
 		/* A duplicate key overwrites: the last occurrence wins, with nothing of the earlier one left below it. */
-		if (n->nodes[c].slot >= 0)
-			n->slots[n->nodes[c].slot] = vi + 1;
-		if (n->nodes[c].first_child >= 0) {
-			forget_below(n, c);
-			if (toks[vi].type == BN_JSON_OBJECT)
-				walk(n, toks, line, vi, c);
-		}
+		if (n->node_obj[c] == obj + 1)
+			forget_below(n, c, n->node_val[c], toks[n->node_val[c]].next);
+		n->node_obj[c] = obj + 1;
+		n->node_val[c] = vi;
+		descend(n, toks, line, c, vi);
 	}
 }
 
-int bn_normalize_line(bn_normalizer *n, const char *line, size_t size, bn_error *err)
+/* Elements of an array: each goes to the [*] child and to the [N] child of its position. */
+static void walk_array(bn_normalizer *n, const bn_json_token *toks, const char *line, uint32_t arr, int32_t node)
+{
+	uint32_t e = arr + 1, end = toks[arr].next, k = 0;
+	for (; e < end; e = toks[e].next, k++)
+		for (int32_t c = n->nodes[node].first_child; c >= 0; c = n->nodes[c].next_sibling)
+			if (n->nodes[c].kind == BN_PATH_ALL ||
+			    (n->nodes[c].kind == BN_PATH_INDEX && n->nodes[c].index == k)) {
+				keep(n, &n->nodes[c], e);
+				if (n->nodes[c].first_child >= 0)
+					descend(n, toks, line, c, e);
+			}
+}
+
+static void clear_slots(bn_normalizer *n, size_t from)
+{
+	memset(n->slots + from, 0, (n->nslots - from) * sizeof(*n->slots));
+	for (size_t s = from; s < n->nslots; s++)
+		n->lists[s].n = 0;
+}
+
+/* The rows array of a parsed line: *nrows elements, each an object, or a reject. */
+static int find_rows(bn_normalizer *n, const bn_json_token *toks, size_t *nrows, bn_error *err)
 {
 	const bn_rules *r = n->rules;
+	uint32_t ti = n->slots[n->rows_slot];
+	n->row_toks.n = 0;
+	if (!ti || toks[ti - 1].type == BN_JSON_NULL) {
+		bn_error_set(err, BN_EREJECT, "no '%s' (the array whose elements become records)", r->rows.text);
+		return reject(err, BN_REJECT_MISSING_ROWS, NULL);
+	}
+	const bn_json_token *arr = &toks[ti - 1];
+	if (arr->type != BN_JSON_ARRAY) {
+		bn_error_set(err, BN_EREJECT, "'%s' is not an array: got %s", r->rows.text, json_type_name(arr->type));
+		return reject(err, BN_REJECT_ROWS_NOT_ARRAY, NULL);
+	}
+	if (arr->size == 0) {
+		bn_error_set(err, BN_EREJECT, "'%s' is an empty array (no records)", r->rows.text);
+		return reject(err, BN_REJECT_EMPTY_ROWS, NULL);
+	}
+	if (arr->size > r->max_rows) {
+		bn_error_set(err, BN_EREJECT, "'%s' has %u elements, more than limits.max_rows (%zu)", r->rows.text,
+			     arr->size, r->max_rows);
+		return reject(err, BN_REJECT_TOO_MANY_ROWS, NULL);
+	}
+	uint32_t k = 0;
+	for (uint32_t e = ti; e < arr->next; e = toks[e].next, k++) {
+		if (toks[e].type != BN_JSON_OBJECT) {
+			bn_error_set(err, BN_EREJECT, "%s[%u] is not an object: got %s", r->rows.text, k,
+				     json_type_name(toks[e].type));
+			if (err)
+				err->column = toks[e].start + 1;
+			return reject(err, BN_REJECT_ROW_NOT_OBJECT, NULL);
+		}
+		if (toklist_push(&n->row_toks, e) < 0)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+	}
+	*nrows = n->row_toks.n;
+	return BN_OK;
+}
+
+int bn_normalize_parse(bn_normalizer *n, const char *line, size_t size, size_t *nrows, bn_error *err)
+{
 	bn_json_result jr;
 	int rc;
 
+	*nrows = 0;
+	n->toks = NULL;
 	bn_arena_reset(&n->rec.arena);
-	bn_value_cache_begin_record(n->cache);
-	n->rec.nitems = 0;
 	rc = bn_json_parse(n->json, line, size, &jr);
 	if (rc == BN_JSON_ENOMEM)
 		return bn_error_set(err, BN_ENOMEM, "out of memory parsing JSON");
@@ -778,25 +932,122 @@ int bn_normalize_line(bn_normalizer *n, const char *line, size_t size, bn_error 
 		bn_error_set(err, BN_EREJECT, "not a JSON object: got %s", json_type_name(jr.tokens[0].type));
 		return reject(err, BN_REJECT_NOT_OBJECT, NULL);
 	}
-	memset(n->slots, 0, n->nslots * sizeof(*n->slots));
-	walk(n, jr.tokens, line, 0, 0);
+	clear_slots(n, 0);
+	memset(n->node_obj, 0, n->nnodes * sizeof(*n->node_obj));
+	n->oom = 0;
+	walk_object(n, jr.tokens, line, 0, 0);
+	if (n->oom)
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	n->line = line;
+	n->toks = jr.tokens;
+	if (n->rows_slot < 0) {
+		*nrows = 1;
+		return BN_OK;
+	}
+	return find_rows(n, jr.tokens, nrows, err);
+}
+
+/* The first of field f's sources that is present and not null: its slot, or -1. */
+static int32_t first_present(const bn_normalizer *n, size_t f)
+{
+	const int32_t *slot = n->src_slot + n->src_first[f];
+	for (int32_t j = 0; j < n->src_count[f]; j++) {
+		int32_t s = slot[j];
+		if (n->lists[s].n)
+			return s;
+		if (n->slots[s] && n->toks[n->slots[s] - 1].type != BN_JSON_NULL)
+			return s;
+	}
+	return -1;
+}
+
+/* presence: the last member name of each path whose value is an object, in the rules' order. */
+static int read_presence(bn_normalizer *n, size_t f, const bn_field *fd, bn_fieldval *fv, bn_field_stats *st,
+			 bn_error *err)
+{
+	bn_record *rec = &n->rec;
+	fv->first = rec->nitems;
+	fv->count = 0;
+	for (int32_t j = 0; j < n->src_count[f]; j++) {
+		const bn_path *p = j ? &fd->alt[j - 1] : &fd->source;
+		uint32_t ti = n->slots[n->src_slot[n->src_first[f] + j]];
+		const bn_path_step *last = &p->steps[p->nsteps - 1];
+		st->items_in++;
+		if (!ti || n->toks[ti - 1].type != BN_JSON_OBJECT)
+			continue;
+		if (bn_record_grow_items(rec) < 0)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		bn_val v = { .s = last->kind == BN_PATH_KEY ? last->name : p->text,
+			     .n = last->kind == BN_PATH_KEY ? last->len : strlen(p->text) };
+		rec->items[rec->nitems++] = v;
+		fv->count++;
+	}
+	if (fv->count)
+		st->present++;
+	return BN_OK;
+}
+
+/* The message of a row's reject names the row, when the field reads it. */
+static void name_row(bn_normalizer *n, const bn_field *fd, bn_error *err)
+{
+	char msg[sizeof(err->message)];
+	if (!err || !fd || !fd->reads_row)
+		return;
+	snprintf(msg, sizeof(msg), "%.64s[%zu]: %.*s", n->rules->rows.text, n->row, (int)sizeof(msg) - 90,
+		 err->message);
+	memcpy(err->message, msg, sizeof(msg));
+}
+
+int bn_normalize_row(bn_normalizer *n, size_t row, bn_error *err)
+{
+	const bn_rules *r = n->rules;
+	const bn_json_token *toks = n->toks;
+	const char *line = n->line;
+	int rc;
+
+	bn_arena_reset(&n->rec.arena); /* parsing left only unescaped keys there, already compared */
+	bn_value_cache_begin_record(n->cache);
+	n->rec.nitems = 0;
+	n->row = row;
+	if (n->rows_slot >= 0) {
+		clear_slots(n, n->row_slot_first);
+		n->oom = 0;
+		walk_object(n, toks, line, n->row_toks.v[row], ROW_ROOT);
+		if (n->oom)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+	}
 
 	for (size_t f = 0; f < r->nfields; f++) {
 		const bn_field *fd = &r->fields[f];
 		bn_fieldval *fv = &n->rec.fields[f];
 		bn_field_stats *st = &n->stats[f];
-		uint32_t ti = n->slots[n->field_slot[f]];
 
 		if (fd->is_ratio) {
-			read_ratio(n, f, fd, line, jr.tokens, fv, st);
+			read_ratio(n, f, fd, line, toks, fv, st);
 			continue;
 		}
+		if (fd->row_index) {
+			memset(&fv->v, 0, sizeof(fv->v));
+			fv->v.i = (int64_t)row;
+			st->present++;
+			continue;
+		}
+		if (fd->presence) {
+			rc = read_presence(n, f, fd, fv, st, err);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		/* Nearly every field has one source, and only array fields can have wildcard ones. */
+		int32_t slot = fd->nalt ? first_present(n, f) : n->field_slot[f];
+		uint32_t ti = slot >= 0 ? n->slots[slot] : 0;
 		if (fd->shape == BN_SHAPE_ARRAY) {
-			rc = read_array(n, fd, line, jr.tokens, ti, fv, st, err);
+			rc = slot >= 0 && n->lists[slot].n ? read_list(n, fd, line, toks, &n->lists[slot], fv, st, err)
+							   : read_array(n, fd, line, toks, ti, fv, st, err);
 		} else if (fd->shape == BN_SHAPE_MAP) {
-			rc = read_map(n, fd, n->field_node[f], line, jr.tokens, ti, fv, st, err);
+			rc = read_map(n, fd, n->field_node[f], line, toks, ti, fv, st, err);
 		} else {
-			int got = read_scalar(n, fd, line, ti ? &jr.tokens[ti - 1] : NULL, &fv->v, st, err);
+			int got = read_scalar(n, fd, line, ti ? &toks[ti - 1] : NULL, &fv->v, st, err);
 			if (got < 0)
 				rc = got;
 			else
@@ -805,10 +1056,85 @@ int bn_normalize_line(bn_normalizer *n, const char *line, size_t size, bn_error 
 		if (rc == BN_EREJECT && err && err->reason == BN_REJECT_NONE)
 			err->reason = BN_REJECT_VALIDATION;
 		if (rc < 0) {
-			if (rc == BN_EREJECT)
+			if (rc == BN_EREJECT) {
+				name_row(n, fd, err);
 				bn_error_field(err, fd->name);
+			}
 			return rc;
 		}
 	}
+	return BN_OK;
+}
+
+int bn_normalize_line(bn_normalizer *n, const char *line, size_t size, bn_error *err)
+{
+	size_t nrows;
+	int rc = bn_normalize_parse(n, line, size, &nrows, err);
+	return rc < 0 ? rc : bn_normalize_row(n, 0, err);
+}
+
+/* The value as JSON text into out: what the Avro holds (timestamps as epoch milliseconds). */
+static int value_json(bn_buf *out, const bn_field *fd, const bn_val *v)
+{
+	char num[40];
+	if (v->is_null)
+		return bn_jsonw_raw(out, "null");
+	switch (fd->type) {
+	case BN_T_STRING:
+		return bn_jsonw_string(out, v->s, v->n);
+	case BN_T_DOUBLE:
+		return bn_jsonw_double(out, v->d);
+	case BN_T_BOOLEAN:
+		return bn_jsonw_raw(out, v->i ? "true" : "false");
+	default:
+		snprintf(num, sizeof(num), "%lld", (long long)v->i);
+		return bn_jsonw_raw(out, num);
+	}
+}
+
+int bn_normalize_json_value(bn_normalizer *n, const char *field, const char *in, size_t size, const char **out,
+			    size_t *out_size, bn_error *err)
+{
+	const bn_field *fd = NULL;
+	bn_field_stats st = { 0 };
+	bn_json_result jr;
+	bn_val v;
+	int got;
+
+	for (size_t f = 0; f < n->rules->nfields && field && !fd; f++)
+		if (strcmp(n->rules->fields[f].name, field) == 0)
+			fd = &n->rules->fields[f];
+	if (!fd)
+		return bn_error_set(err, BN_EUSAGE, "no field '%s' in the rules", field ? field : "(null)");
+	bn_error_field(err, field);
+	if (fd->is_ratio)
+		return bn_error_set(err, BN_EUSAGE, "a ratio field is computed from two source values, not one");
+	/* Valid JSON is read as JSON (1700000000, true, "x"); anything else as the text of a JSON string. */
+	bn_buf_reset(&n->tmp);
+	if (bn_json_parse(n->json, in, size, &jr) != BN_JSON_OK || jr.tokens[0].type == BN_JSON_OBJECT ||
+	    jr.tokens[0].type == BN_JSON_ARRAY) {
+		if (bn_jsonw_string(&n->tmp, in, size) < 0 || bn_buf_putc(&n->tmp, '\0') < 0)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		in = n->tmp.data;
+		size = n->tmp.size - 1;
+		if (bn_json_parse(n->json, in, size, &jr) != BN_JSON_OK)
+			return bn_error_set(err, BN_EUSAGE, "not a JSON value: %s", jr.message);
+	}
+	bn_arena_reset(&n->rec.arena);
+	got = read_scalar(n, fd, in, &jr.tokens[0], &v, &st, err);
+	if (got < 0)
+		return got;
+	if (got == GOT_INVALID) {
+		if (err)
+			err->reason = BN_REJECT_INVALID_VALUE;
+		return BN_EREJECT;
+	}
+	if (got == GOT_MISSING)
+		v.is_null = 1;
+	bn_buf_reset(&n->out_json);
+	if (value_json(&n->out_json, fd, &v) < 0 || bn_buf_putc(&n->out_json, '\0') < 0)
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	*out = n->out_json.data;
+	*out_size = n->out_json.size - 1;
 	return BN_OK;
 }

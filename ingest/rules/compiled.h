@@ -73,11 +73,36 @@ typedef struct bn_chain {
 	size_t nsteps;
 } bn_chain;
 
-/* A dotted source path ("device.installed_apps") split into its parts. */
+/* One step of a source path: an object member, an array index, every element, or the current row. */
+typedef enum bn_path_kind {
+	BN_PATH_KEY = 0,            /* .name */
+	BN_PATH_INDEX,              /* [N] */
+	BN_PATH_ALL,                /* [*]: every element, in document order */
+	BN_PATH_ROW                 /* ROWS[]: the element of the rows array the record is made from */
+} bn_path_kind;
+
+typedef struct bn_path_step {
+	bn_path_kind kind;
+	const char *name;           /* KEY: points into parts */
+	size_t len;
+	uint32_t index;             /* INDEX */
+} bn_path_step;
+
+/*
+ * A source path ("device.installed_apps", "imp[].banner.format[0].w", "user.data[*].segment[*].id")
+ * as steps. A path that starts at the current row holds one BN_PATH_ROW step first; the rows path
+ * and the rule file's root are already resolved into the steps.
+ */
 typedef struct bn_path {
 	char *text;                 /* the path as written */
-	char **parts;
+	char **parts;               /* the member names, in order (what serving_invalid checks) */
 	size_t nparts;
+	bn_path_step *steps;
+	size_t nsteps;
+	int wildcard;               /* has a [*] step: collects several values */
+	int row;                    /* starts at the current row element */
+	int absolute;               /* written with a leading '/': starts at the line's object, not 'root' */
+	uint32_t line, column;      /* where it is written */
 } bn_path;
 
 typedef struct bn_default {
@@ -96,7 +121,12 @@ typedef struct bn_field {
 	bn_shape shape;
 	int required;               /* missing or invalid -> the record is rejected */
 	bn_default def;             /* missing or invalid -> this value (Avro type is non-null) */
-	bn_path source;             /* nparts == 0 for ratio fields */
+	bn_path source;             /* nsteps == 0 for ratio and row_index fields */
+	bn_path *alt;               /* fallbacks: the first of source, alt[0], ... present and not null wins */
+	size_t nalt;
+	int presence;               /* array<string> of the last names of the paths (source, alt) holding an object */
+	int row_index;              /* the position of the current row in the rows array */
+	int reads_row;              /* some path of the field starts at the current row */
 	const bn_chain *chain;      /* per value (per element for arrays/maps); NULL = none */
 	/* ratio fields (type double, scalar): numerator / denominator */
 	int is_ratio;
@@ -107,7 +137,21 @@ typedef struct bn_field {
 	int unique;                 /* drop duplicates, keeping the first */
 	/* maps */
 	int strip_serving_invalid;  /* drop keys matching serving_invalid patterns */
+	/* range: [MIN, MAX] of int, long and double values (each element/value of arrays and maps) */
+	int has_range;
+	int64_t range_min_i, range_max_i;
+	double range_min_d, range_max_d;
 } bn_field;
+
+/* Whether a value (i for int and long, d for double) is inside the field's range (always without one). */
+static inline int bn_field_in_range(const bn_field *f, int64_t i, double d)
+{
+	if (!f->has_range)
+		return 1;
+	if (f->type == BN_T_DOUBLE)
+		return d >= f->range_min_d && d <= f->range_max_d;
+	return i >= f->range_min_i && i <= f->range_max_i;
+}
 
 /*
  * Nullability in Avro, derived once: required or with a default -> plain
@@ -149,6 +193,9 @@ struct bn_rules {
 	size_t ninvalid;
 	bn_allow *allow;
 	size_t nallow;
+	bn_path rows;               /* nsteps == 0: one record per line; else the array whose elements are records */
+	bn_path root;               /* nsteps == 0: paths start at the line's object; else at this member */
+	size_t max_rows;            /* limits.max_rows: more elements in the rows array reject the line */
 	size_t max_line_bytes;      /* limits.max_line_bytes, default 1 MiB */
 	size_t max_text_bytes;      /* limits.max_text_bytes, default 256 */
 	uint32_t regex_match_limit; /* limits.regex_match_limit, default 100000 */

@@ -13,9 +13,23 @@
 #include "rules/schema.h"
 #include "util/sha256.h"
 
-/* Generated at build time from rules/bidlog.yaml (tools/embed.cmake). */
-extern const char bn_default_rules_text[];
-extern const size_t bn_default_rules_size;
+/* Generated at build time from rules/NAME.yaml (tools/embed.cmake). */
+extern const char bn_rules_bidlog_text[];
+extern const size_t bn_rules_bidlog_size;
+extern const char bn_rules_openrtb_text[];
+extern const size_t bn_rules_openrtb_size;
+
+/* The shipped rule sets; the first is the default. */
+static const struct builtin {
+	const char *name;
+	const char *source_name;  /* in messages and output headers */
+	const char *text;
+	const size_t *size;
+} builtins[] = {
+	{ "bidlog", "<default>", bn_rules_bidlog_text, &bn_rules_bidlog_size },
+	{ "openrtb", "<openrtb>", bn_rules_openrtb_text, &bn_rules_openrtb_size },
+};
+#define NBUILTINS (sizeof(builtins) / sizeof(builtins[0]))
 
 #define TYPE_LIST "string, int, long, double, boolean, timestamp-millis, array<T> or map<T>"
 #define STEP_LIST "text, lower, upper, extract, replace, first_match, trim, max_bytes, validate or map"
@@ -39,24 +53,25 @@ static const char *const step_usage[] = {
  * enum values below index the tables).
  */
 static const char *const top_keys[] = {
-	"version", "schema", "limits", "chains", "serving_invalid", "allow", "fields", NULL,
+	"version", "schema", "limits", "chains", "serving_invalid", "allow", "fields", "rows", "root", NULL,
 };
-enum { TOP_VERSION, TOP_SCHEMA, TOP_LIMITS, TOP_CHAINS, TOP_INVALID, TOP_ALLOW, TOP_FIELDS, TOP_N };
+enum { TOP_VERSION, TOP_SCHEMA, TOP_LIMITS, TOP_CHAINS, TOP_INVALID, TOP_ALLOW, TOP_FIELDS, TOP_ROWS, TOP_ROOT,
+       TOP_N };
 
 static const char *const schema_keys[] = { "name", "namespace", "doc", NULL };
 enum { SCH_NAME, SCH_NAMESPACE, SCH_DOC, SCH_N };
 
 static const char *const limit_keys[] = {
-	"max_line_bytes", "max_text_bytes", "regex_match_limit", "regex_depth_limit", NULL,
+	"max_line_bytes", "max_text_bytes", "regex_match_limit", "regex_depth_limit", "max_rows", NULL,
 };
-enum { LIM_LINE, LIM_TEXT, LIM_MATCH, LIM_DEPTH, LIM_N };
+enum { LIM_LINE, LIM_TEXT, LIM_MATCH, LIM_DEPTH, LIM_ROWS, LIM_N };
 
 static const char *const field_keys[] = {
 	"name", "doc", "source", "type", "required", "default", "chain", "max_items", "unique",
-	"strip_serving_invalid", "ratio", NULL,
+	"strip_serving_invalid", "ratio", "presence", "row_index", "range", NULL,
 };
 enum { F_NAME, F_DOC, F_SOURCE, F_TYPE, F_REQUIRED, F_DEFAULT, F_CHAIN, F_MAX_ITEMS, F_UNIQUE,
-       F_STRIP, F_RATIO, F_N };
+       F_STRIP, F_RATIO, F_PRESENCE, F_ROW_INDEX, F_RANGE, F_N };
 
 static const char *const ratio_keys[] = { "numerator", "denominator", "invalid", NULL };
 enum { R_NUM, R_DEN, R_INVALID, R_N };
@@ -666,35 +681,110 @@ static int parse_chains(loader *L, const yaml_node_t *n)
 	return 0;
 }
 
-/* A dotted path into the input JSON, split into its parts. */
+/*
+ * A source path: member names joined by dots, each optionally followed by
+ * [N] (an index), [*] (every element) or [] (the current row, right after the
+ * rows array). A leading '/' starts at the line's object when 'root' is set.
+ * The row mark and the root are resolved once the whole file is read
+ * (resolve_paths).
+ */
 static int parse_path(loader *L, const yaml_node_t *n, const char *key, bn_path *path)
 {
-	const char *s, *dot;
-	size_t i;
+	const char *s, *p, *text;
+	size_t cap;
 	int rc;
 
 	rc = get_string(L, n, key, 1, &path->text);
 	if (rc)
 		return rc;
-	path->nparts = 1;
-	for (s = path->text; *s; s++)
-		path->nparts += *s == '.';
-	path->parts = calloc(path->nparts, sizeof(*path->parts));
-	if (!path->parts) {
-		path->nparts = 0;
+	text = path->text;
+	path->line = (uint32_t)n->start_mark.line + 1;
+	path->column = (uint32_t)n->start_mark.column + 1;
+	s = text;
+	if (*s == '/') {
+		path->absolute = 1;
+		s++;
+	}
+	/* Every step and part takes at least one character. */
+	cap = strlen(s) + 1;
+	path->parts = calloc(cap, sizeof(*path->parts));
+	path->steps = calloc(cap, sizeof(*path->steps));
+	if (!path->parts || !path->steps)
 		return nomem(L);
-	}
-	for (i = 0, s = path->text; i < path->nparts; i++, s = dot + 1) {
-		dot = strchr(s, '.');
-		if (!dot)
-			dot = s + strlen(s);
-		if (dot == s)
+	for (;;) {
+		char *name;
+		for (p = s; *p && *p != '.' && *p != '[' && *p != ']'; p++)
+			;
+		if (p == s && *p == '[')
+			return fail(L, n, "'%s' path '%s': '[' must follow a member name (like imp[0])", key, text);
+		if (p == s)
 			return fail(L, n, "'%s' path '%s' has an empty part (expected names joined by dots, like device.os)",
-				    key, path->text);
-		path->parts[i] = memdup(s, (size_t)(dot - s));
-		if (!path->parts[i])
+				    key, text);
+		if (*p == ']')
+			return fail(L, n, "'%s' path '%s' has a ']' without '['", key, text);
+		name = memdup(s, (size_t)(p - s));
+		if (!name)
 			return nomem(L);
+		path->parts[path->nparts++] = name;
+		path->steps[path->nsteps++] = (bn_path_step){ .kind = BN_PATH_KEY, .name = name, .len = (size_t)(p - s) };
+		while (*p == '[') {
+			const char *q = strchr(p, ']');
+			bn_path_step st = { .kind = BN_PATH_INDEX };
+			if (!q)
+				return fail(L, n, "'%s' path '%s' has a '[' without ']'", key, text);
+			if (q == p + 1) {
+				st.kind = BN_PATH_ROW;
+			} else if (q == p + 2 && p[1] == '*') {
+				st.kind = BN_PATH_ALL;
+				path->wildcard = 1;
+			} else {
+				uint64_t x = 0;
+				const char *d;
+				for (d = p + 1; d < q && *d >= '0' && *d <= '9' && x <= UINT32_MAX; d++)
+					x = x * 10 + (uint64_t)(*d - '0');
+				if (d < q || x >= UINT32_MAX)
+					return fail(L, n, "'%s' path '%s': '%.*s' is not an index (expected [N] with N from "
+						    "0 to 4294967294, [*] for every element, or [] for the current row)",
+						    key, text, (int)(q - p + 1), p);
+				st.index = (uint32_t)x;
+			}
+			path->steps[path->nsteps++] = st;
+			p = q + 1;
+		}
+		if (!*p)
+			break;
+		if (*p != '.')
+			return fail(L, n, "'%s' path '%s': expected '.' or '[' after ']'", key, text);
+		s = p + 1;
 	}
+	return 0;
+}
+
+/* Parse a field's 'source': one path, or a list of them tried in order (fallbacks). */
+static int parse_sources(loader *L, const yaml_node_t *n, const char *key, bn_field *f)
+{
+	yaml_node_item_t *it;
+	size_t i;
+	int rc;
+
+	if (n->type != YAML_SEQUENCE_NODE)
+		return parse_path(L, n, key, &f->source);
+	if (!sequence_size(n))
+		return fail(L, n, "'%s' is an empty list (expected a path, or a list of paths tried in order)", key);
+	f->alt = calloc(sequence_size(n), sizeof(*f->alt));
+	if (!f->alt)
+		return nomem(L);
+	for (i = 0, it = n->data.sequence.items.start; it < n->data.sequence.items.top; i++, it++) {
+		if (i == 0) {
+			rc = parse_path(L, node_at(L, *it), key, &f->source);
+		} else {
+			f->nalt = i;
+			rc = parse_path(L, node_at(L, *it), key, &f->alt[i - 1]);
+		}
+		if (rc)
+			return rc;
+	}
+	f->nalt = sequence_size(n) - 1;
 	return 0;
 }
 
@@ -765,6 +855,40 @@ static int parse_default(loader *L, const yaml_node_t *n, bn_field *f)
 	}
 	}
 	d->present = 1;
+	return 0;
+}
+
+/* One bound of 'range', a number of the field's type. */
+static int parse_bound(loader *L, const yaml_node_t *n, const bn_field *f, int64_t *i, double *d)
+{
+	if (n->type != YAML_SCALAR_NODE)
+		return fail(L, n, "'range' must be a list of two numbers [MIN, MAX]");
+	if (f->type == BN_T_DOUBLE) {
+		if (parse_double(sval(n), slen(n), d))
+			return fail(L, n, "range bound '%s' is not a valid double (a finite number)", sval(n));
+		return 0;
+	}
+	if (parse_int64(sval(n), slen(n), i) || (f->type == BN_T_INT && (*i < INT32_MIN || *i > INT32_MAX)))
+		return fail(L, n, "range bound '%s' is not a valid %s", sval(n),
+			    f->type == BN_T_INT ? "int (32-bit integer)" : "long (64-bit integer)");
+	*d = (double)*i;
+	return 0;
+}
+
+/* range: [MIN, MAX] - values outside are invalid, like values that cannot be converted. */
+static int parse_range(loader *L, const yaml_node_t *n, bn_field *f)
+{
+	if (f->is_ratio || (f->type != BN_T_INT && f->type != BN_T_LONG && f->type != BN_T_DOUBLE))
+		return fail(L, n, "'range' is only for int, long and double fields (and arrays or maps of them)");
+	if (n->type != YAML_SEQUENCE_NODE || sequence_size(n) != 2)
+		return fail(L, n, "'range' must be a list of two numbers [MIN, MAX]");
+	const yaml_node_t *lo = node_at(L, n->data.sequence.items.start[0]);
+	const yaml_node_t *hi = node_at(L, n->data.sequence.items.start[1]);
+	if (parse_bound(L, lo, f, &f->range_min_i, &f->range_min_d) || parse_bound(L, hi, f, &f->range_max_i, &f->range_max_d))
+		return BN_ERULES;
+	if (f->range_min_d > f->range_max_d || (f->type != BN_T_DOUBLE && f->range_min_i > f->range_max_i))
+		return fail(L, n, "'range' minimum %s is greater than its maximum %s", sval(lo), sval(hi));
+	f->has_range = 1;
 	return 0;
 }
 
@@ -856,6 +980,11 @@ static int parse_field(loader *L, const yaml_node_t *n, size_t index)
 			return rc;
 	}
 
+	if (v[F_RATIO] && (v[F_PRESENCE] || v[F_ROW_INDEX]))
+		return fail(L, v[F_PRESENCE] ? v[F_PRESENCE] : v[F_ROW_INDEX], "'%s' is not allowed with 'ratio'",
+			    v[F_PRESENCE] ? "presence" : "row_index");
+	if (v[F_PRESENCE] && v[F_ROW_INDEX])
+		return fail(L, v[F_ROW_INDEX], "'row_index' is not allowed with 'presence'");
 	if (v[F_RATIO]) {
 		if (f->type != BN_T_DOUBLE || f->shape != BN_SHAPE_SCALAR)
 			return fail(L, v[F_TYPE], "a ratio field must have type double");
@@ -870,10 +999,39 @@ static int parse_field(loader *L, const yaml_node_t *n, size_t index)
 		rc = parse_ratio(L, v[F_RATIO], f);
 		if (rc)
 			return rc;
+	} else if (v[F_PRESENCE]) {
+		if (f->type != BN_T_STRING || f->shape != BN_SHAPE_ARRAY)
+			return fail(L, v[F_TYPE], "a presence field must have type array<string>");
+		if (v[F_SOURCE])
+			return fail(L, v[F_SOURCE], "'source' is not allowed with 'presence' "
+				    "(presence lists the paths it looks at)");
+		if (v[F_CHAIN])
+			return fail(L, v[F_CHAIN], "'chain' is not allowed with 'presence' (its values are path names)");
+		if (v[F_PRESENCE]->type != YAML_SEQUENCE_NODE)
+			return fail(L, v[F_PRESENCE], "expected a list of paths for 'presence' (like [banner, video])");
+		rc = parse_sources(L, v[F_PRESENCE], "presence", f);
+		if (rc)
+			return rc;
+		f->presence = 1;
+	} else if (v[F_ROW_INDEX]) {
+		int on;
+		rc = get_bool(L, v[F_ROW_INDEX], "row_index", &on);
+		if (rc)
+			return rc;
+		if (!on)
+			return fail(L, v[F_ROW_INDEX], "'row_index' must be true when given (leave it out otherwise)");
+		if ((f->type != BN_T_INT && f->type != BN_T_LONG) || f->shape != BN_SHAPE_SCALAR)
+			return fail(L, v[F_TYPE], "a row_index field must have type int or long");
+		if (v[F_SOURCE])
+			return fail(L, v[F_SOURCE], "'source' is not allowed with 'row_index' (the value is the row's position)");
+		if (v[F_DEFAULT])
+			return fail(L, v[F_DEFAULT], "'default' is not allowed with 'row_index' (it is never missing)");
+		f->row_index = 1;
+		f->reads_row = 1;
 	} else {
 		if (!v[F_SOURCE])
 			return fail(L, n, "missing 'source' (the dotted path of the value in the input JSON)");
-		rc = parse_path(L, v[F_SOURCE], "source", &f->source);
+		rc = parse_sources(L, v[F_SOURCE], "source", f);
 		if (rc)
 			return rc;
 	}
@@ -892,6 +1050,13 @@ static int parse_field(loader *L, const yaml_node_t *n, size_t index)
 		rc = parse_default(L, v[F_DEFAULT], f);
 		if (rc)
 			return rc;
+	}
+	if (v[F_RANGE]) {
+		rc = parse_range(L, v[F_RANGE], f);
+		if (rc)
+			return rc;
+		if (f->def.present && !bn_field_in_range(f, f->def.i, f->def.d))
+			return fail(L, v[F_DEFAULT], "default '%s' is outside 'range'", sval(v[F_DEFAULT]));
 	}
 	if (v[F_CHAIN]) {
 		rc = parse_field_chain(L, v[F_CHAIN], f);
@@ -1042,10 +1207,13 @@ static int parse_limits(loader *L, const yaml_node_t *n)
 	for (i = 0; i < LIM_N; i++) {
 		if (!v[i])
 			continue;
-		rc = get_count(L, v[i], limit_keys[i], i < LIM_MATCH ? SIZE_MAX : UINT32_MAX, &x);
+		rc = get_count(L, v[i], limit_keys[i], i == LIM_MATCH || i == LIM_DEPTH || i == LIM_ROWS ? UINT32_MAX
+			       : SIZE_MAX, &x);
 		if (rc)
 			return rc;
-		if (i == LIM_LINE)
+		if (i == LIM_ROWS)
+			r->max_rows = (size_t)x;
+		else if (i == LIM_LINE)
 			r->max_line_bytes = (size_t)x;
 		else if (i == LIM_TEXT)
 			r->max_text_bytes = (size_t)x;
@@ -1089,8 +1257,11 @@ static int parse_schema(loader *L, const yaml_node_t *n)
 	return 0;
 }
 
+static int resolve_paths(loader *L);
+
 static int parse_root(loader *L)
 {
+	bn_rules *r = L->r;
 	yaml_node_t *root = yaml_document_get_root_node(&L->doc);
 	yaml_node_t *v[MAX_KEYS];
 	int rc;
@@ -1120,20 +1291,210 @@ static int parse_root(loader *L)
 		rc = parse_invalid(L, v[TOP_INVALID]);
 	if (!rc && v[TOP_ALLOW])
 		rc = parse_allow(L, v[TOP_ALLOW]);
+	if (!rc && v[TOP_ROWS])
+		rc = parse_path(L, v[TOP_ROWS], "rows", &r->rows);
+	if (!rc && v[TOP_ROOT])
+		rc = parse_path(L, v[TOP_ROOT], "root", &r->root);
 	if (!rc)
 		rc = parse_fields(L, v[TOP_FIELDS]);
+	if (!rc)
+		rc = resolve_paths(L);
+	return rc;
+}
+
+/* The i-th step of path p as seen from the line's object: a row path is the rows path, [*], then the rest. */
+static bn_path_step vstep(const bn_rules *r, const bn_path *p, size_t i)
+{
+	if (!p->row)
+		return p->steps[i];
+	if (i < r->rows.nsteps)
+		return r->rows.steps[i];
+	if (i == r->rows.nsteps)
+		return (bn_path_step){ .kind = BN_PATH_ALL };
+	return p->steps[i - r->rows.nsteps];
+}
+
+static size_t vlen(const bn_rules *r, const bn_path *p)
+{
+	return p->row ? r->rows.nsteps + p->nsteps : p->nsteps;
+}
+
+/* Every path the rules read, with the field it belongs to (NULL for 'rows'). */
+typedef struct path_ref {
+	const bn_path *path;
+	const bn_field *field;
+} path_ref;
+
+/*
+ * Two paths that agree up to some member but then read it one as an object
+ * and one as an array cannot both find a value: one of them is wrong (like
+ * 'imp.0.bidfloor' where 'imp' is the rows array). Report the later one.
+ */
+static int check_shapes(loader *L, const path_ref *refs, size_t nrefs)
+{
+	const bn_rules *r = L->r;
+	for (size_t b = 1; b < nrefs; b++) {
+		for (size_t a = 0; a < b; a++) {
+			const bn_path *pa = refs[a].path, *pb = refs[b].path;
+			size_t na = vlen(r, pa), nb = vlen(r, pb);
+			for (size_t i = 0; i < na && i < nb; i++) {
+				bn_path_step sa = vstep(r, pa, i), sb = vstep(r, pb, i);
+				int ka = sa.kind == BN_PATH_KEY, kb = sb.kind == BN_PATH_KEY;
+				if (ka && kb && (sa.len != sb.len || memcmp(sa.name, sb.name, sa.len)))
+					break;
+				if (ka == kb)
+					continue;
+				char prefix[256] = "";
+				size_t used = 0;
+				for (size_t j = 0; j < i && used < sizeof(prefix); j++) {
+					bn_path_step sj = vstep(r, pb, j);
+					if (sj.kind == BN_PATH_KEY)
+						used += (size_t)snprintf(prefix + used, sizeof(prefix) - used, "%s%.*s",
+									 j ? "." : "", (int)sj.len, sj.name);
+					else
+						used += (size_t)snprintf(prefix + used, sizeof(prefix) - used, "[]");
+				}
+				L->field = refs[b].field ? refs[b].field->name : NULL;
+				return fail_at(L, pb->line, pb->column, "path '%s' reads '%s' as %s, but %s '%s' (line %u) "
+					       "reads it as %s", pb->text, prefix, kb ? "an object" : "an array",
+					       refs[a].field ? "path" : "the rows path", pa->text, pa->line,
+					       ka ? "an object" : "an array");
+			}
+		}
+	}
+	L->field = NULL;
+	return 0;
+}
+
+/* Prepend the steps of prefix to p (the root of relative paths). */
+static int prepend(loader *L, bn_path *p, const bn_path *prefix)
+{
+	bn_path_step *steps = malloc((p->nsteps + prefix->nsteps) * sizeof(*steps));
+	if (!steps)
+		return nomem(L);
+	memcpy(steps, prefix->steps, prefix->nsteps * sizeof(*steps));
+	memcpy(steps + prefix->nsteps, p->steps, p->nsteps * sizeof(*steps));
+	free(p->steps);
+	p->steps = steps;
+	p->nsteps += prefix->nsteps;
+	return 0;
+}
+
+/*
+ * Resolve one path of field f: a path with [] must continue the rows path
+ * (it then starts at the current row); other paths start at 'root' unless
+ * written with '/'. 'what' is the key it was written under.
+ */
+static int resolve_path(loader *L, bn_field *f, bn_path *p, const char *what)
+{
+	bn_rules *r = L->r;
+	size_t mark = SIZE_MAX, i;
+
+	L->field = f->name;
+	for (i = 0; i < p->nsteps; i++) {
+		if (p->steps[i].kind != BN_PATH_ROW)
+			continue;
+		if (mark != SIZE_MAX)
+			return fail_at(L, p->line, p->column, "'%s' path '%s' has [] twice (the current row is one element)",
+				       what, p->text);
+		mark = i;
+	}
+	if (mark == SIZE_MAX)
+		return r->root.nsteps && !p->absolute ? prepend(L, p, &r->root) : 0;
+	if (!r->rows.nsteps)
+		return fail_at(L, p->line, p->column, "'%s' path '%s': [] is the current row, but the rule file has no "
+			       "'rows' (the array whose elements become records)", what, p->text);
+	int same = !p->absolute && mark == r->rows.nsteps;
+	for (i = 0; same && i < mark; i++)
+		same = p->steps[i].kind == BN_PATH_KEY && p->steps[i].len == r->rows.steps[i].len &&
+		       !memcmp(p->steps[i].name, r->rows.steps[i].name, p->steps[i].len);
+	if (!same)
+		return fail_at(L, p->line, p->column, "'%s' path '%s': [] must follow the rows array '%s' (like %s[].id)",
+			       what, p->text, r->rows.text, r->rows.text);
+	p->steps[0] = (bn_path_step){ .kind = BN_PATH_ROW };
+	memmove(p->steps + 1, p->steps + mark + 1, (p->nsteps - mark - 1) * sizeof(*p->steps));
+	p->nsteps -= mark;
+	p->row = 1;
+	f->reads_row = 1;
+	return 0;
+}
+
+/* After every field is read: resolve rows and root into the paths, then check them against each other. */
+static int resolve_paths(loader *L)
+{
+	bn_rules *r = L->r;
+	bn_path_step row_step = { .kind = BN_PATH_ROW };
+	bn_path rows_elems;
+	path_ref *refs = NULL;
+	size_t nrefs = 0, cap = 1;
+	int rc = 0;
+
+	if (r->root.nsteps && (r->root.wildcard || r->root.nsteps != r->root.nparts || r->root.absolute))
+		return fail_at(L, r->root.line, r->root.column, "'root' path '%s' must be member names joined by dots "
+			       "(no [N], [*], [] or leading /)", r->root.text);
+	if (r->rows.nsteps && (r->rows.wildcard || r->rows.nsteps != r->rows.nparts))
+		return fail_at(L, r->rows.line, r->rows.column, "'rows' path '%s' must be member names joined by dots "
+			       "(no [N], [*] or [])", r->rows.text);
+	for (size_t i = 0; i < r->nfields; i++)
+		cap += 3 + r->fields[i].nalt;
+	refs = calloc(cap, sizeof(*refs));
+	if (!refs)
+		return nomem(L);
+	/* Fields' row paths compare with the rows path as written, so it is resolved after them; but its
+	   shape goes first, so a field path that disagrees with it is the one reported. */
+	if (r->rows.nsteps)
+		refs[nrefs++] = (path_ref){ &rows_elems, NULL };
+	for (size_t i = 0; i < r->nfields && !rc; i++) {
+		bn_field *f = &r->fields[i];
+		bn_path *paths[3] = { &f->source, &f->numerator, &f->denominator };
+		const char *what[3] = { f->presence ? "presence" : "source", "numerator", "denominator" };
+		for (size_t j = 0; j < 3 + f->nalt && !rc; j++) {
+			bn_path *p = j < 3 ? paths[j] : &f->alt[j - 3];
+			if (!p->nsteps)
+				continue;
+			rc = resolve_path(L, f, p, j < 3 ? what[j] : what[0]);
+			if (rc)
+				break;
+			L->field = f->name;
+			if (p->wildcard && (f->shape != BN_SHAPE_ARRAY || f->presence || f->is_ratio))
+				rc = fail_at(L, p->line, p->column, "'%s' path '%s' has [*], which collects several values: "
+					     "only for array fields (not %s)", j < 3 ? what[j] : what[0], p->text,
+					     f->is_ratio ? "a ratio" : f->presence ? "presence" :
+					     f->shape == BN_SHAPE_MAP ? "a map" : "a single value");
+			refs[nrefs++] = (path_ref){ p, f };
+		}
+		L->field = f->name;
+		if (!rc && f->row_index && !r->rows.nsteps)
+			rc = fail_at(L, f->line, f->column, "'row_index' needs 'rows' at top level (the array whose "
+				     "elements become records)");
+	}
+	L->field = NULL;
+	if (!rc && r->rows.nsteps) {
+		if (r->root.nsteps && !r->rows.absolute)
+			rc = prepend(L, &r->rows, &r->root);
+		/* As a path, the rows are the elements of the rows array. */
+		rows_elems = (bn_path){ .text = r->rows.text, .steps = &row_step, .nsteps = 1, .row = 1,
+					.line = r->rows.line, .column = r->rows.column };
+	}
+	if (!rc)
+		rc = check_shapes(L, refs, nrefs);
+	free(refs);
 	return rc;
 }
 
 static int allowed(const bn_rules *r, const bn_field *f)
 {
 	size_t i;
-	for (i = 0; i < r->nallow; i++)
+	for (i = 0; i < r->nallow; i++) {
 		if (!strcmp(r->allow[i].name, f->name) ||
 		    (f->source.text && !strcmp(r->allow[i].name, f->source.text)) ||
 		    (f->numerator.text && !strcmp(r->allow[i].name, f->numerator.text)) ||
 		    (f->denominator.text && !strcmp(r->allow[i].name, f->denominator.text)))
 			return 1;
+		for (size_t j = 0; j < f->nalt; j++)
+			if (!strcmp(r->allow[i].name, f->alt[j].text))
+				return 1;
+	}
 	return 0;
 }
 
@@ -1188,9 +1549,9 @@ static int check_serving_invalid(loader *L)
 		if (allowed(r, f))
 			continue;
 		hit = invalid_match(r, md, f->name);
-		for (j = 0; !hit && j < 3; j++) {
-			hit = path_match(r, md, paths[j]);
-			via = paths[j];
+		for (j = 0; !hit && j < 3 + f->nalt; j++) {
+			via = j < 3 ? paths[j] : &f->alt[j - 3];
+			hit = path_match(r, md, via);
 		}
 		if (!hit)
 			continue;
@@ -1246,6 +1607,7 @@ static void free_path(bn_path *p)
 	for (i = 0; i < p->nparts; i++)
 		free(p->parts[i]);
 	free(p->parts);
+	free(p->steps);
 	free(p->text);
 }
 
@@ -1281,7 +1643,12 @@ void bn_rules_free(bn_rules *r)
 		free_path(&f->source);
 		free_path(&f->numerator);
 		free_path(&f->denominator);
+		for (size_t j = 0; j < f->nalt; j++)
+			free_path(&f->alt[j]);
+		free(f->alt);
 	}
+	free_path(&r->rows);
+	free_path(&r->root);
 	free(r->fields);
 	for (i = 0; i < r->nchains; i++)
 		free_chain(&r->chains[i]);
@@ -1328,6 +1695,7 @@ int bn_rules_load_buffer(bn_rules **out, const char *text, size_t size, const ch
 	L.r = r;
 	r->max_line_bytes = 1048576;
 	r->max_text_bytes = 256;
+	r->max_rows = 1000;
 	r->regex_match_limit = 100000;
 	r->regex_depth_limit = 1000;
 	r->source_name = memdup(L.name, strlen(L.name));
@@ -1432,16 +1800,54 @@ cleanup:
 	return rc;
 }
 
+static const struct builtin *find_builtin(const char *name)
+{
+	for (size_t i = 0; name && i < NBUILTINS; i++)
+		if (!strcmp(builtins[i].name, name))
+			return &builtins[i];
+	return NULL;
+}
+
 int bn_rules_load_default(bn_rules **out, bn_error *err)
 {
-	return bn_rules_load_buffer(out, bn_default_rules_text, bn_default_rules_size, "<default>", err);
+	return bn_rules_load_buffer(out, builtins[0].text, *builtins[0].size, builtins[0].source_name, err);
 }
 
 const char *bn_rules_default_text(size_t *size)
 {
+	return bn_rules_builtin_text(builtins[0].name, size);
+}
+
+const char *bn_rules_builtin_name(size_t i)
+{
+	return i < NBUILTINS ? builtins[i].name : NULL;
+}
+
+const char *bn_rules_builtin_text(const char *name, size_t *size)
+{
+	const struct builtin *b = find_builtin(name);
 	if (size)
-		*size = bn_default_rules_size;
-	return bn_default_rules_text;
+		*size = b ? *b->size : 0;
+	return b ? b->text : NULL;
+}
+
+int bn_rules_load_builtin(bn_rules **out, const char *name, bn_error *err)
+{
+	const struct builtin *b = find_builtin(name);
+	bn_error_clear(err);
+	if (!out || !b)
+		return bn_error_set(err, BN_EUSAGE, "no shipped rule set named '%s' (expected bidlog or openrtb)",
+				    name ? name : "(null)");
+	return bn_rules_load_buffer(out, b->text, *b->size, b->source_name, err);
+}
+
+int bn_rules_load(bn_rules **out, const char *spec, bn_error *err)
+{
+	if (!spec)
+		return bn_rules_load_default(out, err);
+	if (find_builtin(spec))
+		return bn_rules_load_builtin(out, spec, err);
+	return bn_rules_load_file(out, spec, err);
 }
 
 const char *bn_rules_schema_json(const bn_rules *rules)
@@ -1459,6 +1865,11 @@ const char *bn_rules_source_name(const bn_rules *rules)
 	return rules ? rules->source_name : NULL;
 }
 
+const char *bn_rules_rows(const bn_rules *rules)
+{
+	return rules && rules->rows.nsteps ? rules->rows.text : NULL;
+}
+
 size_t bn_rules_max_line_bytes(const bn_rules *rules)
 {
 	return rules ? rules->max_line_bytes : 0;
@@ -1472,4 +1883,9 @@ size_t bn_rules_field_count(const bn_rules *rules)
 const char *bn_rules_field_name(const bn_rules *rules, size_t i)
 {
 	return rules && i < rules->nfields ? rules->fields[i].name : NULL;
+}
+
+int bn_rules_field_is_string(const bn_rules *rules, size_t i)
+{
+	return rules && i < rules->nfields && rules->fields[i].type == BN_T_STRING && !rules->fields[i].is_ratio;
 }

@@ -48,6 +48,7 @@ void bn_encoder_free(bn_encoder *e)
 	free(e->map_key_lens);
 	bn_buf_free(&e->strings);
 	bn_buf_free(&e->repaired);
+	bn_buf_free(&e->request);
 	free(e);
 }
 
@@ -169,8 +170,10 @@ int bn_encoder_encode_json(bn_encoder *e, const char *json, size_t len, bn_error
 	int rc;
 
 	e->valid = 0;
+	e->nrows = 0;
+	e->row = 0;
 	bn_error_clear(err);
-	/* What `bidnorm ingest` does to a line before and around bn_normalize_line (pipeline/ingest.c). */
+	/* What `bidnorm ingest` does to a line before and around bn_normalize_parse (pipeline/ingest.c). */
 	if (len > max) {
 		bn_error_set(err, BN_EREJECT, "line of %llu bytes exceeds limits.max_line_bytes (%zu)",
 			     (unsigned long long)len, max);
@@ -186,12 +189,52 @@ int bn_encoder_encode_json(bn_encoder *e, const char *json, size_t len, bn_error
 		json = e->repaired.data;
 		len = e->repaired.size;
 	}
-	rc = bn_normalize_line(e->norm, json, len, err);
+	/* Later rows are read from the parsed request: keep it, since the caller's buffer is not ours. */
+	if (e->model->rules->rows.nsteps && json != e->repaired.data) {
+		bn_buf_reset(&e->request);
+		if (bn_buf_append(&e->request, json, len) < 0)
+			return bn_error_set(err, BN_ENOMEM, "out of memory");
+		json = e->request.data;
+	}
+	size_t nrows = 0;
+	rc = bn_normalize_parse(e->norm, json, len, &nrows, err);
+	if (rc == BN_OK)
+		rc = bn_normalize_row(e->norm, 0, err);
 	if (rc == BN_EREJECT && err && (err->reason <= BN_REJECT_NONE || err->reason >= BN_REJECT_REASON_COUNT))
 		err->reason = BN_REJECT_INVALID_VALUE;
 	if (rc < 0)
 		return rc;
-	return encode_record(e, err);
+	rc = encode_record(e, err);
+	if (rc == BN_OK)
+		e->nrows = nrows;
+	return rc;
+}
+
+size_t bn_encoder_row_count(const bn_encoder *e)
+{
+	return e ? e->nrows : 0;
+}
+
+size_t bn_encoder_row(const bn_encoder *e)
+{
+	return e ? e->row : 0;
+}
+
+int bn_encoder_select_row(bn_encoder *e, size_t row, bn_error *err)
+{
+	int rc;
+	bn_error_clear(err);
+	if (!e || row >= e->nrows)
+		return bn_error_set(err, BN_EUSAGE, "bn_encoder_select_row: row %zu of a request with %zu rows", row,
+				    e ? e->nrows : 0);
+	if (row == e->row && e->valid)
+		return BN_OK;
+	e->valid = 0;
+	e->row = row;
+	rc = bn_normalize_row(e->norm, row, err);
+	if (rc == BN_EREJECT && err && (err->reason <= BN_REJECT_NONE || err->reason >= BN_REJECT_REASON_COUNT))
+		err->reason = BN_REJECT_INVALID_VALUE;
+	return rc < 0 ? rc : encode_record(e, err);
 }
 
 /* ---- records already normalized: Avro binary in the rules' schema ---- */

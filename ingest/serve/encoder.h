@@ -32,6 +32,9 @@ struct bn_encoder {
 	size_t nmap, cap_map;
 	bn_buf strings;           /* passthrough values and map keys, each NUL-terminated */
 	bn_buf repaired;          /* the input with invalid UTF-8 repaired, when it needs it */
+	bn_buf request;           /* rules with rows: the request, kept for bn_encoder_select_row */
+	size_t nrows;             /* rows of the last request (0 after a failure) */
+	size_t row;               /* the row encoded */
 };
 
 /* Append the Avro binary encoding of the last encoded record (schema bn_model_schema_json). BN_OK or BN_ENOMEM. */

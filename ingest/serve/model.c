@@ -92,7 +92,7 @@ static int vocab_table_build(bn_vocab_table *t, bn_buf *b, const char *path, bn_
 		n++;
 	if (n >= UINT32_MAX / 2) {
 		bn_error_locate(err, path, 0, 0);
-		return bn_error_set(err, BN_EUSAGE, "too many tokens");
+		return bn_error_set(err, BN_ECORRUPT, "too many tokens");
 	}
 	for (cap = 16; cap < 2 * n + 2; cap *= 2)
 		;
@@ -110,12 +110,12 @@ static int vocab_table_build(bn_vocab_table *t, bn_buf *b, const char *path, bn_
 		p[len] = '\0';
 		if (len == 0) {
 			bn_error_locate(err, path, k, 0);
-			return bn_error_set(err, BN_EUSAGE, "empty line: tokens cannot be empty");
+			return bn_error_set(err, BN_ECORRUPT, "empty line: tokens cannot be empty");
 		}
 		uint32_t dup = bn_vocab_table_find(t, p, len);
 		if (dup) {
 			bn_error_locate(err, path, k, 0);
-			return bn_error_set(err, BN_EUSAGE, "token \"%.100s\" duplicates line %u", p, dup);
+			return bn_error_set(err, BN_ECORRUPT, "token \"%.100s\" duplicates line %u", p, dup);
 		}
 		t->tokens[k] = p;
 		t->lens[k] = (uint32_t)len;
@@ -297,12 +297,12 @@ int bn_model_load(bn_model **out, const bn_rules *rules, const char *vocab_dir, 
 			goto cleanup;
 		if (!fd) {
 			bn_error_locate(err, path, 0, 0);
-			rc = bn_error_set(err, BN_EUSAGE, "no field '%s' in the rules", names[i]);
+			rc = bn_error_set(err, BN_ECORRUPT, "no field '%s' in the rules", names[i]);
 			goto cleanup;
 		}
 		if (fd->type != BN_T_STRING || fd->is_ratio || fd->shape == BN_SHAPE_MAP) {
 			bn_error_locate(err, path, 0, 0);
-			rc = bn_error_set(err, BN_EUSAGE, "field '%s' is %s: vocabularies are for string and array<string> fields",
+			rc = bn_error_set(err, BN_ECORRUPT, "field '%s' is %s: vocabularies are for string and array<string> fields",
 					  names[i], type_name(fd));
 			goto cleanup;
 		}
@@ -318,7 +318,7 @@ int bn_model_load(bn_model **out, const bn_rules *rules, const char *vocab_dir, 
 		if (nbad && fb.seen) {
 			bn_error_clear(err);
 			bn_error_locate(err, fb.e.source, fb.e.line, 0);
-			rc = bn_error_set(err, BN_EUSAGE, "%s", fb.e.message);
+			rc = bn_error_set(err, BN_ECORRUPT, "%s", fb.e.message);
 			goto cleanup;
 		}
 	}

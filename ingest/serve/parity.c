@@ -55,6 +55,7 @@ struct bn_parity {
 	bn_buf value;     /* unescaped string values */
 	bn_buf out;       /* JSON of one expected value */
 	bn_buf trace;
+	size_t row;       /* the row of the request the record at hand was served for ("row", default 0) */
 	unsigned char *matched;
 	size_t cap_matched;
 };
@@ -190,19 +191,51 @@ static uint32_t member(bn_parity *p, const bn_json_token *toks, const char *text
 	return found;
 }
 
-/* Index + 1 of the value at path below obj, or 0 when absent. */
-static uint32_t at_path(bn_parity *p, const bn_json_token *toks, const char *text, uint32_t obj, const bn_path *path)
+/* Index + 1 of element k of array arr, or 0. */
+static uint32_t element(const bn_json_token *toks, uint32_t arr, uint32_t k)
 {
-	uint32_t v = 0;
-	for (size_t i = 0; i < path->nparts; i++) {
-		if (toks[obj].type != BN_JSON_OBJECT)
-			return 0;
-		v = member(p, toks, text, obj, path->parts[i]);
+	if (toks[arr].type != BN_JSON_ARRAY)
+		return 0;
+	for (uint32_t e = arr + 1; e < toks[arr].next; e = toks[e].next)
+		if (k-- == 0)
+			return e + 1;
+	return 0;
+}
+
+/* Index + 1 of the value at the path's steps [from, to) below obj, or 0 when absent. */
+static uint32_t at_steps(bn_parity *p, const bn_json_token *toks, const char *text, uint32_t obj,
+			 const bn_path_step *steps, size_t n)
+{
+	uint32_t v = obj + 1;
+	char name[256];
+	for (size_t i = 0; i < n; i++) {
+		const bn_path_step *st = &steps[i];
+		if (st->kind == BN_PATH_KEY) {
+			if (toks[obj].type != BN_JSON_OBJECT || st->len >= sizeof(name))
+				return 0;
+			memcpy(name, st->name, st->len);
+			name[st->len] = '\0';
+			v = member(p, toks, text, obj, name);
+		} else {
+			/* [*] shows its first match: enough to tell a reader where the value came from */
+			v = element(toks, obj, st->kind == BN_PATH_INDEX ? st->index : 0);
+		}
 		if (!v)
 			return 0;
 		obj = v - 1;
 	}
 	return v;
+}
+
+/* Index + 1 of the value at path below the raw request obj (row paths: in row p->row), or 0 when absent. */
+static uint32_t at_path(bn_parity *p, const bn_json_token *toks, const char *text, uint32_t obj, const bn_path *path)
+{
+	const bn_rules *r = p->model->rules;
+	if (!path->row)
+		return at_steps(p, toks, text, obj, path->steps, path->nsteps);
+	uint32_t arr = at_steps(p, toks, text, obj, r->rows.steps, r->rows.nsteps);
+	uint32_t el = arr ? element(toks, arr - 1, (uint32_t)p->row) : 0;
+	return el ? at_steps(p, toks, text, el - 1, path->steps + 1, path->nsteps - 1) : 0;
 }
 
 static char *dup_buf(const bn_buf *b)
@@ -226,22 +259,31 @@ static char *dup_text(const char *s, size_t n)
 	return d;
 }
 
-/* The raw value(s) a field is computed from, as JSON. */
+/* The raw value(s) a field is computed from, as JSON: one value, or {path: value, ...} for several paths. */
 static int raw_json(bn_parity *p, const bn_json_token *toks, const char *text, uint32_t raw, const bn_field *fd,
 		    bn_buf *out)
 {
-	const bn_path *paths[2] = { fd->is_ratio ? &fd->numerator : &fd->source, &fd->denominator };
-	size_t npaths = fd->is_ratio ? 2 : 1;
+	const bn_path *paths[16];
+	size_t npaths = 0;
 	int bad = 0;
 
 	bn_buf_reset(out);
+	if (fd->row_index) {
+		char num[32];
+		return bn_buf_append(out, num, (size_t)snprintf(num, sizeof(num), "%zu", p->row)) < 0 ? BN_ENOMEM : BN_OK;
+	}
+	paths[npaths++] = fd->is_ratio ? &fd->numerator : &fd->source;
 	if (fd->is_ratio)
+		paths[npaths++] = &fd->denominator;
+	for (size_t j = 0; j < fd->nalt && npaths < sizeof(paths) / sizeof(paths[0]); j++)
+		paths[npaths++] = &fd->alt[j];
+	if (npaths > 1)
 		bad |= bn_jsonw_raw(out, "{");
 	for (size_t i = 0; i < npaths; i++) {
 		uint32_t v = at_path(p, toks, text, raw, paths[i]);
 		const char *s;
 		size_t n;
-		if (fd->is_ratio) {
+		if (npaths > 1) {
 			bad |= bn_jsonw_raw(out, i ? "," : "");
 			bad |= bn_jsonw_cstr(out, paths[i]->text);
 			bad |= bn_jsonw_raw(out, ":");
@@ -253,7 +295,7 @@ static int raw_json(bn_parity *p, const bn_json_token *toks, const char *text, u
 		json_text(text, &toks[v - 1], &s, &n);
 		bad |= bn_buf_append(out, s, n);
 	}
-	if (fd->is_ratio)
+	if (npaths > 1)
 		bad |= bn_jsonw_raw(out, "}");
 	return bad ? BN_ENOMEM : BN_OK;
 }
@@ -312,7 +354,7 @@ static void trace_field(bn_parity *p, const bn_json_token *toks, const char *tex
 {
 	uint32_t v;
 	bn_buf_reset(&p->trace);
-	if (fd->type != BN_T_STRING || fd->is_ratio || fd->shape == BN_SHAPE_MAP)
+	if (fd->type != BN_T_STRING || fd->is_ratio || fd->shape == BN_SHAPE_MAP || fd->presence)
 		return;
 	v = at_path(p, toks, text, raw, &fd->source);
 	if (fd->shape == BN_SHAPE_SCALAR || !v || toks[v - 1].type != BN_JSON_ARRAY) {
@@ -510,7 +552,8 @@ int bn_parity_add(bn_parity *p, const char *source, uint64_t line, const char *t
 {
 	const bn_model *m = p->model;
 	bn_json_result jr;
-	uint32_t raw = 0, enc = 0;
+	uint32_t raw = 0, enc = 0, rowt = 0;
+	int64_t row = 0;
 	bn_error why;
 	int rc;
 
@@ -526,7 +569,12 @@ int bn_parity_add(bn_parity *p, const char *source, uint64_t line, const char *t
 	if (toks[0].type == BN_JSON_OBJECT) {
 		raw = member(p, toks, text, 0, "raw");
 		enc = member(p, toks, text, 0, "encoded");
+		rowt = member(p, toks, text, 0, "row");
 	}
+	if (rowt && (toks[rowt - 1].type != BN_JSON_NUMBER ||
+		     bn_json_number_int64(text + toks[rowt - 1].start, toks[rowt - 1].len, &row) < 0 || row < 0))
+		return bn_parity_add_malformed(p, source, line, toks[rowt - 1].start + 1,
+					       "\"row\" must be a row index (a whole number from 0)", text, size, err);
 	if (!raw || !enc || toks[raw - 1].type != BN_JSON_OBJECT || toks[enc - 1].type != BN_JSON_OBJECT) {
 		return bn_parity_add_malformed(p, source, line, 0, "expected an object with \"raw\" and \"encoded\" objects",
 					       text, size, err);
@@ -536,6 +584,16 @@ int bn_parity_add(bn_parity *p, const char *source, uint64_t line, const char *t
 	p->records++;
 	bn_error_clear(&why);
 	rc = bn_encoder_encode_json(p->enc, text + toks[raw].start, toks[raw].len, &why);
+	if (rc == BN_OK && (uint64_t)row >= bn_encoder_row_count(p->enc)) {
+		char reason[BN_ERROR_MESSAGE_MAX];
+		p->records--;
+		snprintf(reason, sizeof(reason), "\"row\" %lld is past the request's last row (it has %zu)", (long long)row,
+			 bn_encoder_row_count(p->enc));
+		return bn_parity_add_malformed(p, source, line, toks[rowt - 1].start + 1, reason, text, size, err);
+	}
+	if (rc == BN_OK && row)
+		rc = bn_encoder_select_row(p->enc, (size_t)row, &why);
+	p->row = (size_t)row;
 	if (rc == BN_EREJECT) {
 		p->rejected++;
 		return keep_reject(p, text + toks[raw].start, toks[raw].len, &why, source, line) < 0
@@ -757,13 +815,15 @@ int bn_parity_report(char **out_text, int *failed, const bn_parity *p, double ma
 		     bn_error *err)
 {
 	bn_buf b = { 0 };
-	int fail = rate(p->rejected, p->records) > max_mismatch_rate ||
-		   rate(p->malformed, p->records + p->malformed) > max_mismatch_rate;
-	int bad;
+	int fail = 0, bad;
 
+	if (rate(p->rejected, p->records) > max_mismatch_rate)
+		fail |= BN_PARITY_FAILED_REJECTED;
+	if (rate(p->malformed, p->records + p->malformed) > max_mismatch_rate)
+		fail |= BN_PARITY_FAILED_MALFORMED;
 	for (size_t f = 0; f < p->model->nfeatures; f++)
 		if (rate(p->feat[f].mismatched, p->feat[f].compared) > max_mismatch_rate)
-			fail = 1;
+			fail |= BN_PARITY_FAILED_MISMATCH;
 	bad = json ? report_json(&b, p, max_mismatch_rate, fail) : report_text(&b, p, max_mismatch_rate, fail);
 	bad |= bn_buf_putc(&b, '\0');
 	if (bad) {

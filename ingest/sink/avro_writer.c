@@ -1,4 +1,4 @@
-/* avro_writer.c - Avro object container framing: header with user metadata, random sync marker, buffered blocks. */
+/* avro_writer.c - Avro object container framing: header with user metadata, a sync marker derived from it, buffered blocks. */
 #include "bidnorm/avro.h"
 
 #include <errno.h>
@@ -9,7 +9,7 @@
 
 #include "sink/avro_encode.h"
 #include "util/buf.h"
-#include "util/hash.h"
+#include "util/sha256.h"
 
 #define SYNC_SIZE 16
 /* Large enough that small blocks cost one write(2) per many blocks. */
@@ -98,7 +98,22 @@ static int build_header(bn_avro_writer *w, const char *schema_json, bn_codec cod
 		if (put_entry(b, meta[i].key, meta[i].value) < 0)
 			return BN_ENOMEM;
 	}
-	if (bn_avro_put_end(b) < 0 || bn_buf_append(b, w->sync, SYNC_SIZE) < 0)
+	if (bn_avro_put_end(b) < 0)
+		return BN_ENOMEM;
+	/*
+	 * The marker only has to be unlikely to occur in the data, so it is derived
+	 * from the header (schema, codec, metadata: for ingest the bidnorm version,
+	 * rules hash and input names) instead of drawn at random: the same inputs,
+	 * rules and options give byte-identical files (retries, caches,
+	 * content-addressed storage).
+	 */
+	unsigned char digest[BN_SHA256_SIZE];
+	bn_sha256 sha;
+	bn_sha256_init(&sha);
+	bn_sha256_update(&sha, b->data, b->size);
+	bn_sha256_final(digest, &sha);
+	memcpy(w->sync, digest, SYNC_SIZE);
+	if (bn_buf_append(b, w->sync, SYNC_SIZE) < 0)
 		return BN_ENOMEM;
 	return BN_OK;
 }
@@ -123,8 +138,6 @@ int bn_avro_writer_new(bn_avro_writer **out, int fd, const char *name, const cha
 		goto cleanup;
 	}
 	w->fd = fd;
-	/* The marker only has to be unlikely to occur in the data; a weak fallback still differs between files. */
-	bn_random_bytes(w->sync, SYNC_SIZE, w);
 	if (build_header(w, schema_json, codec, meta, nmeta) < 0) {
 		rc = oom(err);
 		goto cleanup;

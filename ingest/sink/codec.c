@@ -88,6 +88,12 @@ static int check_level(bn_codec codec, int level, int *out, bn_error *err)
 	return BN_OK;
 }
 
+int bn_codec_check_level(bn_codec codec, int level, bn_error *err)
+{
+	int effective;
+	return check_level(codec, level, &effective, err);
+}
+
 int bn_avro_compressor_new(bn_avro_compressor **out, bn_codec codec, int level, bn_error *err)
 {
 	bn_avro_compressor *c = NULL;

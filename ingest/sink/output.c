@@ -1,5 +1,6 @@
 /* output.c - atomic publication of output files: temporary name in the same folder, fsync, rename, fsync the folder. */
 #include "sink/output.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,63 @@
 #include <unistd.h>
 
 #define FLUSH_AT (256 * 1024)
+
+/*
+ * The process's umask, without changing it: umask(2) can only be read by
+ * setting it, and two threads doing that at once can leave it at 0 for good
+ * (bidnorm watch commits files from several workers). Linux 4.7+ shows it in
+ * /proc/self/status; the set-and-restore fallback is for older kernels.
+ */
+static mode_t current_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	unsigned mask;
+	if (f) {
+		while (fgets(line, sizeof(line), f)) {
+			if (sscanf(line, "Umask: %o", &mask) == 1) {
+				fclose(f);
+				return (mode_t)mask & 0777;
+			}
+		}
+		fclose(f);
+	}
+	mode_t m = umask(077);
+	umask(m);
+	return m;
+}
+
+void bn_outmode_init(bn_outmode *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->bits = 0777;
+}
+
+void bn_outmode_add(bn_outmode *m, const struct stat *st)
+{
+	if (!S_ISREG(st->st_mode))
+		return;
+	m->bits &= st->st_mode & 0777;
+	if (!m->limited) {
+		m->gid = st->st_gid;
+		m->one_gid = 1;
+	} else if (m->gid != st->st_gid) {
+		m->one_gid = 0;
+	}
+	m->limited = 1;
+}
+
+mode_t bn_outmode_for(const bn_outmode *m, gid_t out_gid)
+{
+	mode_t mode = 0666 & ~current_umask();
+	if (m && m->limited) {
+		mode_t bits = m->bits;
+		if (!m->one_gid || m->gid != out_gid)
+			bits &= ~(mode_t)070;
+		mode &= bits;
+	}
+	return mode;
+}
 
 int bn_write_all(int fd, const void *data, size_t size)
 {
@@ -86,6 +144,19 @@ int bn_outfile_open(bn_outfile *f, const char *path, bn_error *err)
 		goto cleanup;
 	snprintf(f->tmp_path, n, "%s/.%s.tmp-XXXXXX", dir, base);
 	f->fd = mkstemp(f->tmp_path);
+	if (f->fd < 0 && errno == ENOENT) {
+		/* A missing output folder is created, as `mkdir -p` would: what a user writing -o out/x.avro expects. */
+		rc = bn_fs_mkdirs(dir, err);
+		if (rc < 0) {
+			bn_error_locate(err, path, 0, 0);
+			free(f->tmp_path);
+			f->tmp_path = NULL;
+			goto cleanup;
+		}
+		/* mkstemp changed the template's X's when it failed */
+		snprintf(f->tmp_path, n, "%s/.%s.tmp-XXXXXX", dir, base);
+		f->fd = mkstemp(f->tmp_path);
+	}
 	if (f->fd < 0) {
 		bn_error_locate(err, path, 0, 0);
 		rc = bn_error_set(err, BN_EIO, "cannot create output in '%s': %s", dir, strerror(errno));
@@ -93,10 +164,7 @@ int bn_outfile_open(bn_outfile *f, const char *path, bn_error *err)
 		f->tmp_path = NULL;
 		goto cleanup;
 	}
-	/* mkstemp makes 0600; outputs are ordinary files for other readers (umask applies). */
-	mode_t mask = umask(0);
-	umask(mask);
-	fchmod(f->fd, 0666 & ~mask);
+	/* mkstemp makes 0600: nobody else reads a half-written file; the commit sets the final mode. */
 	rc = BN_OK;
 cleanup:
 	free(dir);
@@ -163,6 +231,12 @@ int bn_outfile_commit(bn_outfile *f, bn_error *err)
 		}
 		release(f);
 		return BN_OK;
+	}
+	/* Before the rename, so the file never appears under its name more readable than it will be. */
+	struct stat st;
+	if (fstat(f->fd, &st) < 0 || fchmod(f->fd, bn_outmode_for(f->limit, st.st_gid)) < 0) {
+		rc = io_error(f, err, "cannot set the file mode");
+		goto fail;
 	}
 	if (fsync(f->fd) < 0) {
 		rc = io_error(f, err, "fsync failed");

@@ -33,6 +33,7 @@ static int put_input(bn_buf *b, const bn_input_stats *in)
 	bad |= put_u64(b, "records_read", in->read, &first);
 	bad |= put_u64(b, "records_written", in->written, &first);
 	bad |= put_u64(b, "records_rejected", in->rejected, &first);
+	bad |= put_u64(b, "rows_written", in->rows, &first);
 	bad |= bn_jsonw_key(b, "rejected_by_reason", &first) | put_reasons(b, in->by_reason);
 	bad |= put_u64(b, "blank_lines", in->src.blank_lines, &first);
 	bad |= put_u64(b, "repaired_bytes", in->src.repaired_bytes, &first);
@@ -47,6 +48,8 @@ static int put_field(bn_buf *b, const bn_field *fd, const bn_field_stats *st)
 	bad |= put_u64(b, "null", st->nulls, &first);
 	bad |= put_u64(b, "coerced", st->coerced, &first);
 	bad |= put_u64(b, "coercion_failures", st->failures, &first);
+	if (fd->has_range)
+		bad |= put_u64(b, "out_of_range", st->out_of_range, &first);
 	bad |= put_u64(b, fd->is_ratio ? "undefined" : "defaulted", st->defaulted, &first);
 	if (fd->shape != BN_SHAPE_SCALAR) {
 		bad |= put_u64(b, "elements", st->items_in, &first);
@@ -162,11 +165,13 @@ int bn_stats_prepare(bn_outfile *out, const char *path, const bn_run_stats *run,
 	bad |= bn_jsonw_key(&b, "rules_sha256", &first) | bn_jsonw_cstr(&b, bn_rules_sha256(rules));
 	bad |= bn_jsonw_key(&b, "output", &first) | bn_jsonw_cstr(&b, run->output);
 	bad |= bn_jsonw_key(&b, "rejects", &first) | bn_jsonw_cstr(&b, run->rejects);
+	bad |= bn_jsonw_key(&b, "reject_raw", &first) | bn_jsonw_cstr(&b, run->reject_raw ? run->reject_raw : "full");
 	bad |= bn_jsonw_key(&b, "codec", &first) | bn_jsonw_cstr(&b, bn_codec_name(run->codec));
 	bad |= bn_jsonw_key(&b, "elapsed_seconds", &first) | bn_jsonw_double(&b, run->elapsed);
 	bad |= put_u64(&b, "records_read", run->read, &first);
 	bad |= put_u64(&b, "records_written", run->written, &first);
 	bad |= put_u64(&b, "records_rejected", run->rejected, &first);
+	bad |= put_u64(&b, "rows_written", run->rows, &first);
 	bad |= bn_jsonw_key(&b, "reject_rate", &first) |
 	       bn_jsonw_double(&b, run->read ? (double)run->rejected / (double)run->read : 0.0);
 	bad |= bn_jsonw_key(&b, "max_reject_rate", &first) | bn_jsonw_double(&b, run->max_reject_rate);
@@ -201,6 +206,7 @@ int bn_stats_prepare(bn_outfile *out, const char *path, const bn_run_stats *run,
 		return bn_error_set(err, BN_ENOMEM, "out of memory writing stats");
 	}
 	rc = bn_outfile_open(out, path, err);
+	out->limit = run->limit;
 	if (rc == BN_OK)
 		rc = bn_outfile_write(out, b.data, b.size, err);
 	if (rc == BN_OK)

@@ -13,7 +13,8 @@
 typedef struct bn_input_stats {
 	const char *name;
 	bn_source_stats src;
-	uint64_t read, written, rejected;
+	uint64_t read, written, rejected;  /* input records (lines) */
+	uint64_t rows;                     /* Avro records they made */
 	uint64_t by_reason[BN_REJECT_REASON_COUNT];
 	int done;                /* read to the end without error */
 } bn_input_stats;
@@ -22,10 +23,13 @@ typedef struct bn_run_stats {
 	const bn_rules *rules;
 	const char *output;
 	const char *rejects;
+	const char *reject_raw;  /* what reject lines keep of the line ("full", "truncate:N", "none") */
+	const bn_outmode *limit; /* the inputs' modes, which the stats file's may not exceed; NULL = none */
 	bn_codec codec;
 	bn_input_stats *inputs;
 	size_t ninputs;
 	uint64_t read, written, rejected, bytes_written;
+	uint64_t rows;
 	uint64_t by_reason[BN_REJECT_REASON_COUNT];
 	double max_reject_rate;
 	double elapsed;

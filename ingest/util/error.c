@@ -88,7 +88,8 @@ const char *bn_reject_reason_name(int reason)
 {
 	static const char *const names[BN_REJECT_REASON_COUNT] = {
 		"none", "invalid_json", "not_object", "missing_required", "invalid_value",
-		"line_too_long", "validation_failed", "too_complex",
+		"line_too_long", "validation_failed", "too_complex", "missing_rows", "rows_not_array",
+		"empty_rows", "row_not_object", "too_many_rows",
 	};
 	if (reason < 0 || reason >= BN_REJECT_REASON_COUNT)
 		return "unknown";

@@ -1,4 +1,4 @@
-/* file.c - whole-file reads into a bn_buf, with errors that name the file. */
+/* file.c - whole-file reads into a bn_buf and folder creation, with errors that name the file. */
 #include "util/file.h"
 
 #include <errno.h>
@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int bn_file_read_all(bn_buf *b, const char *path, bn_error *err)
@@ -48,4 +49,51 @@ char *bn_path_join(const char *dir, const char *name)
 	if (p)
 		sprintf(p, "%.*s/%s", (int)dn, dir, name);
 	return p;
+}
+
+int bn_fs_mkdirs(const char *path, bn_error *err)
+{
+	char *p = strdup(path);
+	int rc = BN_OK;
+	if (!p)
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	for (char *s = p + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST) {
+			rc = bn_error_set(err, BN_EIO, "cannot create folder '%s': %s", p, strerror(errno));
+			break;
+		}
+		*s = c;
+		if (!c)
+			break;
+	}
+	struct stat st;
+	if (rc == BN_OK && (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)))
+		rc = bn_error_set(err, BN_EIO, "cannot create folder '%s': %s", path,
+				  errno ? strerror(errno) : "not a folder");
+	free(p);
+	return rc;
+}
+
+int bn_fs_mkdirs_parent(const char *path, bn_error *err)
+{
+	size_t n = strlen(path);
+	int rc;
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	while (n > 0 && path[n - 1] != '/')
+		n--;
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	if (n == 0 || (n == 1 && path[0] == '/'))
+		return BN_OK;
+	char *dir = strndup(path, n);
+	if (!dir)
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	rc = bn_fs_mkdirs(dir, err);
+	free(dir);
+	return rc;
 }

@@ -1,4 +1,4 @@
-/* file.h - reading a whole (small) file into a reused buffer: vocabularies, manifests, rule files. */
+/* file.h - reading a whole (small) file into a reused buffer (vocabularies, manifests, rule files); creating folders. */
 #ifndef BN_UTIL_FILE_H
 #define BN_UTIL_FILE_H
 
@@ -15,5 +15,11 @@ int bn_file_read_all(bn_buf *b, const char *path, bn_error *err);
 
 /* dir + "/" + name, without doubling a trailing slash of dir. malloc'ed (caller frees); NULL when out of memory. */
 char *bn_path_join(const char *dir, const char *name);
+
+/* mkdir -p with mode 0755 (umask applies). BN_EIO "cannot create folder 'x': ...", BN_ENOMEM. */
+int bn_fs_mkdirs(const char *path, bn_error *err);
+
+/* mkdir -p of the folder path is in ("a/b/c.avro" -> "a/b"); nothing for a bare name. As bn_fs_mkdirs. */
+int bn_fs_mkdirs_parent(const char *path, bn_error *err);
 
 #endif

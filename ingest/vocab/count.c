@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bidnorm/normalize.h"
+#include "rules/compiled.h"
 #include "sink/output.h"
 #include "util/buf.h"
 #include "util/file.h"
@@ -335,6 +338,109 @@ int bn_where_match(const bn_where *w, bn_avro_kind kind, const bn_avro_value *v)
 	}
 	int eq = n == w->value_len && memcmp(s, w->value, n) == 0;
 	return w->op == BN_WHERE_EQ ? eq : !eq;
+}
+
+/* Replace w->value by value[0..n): the form the field holds in the Avro. */
+static int where_set_value(bn_where *w, const char *value, size_t n, bn_error *err)
+{
+	char *v = strndup(value, n);
+	if (!v)
+		return oom(err);
+	free(w->value);
+	w->value = v;
+	w->value_len = n;
+	return BN_OK;
+}
+
+/* An integer filter value in its decimal form ("007" -> "7"), or BN_EUSAGE. */
+static int where_integer(bn_where *w, const bn_field *fd, bn_error *err)
+{
+	char *end, num[24];
+	long long v;
+	errno = 0;
+	v = strtoll(w->value, &end, 10);
+	if (!w->value[0] || *end || errno || w->value[0] == '+' || w->value[0] == ' ' ||
+	    (fd->type == BN_T_INT && (v < INT32_MIN || v > INT32_MAX)))
+		return bn_error_set(err, BN_EUSAGE, "--where '%s': field '%s' is %s, and '%s' is not %s", w->text, w->field,
+				    fd->type == BN_T_INT ? "an int" : "a long", w->value,
+				    fd->type == BN_T_INT ? "a 32-bit integer" : "a 64-bit integer");
+	int n = snprintf(num, sizeof(num), "%lld", v);
+	return where_set_value(w, num, (size_t)n, err);
+}
+
+/* A string filter value through the field's chain, as the Avro holds it. */
+static int where_string(bn_where *w, const bn_rules *rules, bn_error *err)
+{
+	bn_normalizer *n = NULL;
+	const char *out;
+	size_t size;
+	int is_null, rc;
+	rc = bn_normalizer_new(&n, rules, err);
+	if (rc == BN_OK)
+		rc = bn_normalize_value(n, w->field, w->value, w->value_len, &out, &size, &is_null, NULL, NULL, err);
+	if (rc == BN_EREJECT) {
+		char why[BN_ERROR_MESSAGE_MAX];
+		snprintf(why, sizeof(why), "%s", err ? err->message : "");
+		bn_error_clear(err);
+		rc = bn_error_set(err, BN_EUSAGE, "--where '%s': no row can hold '%s' in field '%s': %s", w->text,
+				  w->value, w->field, why);
+	} else if (rc == BN_OK && is_null) {
+		rc = bn_error_set(err, BN_EUSAGE,
+				  "--where '%s': '%s' normalizes to null in field '%s', so no row can hold it "
+				  "(use '%s' for not null)", w->text, w->value, w->field, w->field);
+	} else if (rc == BN_OK) {
+		rc = where_set_value(w, out, size, err);
+	}
+	bn_normalizer_free(n);
+	return rc;
+}
+
+int bn_vocab_counter_resolve_where(bn_vocab_counter *c, const bn_rules *rules, bn_error *err)
+{
+	int rc = BN_OK;
+	bn_error_clear(err);
+	for (size_t i = 0; i < c->nwhere && rc == BN_OK; i++) {
+		bn_where *w = &c->where[i];
+		const bn_field *fd = NULL;
+		for (size_t f = 0; f < rules->nfields && !fd; f++)
+			if (strcmp(rules->fields[f].name, w->field) == 0)
+				fd = &rules->fields[f];
+		/* Fields the rules do not have, and types filters do not take, are refused against the Avro schema. */
+		if (w->op == BN_WHERE_NOTNULL || !fd || fd->shape != BN_SHAPE_SCALAR || fd->is_ratio)
+			continue;
+		switch (fd->type) {
+		case BN_T_STRING:
+			rc = where_string(w, rules, err);
+			break;
+		case BN_T_INT:
+		case BN_T_LONG:
+			rc = where_integer(w, fd, err);
+			break;
+		case BN_T_BOOLEAN:
+			if (strcmp(w->value, "true") != 0 && strcmp(w->value, "false") != 0)
+				rc = bn_error_set(err, BN_EUSAGE, "--where '%s': field '%s' is a boolean: the value must be true or false, not '%s'",
+						  w->text, w->field, w->value);
+			break;
+		default:
+			break;
+		}
+	}
+	return rc;
+}
+
+const char *bn_vocab_counter_where_value(const bn_vocab_counter *c, size_t i)
+{
+	return i < c->nwhere && c->where[i].op != BN_WHERE_NOTNULL ? c->where[i].value : NULL;
+}
+
+const char *bn_vocab_counter_where_text(const bn_vocab_counter *c, size_t i)
+{
+	return i < c->nwhere ? c->where[i].text : NULL;
+}
+
+size_t bn_vocab_counter_where_count(const bn_vocab_counter *c)
+{
+	return c->nwhere;
 }
 
 void bn_where_free(bn_where *w)

@@ -631,6 +631,38 @@ static int write_manifest(bn_buf *b, const bn_vocab_counter *c, const selection 
 	return bad ? BN_ENOMEM : BN_OK;
 }
 
+int bn_vocab_write_check(const char *dir, const bn_vocab_write_options *opt, bn_error *err)
+{
+	struct stat st;
+	if (!(opt && opt->force) && lstat(dir, &st) == 0) {
+		bn_error_locate(err, dir, 0, 0);
+		return bn_error_set(err, BN_EUSAGE, "exists (use --force to replace it)");
+	}
+	return BN_OK;
+}
+
+int bn_vocab_regen_check(const bn_vocab_regen_options *opt, bn_error *err)
+{
+	if (!opt->root || !opt->task || !opt->task[0] || strchr(opt->task, '/') || opt->task[0] == '.')
+		return bn_error_set(err, BN_EUSAGE, "--task must be a non-empty name without '/' that does not start with '.'");
+	return BN_OK;
+}
+
+/* A vocabulary of zero rows is empty by mistake (a filter no row matches, empty inputs): never published. */
+static int check_rows(const bn_vocab_counter *c, bn_error *err)
+{
+	for (size_t i = 0; i < c->nfields; i++)
+		if (c->tables[i].occurrences)
+			return BN_OK; /* tokens added without rows (bn_vocab_counter_add_token) */
+	if (c->rows_matched || c->mem.runs)
+		return BN_OK;
+	if (c->nwhere)
+		return bn_error_set(err, BN_EREJECTRATE,
+				    "no row matched the --where filters (%llu rows scanned): a vocabulary built from zero rows "
+				    "is not published", (unsigned long long)c->rows_scanned);
+	return bn_error_set(err, BN_EREJECTRATE, "the inputs hold no rows: a vocabulary built from zero rows is not published");
+}
+
 int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *dir,
 		   const bn_vocab_write_options *opt_in, bn_vocab_lint_fn on_bad, void *ctx, bn_error *err)
 {
@@ -642,7 +674,6 @@ int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *
 	bn_buf txt = { 0 }, tsv = { 0 }, man = { 0 };
 	linter L;
 	int rc, linter_ready = 0, tmp_made = 0;
-	struct stat st;
 
 	bn_error_clear(err);
 	memset(out, 0, sizeof(*out));
@@ -654,10 +685,12 @@ int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *
 		opt.min_count = 1;
 	if (c->nfields == 0)
 		return bn_error_set(err, BN_EUSAGE, "no field given");
-	if (!opt.force && lstat(dir, &st) == 0) {
-		bn_error_locate(err, dir, 0, 0);
-		return bn_error_set(err, BN_EUSAGE, "exists (use --force to replace it)");
-	}
+	rc = check_rows(c, err);
+	if (rc < 0)
+		return rc;
+	rc = bn_vocab_write_check(dir, &opt, err);
+	if (rc < 0)
+		return rc;
 	rc = BN_ENOMEM;
 	sel = calloc(c->nfields, sizeof(*sel));
 	sha = calloc(c->nfields, sizeof(*sha));
@@ -709,6 +742,12 @@ int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *
 		goto cleanup;
 	}
 	sprintf(tmp, "%.*s.tmp-XXXXXX", (int)dn, dir);
+	/* A missing parent folder is created, as `mkdir -p` would. */
+	rc = bn_fs_mkdirs_parent(tmp, err);
+	if (rc < 0) {
+		bn_error_locate(err, dir, 0, 0);
+		goto cleanup;
+	}
 	if (!mkdtemp(tmp)) {
 		bn_error_locate(err, dir, 0, 0);
 		rc = bn_error_set(err, BN_EIO, "cannot create a temporary directory beside it: %s", strerror(errno));
@@ -1269,8 +1308,12 @@ int bn_vocab_regen(bn_vocab_regen_result *out, bn_vocab_counter *c, const bn_voc
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (!opt->root || !opt->task || !opt->task[0] || strchr(opt->task, '/') || opt->task[0] == '.')
-		return bn_error_set(err, BN_EUSAGE, "--task must be a non-empty name without '/' that does not start with '.'");
+	rc = bn_vocab_regen_check(opt, err);
+	if (rc < 0)
+		return rc;
+	rc = check_rows(c, err);
+	if (rc < 0)
+		return rc;
 	rc = mkdir_p1(opt->root, err);
 	if (rc < 0)
 		return rc;

@@ -79,7 +79,7 @@ void bn_inbox_remove(bn_inbox *in, const char *name)
 bn_inbox_file *bn_inbox_observe(bn_inbox *in, const char *name, const struct stat *st, double now)
 {
 	bn_inbox_file *f = bn_inbox_find(in, name);
-	if (!st || !S_ISREG(st->st_mode)) {
+	if (!st || S_ISDIR(st->st_mode)) {
 		if (f && f->state != BN_INBOX_RUNNING)
 			bn_inbox_remove(in, name);
 		return NULL;
@@ -103,8 +103,10 @@ bn_inbox_file *bn_inbox_observe(bn_inbox *in, const char *name, const struct sta
 		f->size = (uint64_t)st->st_size;
 		f->mtime_ns = mtime;
 		f->seen_change = now;
+		f->special = !S_ISREG(st->st_mode);
 		return f;
 	}
+	f->special = !S_ISREG(st->st_mode);
 	if (f->size != (uint64_t)st->st_size || f->mtime_ns != mtime) {
 		/* Changed since we last looked: whatever made it look complete no longer holds. */
 		f->size = (uint64_t)st->st_size;
@@ -122,6 +124,8 @@ int bn_inbox_ready(const bn_inbox_file *f, double now_mono, int64_t now_wall_ns,
 		return 0;
 	if (f->state == BN_INBOX_RETRY && now_mono < f->retry_at)
 		return 0;
+	if (f->special)
+		return 1;
 	if (writer_open == 1)
 		return 0;
 	if (f->moved_in)
@@ -156,7 +160,7 @@ void bn_inbox_free(bn_inbox *in)
 int bn_inbox_writer_open(const char *path)
 {
 	/* A read lease is refused with EAGAIN exactly when someone has the file open for writing. */
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
 	int rc = -1;
 	if (fd < 0)
 		return -1;
@@ -181,33 +185,6 @@ char *bn_fs_join(const char *dir, const char *name)
 	return p;
 }
 
-int bn_fs_mkdirs(const char *path, bn_error *err)
-{
-	char *p = strdup(path);
-	int rc = BN_OK;
-	if (!p)
-		return bn_error_set(err, BN_ENOMEM, "out of memory");
-	for (char *s = p + 1;; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		char c = *s;
-		*s = '\0';
-		if (mkdir(p, 0755) < 0 && errno != EEXIST) {
-			rc = bn_error_set(err, BN_EIO, "cannot create folder '%s': %s", p, strerror(errno));
-			break;
-		}
-		*s = c;
-		if (!c)
-			break;
-	}
-	struct stat st;
-	if (rc == BN_OK && (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)))
-		rc = bn_error_set(err, BN_EIO, "cannot create folder '%s': %s", path,
-				  errno ? strerror(errno) : "not a folder");
-	free(p);
-	return rc;
-}
-
 int bn_fs_sync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -228,21 +205,53 @@ static char *dir_of(const char *path)
 	return d;
 }
 
-/* Copy src to a temporary beside dst, fsync, rename over dst. For moves across file systems. */
-static int copy_file(const char *src, const char *dst, bn_error *err)
+int bn_fs_is(const char *path, const struct stat *st)
+{
+	struct stat now;
+	return lstat(path, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino;
+}
+
+static int replaced(const char *src, const char *dst, bn_error *err)
+{
+	bn_error_locate(err, src, 0, 0);
+	return bn_error_set(err, BN_EIO, "cannot move to '%s': replaced by another file meanwhile", dst);
+}
+
+/*
+ * Copy the regular file src to a temporary beside dst, fsync, rename over
+ * dst: for moves across file systems. The copy is no more readable than src.
+ */
+static int copy_file(const char *src, const char *dst, const struct stat *expect, bn_error *err)
 {
 	bn_outfile out;
+	bn_outmode mode;
+	struct stat st;
 	char buf[65536];
 	int in = -1, rc;
 
-	in = open(src, O_RDONLY | O_CLOEXEC);
-	if (in < 0) {
+	in = open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+	if (in < 0 || fstat(in, &st) < 0) {
 		bn_error_locate(err, src, 0, 0);
-		return bn_error_set(err, BN_EIO, "cannot open: %s", strerror(errno));
+		rc = bn_error_set(err, BN_EIO, "cannot open: %s", strerror(errno));
+		goto cleanup;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		bn_error_locate(err, src, 0, 0);
+		rc = bn_error_set(err, BN_EIO, "cannot move to '%s': not a regular file, and on another file system",
+				  dst);
+		goto cleanup;
+	}
+	if (expect && (st.st_dev != expect->st_dev || st.st_ino != expect->st_ino)) {
+		rc = replaced(src, dst, err);
+		goto cleanup;
+	}
+	fcntl(in, F_SETFL, fcntl(in, F_GETFL) & ~O_NONBLOCK);
+	bn_outmode_init(&mode);
+	bn_outmode_add(&mode, &st);
 	rc = bn_outfile_open(&out, dst, err);
 	if (rc < 0)
 		goto cleanup;
+	out.limit = &mode;
 	for (;;) {
 		ssize_t r = read(in, buf, sizeof(buf));
 		if (r < 0 && errno == EINTR)
@@ -263,11 +272,12 @@ static int copy_file(const char *src, const char *dst, bn_error *err)
 	else
 		bn_outfile_abort(&out);
 cleanup:
-	close(in);
+	if (in >= 0)
+		close(in);
 	return rc;
 }
 
-int bn_fs_move(const char *src, const char *dst, bn_error *err)
+int bn_fs_move(const char *src, const char *dst, const struct stat *expect, bn_error *err)
 {
 	char *sdir = dir_of(src), *ddir = dir_of(dst);
 	int rc = BN_OK;
@@ -276,15 +286,30 @@ int bn_fs_move(const char *src, const char *dst, bn_error *err)
 		rc = bn_error_set(err, BN_ENOMEM, "out of memory");
 		goto cleanup;
 	}
-	if (rename(src, dst) < 0) {
-		if (errno != EXDEV) {
-			bn_error_locate(err, src, 0, 0);
-			rc = bn_error_set(err, BN_EIO, "cannot move to '%s': %s", dst, strerror(errno));
+	if (expect && !bn_fs_is(src, expect)) {
+		rc = replaced(src, dst, err);
+		goto cleanup;
+	}
+	if (rename(src, dst) == 0) {
+		if (expect && !bn_fs_is(dst, expect)) {
+			/* Swapped in between the check and the rename: give the newcomer back (it is an input too). */
+			renameat2(AT_FDCWD, dst, AT_FDCWD, src, RENAME_NOREPLACE);
+			rc = replaced(src, dst, err);
 			goto cleanup;
 		}
-		rc = copy_file(src, dst, err);
+	} else if (errno != EXDEV) {
+		bn_error_locate(err, src, 0, 0);
+		rc = bn_error_set(err, BN_EIO, "cannot move to '%s': %s", dst, strerror(errno));
+		goto cleanup;
+	} else {
+		rc = copy_file(src, dst, expect, err);
 		if (rc < 0)
 			goto cleanup;
+		/* Not covered: a file swapped in between this check and the unlink is removed. */
+		if (expect && !bn_fs_is(src, expect)) {
+			rc = replaced(src, dst, err);
+			goto cleanup;
+		}
 		if (unlink(src) < 0 && errno != ENOENT) {
 			bn_error_locate(err, src, 0, 0);
 			rc = bn_error_set(err, BN_EIO, "cannot remove after copying: %s", strerror(errno));
@@ -299,6 +324,28 @@ int bn_fs_move(const char *src, const char *dst, bn_error *err)
 cleanup:
 	free(sdir);
 	free(ddir);
+	return rc;
+}
+
+int bn_fs_remove(const char *path, const struct stat *st, bn_error *err)
+{
+	char *dir = dir_of(path);
+	int rc = BN_OK;
+
+	if (!dir)
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	if (access(path, F_OK) < 0 && errno == ENOENT)
+		goto cleanup;
+	if (!bn_fs_is(path, st))
+		rc = bn_error_set(err, BN_EIO, "cannot delete: replaced by another file meanwhile");
+	else if (unlink(path) < 0 && errno != ENOENT)
+		rc = bn_error_set(err, BN_EIO, "cannot delete: %s", strerror(errno));
+	else if (bn_fs_sync_dir(dir) < 0)
+		rc = bn_error_set(err, BN_EIO, "fsync of the folder failed: %s", strerror(errno));
+	if (rc < 0)
+		bn_error_locate(err, path, 0, 0);
+cleanup:
+	free(dir);
 	return rc;
 }
 

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "bidnorm/error.h"
+#include "util/file.h" /* bn_fs_mkdirs */
 
 typedef enum bn_inbox_state {
 	BN_INBOX_WAITING = 0,  /* seen, not yet known to be complete */
@@ -24,6 +25,7 @@ typedef struct bn_inbox_file {
 	int moved_in;          /* arrived by rename (IN_MOVED_TO): complete as soon as seen */
 	int closed;            /* a writer closed it (IN_CLOSE_WRITE) since the last change */
 	int backlog;           /* present when the watcher started */
+	int special;           /* not a regular file (a symbolic link, FIFO, ...): taken at once, to be quarantined */
 	int state;             /* bn_inbox_state */
 	double retry_at;       /* monotonic */
 	unsigned attempts;     /* failed attempts so far (output errors) */
@@ -39,9 +41,9 @@ typedef struct bn_inbox {
 bn_inbox_file *bn_inbox_find(bn_inbox *in, const char *name);
 
 /*
- * Note what stat says about name (st == NULL: it is gone, forget it unless
- * running). now is monotonic. Returns the entry, or NULL (gone, or out of
- * memory).
+ * Note what lstat says about name (st == NULL: it is gone, forget it unless
+ * running; a folder is forgotten too). now is monotonic. Returns the entry,
+ * or NULL (gone, a folder, or out of memory).
  */
 bn_inbox_file *bn_inbox_observe(bn_inbox *in, const char *name, const struct stat *st, double now);
 
@@ -50,7 +52,7 @@ void bn_inbox_remove(bn_inbox *in, const char *name);
 
 /*
  * Whether f is complete and may be taken now: waiting (or due for retry),
- * and either moved in, or unchanged for settle seconds of wall-clock mtime
+ * and either special (nothing to wait for), moved in, or unchanged for settle seconds of wall-clock mtime
  * age and of observation. writer_open: 1 when some process has the file
  * open for writing, 0 when not, -1 when that cannot be known (then a file
  * found only by a rescan also needs to have been observed unchanged for
@@ -68,18 +70,30 @@ int bn_inbox_writer_open(const char *path);
 
 /* ---- durable file operations ---- */
 
-/* mkdir -p with mode 0755. BN_EIO "cannot create folder 'x': ...". */
-int bn_fs_mkdirs(const char *path, bn_error *err);
-
 /* fsync a folder; 0 or -1 with errno. */
 int bn_fs_sync_dir(const char *dir);
 
+/* 1 when path itself (a link not followed) is the file st describes: same device and inode. */
+int bn_fs_is(const char *path, const struct stat *st);
+
 /*
- * Move src to dst durably: rename (or, across file systems, copy to a
- * temporary name beside dst, fsync, rename, then unlink src), then fsync
- * both folders. dst is replaced if it exists. BN_EIO naming the file.
+ * Move src to dst durably: rename (or, across file systems, copy a regular
+ * file to a temporary name beside dst, fsync, rename, then unlink src),
+ * then fsync both folders. dst is replaced if it exists. With expect, src
+ * must be that file before the move and dst after it (otherwise a file that
+ * took its place is moved back): BN_EIO "cannot move to 'dst': replaced by
+ * another file meanwhile". A symbolic link is never followed. BN_EIO naming
+ * the file for other failures.
  */
-int bn_fs_move(const char *src, const char *dst, bn_error *err);
+int bn_fs_move(const char *src, const char *dst, const struct stat *expect, bn_error *err);
+
+/*
+ * Remove path durably (unlink, fsync its folder), if it is still the file st
+ * describes: BN_EIO "cannot delete: replaced by another file meanwhile"
+ * otherwise (a file swapped in between that check and the unlink is not
+ * caught). Gone already is BN_OK. BN_EIO naming the file for other failures.
+ */
+int bn_fs_remove(const char *path, const struct stat *st, bn_error *err);
 
 /*
  * A name in dir for name that does not exist yet: name itself, else

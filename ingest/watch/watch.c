@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -48,6 +49,7 @@ typedef struct job {
 	rules_ref *rules;
 	/* results, written by the worker */
 	int outcome;
+	const char *status;     /* error.json's "status" when not the one of err.code */
 	bn_ingest_summary sum;
 	double seconds;
 	bn_error err;
@@ -77,6 +79,8 @@ struct bn_watch {
 	bn_watch_options opt;          /* strings point at the owned copies below */
 	char *inbox, *outbox, *done, *quarantine, *state, *staging, *metrics_path, *rules_path;
 	char **include;
+	uid_t *allow_uids;
+	gid_t *allow_gids;
 	bn_journal *journal;
 	rules_ref *rules;
 	bn_inbox files;
@@ -306,38 +310,67 @@ static int publish(bn_watch *w, const staged *s, bn_error *err)
 	return BN_OK;
 }
 
-/* Move the input to the done folder (under a free name) or delete it. where: the done name, "" if deleted. */
-static int finish_input(bn_watch *w, const char *path, const char *name, char *where, size_t wsize, bn_error *err)
+/*
+ * A folder directly in the inbox (the default quarantine, a done folder put
+ * there) must be a folder of the watcher's own: whoever writes the inbox
+ * could otherwise have made it a link, or renamed it away and put a link or
+ * a folder of theirs in its place, to aim the watcher's writes and moves
+ * elsewhere. BN_OK for that, or for a folder elsewhere; BN_EIO naming it.
+ */
+static int check_inbox_folder(const bn_watch *w, const char *path, bn_error *err)
+{
+	struct stat in, parent, st;
+	char *copy = path ? strdup(path) : NULL;
+	int rc = BN_OK;
+
+	if (!path)
+		return BN_OK;
+	if (!copy)
+		return bn_error_set(err, BN_ENOMEM, "out of memory");
+	if (stat(w->inbox, &in) == 0 && stat(dirname(copy), &parent) == 0 && in.st_dev == parent.st_dev &&
+	    in.st_ino == parent.st_ino && (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())) {
+		bn_error_locate(err, path, 0, 0);
+		rc = bn_error_set(err, BN_EIO, "a folder in the inbox must be the watcher's own folder, not a link or "
+				  "another user's (whoever writes the inbox could aim the watcher's writes elsewhere)");
+	}
+	free(copy);
+	return rc;
+}
+
+/*
+ * Move the input to the done folder (under a free name) or delete it: only
+ * the file st describes (another file in its place stays). where: the done
+ * name, "" if deleted.
+ */
+static int finish_input(bn_watch *w, const char *path, const char *name, const struct stat *st, char *where,
+			size_t wsize, bn_error *err)
 {
 	if (w->opt.delete_done) {
-		if (unlink(path) < 0 && errno != ENOENT) {
-			bn_error_locate(err, path, 0, 0);
-			return bn_error_set(err, BN_EIO, "cannot delete: %s", strerror(errno));
-		}
-		if (bn_fs_sync_dir(w->inbox) < 0) {
-			bn_error_locate(err, w->inbox, 0, 0);
-			return bn_error_set(err, BN_EIO, "fsync of the folder failed: %s", strerror(errno));
-		}
-		snprintf(where, wsize, "%s", "");
-		return BN_OK;
+		int rc = bn_fs_remove(path, st, err);
+		if (rc == BN_OK)
+			snprintf(where, wsize, "%s", "");
+		return rc;
 	}
+	int rc = check_inbox_folder(w, w->done, err);
+	if (rc < 0)
+		return rc;
 	char *dst = bn_fs_free_name(w->done, name, NULL);
-	int rc;
 	if (!dst)
 		return bn_error_set(err, BN_ENOMEM, "out of memory");
-	rc = bn_fs_move(path, dst, err);
+	rc = bn_fs_move(path, dst, st, err);
 	if (rc == BN_OK)
 		snprintf(where, wsize, "%s", strrchr(dst, '/') + 1);
 	free(dst);
 	return rc;
 }
 
-static int write_error_json(const char *path, const job *j, int rc, const bn_error *why, const char *qname,
-			    bn_error *err)
+static int write_error_json(const bn_watch *w, const char *path, const job *j, int rc, const bn_error *why,
+			    const char *qname, const struct stat *input, bn_error *err)
 {
 	bn_buf b = { 0 };
 	bn_outfile f;
-	char msg[2048], now[32];
+	bn_outmode mode;
+	char msg[2048], now[32], raw[32];
 	int first = 1, bad = 0, r;
 
 	bn_error_format(why, msg, sizeof(msg));
@@ -345,7 +378,7 @@ static int write_error_json(const char *path, const job *j, int rc, const bn_err
 	bad |= bn_jsonw_raw(&b, "{");
 	bad |= bn_jsonw_key(&b, "file", &first) | bn_jsonw_cstr(&b, j->name);
 	bad |= bn_jsonw_key(&b, "quarantined_as", &first) | bn_jsonw_cstr(&b, qname);
-	bad |= bn_jsonw_key(&b, "status", &first) | bn_jsonw_cstr(&b, status_word(rc));
+	bad |= bn_jsonw_key(&b, "status", &first) | bn_jsonw_cstr(&b, j->status ? j->status : status_word(rc));
 	char num[16];
 	snprintf(num, sizeof(num), "%d", rc);
 	bad |= bn_jsonw_key(&b, "code", &first) | bn_jsonw_raw(&b, num);
@@ -357,12 +390,19 @@ static int write_error_json(const char *path, const job *j, int rc, const bn_err
 	bad |= bn_jsonw_key(&b, "records_read", &first) | bn_jsonw_u64(&b, j->sum.records_read);
 	bad |= bn_jsonw_key(&b, "records_written", &first) | bn_jsonw_u64(&b, j->sum.records_written);
 	bad |= bn_jsonw_key(&b, "records_rejected", &first) | bn_jsonw_u64(&b, j->sum.records_rejected);
+	bn_reject_raw_format(raw, sizeof(raw), w->opt.reject_raw, w->opt.reject_raw_bytes);
+	bad |= bn_jsonw_key(&b, "reject_raw", &first) | bn_jsonw_cstr(&b, raw);
 	bad |= bn_jsonw_raw(&b, "}\n");
 	if (bad) {
 		bn_buf_free(&b);
 		return bn_error_set(err, BN_ENOMEM, "out of memory");
 	}
+	/* It may quote the file's name and the run's error: no more readable than the input. */
+	bn_outmode_init(&mode);
+	if (input)
+		bn_outmode_add(&mode, input);
 	r = bn_outfile_open(&f, path, err);
+	f.limit = &mode;
 	if (r == BN_OK)
 		r = bn_outfile_write(&f, b.data, b.size, err);
 	if (r == BN_OK)
@@ -377,30 +417,44 @@ static int write_error_json(const char *path, const job *j, int rc, const bn_err
  * Put the input and what explains its failure into the quarantine folder:
  * NAME.error.json first (so a quarantined file always has its reason), the
  * failed run's rejects and stats, then the input itself; then the journal.
+ * input: what lstat or fstat said of the entry (NULL if nothing); only that
+ * file is moved. An entry that is not a regular file (a link, a FIFO) holds
+ * nothing to keep: when the quarantine is on another file system it is
+ * removed ("quarantined_as": null).
  */
 static int quarantine(bn_watch *w, job *j, const char *path, const bn_watch_identity *id, const staged *s,
-		      int why_rc, const bn_error *why, bn_error *err)
+		      int why_rc, const bn_error *why, const struct stat *input, bn_error *err)
 {
 	char *qpath = bn_fs_free_name(w->quarantine, j->name, ".error.json");
 	char *epath = NULL, *rpath = NULL, *spath = NULL;
-	int rc = BN_ENOMEM;
+	int rc = BN_ENOMEM, remove_it = 0;
+	struct stat qst;
 
 	if (!qpath)
 		goto cleanup;
+	rc = check_inbox_folder(w, w->quarantine, err);
+	if (rc < 0)
+		goto cleanup;
+	rc = BN_ENOMEM;
 	epath = concat(qpath, ".error.json");
 	rpath = concat(qpath, ".rejects.jsonl");
 	spath = concat(qpath, ".stats.json");
 	if (!epath || !rpath || !spath)
 		goto cleanup;
 	const char *qname = strrchr(qpath, '/') + 1;
-	rc = write_error_json(epath, j, why_rc, why, qname, err);
+	if (input && !S_ISREG(input->st_mode) && stat(w->quarantine, &qst) == 0 && qst.st_dev != input->st_dev)
+		remove_it = 1;
+	rc = write_error_json(w, epath, j, why_rc, why, remove_it ? NULL : qname, input, err);
 	if (rc < 0)
 		goto cleanup;
-	if (s && access(s->rejects, F_OK) == 0 && (rc = bn_fs_move(s->rejects, rpath, err)) < 0)
+	if (s && access(s->rejects, F_OK) == 0 && (rc = bn_fs_move(s->rejects, rpath, NULL, err)) < 0)
 		goto cleanup;
-	if (s && access(s->stats, F_OK) == 0 && (rc = bn_fs_move(s->stats, spath, err)) < 0)
+	if (s && access(s->stats, F_OK) == 0 && (rc = bn_fs_move(s->stats, spath, NULL, err)) < 0)
 		goto cleanup;
-	rc = bn_fs_move(path, qpath, err);
+	if (remove_it)
+		rc = bn_fs_remove(path, input, err);
+	else
+		rc = bn_fs_move(path, qpath, input, err);
 	if (rc < 0) {
 		unlink(epath);
 		goto cleanup;
@@ -410,7 +464,7 @@ static int quarantine(bn_watch *w, job *j, const char *path, const bn_watch_iden
 	e.id = *id;
 	e.status = BN_JOURNAL_QUARANTINED;
 	snprintf(e.stem, sizeof(e.stem), "%s", j->stem);
-	snprintf(e.where, sizeof(e.where), "%s", qname);
+	snprintf(e.where, sizeof(e.where), "%s", remove_it ? "" : qname);
 	e.records_written = j->sum.records_written;
 	e.records_rejected = j->sum.records_rejected;
 	/* The input is in quarantine already; a lost journal line only costs a warning. */
@@ -448,6 +502,113 @@ static int same_file(const struct stat *a, const struct stat *b)
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/* "a symbolic link", "a named pipe (FIFO)", ...: what an inbox entry is when it is not a regular file. */
+static const char *kind_of(mode_t mode)
+{
+	if (S_ISLNK(mode))
+		return "a symbolic link";
+	if (S_ISFIFO(mode))
+		return "a named pipe (FIFO)";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISDIR(mode))
+		return "a folder";
+	return "of an unknown kind";
+}
+
+static int not_regular(job *j, mode_t mode)
+{
+	j->status = "not_regular_file";
+	bn_error_locate(&j->err, j->name, 0, 0);
+	if (S_ISLNK(mode))
+		return bn_error_set(&j->err, BN_EIO, "is a symbolic link; links in the inbox are never followed");
+	return bn_error_set(&j->err, BN_EIO, "is %s, not a regular file; it was not read", kind_of(mode));
+}
+
+static int owner_allowed(const bn_watch *w, const struct stat *st)
+{
+	if (!w->opt.nallow_uids && !w->opt.nallow_gids)
+		return 1;
+	for (size_t i = 0; i < w->opt.nallow_uids; i++)
+		if (w->allow_uids[i] == st->st_uid)
+			return 1;
+	for (size_t i = 0; i < w->opt.nallow_gids; i++)
+		if (w->allow_gids[i] == st->st_gid)
+			return 1;
+	return 0;
+}
+
+/*
+ * Open the inbox entry j->name as the producer left it: never through a
+ * symbolic link, never blocking on a FIFO, only a regular file, only from an
+ * allowed owner. Returns the descriptor (blocking again) with *st filled, or
+ * -1 with j->outcome OUT_GONE, or -2 with j->err (and j->status) saying why
+ * it is to be quarantined and *st what is known of the entry (st_mode 0 when
+ * nothing).
+ */
+static int open_entry(bn_watch *w, job *j, const char *path, struct stat *st)
+{
+	int fd;
+
+	memset(st, 0, sizeof(*st));
+	if (lstat(path, st) < 0) {
+		if (errno == ENOENT) {
+			j->outcome = OUT_GONE;
+			return -1;
+		}
+		memset(st, 0, sizeof(*st));
+		bn_error_locate(&j->err, j->name, 0, 0);
+		bn_error_set(&j->err, BN_EIO, "cannot open: %s", strerror(errno));
+		return -2;
+	}
+	/* Not opened at all: opening a device can have effects of its own. */
+	if (!S_ISREG(st->st_mode)) {
+		not_regular(j, st->st_mode);
+		return -2;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0 && errno == ENOENT) {
+		j->outcome = OUT_GONE;
+		return -1;
+	}
+	if (fd < 0 && errno == ELOOP) {
+		/* Replaced by a link since the lstat: what is there now is a link. */
+		if (lstat(path, st) < 0)
+			memset(st, 0, sizeof(*st));
+		not_regular(j, S_IFLNK);
+		return -2;
+	}
+	if (fd < 0 || fstat(fd, st) < 0) {
+		bn_error_locate(&j->err, j->name, 0, 0);
+		bn_error_set(&j->err, BN_EIO, "cannot open: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		memset(st, 0, sizeof(*st));
+		return -2;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		not_regular(j, st->st_mode);
+		close(fd);
+		return -2;
+	}
+	if (!owner_allowed(w, st)) {
+		j->status = "owner_not_allowed";
+		bn_error_locate(&j->err, j->name, 0, 0);
+		bn_error_set(&j->err, BN_EIO,
+			     "owned by user %lu and group %lu, neither of them allowed (--allow-owner, --allow-group); "
+			     "it was not read", (unsigned long)st->st_uid, (unsigned long)st->st_gid);
+		close(fd);
+		return -2;
+	}
+	/* O_NONBLOCK only kept a FIFO swapped in from blocking the open; reads of a regular file ignore it anyway. */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
 /* Everything for one input file. Sets j->outcome and, for failures, j->err. */
 static void process_file(bn_watch *w, job *j)
 {
@@ -461,6 +622,8 @@ static void process_file(bn_watch *w, job *j)
 
 	bn_error_clear(&j->err);
 	memset(&j->sum, 0, sizeof(j->sum));
+	memset(&before, 0, sizeof(before));
+	j->status = NULL;
 	/* What the journal records for a file that cannot even be read: its name. */
 	memset(&id, 0, sizeof(id));
 	snprintf(id.name, sizeof(id.name), "%s", j->name);
@@ -471,14 +634,12 @@ static void process_file(bn_watch *w, job *j)
 	}
 	have_staged = 1;
 	say(w, BN_WATCH_INFO, "file_started", j->name, NULL, NULL);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0 && errno == ENOENT) {
-		j->outcome = OUT_GONE;
+	fd = open_entry(w, j, path, &before);
+	if (fd == -1)
 		goto cleanup;
-	}
-	if (fd < 0 || fstat(fd, &before) < 0) {
-		bn_error_locate(&j->err, j->name, 0, 0);
-		rc = bn_error_set(&j->err, BN_EIO, "cannot open: %s", strerror(errno));
+	if (fd < 0) {
+		fd = -1;
+		rc = BN_EIO;
 		goto bad_file;
 	}
 	if ((uint64_t)before.st_size != j->size ||
@@ -489,13 +650,11 @@ static void process_file(bn_watch *w, job *j)
 	rc = bn_watch_identity_fd(&id, fd, j->name, &j->err);
 	if (rc < 0)
 		goto bad_file;
-	close(fd);
-	fd = -1;
 
 	int last = bn_journal_last_status(w->journal, &id);
 	if (last == BN_JOURNAL_DONE || last == BN_JOURNAL_PUBLISHED) {
 		/* Done before (a re-sent identical file), or published before a crash: only the input is left to move. */
-		rc = finish_input(w, path, j->name, where, sizeof(where), &j->err);
+		rc = finish_input(w, path, j->name, &before, where, sizeof(where), &j->err);
 		if (rc == BN_OK)
 			rc = journal_note(w, j, &id, BN_JOURNAL_DONE, where, &j->err);
 		j->outcome = rc < 0 ? OUT_RETRY : last == BN_JOURNAL_DONE ? OUT_DUPLICATE : OUT_DONE;
@@ -513,8 +672,11 @@ static void process_file(bn_watch *w, job *j)
 	bn_ingest_options io;
 	bn_ingest_options_init(&io);
 	const char *inputs[1] = { path };
+	/* The descriptor that was checked, not the name: the name may point elsewhere by now. */
+	const int fds[1] = { fd };
 	io.rules = j->rules->rules;
 	io.inputs = inputs;
+	io.input_fds = fds;
 	io.ninputs = 1;
 	io.output = s.avro;
 	io.rejects_path = s.rejects;
@@ -524,6 +686,8 @@ static void process_file(bn_watch *w, job *j)
 	io.codec = w->opt.codec;
 	io.codec_level = w->opt.codec_level;
 	io.max_reject_rate = w->opt.max_reject_rate;
+	io.reject_raw = w->opt.reject_raw;
+	io.reject_raw_bytes = w->opt.reject_raw_bytes;
 	io.threads = w->opt.threads;
 	io.cancel = cancelled;
 	io.cancel_ctx = w;
@@ -533,8 +697,11 @@ static void process_file(bn_watch *w, job *j)
 		j->outcome = OUT_CANCELLED;
 		goto cleanup;
 	}
-	/* Read while it was still being written, or replaced: what we made is not of the complete file. */
-	if (stat(path, &after) < 0 || !same_file(&before, &after)) {
+	/*
+	 * Still being written (what we made is not of the complete file), or
+	 * the name now holds another file (that one is an input of its own).
+	 */
+	if (fstat(fd, &after) < 0 || !same_file(&before, &after) || !bn_fs_is(path, &before)) {
 		staged_discard(&s);
 		j->outcome = OUT_CHANGED;
 		goto cleanup;
@@ -556,7 +723,7 @@ static void process_file(bn_watch *w, job *j)
 	if (rc == BN_OK)
 		rc = journal_note(w, j, &id, BN_JOURNAL_PUBLISHED, NULL, &j->err);
 	if (rc == BN_OK)
-		rc = finish_input(w, path, j->name, where, sizeof(where), &j->err);
+		rc = finish_input(w, path, j->name, &before, where, sizeof(where), &j->err);
 	if (rc < 0) {
 		/* The input stays; processing it again replaces whatever was published. */
 		staged_discard(&s);
@@ -573,7 +740,8 @@ bad_file:
 	{
 		bn_error why = j->err;
 		bn_error_clear(&j->err);
-		if (quarantine(w, j, path, &id, have_staged ? &s : NULL, rc, &why, &j->err) < 0) {
+		if (quarantine(w, j, path, &id, have_staged ? &s : NULL, rc, &why, before.st_mode ? &before : NULL,
+			       &j->err) < 0) {
 			j->outcome = OUT_RETRY;
 		} else {
 			j->outcome = OUT_QUARANTINED;
@@ -684,7 +852,8 @@ static void observe_name(bn_watch *w, const char *name, int moved_in, int closed
 	bn_inbox_file *f;
 	if (!path)
 		return;
-	int ok = stat(path, &st) == 0;
+	/* lstat: a symbolic link is an entry of its own (to be quarantined), never what it points at. */
+	int ok = lstat(path, &st) == 0;
 	f = bn_inbox_observe(&w->files, name, ok ? &st : NULL, mono());
 	if (f) {
 		f->moved_in |= moved_in;
@@ -792,11 +961,11 @@ static double dispatch(bn_watch *w, double next)
 		int writer = -1;
 		if (!path)
 			break;
-		int ok = stat(path, &st) == 0;
-		if (ok)
+		int ok = lstat(path, &st) == 0;
+		if (ok && S_ISREG(st.st_mode))
 			writer = bn_inbox_writer_open(path);
 		free(path);
-		if (!ok || !S_ISREG(st.st_mode)) {
+		if (!ok || S_ISDIR(st.st_mode)) {
 			/* Gone: order[] may point at the removed slot's replacement, so stop here and come back. */
 			bn_inbox_observe(&w->files, f->name, NULL, now);
 			next = now;
@@ -961,6 +1130,7 @@ static int read_events(bn_watch *w, int *overflow)
 				return -1;
 			if (!ev->len || !bn_watch_name_wanted(ev->name, (const char *const *)w->include, w->opt.ninclude))
 				continue;
+			/* IN_CREATE: links and FIFOs never see a close after writing; they are quarantined at once. */
 			observe_name(w, ev->name, (ev->mask & IN_MOVED_TO) != 0, (ev->mask & IN_CLOSE_WRITE) != 0, 0);
 		}
 	}
@@ -976,7 +1146,8 @@ int bn_watch_run(bn_watch *w, bn_error *err)
 		w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 		if (w->inotify_fd < 0 ||
 		    inotify_add_watch(w->inotify_fd, w->inbox,
-				      IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR) < 0) {
+				      IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF |
+					      IN_ONLYDIR) < 0) {
 			bn_error_locate(err, w->inbox, 0, 0);
 			return bn_error_set(err, BN_EIO, "cannot watch the inbox: %s", strerror(errno));
 		}
@@ -1129,14 +1300,16 @@ static int recover(bn_watch *w, bn_error *err)
 		bn_watch_identity id;
 		if (!path)
 			return bn_error_set(err, BN_ENOMEM, "out of memory");
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		struct stat st;
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
 		present = fd >= 0;
 		if (fd >= 0) {
-			int same = bn_watch_identity_fd(&id, fd, e.id.name, NULL) == BN_OK &&
+			int same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+				   bn_watch_identity_fd(&id, fd, e.id.name, NULL) == BN_OK &&
 				   bn_watch_identity_equal(&id, &e.id);
 			close(fd);
 			if (same)
-				rc = finish_input(w, path, e.id.name, where, sizeof(where), err);
+				rc = finish_input(w, path, e.id.name, &st, where, sizeof(where), err);
 			else
 				e.status = 0;   /* another file of that name now: it is processed as new */
 		}
@@ -1169,11 +1342,19 @@ int bn_watch_new(bn_watch **out, const bn_watch_options *opt, bn_error *err)
 		return bn_error_set(err, BN_EUSAGE, "--outbox is required");
 	if (!!opt->done_dir == !!opt->delete_done)
 		return bn_error_set(err, BN_EUSAGE, "give --done DIR or --delete (what happens to a processed input)");
+	if ((opt->nallow_uids && !opt->allow_uids) || (opt->nallow_gids && !opt->allow_gids))
+		return bn_error_set(err, BN_EUSAGE, "allow_uids/allow_gids missing for their counts");
+	if (opt->reject_raw < BN_REJECT_RAW_FULL || opt->reject_raw > BN_REJECT_RAW_NONE)
+		return bn_error_set(err, BN_EUSAGE, "reject_raw must be a bn_reject_raw");
 	if (opt->workers < 1 || opt->workers > MAX_WORKERS)
 		return bn_error_set(err, BN_EUSAGE, "workers must be between 1 and %d", MAX_WORKERS);
 	if (opt->settle_seconds < 0 || opt->rescan_seconds <= 0 || opt->metrics_seconds <= 0 ||
 	    opt->retry_max_seconds < 1 || opt->stop_timeout_seconds < 0)
 		return bn_error_set(err, BN_EUSAGE, "settle, rescan, metrics, retry and stop times must be positive");
+	rc = bn_codec_check_level(opt->codec, opt->codec_level, err);
+	if (rc < 0)
+		return rc;
+	rc = BN_ENOMEM;
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return bn_error_set(err, BN_ENOMEM, "out of memory");
@@ -1205,6 +1386,18 @@ int bn_watch_new(bn_watch **out, const bn_watch_options *opt, bn_error *err)
 	} else {
 		w->opt.ninclude = 0;
 	}
+	if (opt->nallow_uids) {
+		w->allow_uids = malloc(opt->nallow_uids * sizeof(*w->allow_uids));
+		if (!w->allow_uids)
+			goto nomem;
+		memcpy(w->allow_uids, opt->allow_uids, opt->nallow_uids * sizeof(*w->allow_uids));
+	}
+	if (opt->nallow_gids) {
+		w->allow_gids = malloc(opt->nallow_gids * sizeof(*w->allow_gids));
+		if (!w->allow_gids)
+			goto nomem;
+		memcpy(w->allow_gids, opt->allow_gids, opt->nallow_gids * sizeof(*w->allow_gids));
+	}
 	w->nslots = opt->workers;
 	w->slots = calloc(w->nslots, sizeof(*w->slots));
 	if (!w->slots)
@@ -1232,6 +1425,8 @@ int bn_watch_new(bn_watch **out, const bn_watch_options *opt, bn_error *err)
 		if (!dirs[i])
 			continue;
 		rc = bn_fs_mkdirs(dirs[i], err);
+		if (rc == BN_OK)
+			rc = check_inbox_folder(w, dirs[i], err);
 		if (rc < 0)
 			goto cleanup;
 		bn_fs_remove_temporaries(dirs[i]);
@@ -1254,6 +1449,8 @@ int bn_watch_new(bn_watch **out, const bn_watch_options *opt, bn_error *err)
 	w->opt.metrics_path = w->metrics_path;
 	w->opt.rules_path = w->rules_path;
 	w->opt.include = (const char *const *)w->include;
+	w->opt.allow_uids = w->allow_uids;
+	w->opt.allow_gids = w->allow_gids;
 	rc = BN_OK;
 	goto cleanup;
 nomem:
@@ -1289,6 +1486,8 @@ void bn_watch_free(bn_watch *w)
 	for (size_t i = 0; w->include && i < w->opt.ninclude; i++)
 		free(w->include[i]);
 	free(w->include);
+	free(w->allow_uids);
+	free(w->allow_gids);
 	free(w->slots);
 	free(w->inbox);
 	free(w->outbox);

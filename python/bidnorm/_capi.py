@@ -29,8 +29,8 @@ _P, _S = ctypes.c_void_p, ctypes.c_size_t
 _E = ctypes.POINTER(BnError)
 _SIGNATURES = {
     "bn_version": (ctypes.c_char_p, []),
-    "bn_rules_load_default": (ctypes.c_int, [ctypes.POINTER(_P), _E]),
-    "bn_rules_load_file": (ctypes.c_int, [ctypes.POINTER(_P), ctypes.c_char_p, _E]),
+    "bn_rules_load": (ctypes.c_int, [ctypes.POINTER(_P), ctypes.c_char_p, _E]),
+    "bn_rules_rows": (ctypes.c_char_p, [_P]),
     "bn_rules_free": (None, [_P]),
     "bn_rules_sha256": (ctypes.c_char_p, [_P]),
     "bn_normalizer_new": (ctypes.c_int, [ctypes.POINTER(_P), _P, _E]),
@@ -47,6 +47,8 @@ _SIGNATURES = {
     "bn_encoder_new": (ctypes.c_int, [ctypes.POINTER(_P), _P, _E]),
     "bn_encoder_free": (None, [_P]),
     "bn_encoder_encode_json": (ctypes.c_int, [_P, ctypes.c_char_p, _S, _E]),
+    "bn_encoder_row_count": (_S, [_P]),
+    "bn_encoder_select_row": (ctypes.c_int, [_P, _S, _E]),
     "bn_encoder_index": (ctypes.c_uint32, [_P, _S]),
     "bn_encoder_indices": (ctypes.POINTER(ctypes.c_uint32), [_P, _S, ctypes.POINTER(_S)]),
     "bn_encoder_number": (ctypes.c_double, [_P, _S, ctypes.POINTER(ctypes.c_int)]),

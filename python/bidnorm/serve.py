@@ -11,22 +11,20 @@ import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import _capi
-from .errors import OK, BidnormError
+from .errors import OK, BidnormError, Rejected
 
 Features = Dict[str, Any]
 
 
 class Rules:
-    """Compiled rules: the embedded default (path None) or a rule file. Immutable, shared by threads."""
+    """Compiled rules, as --rules means them: None the default, a shipped set's name ("bidlog",
+    "openrtb") or a rule file's path. Immutable, shared by threads."""
 
-    def __init__(self, path: Optional[str] = None, *, lib: Optional[ctypes.CDLL] = None) -> None:
+    def __init__(self, spec: Optional[str] = None, *, lib: Optional[ctypes.CDLL] = None) -> None:
         self.lib = lib or _capi.load()
         self._handle = ctypes.c_void_p()
         err = _capi.BnError()
-        if path:
-            rc = self.lib.bn_rules_load_file(ctypes.byref(self._handle), path.encode(), ctypes.byref(err))
-        else:
-            rc = self.lib.bn_rules_load_default(ctypes.byref(self._handle), ctypes.byref(err))
+        rc = self.lib.bn_rules_load(ctypes.byref(self._handle), spec.encode() if spec else None, ctypes.byref(err))
         if rc != OK:
             _capi.raise_error(self.lib, rc, err)
 
@@ -36,6 +34,11 @@ class Rules:
         if not self._handle:
             raise BidnormError(-1, "the rules are closed")
         return self._handle
+
+    @property
+    def has_rows(self) -> bool:
+        """Whether a request makes several records (openrtb: one per imp); see Encoder.encode_rows."""
+        return self.lib.bn_rules_rows(self.handle) is not None
 
     @property
     def sha256(self) -> str:
@@ -169,7 +172,7 @@ class Encoder:
             _capi.raise_error(self.lib, rc, err)
 
     def encode(self, raw: bytes) -> Features:
-        """One raw JSON request -> {feature: value}.
+        """One raw JSON request -> {feature: value} (for rules with rows, row 0's: see encode_rows).
 
         Categorical features are vocabulary indices (0 = out of vocabulary or null), lists are
         [0, index...], numbers stay numbers (None for null), maps are dicts, other strings pass
@@ -181,6 +184,25 @@ class Encoder:
         rc = lib.bn_encoder_encode_json(e, raw, len(raw), ctypes.byref(err))
         if rc != OK:
             _capi.raise_error(lib, rc, err)
+        return self._features()
+
+    def encode_rows(self, raw: bytes) -> List[Any]:
+        """Every row of a request (rules with rows: one per imp; else one): per row its features, or
+        the Rejected of that row. Raises Rejected when the request as a whole is rejected."""
+        rows: List[Any] = [self.encode(raw)]
+        for r in range(1, self.lib.bn_encoder_row_count(self._handle)):
+            err = _capi.BnError()
+            rc = self.lib.bn_encoder_select_row(self._handle, r, ctypes.byref(err))
+            try:
+                if rc != OK:
+                    _capi.raise_error(self.lib, rc, err)
+                rows.append(self._features())
+            except Rejected as rej:
+                rows.append(rej)
+        return rows
+
+    def _features(self) -> Features:
+        lib, e = self.lib, self._handle
         out: Features = {}
         is_null, n = ctypes.c_int(), ctypes.c_size_t()
         for f, (name, kind, ntype) in enumerate(self.model.features):

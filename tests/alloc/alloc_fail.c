@@ -1,4 +1,5 @@
 /* alloc_fail.c - LD_PRELOAD shim that makes the N-th heap allocation fail (BN_FAIL_ALLOC_AT=N), to test out-of-memory paths. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -15,7 +16,9 @@
  * as after a transient shortage - so a sweep over N reaches every path.
  *
  * BN_FAIL_ALLOC_AT=N   fail the N-th call (1-based); unset or 0 = only count
- * BN_FAIL_ALLOC_LOG=F  append "failed allocation N\n" to F when it happens,
+ * BN_FAIL_ALLOC_LOG=F  append "failed allocation N in LIBRARY\n" to F when it
+ *                      happens (LIBRARY: the file of the caller, so a leak
+ *                      inside a dependency can be told from one of ours),
  *                      and at exit "allocations T\n" (calls counted) and
  *                      "live L\n" (blocks allocated and not freed since the
  *                      constructor: compared with a run without failure, a
@@ -33,14 +36,14 @@ static long live;
 static const char *log_path;
 static int ready;
 
-static void say(const char *what, unsigned long n)
+static void say(const char *what, unsigned long n, const char *where)
 {
-	char line[64];
+	char line[512];
 	int len, fd;
 
 	if (!log_path)
 		return;
-	len = snprintf(line, sizeof(line), "%s %lu\n", what, n);
+	len = snprintf(line, sizeof(line), where ? "%s %lu in %s\n" : "%s %lu\n", what, n, where);
 	fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return;
@@ -61,20 +64,21 @@ __attribute__((constructor)) static void setup(void)
 
 __attribute__((destructor)) static void report(void)
 {
-	say("allocations", __atomic_load_n(&calls, __ATOMIC_SEQ_CST));
-	say("live", (unsigned long)__atomic_load_n(&live, __ATOMIC_SEQ_CST));
+	say("allocations", __atomic_load_n(&calls, __ATOMIC_SEQ_CST), NULL);
+	say("live", (unsigned long)__atomic_load_n(&live, __ATOMIC_SEQ_CST), NULL);
 }
 
-/* 1 when this call is the one to fail. */
-static int should_fail(void)
+/* 1 when this call is the one to fail; caller is the allocating code's return address. */
+static int should_fail(void *caller)
 {
 	unsigned long n;
+	Dl_info info;
 	if (!ready)
 		return 0;
 	n = __atomic_add_fetch(&calls, 1, __ATOMIC_SEQ_CST);
 	if (!fail_at || n != fail_at)
 		return 0;
-	say("failed allocation", n);
+	say("failed allocation", n, dladdr(caller, &info) && info.dli_fname ? info.dli_fname : "?");
 	errno = ENOMEM;
 	return 1;
 }
@@ -88,18 +92,18 @@ static void *counted(void *p)
 
 void *malloc(size_t size)
 {
-	return should_fail() ? NULL : counted(__libc_malloc(size));
+	return should_fail(__builtin_return_address(0)) ? NULL : counted(__libc_malloc(size));
 }
 
 void *calloc(size_t n, size_t size)
 {
-	return should_fail() ? NULL : counted(__libc_calloc(n, size));
+	return should_fail(__builtin_return_address(0)) ? NULL : counted(__libc_calloc(n, size));
 }
 
 void *realloc(void *p, size_t size)
 {
 	void *q;
-	if (should_fail())
+	if (should_fail(__builtin_return_address(0)))
 		return NULL;
 	q = __libc_realloc(p, size);
 	if (!p)

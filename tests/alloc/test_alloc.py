@@ -95,7 +95,8 @@ def output_problem(folder, vocab):
 def check(folder, n, code, stderr, lines, baseline_live, vocab=False):
     """Problems with one run, as strings (empty: fine)."""
     problems = []
-    hit = "failed allocation %d" % n in lines
+    failed = [x for x in lines if x == "failed allocation %d" % n or x.startswith("failed allocation %d in " % n)]
+    hit = bool(failed)
     live = [int(x.split()[1]) for x in lines if x.startswith("live ")]
     if code < 0:
         problems.append("killed by signal %d" % -code)
@@ -104,7 +105,9 @@ def check(folder, n, code, stderr, lines, baseline_live, vocab=False):
     if not live:
         if code >= 0:
             problems.append("no exit report (the process did not exit normally)")
-    elif live[0] > baseline_live:
+    elif live[0] > baseline_live and not (live[0] == baseline_live + 1 and failed and "libyaml" in failed[0]):
+        # libyaml 0.2.5 (loader.c) leaks the item stack of a mapping or sequence when growing its node
+        # stack fails: one block, once, while a rule file loads - not ours to fix, and never per record.
         problems.append("%d blocks still allocated at exit (%d without a failure): a leak" % (live[0], baseline_live))
     left = [x for x in os.listdir(folder) if ".tmp" in x]
     if os.path.isdir(os.path.join(folder, "in.spill")):

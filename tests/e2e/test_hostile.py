@@ -2,6 +2,7 @@
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -10,7 +11,7 @@ import unittest
 
 import zstandard
 
-from e2e import BIDNORM, read_jsonl, read_records as read_avro
+from e2e import BIDNORM, as_nobody, reachable_tempdir, read_jsonl, read_records as read_avro
 
 MB = 1 << 20
 TS = 1795176001  # 2026-11-20T12:00:01Z
@@ -39,14 +40,14 @@ class Run:
         self.seconds = seconds
 
 
-def run_bidnorm(args, cwd, stdin=subprocess.DEVNULL, feed=None, preexec_fn=None, timeout=120):
+def run_bidnorm(args, cwd, stdin=subprocess.DEVNULL, feed=None, preexec_fn=None, timeout=120, binary=BIDNORM):
     """Run bidnorm with args; feed (an iterable of bytes) is written to its stdin. Returns a Run.
 
     os.wait4 gives the resource usage of exactly this child, so its peak RSS is
     not mixed up with that of earlier children."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.monotonic()
-        p = subprocess.Popen([BIDNORM, *args], cwd=cwd, stdin=subprocess.PIPE if feed is not None else stdin,
+        p = subprocess.Popen([binary, *args], cwd=cwd, stdin=subprocess.PIPE if feed is not None else stdin,
                              stdout=out, stderr=err, preexec_fn=preexec_fn)
         if feed is not None:
             try:
@@ -82,14 +83,13 @@ def run_bidnorm(args, cwd, stdin=subprocess.DEVNULL, feed=None, preexec_fn=None,
 
 class Hostile(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
+        self.dir = reachable_tempdir()
 
     def tearDown(self):
         for root, dirs, _ in os.walk(self.dir):
             for d in dirs:
                 os.chmod(os.path.join(root, d), 0o755)
-        self.tmp.cleanup()
+        shutil.rmtree(self.dir)
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -107,19 +107,8 @@ class Hostile(unittest.TestCase):
         return r
 
     def unprivileged(self):
-        """A preexec_fn that runs bidnorm as nobody when the tests run as root (who may read and write
-        whatever the modes say), after opening the test folder to it; None otherwise."""
-        if os.geteuid() != 0:
-            return None
-        if not os.access(BIDNORM, os.X_OK) or os.stat(BIDNORM).st_mode & 0o001 == 0:
-            self.skipTest("running as root and the binary is not executable by others")
-        os.chmod(self.dir, 0o777)  # its files are 0644 (umask), the ones a test made unreadable stay so
-
-        def drop():
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-        return drop
+        """run_bidnorm arguments that run bidnorm as nobody on this test's folder (see e2e.as_nobody)."""
+        return as_nobody(self.dir)
 
     def assert_no_temp_files(self, folder=None):
         folder = folder or self.dir
@@ -369,7 +358,7 @@ fields:
     def test_unreadable_input(self):
         inp = self.write("secret.jsonl", line(rec("e1")) + b"\n")
         os.chmod(inp, 0)
-        r = self.ingest(inp, expect=5, preexec_fn=self.unprivileged())
+        r = self.ingest(inp, expect=5, **self.unprivileged())
         self.assertIn("secret.jsonl: cannot open: Permission denied", r.stderr.decode())
         self.outputs(published=False)
 
@@ -380,15 +369,15 @@ fields:
         _, _, stats = self.outputs(published=False)
         self.assertEqual(stats["status"], "failed")
 
-    def test_output_folder_missing_or_not_a_folder(self):
+    def test_output_folder_not_a_folder(self):
         inp = self.write("a.jsonl", line(rec("e1")) + b"\n")
         self.write("afile", b"")
-        for folder, why in (("nope", "No such file or directory"), ("afile", "Not a directory")):
+        for folder in ("afile", "afile/deeper"):
             with self.subTest(folder=folder):
                 out = self.path(folder + "/out.avro")
                 r = run_bidnorm(["ingest", "-q", "-o", out, inp], self.dir)
                 self.assertEqual(r.returncode, 5, r.stderr.decode())
-                self.assertIn("bidnorm ingest: %s: cannot create output in '%s': %s" % (out, self.path(folder), why),
+                self.assertIn("bidnorm ingest: %s: cannot create output in '%s': Not a directory" % (out, self.path(folder)),
                               r.stderr.decode())
                 self.assert_no_temp_files()
                 self.assertEqual(sorted(os.listdir(self.dir)), ["a.jsonl", "afile"])
@@ -398,19 +387,27 @@ fields:
         os.mkdir(self.path("ro"))
         os.chmod(self.path("ro"), 0o555)
         out = self.path("ro/out.avro")
-        r = run_bidnorm(["ingest", "-q", "-o", out, inp], self.dir, preexec_fn=self.unprivileged())
+        r = run_bidnorm(["ingest", "-q", "-o", out, inp], self.dir, **self.unprivileged())
         self.assertEqual(r.returncode, 5, r.stderr.decode())
         self.assertIn("cannot create output in '%s': Permission denied" % self.path("ro"), r.stderr.decode())
+        self.assertEqual(os.listdir(self.path("ro")), [])
+        # A missing folder is created, unless its parent forbids it.
+        out = self.path("ro/new/out.avro")
+        r = run_bidnorm(["ingest", "-q", "-o", out, inp], self.dir, **self.unprivileged())
+        self.assertEqual(r.returncode, 5, r.stderr.decode())
+        self.assertEqual(r.stderr.decode().splitlines()[0],
+                         "bidnorm ingest: %s: cannot create folder '%s': Permission denied" % (out, self.path("ro/new")))
         self.assertEqual(os.listdir(self.path("ro")), [])
 
     def test_unwritable_stats_file_fails_the_step_and_publishes_no_avro(self):
         # Regression: the Avro was renamed into place before the reject and stats files were written,
         # so a failure writing them gave exit 5 with the output published anyway.
         inp = self.write("a.jsonl", line(rec("e1")) + b"\n")
-        r = run_bidnorm(["ingest", "-q", "-o", self.path("out.avro"), "--stats", self.path("nope/s.json"), inp],
+        self.write("afile", b"")
+        r = run_bidnorm(["ingest", "-q", "-o", self.path("out.avro"), "--stats", self.path("afile/s.json"), inp],
                         self.dir)
         self.assertEqual(r.returncode, 5, r.stderr.decode())
-        self.assertIn("cannot create output in '%s': No such file or directory" % self.path("nope"),
+        self.assertIn("cannot create output in '%s': Not a directory" % self.path("afile"),
                       r.stderr.decode())
         self.assertFalse(os.path.exists(self.path("out.avro")))
         self.assertEqual(read_jsonl(self.path("out.rejects.jsonl")), [])
@@ -436,6 +433,75 @@ fields:
         self.assertIn("write failed: File too large", r.stderr.decode())
         self.assertFalse(os.path.exists(self.path("out.avro")))
         self.assert_no_temp_files()
+
+
+    # --- who may read the outputs ---------------------------------------------
+
+    def modes(self, stem="out"):
+        return [os.stat(self.path(stem + ext)).st_mode & 0o777 for ext in (".avro", ".rejects.jsonl", ".stats.json")]
+
+    def test_outputs_are_no_more_readable_than_the_inputs(self):
+        # Regression: rejects carry raw lines, yet a 0600 input gave 0644 outputs.
+        data = line(rec("e1")) + b"\n{bad\n"
+        cases = [((0o600,), 0o022, 0o600), ((0o640,), 0o022, 0o640), ((0o644,), 0o022, 0o644),
+                 ((0o644, 0o600), 0o022, 0o600), ((0o644, 0o604), 0o022, 0o604), ((0o644,), 0o077, 0o600)]
+        for modes, umask, want in cases:
+            with self.subTest(modes=modes, umask=umask):
+                inputs = []
+                for i, m in enumerate(modes):
+                    inputs.append(self.write("in%d.jsonl" % i, data))
+                    os.chmod(inputs[-1], m)
+                self.ingest(*inputs, extra=("--max-reject-rate", "1"), preexec_fn=lambda u=umask: os.umask(u))
+                self.assertEqual(self.modes(), [want] * 3)
+
+    def test_group_bits_of_an_input_count_only_for_the_same_group(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to give the input another group")
+        inp = self.write("a.jsonl", line(rec("e1")) + b"\n")
+        os.chmod(inp, 0o640)
+        os.chown(inp, 0, 65534)
+        self.ingest(inp, preexec_fn=lambda: os.umask(0o022))
+        self.assertEqual(self.modes(), [0o600] * 3)
+
+    def test_stdin_outputs_follow_the_umask_only(self):
+        r = run_bidnorm(["ingest", "-q", "-o", self.path("out.avro")], self.dir, feed=[line(rec("e1")) + b"\n"],
+                        preexec_fn=lambda: os.umask(0o027))
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertEqual(self.modes(), [0o640] * 3)
+
+    def test_reject_raw_none_and_truncate(self):
+        bad = line(rec("e2", ts="yesterday 10.1.2.3"))
+        inp = self.write("a.jsonl", line(rec("e1")) + b"\n" + bad + b"\n{\"x\":\n")
+        r = run_bidnorm(["ingest", "-o", self.path("out.avro"), "--reject-raw", "none", "--max-reject-rate", "1",
+                         inp], self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertIn("bidnorm ingest: rejected: %s:2: field 'ts': not an ISO-8601 time or epoch number: \"...\" "
+                      "(invalid_value)\n" % inp, r.stderr.decode())
+        self.assertNotIn("10.1.2.3", r.stderr.decode())
+        _, rejects, stats = self.outputs()
+        self.assertEqual([(x["line"], x["raw"], x["raw_size"], "raw_truncated" in x) for x in rejects],
+                         [(2, None, len(bad), False), (3, None, 5, False)])
+        self.assertEqual(rejects[0]["message"], 'not an ISO-8601 time or epoch number: "..."')
+        self.assertEqual(rejects[1]["message"], "invalid JSON: unexpected end of input")
+        self.assertEqual(stats["reject_raw"], "none")
+        with open(self.path("out.rejects.jsonl"), "rb") as f:
+            self.assertNotIn(b"10.1.2.3", f.read())
+
+        self.ingest(inp, extra=("--reject-raw", "truncate:10", "--max-reject-rate", "1"))
+        _, rejects, stats = self.outputs()
+        self.assertEqual([(x["raw"], x.get("raw_truncated"), x.get("raw_size")) for x in rejects],
+                         [(bad[:10].decode(), True, len(bad)), ('{"x":', None, None)])
+        self.assertEqual(stats["reject_raw"], "truncate:10")
+        self.ingest(inp, extra=("--reject-raw", "full", "--max-reject-rate", "1"))
+        _, rejects, stats = self.outputs()
+        self.assertEqual(rejects[0]["raw"], bad.decode())
+        self.assertEqual(stats["reject_raw"], "full")
+
+    def test_reject_raw_usage_error(self):
+        r = self.ingest(self.write("a.jsonl", b""), extra=("--reject-raw", "truncate:x"), expect=2)
+        self.assertEqual(r.stderr.decode().splitlines()[0],
+                         "bidnorm ingest: --reject-raw must be full, none or truncate:BYTES (0 to 1048576), "
+                         "not 'truncate:x'")
 
 
 class Bounds(unittest.TestCase):

@@ -268,12 +268,13 @@ class Ingest(unittest.TestCase):
         self.assertIn("missing.jsonl: cannot open: No such file or directory", p.stderr.decode())
         self.assertFalse(os.path.exists(self.path("out.avro")))
 
-    def test_output_folder_missing_exits_5(self):
+    def test_output_folder_missing_is_created(self):
+        # Regression: the README's first example (-o out/...) failed with exit 5 unless out/ existed.
         inp = self.write("a.jsonl", line(rec("e1")) + b"\n")
-        p = self.run_bidnorm("ingest", "-o", self.path("nope/out.avro"), inp)
-        self.assertEqual(p.returncode, 5)
-        self.assertIn("cannot create output in '%s': No such file or directory" % self.path("nope"),
-                      p.stderr.decode())
+        p = self.run_bidnorm("ingest", "-q", "-o", self.path("new/deeper/out.avro"), inp)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertEqual(sorted(os.listdir(self.path("new/deeper"))),
+                         ["out.avro", "out.rejects.jsonl", "out.stats.json"])
 
     def test_disk_full_exits_5(self):
         if not os.path.exists("/dev/full"):

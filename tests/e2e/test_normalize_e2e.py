@@ -13,7 +13,7 @@ import unittest
 import zstandard
 
 from e2e import BIDNORM, SOURCE, read_records as read_avro
-SAMPLES = sorted(glob.glob(os.path.join(SOURCE, "samples", "*.jsonl.zst")))
+SAMPLES = sorted(glob.glob(os.path.join(SOURCE, "samples", "bidlog-*.jsonl.zst")))
 
 # The canonical bundle form: the final validate step of the bundle chain in rules/bidlog.yaml.
 BUNDLE = re.compile(r"^(?:[a-z][a-z0-9_-]*(?:\.[a-z0-9_-]+)+|[0-9]{6,12})$")
@@ -80,7 +80,7 @@ class Samples(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         if not SAMPLES:
-            raise unittest.SkipTest("no samples/*.jsonl.zst")
+            raise unittest.SkipTest("no samples/bidlog-*.jsonl.zst")
         cls.tmp = tempfile.TemporaryDirectory()
         out = os.path.join(cls.tmp.name, "out.avro")
         p = subprocess.run([BIDNORM, "ingest", "-q", "-o", out, *SAMPLES], capture_output=True)
@@ -247,6 +247,8 @@ class NormalizeCommand(unittest.TestCase):
             '  input        "com.foo$hl=en"',
             '  text         "com.foo$hl=en"',
             '  lower        "com.foo$hl=en"',
+            '  extract      "com.foo$hl=en"',
+            '  extract      "com.foo$hl=en"',
             '  extract      "com.foo$hl=en"',
             '  extract      "com.foo$hl=en"',
             '  extract      "com.foo$hl=en"',

@@ -18,7 +18,7 @@ import zstandard
 from e2e import BIDNORM, SOURCE, read_avro_file as read_avro
 BUILD = os.path.abspath(os.environ.get("BIDNORM_BUILD", os.path.dirname(BIDNORM)))
 SERVE_EXAMPLE = os.path.join(BUILD, "serve_example")
-SAMPLES = sorted(glob.glob(os.path.join(SOURCE, "samples", "*.jsonl.zst")))
+SAMPLES = sorted(glob.glob(os.path.join(SOURCE, "samples", "bidlog-*.jsonl.zst")))
 VOCAB_FIELDS = "app_bundle,installed_apps,exchange,ad_format,os,country,language,connection_type,device_make"
 
 
@@ -167,7 +167,8 @@ class Serve(unittest.TestCase):
             f.write("Com.Foo\n")
         with open(os.path.join(bad, "app_bundle.txt")) as f:
             n = len(f.read().splitlines())
-        p = self.bidnorm("encode", "--vocab", "badvocab", "-o", out, self.clean, expect=2)
+        # A vocabulary that does not fit the rules is bad input: exit 5, as in the exit-code table.
+        p = self.bidnorm("encode", "--vocab", "badvocab", "-o", out, self.clean, expect=5)
         self.assertEqual(p.stderr.decode(), "bidnorm encode: badvocab/app_bundle.txt:%d: token \"Com.Foo\" is not "
                          "normalized (normalizes to \"com.foo\")\n" % n)
         # input written with other rules
@@ -300,7 +301,7 @@ class Serve(unittest.TestCase):
         self.assertTrue(any(t.startswith("first_match ") for t in ex["trace"]), ex["trace"])
         p = self.bidnorm("parity", "--vocab", self.vocab, log, expect=3)
         self.assertIn("app_bundle: %d of %d mismatched; first examples:\n" % (edited, n), p.stdout.decode())
-        self.assertEqual(p.stderr.decode(), "bidnorm parity: mismatch rate above --max-mismatch-rate (0)\n")
+        self.assertEqual(p.stderr.decode(), "bidnorm parity: FAILED: above --max-mismatch-rate (0): feature mismatches\n")
 
     def test_parity_errors(self):
         p = self.bidnorm("parity", "x.jsonl", expect=2)
@@ -350,3 +351,96 @@ class Serve(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+OPENRTB_SAMPLES = sorted(glob.glob(os.path.join(SOURCE, "samples", "openrtb-*.jsonl.zst")))
+OPENRTB_VOCAB = "app_bundle,site_domain,device_type,connection_type,country,bcat,user_segments,deal_ids,ad_formats"
+
+
+class ServeOpenRtb(unittest.TestCase):
+    """encode(ingest(raw)) == serve(raw) for every row of the OpenRTB sample: one row per imp, from C and ctypes."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        d = cls.dir = cls.tmp.name
+        cls.clean, cls.vocab, cls.encoded = (os.path.join(d, x) for x in ("clean.avro", "vocab", "encoded.avro"))
+        cls.raw = []
+        for path in OPENRTB_SAMPLES:
+            with open(path, "rb") as f:
+                data = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True).read()
+            cls.raw += [x.rstrip(b"\r") for x in data.split(b"\n") if x.strip(b" \t\r")]
+        for args in (["ingest", "-q", "--rules", "openrtb", "-o", cls.clean, *OPENRTB_SAMPLES],
+                     ["vocab", "build", "--rules", "openrtb", "-o", cls.vocab, "--field", OPENRTB_VOCAB,
+                      "--min-count", "2", cls.clean],
+                     ["encode", "--rules", "openrtb", "--vocab", cls.vocab, "-o", cls.encoded, cls.clean]):
+            p = run(BIDNORM, *args)
+            assert p.returncode == 0, p.stderr.decode()
+        _, cls.records = read_avro(cls.encoded)
+        p = run(SERVE_EXAMPLE, "--rules", "openrtb", "--vocab", cls.vocab, stdin=b"\n".join(cls.raw))
+        assert p.returncode == 0, p.stderr.decode()
+        cls.served_text = p.stdout
+        cls.served = [json.loads(x) for x in p.stdout.splitlines()]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_every_row_served_equals_encode_of_ingest(self):
+        rows = [s for s in self.served if "rejected" not in s]
+        rejected = [s for s in self.served if "rejected" in s]
+        with open(os.path.join(self.dir, "clean.rejects.jsonl"), "rb") as f:
+            ingest_rejects = [json.loads(x) for x in f.read().splitlines()]
+        self.assertGreater(len(self.records), len(self.raw))  # more rows than requests
+        self.assertEqual(len(rows), len(self.records))
+        self.assertEqual([(r["reason"], r["message"]) for r in ingest_rejects],
+                         [(s["rejected"], s["message"]) for s in rejected])
+        for rec, srv in zip(self.records, rows):
+            srv = dict(srv)
+            self.assertEqual(srv.pop("row"), rec["imp_index"])
+            self.assertEqual({k: millis(v) for k, v in rec.items()}, srv)
+        self.assertTrue(any(r["imp_index"] == 2 for r in self.records))
+        self.assertTrue(all(r["user_segments"][0] == 0 for r in self.records))
+
+    @unittest.skipIf(os.environ.get("BIDNORM_SANITIZED") == "1",
+                     "a sanitizer-built library cannot be loaded into an uninstrumented python")
+    def test_ctypes_prints_what_the_c_example_prints(self):
+        p = run(sys.executable, os.path.join(SOURCE, "tools", "serve_ctypes.py"), "--lib", shared_library(),
+                "--rules", "openrtb", "--vocab", self.vocab, stdin=b"\n".join(self.raw))
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        self.assertEqual(p.stdout, self.served_text)
+
+    def test_parity_checks_the_row_each_vector_was_served_for(self):
+        served = iter(self.served)
+        lines = []
+        for raw in self.raw:
+            try:
+                request = json.loads(raw.decode("utf-8", "surrogateescape"))
+            except ValueError:
+                next(served)
+                continue
+            first = next(served)
+            if "rejected" in first:  # the request as a whole: one line
+                continue
+            for k in range(len(request["imp"])):
+                s = dict(first if k == 0 else next(served))
+                row = s.pop("row")
+                if row == 1:  # served the wrong vector for the second imp: row 0's
+                    s["imp_index"] = 0
+                lines.append(json.dumps({"raw": request, "row": row, "encoded": s}, ensure_ascii=False)
+                             .encode("utf-8", "surrogateescape"))
+        log = os.path.join(self.dir, "parity.jsonl")
+        with open(log, "wb") as f:
+            f.write(b"\n".join(lines) + b"\n{\"raw\": {\"id\": \"x\", \"imp\": [{}]}, \"row\": 1, \"encoded\": {}}\n")
+        p = run(BIDNORM, "parity", "--rules", "openrtb", "--vocab", self.vocab, "--json", "--max-mismatch-rate", "1",
+                log)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        report = json.loads(p.stdout)
+        feats = {f["name"]: f for f in report["features"]}
+        second_rows = sum(1 for x in lines if b'"row": 1,' in x)
+        self.assertGreater(second_rows, 100)
+        self.assertEqual(feats["imp_index"]["mismatched"], second_rows)
+        self.assertEqual(sum(f["mismatched"] for f in report["features"]), second_rows)
+        self.assertEqual(report["malformed_lines"], 1)
+        self.assertEqual(report["malformed_examples"][0]["reason"],
+                         "\"row\" 1 is past the request's last row (it has 1)")

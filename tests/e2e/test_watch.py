@@ -6,6 +6,7 @@ import random
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import threading
@@ -510,6 +511,210 @@ class Watch(unittest.TestCase):
         self.assertRegex(lines[2], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info file_done a\.jsonl written=1 "
                          r"rejected=0 bytes=\d+ seconds=\d+\.\d{3}: a\.avro$")
 
+    # --- a hostile producer ------------------------------------------------
+
+    def as_producer(self):
+        """A preexec_fn that runs a command as nobody, the producer who may write the inbox and nothing else
+        (when the tests run as root); None otherwise. Only system tools run so: nothing from the checkout."""
+        if os.geteuid() != 0:
+            return None
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.inbox, 0o777)
+
+        def drop():
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+        return drop
+
+    def quarantined(self, name):
+        return read_json(os.path.join(self.inbox, ".quarantine", name + ".error.json"))
+
+    def assert_nowhere(self, secret, inputs=()):
+        """secret is in no file the watcher wrote or moved, but the inputs named (links not followed)."""
+        for top in (self.outbox, self.done, os.path.join(self.inbox, ".quarantine")):
+            for root, _, files in os.walk(top):
+                for n in files:
+                    p = os.path.join(root, n)
+                    if os.path.islink(p) or n in inputs:
+                        continue
+                    with open(p, "rb") as f:
+                        self.assertNotIn(secret, f.read(), p)
+
+    def test_symlink_to_a_file_the_producer_cannot_read_is_quarantined_unread(self):
+        """Regression: the watcher followed a link in the inbox and copied its target into a world-readable
+        reject file."""
+        secret_dir = self.path("private")
+        os.mkdir(secret_dir, 0o700)
+        secret = os.path.join(secret_dir, "shadow")
+        with open(secret, "wb") as f:
+            f.write(b"root:SECRETHASH:19000:0:99999:7:::\n")
+        os.chmod(secret, 0o600)
+        producer = self.as_producer()
+        if producer:
+            # The producer really cannot read it ...
+            p = subprocess.run(["cat", secret], capture_output=True, preexec_fn=producer, timeout=10)
+            self.assertNotEqual(p.returncode, 0)
+        # ... but can make a link to it in the inbox.
+        subprocess.run(["ln", "-s", secret, os.path.join(self.inbox, "evil.jsonl")], check=True,
+                       preexec_fn=producer, timeout=10)
+        self.drop("good.jsonl", jsonl(["g1"]))
+        p = self.once("--max-reject-rate", "1")
+        q = os.path.join(self.inbox, ".quarantine")
+        self.assertTrue(os.path.islink(os.path.join(q, "evil.jsonl")))
+        self.assertEqual(os.readlink(os.path.join(q, "evil.jsonl")), secret)
+        err = self.quarantined("evil.jsonl")
+        self.assertEqual((err["status"], err["code"], err["exit_code"], err["records_read"], err["reject_raw"]),
+                         ("not_regular_file", -3, 5, 0, "full"))
+        self.assertEqual(err["message"], "evil.jsonl: is a symbolic link; links in the inbox are never followed")
+        self.assertNotIn("evil", " ".join(os.listdir(self.outbox)))
+        self.assertEqual(os.listdir(self.done), ["good.jsonl"])
+        self.assert_nowhere(b"SECRETHASH")
+        ev = [json.loads(x) for x in p.stderr.decode().splitlines() if '"file_quarantined"' in x]
+        self.assertEqual([(e["file"], e["error"]) for e in ev], [("evil.jsonl", err["message"])])
+
+    def test_symlink_to_a_folder_and_a_dangling_one_are_quarantined_too(self):
+        os.symlink(self.dir, os.path.join(self.inbox, "dir.jsonl"))
+        os.symlink(self.path("nowhere"), os.path.join(self.inbox, "dangling.jsonl"))
+        self.once()
+        for name in ("dir.jsonl", "dangling.jsonl"):
+            self.assertEqual(self.quarantined(name)["message"],
+                             name + ": is a symbolic link; links in the inbox are never followed")
+        self.assertEqual(self.inbox_files(), [])
+
+    def test_fifo_in_the_inbox_never_blocks_and_is_quarantined(self):
+        producer = self.as_producer()
+        subprocess.run(["mkfifo", os.path.join(self.inbox, "pipe.jsonl")], check=True, preexec_fn=producer,
+                       timeout=10)
+        self.drop("after.jsonl", jsonl(["a1"]))
+        t0 = time.monotonic()
+        self.once()  # subprocess.run's timeout fails the test if a FIFO blocks the watcher
+        self.assertLess(time.monotonic() - t0, 30)
+        self.assertEqual(self.quarantined("pipe.jsonl")["message"],
+                         "pipe.jsonl: is a named pipe (FIFO), not a regular file; it was not read")
+        self.assertTrue(stat.S_ISFIFO(os.lstat(os.path.join(self.inbox, ".quarantine", "pipe.jsonl")).st_mode))
+        self.assertEqual(avro_ids(os.path.join(self.outbox, "after.avro")), ["a1"])
+
+    def test_socket_in_the_inbox_is_quarantined_unread(self):
+        import socket
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        sock.bind(os.path.join(self.inbox, "s.jsonl"))
+        self.once()
+        self.assertEqual(self.quarantined("s.jsonl")["message"],
+                         "s.jsonl: is a socket, not a regular file; it was not read")
+
+    def test_fifo_appearing_while_watching_does_not_block_the_others(self):
+        w = Watcher(self)
+        w.wait_log('"event":"started"')
+        os.mkfifo(os.path.join(self.inbox, "p.jsonl"))
+        self.drop("x.jsonl", jsonl(["x1"]))
+        wait_until(lambda: self.outputs_done("x") and
+                   os.path.exists(os.path.join(self.inbox, ".quarantine", "p.jsonl.error.json")))
+        self.assertEqual(w.stop(), 0)
+
+    def test_link_with_the_quarantine_on_another_file_system_is_removed(self):
+        if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(self.dir).st_dev:
+            self.skipTest("no second file system at /dev/shm")
+        q = tempfile.mkdtemp(dir="/dev/shm")
+        self.addCleanup(shutil.rmtree, q)
+        os.symlink("/etc/passwd", os.path.join(self.inbox, "l.jsonl"))
+        self.drop("x.jsonl", b"{bad\n")
+        os.chmod(os.path.join(self.inbox, "x.jsonl"), 0o600)
+        self.once("--quarantine", q)
+        err = read_json(os.path.join(q, "l.jsonl.error.json"))
+        self.assertEqual((err["quarantined_as"], err["status"]), (None, "not_regular_file"))
+        self.assertEqual(self.inbox_files(), [])
+        # A regular file is copied, as before, and no more readable than it was.
+        self.assertEqual(read_json(os.path.join(q, "x.jsonl.error.json"))["quarantined_as"], "x.jsonl")
+        self.assertEqual(read_text(os.path.join(q, "x.jsonl")), "{bad\n")
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(q, "x.jsonl")).st_mode), 0o600)
+
+    def test_owner_filter_reads_only_files_of_allowed_users_or_groups(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to give files other owners")
+        self.drop("theirs.jsonl", jsonl(["t1"]))
+        os.chown(os.path.join(self.inbox, "theirs.jsonl"), 65534, 65534)
+        self.drop("grouped.jsonl", jsonl(["g1"]))
+        os.chown(os.path.join(self.inbox, "grouped.jsonl"), 0, 65534)
+        self.drop("mine.jsonl", jsonl(["m1"]))
+        self.once("--allow-owner", "nobody", "--allow-group", "65534")
+        self.assertEqual(sorted(os.listdir(self.done)), ["grouped.jsonl", "theirs.jsonl"])
+        err = self.quarantined("mine.jsonl")
+        self.assertEqual(err["status"], "owner_not_allowed")
+        self.assertEqual(err["message"], "mine.jsonl: owned by user 0 and group 0, neither of them allowed "
+                         "(--allow-owner, --allow-group); it was not read")
+        self.assertFalse(os.path.exists(os.path.join(self.outbox, "mine.avro")))
+        # By number, and an owner alone.
+        self.drop("again.jsonl", jsonl(["a1"]))
+        self.once("--allow-owner", "0")
+        self.assertIn("again.jsonl", os.listdir(self.done))
+
+    def test_quarantine_in_the_inbox_replaced_by_a_link_is_refused(self):
+        elsewhere = self.path("elsewhere")
+        os.mkdir(elsewhere)
+        q = os.path.join(self.inbox, ".quarantine")
+        os.symlink(elsewhere, q)
+        p = self.once(expect=5)
+        self.assertEqual(p.stderr.decode().splitlines()[-1],
+                         "bidnorm watch: %s: a folder in the inbox must be the watcher's own folder, not a link or "
+                         "another user's (whoever writes the inbox could aim the watcher's writes elsewhere)" % q)
+        # Swapped while the watcher runs (a producer may rename entries of an inbox that is not sticky).
+        os.unlink(q)
+        w = Watcher(self)
+        w.wait_log('"event":"started"')
+        os.rename(q, self.path("old-quarantine"))
+        os.symlink(elsewhere, q)
+        os.mkfifo(os.path.join(self.inbox, "p.jsonl"))
+        w.wait_log('"event":"file_retry"')
+        self.assertEqual(w.stop(), 0)
+        ev = [e for e in w.events() if e["event"] == "file_retry"][0]
+        self.assertEqual(ev["error"], "%s: a folder in the inbox must be the watcher's own folder, not a link or "
+                         "another user's (whoever writes the inbox could aim the watcher's writes elsewhere)" % q)
+        self.assertEqual(os.listdir(elsewhere), [])
+        self.assertEqual(self.inbox_files(), ["p.jsonl"])
+
+    def test_outputs_are_no_more_readable_than_the_input(self):
+        self.drop("private.jsonl", jsonl(["p1"]) + b"{bad\n")
+        os.chmod(os.path.join(self.inbox, "private.jsonl"), 0o600)
+        self.drop("public.jsonl", jsonl(["o1"]) + b"{bad\n")
+        os.chmod(os.path.join(self.inbox, "public.jsonl"), 0o644)
+        self.drop("quar.jsonl", b"{bad\n")
+        os.chmod(os.path.join(self.inbox, "quar.jsonl"), 0o600)
+        p = subprocess.run([BIDNORM, "watch", *self.base_args(), "--once", "--max-reject-rate", "0.5"],
+                           capture_output=True, timeout=60, preexec_fn=lambda: os.umask(0o022))
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+
+        def mode(*parts):
+            return stat.S_IMODE(os.stat(os.path.join(*parts)).st_mode)
+        for ext in (".avro", ".rejects.jsonl", ".stats.json"):
+            self.assertEqual(mode(self.outbox, "private" + ext), 0o600, ext)
+            self.assertEqual(mode(self.outbox, "public" + ext), 0o644, ext)
+        q = os.path.join(self.inbox, ".quarantine")
+        for ext in (".error.json", ".rejects.jsonl", ".stats.json"):
+            self.assertEqual(mode(q, "quar.jsonl" + ext), 0o600, ext)
+
+    def test_reject_raw_none_and_truncate_reach_the_outbox_and_the_quarantine(self):
+        bad = b'{"event_id":"x","ts":"yesterday SECRET"}'
+        self.drop("d.jsonl", jsonl(["d1"]) + bad + b"\n")
+        self.drop("q.jsonl", bad + b"\n")
+        self.once("--reject-raw", "none", "--max-reject-rate", "0.5")
+        rej = [json.loads(x) for x in read_text(os.path.join(self.outbox, "d.rejects.jsonl")).splitlines()]
+        self.assertEqual([(r["raw"], r["raw_size"], r["message"]) for r in rej],
+                         [(None, len(bad), 'not an ISO-8601 time or epoch number: "..."')])
+        self.assertEqual(read_json(os.path.join(self.outbox, "d.stats.json"))["reject_raw"], "none")
+        err = self.quarantined("q.jsonl")
+        self.assertEqual(err["reject_raw"], "none")
+        self.assert_nowhere(b"SECRET", inputs=("d.jsonl", "q.jsonl"))
+        self.drop("t.jsonl", b'{"event_id":"x","ts":"yesterday SECRET"}\n')
+        self.once("--reject-raw", "truncate:12")
+        q = os.path.join(self.inbox, ".quarantine")
+        rej = [json.loads(x) for x in read_text(os.path.join(q, "t.jsonl.rejects.jsonl")).splitlines()]
+        self.assertEqual([(r["raw"], r["raw_truncated"], r["raw_size"]) for r in rej],
+                         [('{"event_id":', True, len(bad))])
+        self.assertEqual(self.quarantined("t.jsonl")["reject_raw"], "truncate:12")
+        self.assertEqual(read_json(os.path.join(q, "t.jsonl.stats.json"))["reject_raw"], "truncate:12")
+
     def test_usage_errors(self):
         cases = [
             ([], "bidnorm watch: --inbox is required"),
@@ -522,6 +727,12 @@ class Watch(unittest.TestCase):
             (["--workers", "0"], "bidnorm watch: --workers must be an integer from 1 to 64, not '0'"),
             (["--settle", "-1"], "bidnorm watch: --settle must be a number of seconds from 0 to 86400, not '-1'"),
             (["extra"], "bidnorm watch: unexpected argument 'extra'"),
+            (["--reject-raw", "some"],
+             "bidnorm watch: --reject-raw must be full, none or truncate:BYTES (0 to 1048576), not 'some'"),
+            (["--allow-owner", "no-such-user-x"],
+             "bidnorm watch: --allow-owner: no user 'no-such-user-x' (give a user name or number)"),
+            (["--allow-group", "no-such-group-x"],
+             "bidnorm watch: --allow-group: no group 'no-such-group-x' (give a group name or number)"),
         ]
         for args, msg in cases:
             p = subprocess.run([BIDNORM, "watch", *args], capture_output=True, timeout=10)
@@ -536,8 +747,10 @@ class Watch(unittest.TestCase):
                          % self.path("nope"))
         p = subprocess.run([BIDNORM, "watch", *self.base_args(), "--rules", self.path("none.yaml")],
                            capture_output=True, timeout=10)
-        self.assertEqual(p.returncode, 4)
-        self.assertTrue(p.stderr.decode().startswith("bidnorm watch: %s: " % self.path("none.yaml")))
+        # An unreadable rule file is an input error (5), as for every command; an invalid one exits 4.
+        self.assertEqual(p.returncode, 5)
+        self.assertEqual(p.stderr.decode(), "bidnorm watch: %s: cannot open: No such file or directory\n"
+                         % self.path("none.yaml"))
 
 
 if __name__ == "__main__":

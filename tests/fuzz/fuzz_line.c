@@ -1,4 +1,4 @@
-/* fuzz_line.c - libFuzzer target: one JSON line through the default rules (bn_normalize_line) and the Avro record encoder. */
+/* fuzz_line.c - libFuzzer target: one JSON line through both shipped rule sets (every row of the openrtb one) and the Avro record encoder. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +10,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static bn_rules *rules;
-static bn_normalizer *norm;
+static bn_rules *rules, *rows_rules;
+static bn_normalizer *norm, *rows_norm;
 static bn_buf out;
 static char *repaired;
 static size_t repaired_cap;
@@ -19,8 +19,29 @@ static size_t repaired_cap;
 static void setup(void)
 {
 	bn_error err;
-	if (bn_rules_load_default(&rules, &err) < 0 || bn_normalizer_new(&norm, rules, &err) < 0) {
+	if (bn_rules_load_default(&rules, &err) < 0 || bn_normalizer_new(&norm, rules, &err) < 0 ||
+	    bn_rules_load_builtin(&rows_rules, "openrtb", &err) < 0 || bn_normalizer_new(&rows_norm, rows_rules, &err) < 0) {
 		fprintf(stderr, "fuzz_line: setup failed: %s\n", err.message);
+		abort();
+	}
+}
+
+/* A record is encoded; a reject has a reason and a message; nothing else may happen. */
+static void check(bn_normalizer *nz, int rc, const bn_error *err)
+{
+	if (rc == BN_OK) {
+		bn_buf_reset(&out);
+		if (bn_record_encode(nz, &out) != BN_OK) {
+			fprintf(stderr, "fuzz_line: encode failed\n");
+			abort();
+		}
+	} else if (rc == BN_EREJECT) {
+		if (err->reason <= BN_REJECT_NONE || err->reason >= BN_REJECT_REASON_COUNT || !err->message[0]) {
+			fprintf(stderr, "fuzz_line: reject without reason or message (reason %d)\n", err->reason);
+			abort();
+		}
+	} else {
+		fprintf(stderr, "fuzz_line: unexpected status %d: %s\n", rc, err->message);
 		abort();
 	}
 }
@@ -46,20 +67,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n = bn_utf8_repair(repaired, NULL, (const char *)data, size);
 	bn_error_clear(&err);
 	rc = bn_normalize_line(norm, repaired, n, &err);
-	if (rc == BN_OK) {
-		bn_buf_reset(&out);
-		if (bn_record_encode(norm, &out) != BN_OK) {
-			fprintf(stderr, "fuzz_line: encode failed\n");
-			abort();
-		}
-	} else if (rc == BN_EREJECT) {
-		if (err.reason <= BN_REJECT_NONE || err.reason >= BN_REJECT_REASON_COUNT || !err.message[0]) {
-			fprintf(stderr, "fuzz_line: reject without reason or message (reason %d)\n", err.reason);
-			abort();
-		}
-	} else {
-		fprintf(stderr, "fuzz_line: unexpected status %d: %s\n", rc, err.message);
+	check(norm, rc, &err);
+	/* A line is written whole or rejected whole: every row is normalized until one is rejected. */
+	size_t nrows = 0;
+	bn_error_clear(&err);
+	rc = bn_normalize_parse(rows_norm, repaired, n, &nrows, &err);
+	if (rc == BN_OK && (nrows == 0 || nrows > rows_rules->max_rows)) {
+		fprintf(stderr, "fuzz_line: %zu rows accepted\n", nrows);
 		abort();
 	}
+	for (size_t r = 0; rc == BN_OK && r < nrows; r++) {
+		rc = bn_normalize_row(rows_norm, r, &err);
+		check(rows_norm, rc, &err);
+	}
+	if (rc != BN_OK)
+		check(rows_norm, rc, &err);
 	return 0;
 }

@@ -20,6 +20,7 @@
 #include "bidnorm/avro.h"
 #include "sink/avro_encode.h"
 #include "util/buf.h"
+#include "util/sha256.h"
 
 /* ---- encoding primitives ---- */
 
@@ -642,41 +643,56 @@ static void slurp(bn_buf *b, const char *path)
 	fclose(f);
 }
 
-Test(avro, sync_marker_is_random_and_repeated_after_each_block)
+/* Writes a container with two one-record blocks and the given metadata into *out. */
+static void write_two_blocks(bn_buf *out, const bn_avro_meta *md, size_t nmd)
 {
-	bn_buf file[2] = {{0}, {0}};
 	static const char data[] = "\x06" "abc"; /* one record: string "abc" */
+	char path[4096];
+	bn_avro_writer *w = NULL;
+	int fd = temp_file(path, sizeof(path));
+	cr_assert_eq(bn_avro_writer_new(&w, fd, path, "\"string\"", BN_CODEC_NULL, md, nmd, NULL), BN_OK);
+	cr_assert_eq(bn_avro_writer_write_block(w, 1, data, 4, NULL), BN_OK);
+	cr_assert_eq(bn_avro_writer_write_block(w, 1, data, 4, NULL), BN_OK);
+	cr_assert_eq(bn_avro_writer_finish(w, NULL), BN_OK);
+	bn_avro_writer_free(w);
+	close(fd);
+	slurp(out, path);
+	unlink(path);
+}
 
-	for (int k = 0; k < 2; k++) {
-		char path[4096];
-		bn_avro_writer *w = NULL;
-		int fd = temp_file(path, sizeof(path));
-		cr_assert_eq(bn_avro_writer_new(&w, fd, path, "\"string\"", BN_CODEC_NULL, NULL, 0, NULL), BN_OK);
-		cr_assert_eq(bn_avro_writer_write_block(w, 1, data, 4, NULL), BN_OK);
-		cr_assert_eq(bn_avro_writer_write_block(w, 1, data, 4, NULL), BN_OK);
-		cr_assert_eq(bn_avro_writer_finish(w, NULL), BN_OK);
-		bn_avro_writer_free(w);
-		close(fd);
-		slurp(&file[k], path);
-		unlink(path);
-	}
+/* Regression: the marker was random, so the same input, rules and options gave different bytes every run. */
+Test(avro, sync_marker_is_derived_from_the_header_and_repeated_after_each_block)
+{
+	bn_buf file[3] = {{0}, {0}, {0}};
+	const bn_avro_meta a = { "bidnorm.sources", "[\"a.jsonl\"]" }, b = { "bidnorm.sources", "[\"b.jsonl\"]" };
+
+	write_two_blocks(&file[0], &a, 1);
+	write_two_blocks(&file[1], &a, 1);
+	write_two_blocks(&file[2], &b, 1);
 	/* each block: count 02, size 08, 4 data bytes, 16 sync bytes */
 	const size_t block = 1 + 1 + 4 + 16;
 	cr_assert_eq(file[0].size, file[1].size);
 	cr_assert_eq(memcmp(file[0].data, "Obj\x01", 4), 0);
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 3; k++) {
 		const char *end = file[k].data + file[k].size;
 		const char *header_sync = end - 2 * block - 16;
 		cr_assert_eq(memcmp(end - block, "\x02\x08\x06" "abc", 6), 0);
 		cr_assert_eq(memcmp(header_sync, end - 16, 16), 0, "block sync differs from the header's");
 		cr_assert_eq(memcmp(header_sync, end - block - 16, 16), 0);
 	}
-	cr_assert_neq(memcmp(file[0].data + file[0].size - 16, file[1].data + file[1].size - 16, 16), 0,
-		      "two files got the same sync marker");
-	/* everything but the three sync copies is identical */
-	cr_assert_eq(memcmp(file[0].data, file[1].data, file[0].size - 2 * block - 16), 0);
-	bn_buf_free(&file[0]);
-	bn_buf_free(&file[1]);
+	/* the same header: byte-identical files; another header: another marker */
+	cr_assert_eq(memcmp(file[0].data, file[1].data, file[0].size), 0, "same header, different bytes");
+	cr_assert_neq(memcmp(file[0].data + file[0].size - 16, file[2].data + file[2].size - 16, 16), 0,
+		      "different headers got the same sync marker");
+	/* the marker is the first 16 bytes of SHA-256 over the header before it */
+	unsigned char digest[BN_SHA256_SIZE];
+	bn_sha256 sha;
+	bn_sha256_init(&sha);
+	bn_sha256_update(&sha, file[0].data, file[0].size - 2 * block - 16);
+	bn_sha256_final(digest, &sha);
+	cr_assert_eq(memcmp(digest, file[0].data + file[0].size - 16, 16), 0);
+	for (int k = 0; k < 3; k++)
+		bn_buf_free(&file[k]);
 }
 
 Test(avro, empty_block_writes_nothing)

@@ -224,17 +224,35 @@ static const chain_case bundle_cases[] = {
 	{"apps.apple.com/app/id1482155847", "1482155847", NO_CHECK},
 	{"itunes.apple.com/app/id284882215", "284882215", NO_CHECK},
 	{"https://itunes.apple.com/us/app/id284882215?mt=8", "284882215", NO_CHECK},
-	{"apps.apple.com/us/app/id12345", NULL, NO_CHECK},
+	{"apps.apple.com/us/app/id12345", "12345", NO_CHECK},
 	{"id1482155847", "1482155847", BN_EFFECT_EXTRACTED},
 	{"ID1482155847", "1482155847", BN_EFFECT_CASE | BN_EFFECT_EXTRACTED},
 	{" id1482155847 ", "1482155847", NO_CHECK},
-	{"id123", NULL, NO_CHECK},
+	{"id123", "123", NO_CHECK},
+	{"id0", NULL, NO_CHECK},
 	/* numeric store ids */
 	{"1482155847", "1482155847", 0},
 	{"123456", "123456", 0},
 	{"123456789012", "123456789012", 0},
-	{"12345", NULL, BN_EFFECT_INVALID},
 	{"1234567890123", NULL, NO_CHECK},
+	/* connected TV stores: Roku channel numbers, Amazon ASINs, Samsung and Microsoft Store ids */
+	{"12", "12", 0},
+	{"12345", "12345", 0},
+	{"https://channelstore.roku.com/details/12/netflix", "12", BN_EFFECT_EXTRACTED},
+	{"https://channelstore.roku.com/en-gb/details/2285/hulu", "2285", NO_CHECK},
+	{"B00X4WHP5E", "b00x4whp5e", BN_EFFECT_CASE},
+	{"https://www.amazon.com/Netflix-Inc/dp/B005ZXWMUS", "b005zxwmus", NO_CHECK},
+	{"https://www.amazon.co.uk/gp/product/dp/B005ZXWMUS?ref=x", "b005zxwmus", NO_CHECK},
+	{"G19068012619", "g19068012619", BN_EFFECT_CASE},
+	{"9NBLGGH4R32N", "9nblggh4r32n", BN_EFFECT_CASE},
+	/* ...but not single digits, leading zeros or near misses */
+	{"0", NULL, BN_EFFECT_INVALID},
+	{"7", NULL, BN_EFFECT_INVALID},
+	{"0123", NULL, BN_EFFECT_INVALID},
+	{"B00X4WHP5", NULL, NO_CHECK},
+	{"A00X4WHP5E", NULL, NO_CHECK},
+	{"G1906801", NULL, NO_CHECK},
+	{"9NBLGGH4R32", NULL, NO_CHECK},
 	/* not bundles */
 	{"foo", NULL, BN_EFFECT_INVALID},
 	{"-", NULL, BN_EFFECT_TRIMMED | BN_EFFECT_INVALID},
@@ -627,7 +645,8 @@ Test(chain, trace_reports_every_step_until_null)
 	bn_chain_result r;
 	cr_assert_eq(bn_chain_apply(scratch, c, " COM.Foo$x ", 11, &r, trace, &log, NULL), BN_OK);
 	cr_expect_str_eq(log.text, "text=COM.Foo$x;lower=com.foo$x;extract=com.foo$x;extract=com.foo$x;"
-				   "extract=com.foo$x;extract=com.foo$x;first_match=com.foo;trim=com.foo;"
+				   "extract=com.foo$x;extract=com.foo$x;extract=com.foo$x;extract=com.foo$x;"
+				   "first_match=com.foo;trim=com.foo;"
 				   "max_bytes=com.foo;trim=com.foo;validate=com.foo;");
 	memset(&log, 0, sizeof(log));
 	{

@@ -226,14 +226,20 @@ Test(error, reject_reason_names)
 		{BN_REJECT_LINE_TOO_LONG, "line_too_long"},
 		{BN_REJECT_VALIDATION, "validation_failed"},
 		{BN_REJECT_TOO_COMPLEX, "too_complex"},
+		{BN_REJECT_MISSING_ROWS, "missing_rows"},
+		{BN_REJECT_ROWS_NOT_ARRAY, "rows_not_array"},
+		{BN_REJECT_EMPTY_ROWS, "empty_rows"},
+		{BN_REJECT_ROW_NOT_OBJECT, "row_not_object"},
+		{BN_REJECT_TOO_MANY_ROWS, "too_many_rows"},
 		{BN_REJECT_REASON_COUNT, "unknown"},
 		{-1, "unknown"},
 		{INT32_MIN, "unknown"},
 		{INT32_MAX, "unknown"},
 	};
 	size_t i;
-	cr_assert_eq(BN_REJECT_REASON_COUNT, 8);
+	cr_assert_eq(BN_REJECT_REASON_COUNT, 13);
 	cr_assert_eq(BN_REJECT_TOO_COMPLEX, 7);
+	cr_assert_eq(BN_REJECT_TOO_MANY_ROWS, 12);
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
 		cr_expect_str_eq(bn_reject_reason_name(t[i].value), t[i].name, "reason %d", t[i].value);
 }

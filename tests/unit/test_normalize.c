@@ -234,8 +234,12 @@ static const value_case coercion_cases[] = {
 	{"click", "{" B ",'label':{'click':'TRUE'}}", "null"},
 	{"click", "{" B ",'label':{'click':1.5}}", "null"},
 	{"click", "{" B ",'label':{'click':'1.5'}}", "null"},
-	{"click", "{" B ",'label':{'click':2147483647}}", "2147483647"},
-	{"click", "{" B ",'label':{'click':-2147483648}}", "-2147483648"},
+	/* labels are 0/1 (range: [0, 1]): any other int is null (regression: "install": 2 reached training data) */
+	{"click", "{" B ",'label':{'click':2}}", "null"},
+	{"click", "{" B ",'label':{'click':-1}}", "null"},
+	{"click", "{" B ",'label':{'click':'2'}}", "null"},
+	{"click", "{" B ",'label':{'click':2147483647}}", "null"},
+	{"click", "{" B ",'label':{'click':-2147483648}}", "null"},
 	{"click", "{" B ",'label':{'click':2147483648}}", "null"},
 	{"click", "{" B ",'label':{'click':3000000000}}", "null"},
 	{"click", "{" B ",'label':{'click':1e20}}", "null"},
@@ -247,7 +251,8 @@ static const value_case coercion_cases[] = {
 	{"install", "{" B ",'label':{'install':'1.0'}}", "1"},
 	/* strings from other JSON types */
 	{"app_bundle", "{" B ",'app':{'bundle':1482155847}}", "\"1482155847\""},
-	{"app_bundle", "{" B ",'app':{'bundle':12345}}", "null"},
+	{"app_bundle", "{" B ",'app':{'bundle':12345}}", "\"12345\""},
+	{"app_bundle", "{" B ",'app':{'bundle':7}}", "null"},
 	{"app_bundle", "{" B ",'app':{'bundle':{'id':'com.a.b'}}}", "null"},
 	{"app_bundle", "{" B ",'app':{'bundle':['com.a.b']}}", "null"},
 	{"app_bundle", "{" B ",'app':{'bundle':true}}", "null"},
@@ -432,7 +437,7 @@ static const value_case list_cases[] = {
 	 "[\"1482155847\"]"},
 	/* nulls and invalid bundles are dropped */
 	{"installed_apps", "{" B ",'device':{'installed_apps':[null,'com.a.b',null]}}", "[\"com.a.b\"]"},
-	{"installed_apps", "{" B ",'device':{'installed_apps':['foo','com.a.b','12345','',' ']}}", "[\"com.a.b\"]"},
+	{"installed_apps", "{" B ",'device':{'installed_apps':['foo','com.a.b','0123','',' ']}}", "[\"com.a.b\"]"},
 	{"installed_apps", "{" B ",'device':{'installed_apps':[{'a':1},['com.x.y'],'com.a.b',true]}}", "[\"com.a.b\"]"},
 	{"installed_apps", "{" B ",'device':{'installed_apps':[' com.a.b ','\\'com.c.d\\'','ｃｏｍ．ｅ．ｆ']}}",
 	 "[\"com.a.b\",\"com.c.d\",\"com.e.f\"]"},
@@ -904,9 +909,9 @@ Test(normalize, value_trace_follows_the_shipped_chain)
 	cr_assert_eq(bn_normalize_value(norm, "app_bundle", " COM.Foo$x ", 11, &out, &size, &is_null, trace, &log, NULL),
 		     BN_OK);
 	cr_expect_str_eq(log.text, "text=COM.Foo$x;lower=com.foo$x;extract=com.foo$x;extract=com.foo$x;"
-				   "extract=com.foo$x;extract=com.foo$x;first_match=com.foo;trim=com.foo;"
-				   "max_bytes=com.foo;trim=com.foo;validate=com.foo;");
-	cr_expect_eq(log.calls, 11);
+				   "extract=com.foo$x;extract=com.foo$x;extract=com.foo$x;extract=com.foo$x;"
+				   "first_match=com.foo;trim=com.foo;max_bytes=com.foo;trim=com.foo;validate=com.foo;");
+	cr_expect_eq(log.calls, 13);
 	cr_expect_str_eq(out, "com.foo");
 	memset(&log, 0, sizeof(log));
 	cr_assert_eq(bn_normalize_value(norm, "country", "fr", 2, &out, &size, &is_null, trace, &log, NULL), BN_OK);
@@ -914,8 +919,8 @@ Test(normalize, value_trace_follows_the_shipped_chain)
 	memset(&log, 0, sizeof(log));
 	cr_assert_eq(bn_normalize_value(norm, "app_bundle", "x", 1, &out, &size, &is_null, trace, &log, NULL), BN_OK);
 	cr_expect_eq(is_null, 1);
-	cr_expect_str_eq(log.text, "text=x;lower=x;extract=x;extract=x;extract=x;extract=x;first_match=x;trim=x;"
-				   "max_bytes=x;trim=x;validate=null;");
+	cr_expect_str_eq(log.text, "text=x;lower=x;extract=x;extract=x;extract=x;extract=x;extract=x;extract=x;"
+				   "first_match=x;trim=x;max_bytes=x;trim=x;validate=null;");
 }
 
 /* ---- no allocation after warm-up ---- */

@@ -90,7 +90,8 @@ Test(rules, default_loads)
 Test(rules, default_contents)
 {
 	static const bn_step_kind bundle_kinds[] = {
-		BN_STEP_TEXT, BN_STEP_LOWER, BN_STEP_EXTRACT, BN_STEP_EXTRACT, BN_STEP_EXTRACT, BN_STEP_EXTRACT,
+		BN_STEP_TEXT, BN_STEP_LOWER, BN_STEP_EXTRACT, BN_STEP_EXTRACT, BN_STEP_EXTRACT, BN_STEP_EXTRACT, BN_STEP_EXTRACT,
+		BN_STEP_EXTRACT,
 		BN_STEP_FIRST_MATCH, BN_STEP_TRIM, BN_STEP_MAX_BYTES, BN_STEP_TRIM, BN_STEP_VALIDATE,
 	};
 	bn_rules *r = NULL;
@@ -124,18 +125,19 @@ Test(rules, default_contents)
 		cr_expect_eq(bundle->steps[i].kind, bundle_kinds[i], "step %zu", i);
 	cr_assert_not_null(bundle->steps[2].re);
 	cr_assert_str_eq(bundle->steps[2].pattern, "play\\.google\\.com/store/apps/details\\?(?:[^#]*?&)?id=([^&#]*)");
-	cr_assert_eq(bundle->steps[7].nchars, 3);
-	cr_assert_eq(memcmp(bundle->steps[7].chars, "._-", 3), 0);
-	cr_assert_eq(bundle->steps[8].max_bytes, 128);
-	cr_assert_eq(bundle->steps[10].on_fail, BN_ON_FAIL_NULL);
-	cr_assert_str_eq(bundle->steps[10].pattern, "^(?:[a-z][a-z0-9_-]*(?:\\.[a-z0-9_-]+)+|[0-9]{6,12})$");
+	cr_assert_eq(bundle->steps[9].nchars, 3);
+	cr_assert_eq(memcmp(bundle->steps[9].chars, "._-", 3), 0);
+	cr_assert_eq(bundle->steps[10].max_bytes, 128);
+	cr_assert_eq(bundle->steps[12].on_fail, BN_ON_FAIL_NULL);
+	cr_assert_str_eq(bundle->steps[12].pattern, "^(?:[a-z][a-z0-9_-]*(?:\\.[a-z0-9_-]+)+|[1-9][0-9]{1,11}|"
+			 "b0[0-9a-z]{8}|g[0-9]{11,13}|9[0-9a-z]{11})$");
 
 	f = field_named(r, "event_id");
 	cr_assert(f->required && f->type == BN_T_STRING && f->shape == BN_SHAPE_SCALAR);
 	cr_assert_not_null(f->chain);
 	cr_assert_null(f->chain->name);
 	cr_assert_eq(f->chain->nsteps, 1);
-	cr_assert_eq(f->line, 53);
+	cr_assert_eq(f->line, 58);
 	cr_assert_eq(f->column, 5);
 	f = field_named(r, "country");
 	cr_assert_eq(f->chain->nsteps, 2);
@@ -324,7 +326,7 @@ static const struct error_case error_cases[] = {
 	{ "root_list", "- a\n", "t.yaml:1:1: expected a mapping for the rule file (version, schema, fields, ...)" },
 	{ "unknown_top_key", HEAD "feilds: []\n",
 	  "t.yaml:3:1: unknown key 'feilds' at top level (expected one of: version, schema, limits, chains, "
-	  "serving_invalid, allow, fields)" },
+	  "serving_invalid, allow, fields, rows, root)" },
 	{ "duplicate_top_key", "version: 1\nversion: 1\n", "t.yaml:2:1: duplicate key 'version' at top level" },
 	{ "missing_version", "schema: {name: R}\n" FX, "t.yaml:1:1: missing 'version' (expected 'version: 1')" },
 	{ "version_2", "version: 2\nschema: {name: R}\n" FX, "t.yaml:1:10: 'version' must be 1" },
@@ -346,7 +348,7 @@ static const struct error_case error_cases[] = {
 	{ "limits_not_mapping", HEAD "limits: 5\n" FX, "t.yaml:3:9: expected a mapping for 'limits'" },
 	{ "limits_unknown_key", HEAD "limits: {max_lines: 1}\n" FX,
 	  "t.yaml:3:10: unknown key 'max_lines' in 'limits' (expected one of: max_line_bytes, max_text_bytes, "
-	  "regex_match_limit, regex_depth_limit)" },
+	  "regex_match_limit, regex_depth_limit, max_rows)" },
 	{ "limits_negative", HEAD "limits: {max_line_bytes: -1}\n" FX,
 	  "t.yaml:3:26: 'max_line_bytes' must be a positive integer" },
 	{ "limits_zero", HEAD "limits: {max_text_bytes: 0}\n" FX,
@@ -356,7 +358,7 @@ static const struct error_case error_cases[] = {
 	/* fields */
 	{ "unknown_field_key", HEAD FX "    chian: token\n",
 	  "t.yaml:7:5: unknown key 'chian' in field (expected one of: name, doc, source, type, required, default, "
-	  "chain, max_items, unique, strip_serving_invalid, ratio)" },
+	  "chain, max_items, unique, strip_serving_invalid, ratio, presence, row_index, range)" },
 	{ "duplicate_field_key", HEAD FX "    type: int\n", "t.yaml:7:5: duplicate key 'type' in field" },
 	{ "field_not_mapping", HEAD "fields:\n  - x\n", "t.yaml:4:5: expected a mapping for each entry of 'fields'" },
 	{ "field_no_name", HEAD "fields:\n  - source: x\n    type: string\n", "t.yaml:4:5: field has no 'name'" },
@@ -404,6 +406,28 @@ static const struct error_case error_cases[] = {
 	{ "inline_chain_empty", HEAD FX "    chain: []\n",
 	  "t.yaml:7:12: field 'x': 'chain' has no steps (expected a list of steps)" },
 	{ "max_items_on_string", HEAD FX "    max_items: 3\n", "t.yaml:7:16: field 'x': 'max_items' is only for array fields" },
+	/* range */
+	{ "range_on_string", HEAD FX "    range: [0, 1]\n",
+	  "t.yaml:7:12: field 'x': 'range' is only for int, long and double fields (and arrays or maps of them)" },
+	{ "range_on_ratio", HEAD "fields:\n  - name: x\n    type: double\n    ratio: {numerator: a, denominator: b, invalid: -1}\n"
+	  "    range: [0, 1]\n",
+	  "t.yaml:7:12: field 'x': 'range' is only for int, long and double fields (and arrays or maps of them)" },
+	{ "range_one_bound", HEAD "fields:\n  - name: x\n    source: x\n    type: int\n    range: [0]\n",
+	  "t.yaml:7:12: field 'x': 'range' must be a list of two numbers [MIN, MAX]" },
+	{ "range_mapping", HEAD "fields:\n  - name: x\n    source: x\n    type: int\n    range: {min: 0}\n",
+	  "t.yaml:7:12: field 'x': 'range' must be a list of two numbers [MIN, MAX]" },
+	{ "range_not_number", HEAD "fields:\n  - name: x\n    source: x\n    type: int\n    range: [0, one]\n",
+	  "t.yaml:7:16: field 'x': range bound 'one' is not a valid int (32-bit integer)" },
+	{ "range_int_too_big", HEAD "fields:\n  - name: x\n    source: x\n    type: int\n    range: [0, 4294967296]\n",
+	  "t.yaml:7:16: field 'x': range bound '4294967296' is not a valid int (32-bit integer)" },
+	{ "range_long_fraction", HEAD "fields:\n  - name: x\n    source: x\n    type: long\n    range: [0.5, 1]\n",
+	  "t.yaml:7:13: field 'x': range bound '0.5' is not a valid long (64-bit integer)" },
+	{ "range_double_nan", HEAD "fields:\n  - name: x\n    source: x\n    type: map<double>\n    range: [.nan, 1]\n",
+	  "t.yaml:7:13: field 'x': range bound '.nan' is not a valid double (a finite number)" },
+	{ "range_reversed", HEAD "fields:\n  - name: x\n    source: x\n    type: int\n    range: [1, 0]\n",
+	  "t.yaml:7:12: field 'x': 'range' minimum 1 is greater than its maximum 0" },
+	{ "range_default_outside", HEAD "fields:\n  - name: x\n    source: x\n    type: int\n    default: 5\n    range: [0, 1]\n",
+	  "t.yaml:7:14: field 'x': default '5' is outside 'range'" },
 	{ "max_items_zero", HEAD "fields:\n  - name: x\n    source: x\n    type: array<string>\n    max_items: 0\n",
 	  "t.yaml:7:16: field 'x': 'max_items' must be a positive integer" },
 	{ "unique_on_map", HEAD "fields:\n  - name: x\n    source: x\n    type: map<string>\n    unique: true\n",
@@ -501,6 +525,86 @@ static const struct error_case error_cases[] = {
 	{ "allow_no_name", HEAD "allow:\n  - {justification: because}\n" FX,
 	  "t.yaml:4:5: an allow entry needs 'name' (a field name or source path)" },
 	{ "allow_not_list", HEAD "allow: x\n" FX, "t.yaml:3:8: expected a list for 'allow'" },
+	/* array paths, fallbacks, rows, presence, row_index, root */
+#define F1(src, type) "fields:\n  - name: f\n    source: " src "\n    type: " type "\n"
+	{ "path_index_not_number", HEAD F1("imp[x].w", "int"),
+	  "t.yaml:5:13: field 'f': 'source' path 'imp[x].w': '[x]' is not an index (expected [N] with N from 0 to "
+	  "4294967294, [*] for every element, or [] for the current row)" },
+	{ "path_index_too_big", HEAD F1("imp[4294967295]", "int"),
+	  "t.yaml:5:13: field 'f': 'source' path 'imp[4294967295]': '[4294967295]' is not an index (expected [N] "
+	  "with N from 0 to 4294967294, [*] for every element, or [] for the current row)" },
+	{ "path_unclosed", HEAD F1("imp[0.w", "int"), "t.yaml:5:13: field 'f': 'source' path 'imp[0.w' has a '[' without ']'" },
+	{ "path_close_only", HEAD F1("imp]0", "int"), "t.yaml:5:13: field 'f': 'source' path 'imp]0' has a ']' without '['" },
+	{ "path_bracket_first", HEAD F1("'[0].w'", "int"),
+	  "t.yaml:5:13: field 'f': 'source' path '[0].w': '[' must follow a member name (like imp[0])" },
+	{ "path_junk_after_bracket", HEAD F1("imp[0]w", "int"),
+	  "t.yaml:5:13: field 'f': 'source' path 'imp[0]w': expected '.' or '[' after ']'" },
+	{ "wildcard_scalar", HEAD F1("user.data[*].id", "string"),
+	  "t.yaml:5:13: field 'f': 'source' path 'user.data[*].id' has [*], which collects several values: only for "
+	  "array fields (not a single value)" },
+	{ "wildcard_map", HEAD F1("a[*]", "map<int>"),
+	  "t.yaml:5:13: field 'f': 'source' path 'a[*]' has [*], which collects several values: only for array "
+	  "fields (not a map)" },
+	{ "wildcard_ratio", HEAD "fields:\n  - name: r\n    type: double\n    ratio: {numerator: 'a[*]', denominator: b, "
+	  "invalid: 0}\n",
+	  "t.yaml:6:24: field 'r': 'numerator' path 'a[*]' has [*], which collects several values: only for array "
+	  "fields (not a ratio)" },
+	{ "row_without_rows", HEAD F1("imp[].id", "string"),
+	  "t.yaml:5:13: field 'f': 'source' path 'imp[].id': [] is the current row, but the rule file has no 'rows' "
+	  "(the array whose elements become records)" },
+	{ "row_not_rows_array", HEAD "rows: imp\n" F1("banner[].w", "int"),
+	  "t.yaml:6:13: field 'f': 'source' path 'banner[].w': [] must follow the rows array 'imp' (like imp[].id)" },
+	{ "row_twice", HEAD "rows: imp\n" F1("imp[].x[].w", "int"),
+	  "t.yaml:6:13: field 'f': 'source' path 'imp[].x[].w' has [] twice (the current row is one element)" },
+	{ "rows_with_index", HEAD "rows: imp[0]\n" FX,
+	  "t.yaml:3:7: 'rows' path 'imp[0]' must be member names joined by dots (no [N], [*] or [])" },
+	{ "root_with_slash", HEAD "root: /request\n" FX,
+	  "t.yaml:3:7: 'root' path '/request' must be member names joined by dots (no [N], [*], [] or leading /)" },
+	{ "rows_read_as_object", HEAD "rows: imp\n" F1("imp.0.bidfloor", "double"),
+	  "t.yaml:6:13: field 'f': path 'imp.0.bidfloor' reads 'imp' as an object, but the rows path 'imp' (line 3) "
+	  "reads it as an array" },
+	{ "paths_disagree", HEAD "fields:\n  - name: a\n    source: x[0]\n    type: int\n"
+	  "  - name: b\n    source: x.y\n    type: int\n",
+	  "t.yaml:8:13: field 'b': path 'x.y' reads 'x' as an object, but path 'x[0]' (line 5) reads it as an array" },
+	{ "source_empty_list", HEAD F1("[]", "int"),
+	  "t.yaml:5:13: field 'f': 'source' is an empty list (expected a path, or a list of paths tried in order)" },
+	{ "fallback_bad_path", HEAD F1("[a, 'b..c']", "int"),
+	  "t.yaml:5:17: field 'f': 'source' path 'b..c' has an empty part (expected names joined by dots, like "
+	  "device.os)" },
+	{ "presence_not_array", HEAD "fields:\n  - name: p\n    type: string\n    presence: [a, b]\n",
+	  "t.yaml:5:11: field 'p': a presence field must have type array<string>" },
+	{ "presence_with_source", HEAD "fields:\n  - name: p\n    type: array<string>\n    source: a\n    presence: [a]\n",
+	  "t.yaml:6:13: field 'p': 'source' is not allowed with 'presence' (presence lists the paths it looks at)" },
+	{ "presence_not_list", HEAD "fields:\n  - name: p\n    type: array<string>\n    presence: a\n",
+	  "t.yaml:6:15: field 'p': expected a list of paths for 'presence' (like [banner, video])" },
+	{ "presence_wildcard", HEAD "fields:\n  - name: p\n    type: array<string>\n    presence: ['a[*]']\n",
+	  "t.yaml:6:16: field 'p': 'presence' path 'a[*]' has [*], which collects several values: only for array "
+	  "fields (not presence)" },
+	{ "row_index_without_rows", HEAD "fields:\n  - name: i\n    type: int\n    row_index: true\n",
+	  "t.yaml:4:5: field 'i': 'row_index' needs 'rows' at top level (the array whose elements become records)" },
+	{ "row_index_type", HEAD "rows: imp\nfields:\n  - name: i\n    type: string\n    row_index: true\n",
+	  "t.yaml:6:11: field 'i': a row_index field must have type int or long" },
+	{ "row_index_false", HEAD "rows: imp\nfields:\n  - name: i\n    type: int\n    row_index: false\n",
+	  "t.yaml:7:16: field 'i': 'row_index' must be true when given (leave it out otherwise)" },
+	{ "row_index_with_source", HEAD "rows: imp\nfields:\n  - name: i\n    type: int\n    source: x\n    row_index: true\n",
+	  "t.yaml:7:13: field 'i': 'source' is not allowed with 'row_index' (the value is the row's position)" },
+	{ "max_rows_zero", HEAD "limits: {max_rows: 0}\n" FX, "t.yaml:3:20: 'max_rows' must be a positive integer" },
+	{ "presence_with_ratio", HEAD "fields:\n  - name: r\n    type: double\n    presence: [a]\n"
+	  "    ratio: {numerator: a, denominator: b, invalid: 0}\n",
+	  "t.yaml:6:15: field 'r': 'presence' is not allowed with 'ratio'" },
+	{ "row_index_with_ratio", HEAD "fields:\n  - name: r\n    type: double\n    row_index: true\n"
+	  "    ratio: {numerator: a, denominator: b, invalid: 0}\n",
+	  "t.yaml:6:16: field 'r': 'row_index' is not allowed with 'ratio'" },
+	{ "row_index_with_presence", HEAD "fields:\n  - name: r\n    type: array<string>\n    presence: [a]\n"
+	  "    row_index: true\n",
+	  "t.yaml:7:16: field 'r': 'row_index' is not allowed with 'presence'" },
+	{ "presence_with_chain", HEAD "fields:\n  - name: p\n    type: array<string>\n    presence: [a]\n"
+	  "    chain: [text]\n",
+	  "t.yaml:7:12: field 'p': 'chain' is not allowed with 'presence' (its values are path names)" },
+	{ "row_index_with_default", HEAD "rows: imp\nfields:\n  - name: i\n    type: int\n    default: 0\n"
+	  "    row_index: true\n",
+	  "t.yaml:7:14: field 'i': 'default' is not allowed with 'row_index' (it is never missing)" },
+#undef F1
 };
 
 Test(rules, error_messages)
@@ -842,7 +946,7 @@ Test(rules, readme_example_loads)
 	*end = '\0';
 
 	r = load_ok(start);
-	cr_assert_eq(bn_rules_field_count(r), 8);
+	cr_assert_eq(bn_rules_field_count(r), 9);
 	cr_assert_str_eq(field_named(r, "os_family")->chain->steps[2].map[0].from, "ipados");
 	bn_rules_free(r);
 

@@ -1,4 +1,4 @@
-/* test_watch.c - unit tests of the watcher's naming, readiness, file identity, journal and file operations. */
+/* test_watch.c - unit tests of the watcher's naming, readiness, identity, journal, file operations, output safety. */
 #include <criterion/criterion.h>
 
 #include <fcntl.h>
@@ -8,7 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bidnorm/ingest.h"
+#include "bidnorm/rules.h"
 #include "bidnorm/watch.h"
+#include "sink/output.h"
+#include "sink/rejects.h"
 #include "watch/inbox.h"
 #include "watch/journal.h"
 
@@ -374,11 +378,11 @@ Test(watch, free_names_temporaries_and_moves)
 	cr_assert_eq(bn_fs_mkdirs(q, &err), BN_OK);
 	cr_assert_eq(bn_fs_mkdirs(q, &err), BN_OK);
 	snprintf(q, sizeof(q), "%s/sub/deeper/a.jsonl", d);
-	cr_assert_eq(bn_fs_move(p, q, &err), BN_OK);
+	cr_assert_eq(bn_fs_move(p, q, NULL, &err), BN_OK);
 	cr_assert_eq(access(p, F_OK), -1);
 	cr_assert_eq(access(q, F_OK), 0);
 	bn_error_clear(&err);
-	cr_assert_eq(bn_fs_move(p, q, &err), BN_EIO);
+	cr_assert_eq(bn_fs_move(p, q, NULL, &err), BN_EIO);
 	cr_assert_str_eq(err.source, p);
 	char msg[700];
 	snprintf(msg, sizeof(msg), "cannot move to '%s': No such file or directory", q);
@@ -439,6 +443,306 @@ Test(watch, options_are_checked)
 	opt.workers = 65;
 	cr_assert_eq(bn_watch_new(&w, &opt, &err), BN_EUSAGE);
 	cr_assert_str_eq(err.message, "workers must be between 1 and 64");
+	opt.workers = 1;
+	opt.nallow_uids = 1;
+	cr_assert_eq(bn_watch_new(&w, &opt, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "allow_uids/allow_gids missing for their counts");
+	opt.nallow_uids = 0;
+	opt.reject_raw = 3;
+	cr_assert_eq(bn_watch_new(&w, &opt, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "reject_raw must be a bn_reject_raw");
 	cr_assert_null(w);
 	bn_watch_free(NULL);
+}
+
+Test(rejects, ingest_checks_the_raw_policy)
+{
+	bn_rules *rules = NULL;
+	bn_ingest_options opt;
+	bn_error err;
+	cr_assert_eq(bn_rules_load_default(&rules, &err), BN_OK);
+	bn_ingest_options_init(&opt);
+	cr_assert_eq(opt.reject_raw, BN_REJECT_RAW_FULL);
+	opt.rules = rules;
+	opt.output = "/nonexistent/out.avro";
+	opt.reject_raw = -1;
+	cr_assert_eq(bn_ingest_run(&opt, NULL, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "reject_raw must be a bn_reject_raw");
+	bn_rules_free(rules);
+}
+
+Test(watch, observe_keeps_links_and_fifos_to_quarantine_them_at_once_and_forgets_folders)
+{
+	bn_inbox in = { 0 };
+	struct stat st;
+	memset(&st, 0, sizeof(st));
+	st.st_mode = S_IFLNK | 0777;
+	bn_inbox_file *f = bn_inbox_observe(&in, "evil.jsonl", &st, 1.0);
+	cr_assert_not_null(f);
+	cr_assert_eq(f->special, 1);
+	/* Nothing to wait for: it is never read. */
+	cr_assert_eq(bn_inbox_ready(f, 1.0, 0, 5, -1), 1);
+	st.st_mode = S_IFIFO | 0644;
+	f = bn_inbox_observe(&in, "pipe.jsonl", &st, 1.0);
+	cr_assert_eq(f->special, 1);
+	st.st_mode = S_IFDIR | 0755;
+	cr_assert_null(bn_inbox_observe(&in, "dir.jsonl", &st, 1.0));
+	cr_assert_null(bn_inbox_find(&in, "dir.jsonl"));
+	/* A link replaced by a regular file is an ordinary candidate again. */
+	st.st_mode = S_IFREG | 0644;
+	f = bn_inbox_observe(&in, "evil.jsonl", &st, 2.0);
+	cr_assert_eq(f->special, 0);
+	bn_inbox_free(&in);
+}
+
+Test(watch, move_with_identity_moves_only_the_file_it_was_given_and_never_follows_a_link)
+{
+	char *d = tmpdir();
+	char a[300], b[300], link[300], dst[300], msg[700];
+	struct stat sa, sl;
+	bn_error err;
+
+	snprintf(a, sizeof(a), "%s/a.jsonl", d);
+	snprintf(b, sizeof(b), "%s/b.jsonl", d);
+	snprintf(dst, sizeof(dst), "%s/moved", d);
+	write_file(a, "first\n", 6);
+	cr_assert_eq(lstat(a, &sa), 0);
+	/* a.jsonl is replaced by another file after it was opened: that one stays. */
+	write_file(b, "second\n", 7);
+	cr_assert_eq(rename(b, a), 0);
+	bn_error_clear(&err);
+	cr_assert_eq(bn_fs_move(a, dst, &sa, &err), BN_EIO);
+	snprintf(msg, sizeof(msg), "cannot move to '%s': replaced by another file meanwhile", dst);
+	cr_assert_str_eq(err.message, msg);
+	cr_assert_str_eq(err.source, a);
+	cr_assert_eq(access(a, F_OK), 0);
+	cr_assert_eq(access(dst, F_OK), -1);
+	cr_assert_eq(bn_fs_is(a, &sa), 0);
+
+	/* A link is moved as a link: its target stays where it is. */
+	snprintf(link, sizeof(link), "%s/evil.jsonl", d);
+	cr_assert_eq(symlink(a, link), 0);
+	cr_assert_eq(lstat(link, &sl), 0);
+	cr_assert_eq(bn_fs_move(link, dst, &sl, &err), BN_OK);
+	cr_assert_eq(lstat(dst, &sl), 0);
+	cr_assert(S_ISLNK(sl.st_mode));
+	cr_assert_eq(access(a, F_OK), 0);
+	rm_tree(d);
+}
+
+Test(watch, output_mode_is_never_more_readable_than_the_inputs)
+{
+	bn_outmode m;
+	struct stat st;
+	mode_t old = umask(022);
+
+	memset(&st, 0, sizeof(st));
+	bn_outmode_init(&m);
+	cr_assert_eq(bn_outmode_for(NULL, 0), 0644);
+	cr_assert_eq(bn_outmode_for(&m, 0), 0644);
+	/* Standard input, pipes: no restriction. */
+	st.st_mode = S_IFIFO | 0600;
+	bn_outmode_add(&m, &st);
+	cr_assert_eq(bn_outmode_for(&m, 0), 0644);
+	st.st_mode = S_IFREG | 0600;
+	st.st_gid = 7;
+	bn_outmode_add(&m, &st);
+	cr_assert_eq(bn_outmode_for(&m, 7), 0600);
+	bn_outmode_init(&m);
+	st.st_mode = S_IFREG | 0640;
+	bn_outmode_add(&m, &st);
+	cr_assert_eq(bn_outmode_for(&m, 7), 0640);
+	/* Group bits name other people when the output has another group. */
+	cr_assert_eq(bn_outmode_for(&m, 8), 0600);
+	/* Two inputs: the bits both allow, and no group bits when their groups differ. */
+	st.st_mode = S_IFREG | 0664;
+	st.st_gid = 9;
+	bn_outmode_add(&m, &st);
+	cr_assert_eq(bn_outmode_for(&m, 7), 0600);
+	/* The umask still applies. */
+	umask(077);
+	bn_outmode_init(&m);
+	st.st_mode = S_IFREG | 0644;
+	bn_outmode_add(&m, &st);
+	cr_assert_eq(bn_outmode_for(&m, 9), 0600);
+	umask(old);
+}
+
+Test(rejects, raw_policy_parses_formats_and_rejects_bad_text)
+{
+	int mode = -1;
+	size_t bytes = 99;
+	char text[32];
+	bn_error err;
+
+	cr_assert_eq(bn_reject_raw_parse(&mode, &bytes, "full", &err), BN_OK);
+	cr_assert_eq(mode, BN_REJECT_RAW_FULL);
+	cr_assert_eq(bn_reject_raw_parse(&mode, &bytes, "none", &err), BN_OK);
+	cr_assert_eq(mode, BN_REJECT_RAW_NONE);
+	cr_assert_eq(bn_reject_raw_parse(&mode, &bytes, "truncate:200", &err), BN_OK);
+	cr_assert_eq(mode, BN_REJECT_RAW_TRUNCATE);
+	cr_assert_eq(bytes, 200);
+	bn_reject_raw_format(text, sizeof(text), mode, bytes);
+	cr_assert_str_eq(text, "truncate:200");
+	cr_assert_eq(bn_reject_raw_parse(&mode, &bytes, "truncate:1048576", &err), BN_OK);
+	const char *bad[] = { "truncate:", "truncate:-1", "truncate:1048577", "truncate:1k", "partial", "" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char want[128];
+		bn_error_clear(&err);
+		cr_assert_eq(bn_reject_raw_parse(&mode, &bytes, bad[i], &err), BN_EUSAGE);
+		snprintf(want, sizeof(want), "must be full, none or truncate:BYTES (0 to 1048576), not '%s'", bad[i]);
+		cr_assert_str_eq(err.message, want);
+	}
+}
+
+/* One reject line under a policy, as text. */
+static void format_reject(char *out, size_t size, const char *data, int too_long, uint64_t raw_size, int mode,
+			  size_t bytes)
+{
+	bn_buf b = { 0 };
+	bn_error why;
+	bn_line line = { .data = data, .size = strlen(data), .number = 3, .offset = 40, .raw_size = raw_size,
+			 .too_long = too_long };
+	bn_error_clear(&why);
+	why.reason = BN_REJECT_INVALID_VALUE;
+	bn_error_field(&why, "ts");
+	bn_error_set(&why, BN_EREJECT, "not an ISO-8601 time or epoch number: \"yesterday\"");
+	bn_rejects_redact(&why, mode);
+	cr_assert_eq(bn_rejects_format(&b, "x.jsonl", &line, &why, mode, bytes), BN_OK);
+	cr_assert_lt(b.size, size);
+	memcpy(out, b.data, b.size);
+	out[b.size] = '\0';
+	bn_buf_free(&b);
+}
+
+Test(rejects, raw_line_kept_whole_truncated_at_a_character_or_not_at_all)
+{
+	char got[1024];
+	const char *head = "{\"source\":\"x.jsonl\",\"line\":3,\"offset\":40,\"reason\":\"invalid_value\",\"field\":\"ts\","
+			   "\"column\":null,";
+	char want[1024];
+
+	format_reject(got, sizeof(got), "{\"ts\":\"yesterday\",\"city\":\"S\xc3\xa3o\"}", 0, 34, BN_REJECT_RAW_FULL, 0);
+	snprintf(want, sizeof(want), "%s\"message\":\"not an ISO-8601 time or epoch number: \\\"yesterday\\\"\","
+		 "\"raw\":\"{\\\"ts\\\":\\\"yesterday\\\",\\\"city\\\":\\\"S\xc3\xa3o\\\"}\"}\n", head);
+	cr_assert_str_eq(got, want);
+	/* 28 bytes would cut the two-byte character in half: 27 are kept. */
+	format_reject(got, sizeof(got), "{\"ts\":\"yesterday\",\"city\":\"S\xc3\xa3o\"}", 0, 34, BN_REJECT_RAW_TRUNCATE,
+		      28);
+	snprintf(want, sizeof(want), "%s\"message\":\"not an ISO-8601 time or epoch number: \\\"...\\\"\","
+		 "\"raw\":\"{\\\"ts\\\":\\\"yesterday\\\",\\\"city\\\":\\\"S\",\"raw_truncated\":true,\"raw_size\":34}\n",
+		 head);
+	cr_assert_str_eq(got, want);
+	/* Shorter than the limit: whole, but the message still quotes nothing (one rule for every line). */
+	format_reject(got, sizeof(got), "{}", 0, 2, BN_REJECT_RAW_TRUNCATE, 100);
+	snprintf(want, sizeof(want), "%s\"message\":\"not an ISO-8601 time or epoch number: \\\"...\\\"\","
+		 "\"raw\":\"{}\"}\n", head);
+	cr_assert_str_eq(got, want);
+	format_reject(got, sizeof(got), "{\"ts\":\"yesterday\"}", 0, 18, BN_REJECT_RAW_NONE, 0);
+	snprintf(want, sizeof(want), "%s\"message\":\"not an ISO-8601 time or epoch number: \\\"...\\\"\","
+		 "\"raw\":null,\"raw_size\":18}\n", head);
+	cr_assert_str_eq(got, want);
+	/* An over-long line keeps its 1 KiB prefix under full, and is cut further under truncate. */
+	format_reject(got, sizeof(got), "{\"ts\":", 1, 5000000, BN_REJECT_RAW_TRUNCATE, 3);
+	snprintf(want, sizeof(want), "%s\"message\":\"not an ISO-8601 time or epoch number: \\\"...\\\"\","
+		 "\"raw\":\"{\\\"t\",\"raw_truncated\":true,\"raw_size\":5000000}\n", head);
+	cr_assert_str_eq(got, want);
+}
+
+Test(rejects, redaction_removes_everything_between_the_outermost_quotes)
+{
+	bn_error e;
+	bn_error_clear(&e);
+	bn_error_set(&e, BN_EREJECT, "value \"a\"b\" does not match pattern '^[a-z]+$'");
+	bn_rejects_redact(&e, BN_REJECT_RAW_FULL);
+	cr_assert_str_eq(e.message, "value \"a\"b\" does not match pattern '^[a-z]+$'");
+	bn_rejects_redact(&e, BN_REJECT_RAW_NONE);
+	cr_assert_str_eq(e.message, "value \"...\" does not match pattern '^[a-z]+$'");
+	bn_error_set(&e, BN_EREJECT, "missing required field");
+	bn_rejects_redact(&e, BN_REJECT_RAW_NONE);
+	cr_assert_str_eq(e.message, "missing required field");
+	/* A message at the size limit with a short quoted value does not overflow. */
+	char big[BN_ERROR_MESSAGE_MAX];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	big[10] = '"';
+	big[11] = '"';
+	bn_error_set(&e, BN_EREJECT, "%s", big);
+	bn_rejects_redact(&e, BN_REJECT_RAW_TRUNCATE);
+	cr_assert_eq(strlen(e.message), BN_ERROR_MESSAGE_MAX - 1);
+	cr_assert_eq(strncmp(e.message, "xxxxxxxxxx\"...\"xxx", 18), 0);
+}
+
+Test(watch, remove_with_identity_leaves_a_file_that_took_the_name)
+{
+	char *d = tmpdir();
+	char a[300], b[300];
+	struct stat sa;
+	bn_error err;
+
+	snprintf(a, sizeof(a), "%s/a.jsonl", d);
+	snprintf(b, sizeof(b), "%s/b.jsonl", d);
+	write_file(a, "first\n", 6);
+	cr_assert_eq(lstat(a, &sa), 0);
+	write_file(b, "second\n", 7);
+	cr_assert_eq(rename(b, a), 0);
+	bn_error_clear(&err);
+	cr_assert_eq(bn_fs_remove(a, &sa, &err), BN_EIO);
+	cr_assert_str_eq(err.message, "cannot delete: replaced by another file meanwhile");
+	cr_assert_str_eq(err.source, a);
+	cr_assert_eq(access(a, F_OK), 0);
+	cr_assert_eq(lstat(a, &sa), 0);
+	cr_assert_eq(bn_fs_remove(a, &sa, &err), BN_OK);
+	cr_assert_eq(access(a, F_OK), -1);
+	/* Gone already: nothing to do. */
+	cr_assert_eq(bn_fs_remove(a, &sa, &err), BN_OK);
+	rm_tree(d);
+}
+
+Test(watch, move_to_another_file_system_copies_only_a_regular_file_and_keeps_its_mode_limit)
+{
+	char *d = tmpdir();
+	char other[] = "/dev/shm/test_watch.XXXXXX";
+	char a[300], fifo[300], dst[300], msg[700];
+	struct stat sa, so, sf;
+	bn_error err;
+	mode_t old = umask(022);
+
+	if (!mkdtemp(other)) {
+		rm_tree(d);
+		cr_skip_test("no /dev/shm");
+	}
+	cr_assert_eq(stat(d, &sa), 0);
+	cr_assert_eq(stat(other, &so), 0);
+	if (sa.st_dev == so.st_dev) {
+		rmdir(other);
+		rm_tree(d);
+		cr_skip_test("/dev/shm is on the same file system as the temporary folder");
+	}
+	snprintf(a, sizeof(a), "%s/a.jsonl", d);
+	write_file(a, "private\n", 8);
+	cr_assert_eq(chmod(a, 0600), 0);
+	cr_assert_eq(lstat(a, &sa), 0);
+	snprintf(dst, sizeof(dst), "%s/a.jsonl", other);
+	cr_assert_eq(bn_fs_move(a, dst, &sa, &err), BN_OK);
+	cr_assert_eq(access(a, F_OK), -1);
+	cr_assert_eq(stat(dst, &so), 0);
+	cr_assert_eq(so.st_mode & 0777, 0600);
+	cr_assert_eq(so.st_size, 8);
+
+	snprintf(fifo, sizeof(fifo), "%s/p.jsonl", d);
+	cr_assert_eq(mkfifo(fifo, 0644), 0);
+	cr_assert_eq(lstat(fifo, &sf), 0);
+	snprintf(dst, sizeof(dst), "%s/p.jsonl", other);
+	bn_error_clear(&err);
+	cr_assert_eq(bn_fs_move(fifo, dst, &sf, &err), BN_EIO);
+	snprintf(msg, sizeof(msg), "cannot move to '%s': not a regular file, and on another file system", dst);
+	cr_assert_str_eq(err.message, msg);
+	cr_assert_str_eq(err.source, fifo);
+	cr_assert_eq(access(dst, F_OK), -1);
+	umask(old);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", other);
+	cr_assert_eq(system(cmd), 0);
+	rm_tree(d);
 }

@@ -1,0 +1,763 @@
+"""End-to-end tests of the shipped OpenRTB rules (`--rules openrtb`): one BidRequest per line in,
+one Avro row per `imp` out. The expected rows come from `expected_rows`, a small reference written
+from the row contract below - not from the rule file - and the inputs are the OpenRTB
+specification's own example requests (tests/data/openrtb) plus generated hostile requests."""
+import json
+import math
+import os
+import subprocess
+import tempfile
+import unicodedata
+import unittest
+
+import zstandard
+
+from e2e import BIDNORM, SOURCE, read_records, read_avro_file, read_jsonl
+
+SPEC_DIR = os.path.join(SOURCE, "tests", "data", "openrtb")
+SAMPLE = os.path.join(SOURCE, "samples", "openrtb-2026-11-20T12.jsonl.zst")
+
+# The reject `reason` of each way a line can fail to give rows. One table, so a rename is one edit.
+REASONS = {
+    "missing": "missing_rows",          # no `imp` at all (or `imp` is null: null counts as missing)
+    "empty": "empty_rows",              # `imp` is []
+    "not_array": "rows_not_array",      # `imp` is an object, a string, a number, true
+    "not_object": "row_not_object",     # an element of `imp` is not an object: the whole line goes
+    "missing_id": "missing_required",   # no usable `id` (request_id is required)
+    "too_deep": "too_complex",
+    "too_many": "too_many_rows",        # more elements in `imp` than limits.max_rows          # JSON nested deeper than the parser's limit (512 levels)
+}
+REQUIRED_FIELD = "request_id"           # the reject's `field` for a line without `id`
+
+# The row contract: output field -> Avro type (as rules/README.md maps a rule field to Avro).
+STRING = ["null", "string"]
+INT = ["null", "int"]
+ARRAY = {"type": "array", "items": "string"}
+SCHEMA = {
+    "request_id": "string", "imp_id": STRING, "imp_index": "int", "ad_formats": ARRAY,
+    "width": INT, "height": INT, "bidfloor": ["null", "double"], "bidfloor_cur": "string",
+    "app_bundle": STRING, "site_domain": STRING, "publisher_id": STRING,
+    "device_os": STRING, "device_ifa": STRING, "language": STRING,
+    "device_make": STRING, "device_model": STRING, "os_version": STRING,
+    "device_type": STRING, "connection_type": STRING,
+    "country": STRING, "region": STRING, "city": STRING,
+    "bcat": ARRAY, "user_segments": ARRAY, "deal_ids": ARRAY,
+    "instl": INT, "secure": INT, "tagid": STRING, "lmt": INT,
+}
+DEVICE_TYPES = {1: "mobile_tablet", 2: "pc", 3: "ctv", 4: "phone", 5: "tablet",
+                6: "connected_device", 7: "set_top_box", 8: "dooh"}
+CONNECTION_TYPES = {0: "unknown", 1: "ethernet", 2: "wifi", 3: "cellular_unknown", 4: "2g",
+                    5: "3g", 6: "4g", 7: "5g"}
+AD_FORMATS = ("banner", "video", "native", "audio")
+MAX_ITEMS = 256
+# app_bundle of the spec's bundles, where the bundle chain has a say: the Mobile example's
+# bundle "12345" is five digits (shorter than an App Store id, like a Roku channel id) and its
+# storeurl names App Store id 628677149. The contract reads app.bundle: "12345" stays.
+SPEC_BUNDLES = {"12345": "12345"}
+
+# ------------------------------------------------------------------ the reference
+
+MISSING = object()
+
+
+def path(value, *keys):
+    """The value at keys (names or list indexes) below value, or MISSING."""
+    for k in keys:
+        if isinstance(k, int):
+            if not isinstance(value, list) or k >= len(value):
+                return MISSING
+            value = value[k]
+        else:
+            if not isinstance(value, dict) or k not in value:
+                return MISSING
+            value = value[k]
+    return value
+
+
+def first(*values):
+    """The first value that is present and not null (a fallback list of sources)."""
+    for v in values:
+        if v is not MISSING and v is not None:
+            return v
+    return MISSING
+
+
+def text(v, max_bytes=256):
+    """The `text` step on a clean value: NFKC, format characters dropped, whitespace collapsed,
+    truncated to max_bytes at a character boundary; empty -> null. Numbers keep their JSON text."""
+    if v is MISSING or v is None:
+        return None
+    if isinstance(v, bool):
+        v = "true" if v else "false"
+    elif isinstance(v, int):
+        v = str(v)
+    elif not isinstance(v, str):
+        return None                      # objects, arrays and fractional numbers: not asserted
+    s = unicodedata.normalize("NFKC", v)
+    s = "".join(c for c in s if unicodedata.category(c) != "Cf")
+    s = " ".join(s.split())
+    b = s.encode("utf-8", "surrogatepass")[:max_bytes]     # lone surrogates: raw bytes, not asserted
+    s = b.decode("utf-8", "ignore")
+    return s or None
+
+
+def lower(s, max_bytes=None):
+    if s is None:
+        return None
+    s = s.lower()
+    if max_bytes is not None:
+        s = s.encode("utf-8")[:max_bytes].decode("utf-8", "ignore")
+    return s or None
+
+
+def upper(s):
+    return None if s is None else s.upper()
+
+
+def token(v):
+    """device_os, device_ifa, language: text, lower, 64 bytes."""
+    return lower(text(v), 64)
+
+
+def integer(v):
+    if isinstance(v, bool) or not isinstance(v, int):
+        return None
+    return v
+
+
+def double(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def enum(v, table):
+    return table.get(v) if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def bundle(v):
+    """app_bundle for the clean values the tests use: a package name or a numeric store id,
+    lower-cased. (The full bundle chain is tested with the default rules.)"""
+    s = lower(text(v))
+    return SPEC_BUNDLES.get(s, s)
+
+
+def strings(values):
+    """An array<string> field: text on every element, nulls dropped, unique, at most 256."""
+    out, seen = [], set()
+    for v in values:
+        s = text(v)
+        if s is None or s in seen:
+            continue
+        seen.add(s)
+        out.append(s)
+        if len(out) == MAX_ITEMS:
+            break
+    return out
+
+
+def each(value):
+    """The elements of value if it is an array (a wildcard), else nothing."""
+    return value if isinstance(value, list) else []
+
+
+def expected_rows(request):
+    """The rows the OpenRTB rules must write for one BidRequest (a dict whose `imp` is a non-empty
+    array of objects), straight from the row contract."""
+    app, site = request.get("app"), request.get("site")
+    device = request.get("device")
+    geo = path(device, "geo")
+    common = {
+        "request_id": text(request.get("id", MISSING)),
+        "app_bundle": bundle(path(app, "bundle")),
+        "site_domain": lower(text(path(site, "domain"))),
+        "publisher_id": text(first(path(app, "publisher", "id"), path(site, "publisher", "id"))),
+        "device_os": token(path(device, "os")),
+        "device_ifa": token(path(device, "ifa")),
+        "language": token(path(device, "language")),
+        "device_make": text(path(device, "make")),
+        "device_model": text(path(device, "model")),
+        "os_version": text(path(device, "osv")),
+        "device_type": enum(path(device, "devicetype"), DEVICE_TYPES),
+        "connection_type": enum(path(device, "connectiontype"), CONNECTION_TYPES),
+        "country": upper(text(path(geo, "country"))),
+        "region": upper(text(path(geo, "region"))),
+        "city": text(path(geo, "city")),
+        "bcat": strings(each(request.get("bcat"))),
+        "user_segments": strings(path(s, "id") for d in each(path(request, "user", "data"))
+                                 for s in each(path(d, "segment"))),
+        "lmt": integer(path(device, "lmt")),
+    }
+    rows = []
+    for i, imp in enumerate(request["imp"]):
+        row = dict(common)
+        row.update({
+            "imp_id": text(imp.get("id", MISSING)),
+            "imp_index": i,
+            "ad_formats": [f for f in AD_FORMATS if isinstance(imp.get(f), dict)],
+            "width": integer(first(path(imp, "banner", "w"), path(imp, "banner", "format", 0, "w"),
+                                   path(imp, "video", "w"))),
+            "height": integer(first(path(imp, "banner", "h"), path(imp, "banner", "format", 0, "h"),
+                                    path(imp, "video", "h"))),
+            "bidfloor": double(imp.get("bidfloor")),
+            "bidfloor_cur": upper(text(imp.get("bidfloorcur", MISSING))) or "USD",
+            "deal_ids": strings(path(d, "id") for d in each(path(imp, "pmp", "deals"))),
+            "instl": integer(imp.get("instl")),
+            "secure": integer(imp.get("secure")),
+            "tagid": text(imp.get("tagid", MISSING)),
+        })
+        rows.append(row)
+    return rows
+
+
+def compact(request):
+    return json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def spec_files():
+    return sorted(n for n in os.listdir(SPEC_DIR) if n.endswith(".json"))
+
+
+def load_spec(name):
+    with open(os.path.join(SPEC_DIR, name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def imp(i, **fields):
+    r = {"id": str(i + 1), "banner": {"w": 320, "h": 50}}
+    r.update(fields)
+    return r
+
+
+def request(rid, imps=None, **fields):
+    r = {"id": rid, "imp": [imp(0)] if imps is None else imps,
+         "app": {"bundle": "com.example.game", "publisher": {"id": "p1"}},
+         "device": {"os": "android", "devicetype": 4, "connectiontype": 2,
+                    "geo": {"country": "DEU", "region": "BY", "city": "München"}}}
+    r.update(fields)
+    return r
+
+
+def nested(depth, leaf):
+    for _ in range(depth):
+        leaf = {"a": leaf}
+    return leaf
+
+
+# ------------------------------------------------------------------ the tests
+
+class OpenRtb(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def write(self, name, lines):
+        p = self.path(name)
+        with open(p, "wb") as f:
+            f.write(b"".join((x if isinstance(x, bytes) else compact(x)) + b"\n" for x in lines))
+        return p
+
+    def ingest(self, inp, *extra, expect=0):
+        """Run `bidnorm ingest --rules openrtb`; (meta, rows, rejects, stats), stats reconciled."""
+        out = self.path("out.avro")
+        p = subprocess.run([BIDNORM, "ingest", "-q", "--rules", "openrtb", "-o", out, *extra, inp],
+                           capture_output=True, cwd=self.dir)
+        self.assertEqual(p.returncode, expect, "bidnorm ingest --rules openrtb: exit %d: %s"
+                         % (p.returncode, p.stderr.decode(errors="replace")))
+        meta, rows = read_avro_file(out)
+        rejects = read_jsonl(self.path("out.rejects.jsonl"))
+        with open(self.path("out.stats.json")) as f:
+            stats = json.load(f)
+        self.assertEqual(stats["records_read"], stats["records_written"] + stats["records_rejected"])
+        self.assertEqual(stats["records_rejected"], len(rejects))
+        self.assertEqual(stats["rows_written"], len(rows))
+        return meta, rows, rejects, stats
+
+    def assert_rows(self, rows, expected, where):
+        self.assertEqual(len(rows), len(expected), "%s: row count" % where)
+        for n, (got, want) in enumerate(zip(rows, expected)):
+            missing = sorted(set(want) - set(got))
+            self.assertEqual(missing, [], "%s row %d: fields not in the output" % (where, n))
+            diff = {k: (got[k], v) for k, v in want.items() if got[k] != v}
+            self.assertEqual(diff, {}, "%s row %d: field: (written, expected)" % (where, n))
+
+    # --- the specification's examples --------------------------------------
+
+    def test_every_spec_example_gives_the_rows_of_the_contract(self):
+        names = spec_files()
+        self.assertEqual(len(names), 11)
+        requests = [load_spec(n) for n in names]
+        inp = self.write("spec.jsonl", requests)
+        meta, rows, rejects, stats = self.ingest(inp)
+        self.assertEqual(rejects, [])
+        self.assertEqual(stats["records_read"], len(names))
+        self.assertEqual(stats["records_written"], len(names))
+        at = 0
+        for name, req in zip(names, requests):
+            want = expected_rows(req)
+            with self.subTest(example=name):
+                self.assert_rows(rows[at:at + len(want)], want, name)
+            at += len(want)
+        self.assertEqual(at, len(rows))
+
+    def test_spec_examples_hand_checked(self):
+        """The values a reader of the spec expects, written out - a check on the reference too."""
+        names = ["2.6-mobile.json", "2.6-video.json", "2.6-pmp-with-direct-deal.json",
+                 "2.6-expandable-creative.json", "2.5-expandable-creative.json",
+                 "2.5-mobile.json", "2.5-native-ad.json", "2.6-simple-banner.json"]
+        inp = self.write("spec.jsonl", [load_spec(n) for n in names])
+        _, rows, _, _ = self.ingest(inp)
+        mobile, video, pmp, exp26, exp25, m1, m2, native, simple = rows
+        self.assertEqual(mobile["request_id"], "IxexyLDIIk")
+        self.assertEqual((mobile["imp_id"], mobile["imp_index"]), ("1", 0))
+        self.assertEqual(mobile["ad_formats"], ["banner"])
+        self.assertEqual((mobile["width"], mobile["height"]), (728, 90))
+        self.assertEqual((mobile["bidfloor"], mobile["bidfloor_cur"]), (0.5, "USD"))
+        self.assertEqual(mobile["app_bundle"], SPEC_BUNDLES["12345"])
+        self.assertEqual(mobile["site_domain"], None)
+        self.assertEqual(mobile["publisher_id"], "agltb3B1Yi1pbmNyDAsSA0FwcBiJkfTUCV")
+        self.assertEqual(mobile["device_os"], "ios")
+        self.assertEqual(mobile["device_ifa"], "aa000dfe74168477c70d291f574d344790e0bb11")
+        self.assertEqual((mobile["device_make"], mobile["device_model"]), ("Apple", "iPhone"))
+        self.assertEqual((mobile["os_version"], mobile["language"]), ("6.1", "en"))
+        self.assertEqual(mobile["device_type"], "mobile_tablet")
+        self.assertEqual(mobile["connection_type"], "cellular_unknown")
+        self.assertEqual(mobile["bcat"], ["IAB25", "IAB7-39", "IAB8-18", "IAB8-5", "IAB9-9"])
+        self.assertEqual((mobile["instl"], mobile["secure"], mobile["lmt"]), (0, None, None))
+        self.assertEqual(mobile["tagid"], "agltb3B1Yi1pbmNyDQsSBFNpdGUY7fD0FAw")
+        self.assertEqual((mobile["country"], mobile["user_segments"], mobile["deal_ids"]), (None, [], []))
+
+        self.assertEqual(video["ad_formats"], ["video"])
+        self.assertEqual((video["width"], video["height"]), (640, 480))
+        self.assertEqual((video["site_domain"], video["publisher_id"]), ("siteabcd.com", "pub12345"))
+        self.assertEqual((video["device_os"], video["app_bundle"]), ("os x", None))
+        self.assertEqual(video["user_segments"], ["12341318394918", "1234131839491234"])
+
+        self.assertEqual(pmp["deal_ids"], ["AB-Agency1-0001", "XY-Agency2-0001"])
+        self.assertEqual((pmp["width"], pmp["height"], pmp["bidfloor"]), (300, 250, 0.03))
+        self.assertEqual((pmp["site_domain"], pmp["publisher_id"]), ("www.foobar.com", "8953"))
+
+        self.assertEqual(exp26["user_segments"], [])        # 2.6: Data objects without segments
+        self.assertEqual(exp25["user_segments"], ["12341318394918", "1234131839491234", "23423424"])
+
+        self.assertEqual([m1["imp_index"], m2["imp_index"]], [0, 1])
+        self.assertEqual([m1["imp_id"], m2["imp_id"]], ["1", "2"])
+        self.assertEqual([m1["instl"], m2["instl"]], [None, 1])
+        self.assertEqual([(m1["width"], m1["height"]), (m2["width"], m2["height"])], [(728, 90), (0, 0)])
+        self.assertEqual([m1["tagid"], m2["tagid"]], ["agltb3B1Yi1pbmNyDQsSBFNpdGUY7fD0FAw",
+                                                      "agltb3B1Yi1pbmNyDQsSBFNpdGUY7fD0FAwa"])
+        for m in (m1, m2):
+            self.assertEqual((m["country"], m["region"], m["city"]), ("USA", "CA", "Los Angeles"))
+            self.assertEqual(m["request_id"], "IxexyLDIIk")
+
+        self.assertEqual(native["ad_formats"], ["native"])
+        self.assertEqual((native["width"], native["height"]), (None, None))
+
+        # 2.6 simple banner: `user` is inside `site` and there is no device
+        self.assertEqual((simple["device_os"], simple["device_type"], simple["user_segments"]),
+                         (None, None, []))
+
+    def test_schema_follows_the_contract(self):
+        inp = self.write("one.jsonl", [load_spec("2.6-mobile.json")])
+        meta, _, _, _ = self.ingest(inp)
+        schema = json.loads(meta["avro.schema"])
+        fields = {f["name"]: f for f in schema["fields"]}
+        for name, avro_type in SCHEMA.items():
+            with self.subTest(field=name):
+                self.assertIn(name, fields)
+                self.assertEqual(fields[name]["type"], avro_type)
+        self.assertEqual(fields["bidfloor_cur"]["default"], "USD")
+        for name in ("ad_formats", "bcat", "user_segments", "deal_ids"):
+            self.assertEqual(fields[name]["default"], [])
+
+    # --- one row per impression ---------------------------------------------
+
+    def test_multi_imp_request_gives_one_row_per_imp_in_order(self):
+        req = request("multi", imps=[
+            {"id": "a", "banner": {"w": 300, "h": 250}, "bidfloor": 1.5, "bidfloorcur": "eur",
+             "tagid": "home_top", "secure": 1},
+            {"id": "b", "banner": {"format": [{"w": 320, "h": 480}, {"w": 480, "h": 320}]},
+             "video": {"w": 640, "h": 360, "mimes": ["video/mp4"]}, "instl": 1,
+             "pmp": {"deals": [{"id": "D1"}, {"id": "D2"}, {"id": "D1"}]}},
+            {"id": "c", "native": {"request": "{}", "ver": "1.2"}, "bidfloor": 0.2},
+        ], bcat=["IAB25", "IAB7-39"], user={"data": [
+            {"id": "dp1", "segment": [{"id": "s1"}, {"id": "s2"}]},
+            {"id": "dp2", "segment": [{"id": "s2"}, {"id": "s3"}, {"name": "no id"}]}]})
+        inp = self.write("multi.jsonl", [request("before"), req, request("after")])
+        _, rows, rejects, stats = self.ingest(inp)
+        self.assertEqual(rejects, [])
+        self.assertEqual(stats["records_written"], 3)
+        self.assertEqual(stats["rows_written"], 5)
+        self.assertEqual([r["request_id"] for r in rows], ["before", "multi", "multi", "multi", "after"])
+        mine = rows[1:4]
+        self.assertEqual([r["imp_index"] for r in mine], [0, 1, 2])
+        self.assertEqual([r["imp_id"] for r in mine], ["a", "b", "c"])
+        self.assertEqual([r["ad_formats"] for r in mine], [["banner"], ["banner", "video"], ["native"]])
+        self.assertEqual([(r["width"], r["height"]) for r in mine], [(300, 250), (320, 480), (None, None)])
+        self.assertEqual([r["bidfloor_cur"] for r in mine], ["EUR", "USD", "USD"])
+        self.assertEqual([r["deal_ids"] for r in mine], [[], ["D1", "D2"], []])
+        for r in mine:       # request-level fields repeat on every row
+            self.assertEqual(r["bcat"], ["IAB25", "IAB7-39"])
+            self.assertEqual(r["user_segments"], ["s1", "s2", "s3"])
+            self.assertEqual((r["country"], r["city"], r["app_bundle"]), ("DEU", "München", "com.example.game"))
+        self.assert_rows(mine, expected_rows(req), "multi")
+
+    def test_size_fallbacks_and_ad_formats(self):
+        cases = [  # (imp without id, (width, height), ad_formats)
+            ({"banner": {"w": 300, "h": 250, "format": [{"w": 320, "h": 50}]}}, (300, 250), ["banner"]),
+            ({"banner": {"format": [{"w": 320, "h": 50}, {"w": 300, "h": 250}]}}, (320, 50), ["banner"]),
+            ({"banner": {"w": None, "h": None, "format": [{"w": 728, "h": 90}]}}, (728, 90), ["banner"]),
+            ({"banner": {"w": 300, "format": [{"w": 320, "h": 50}]}}, (300, 50), ["banner"]),
+            ({"banner": {}, "video": {"w": 640, "h": 480}}, (640, 480), ["banner", "video"]),
+            ({"banner": {"format": []}, "video": {"w": 1280, "h": 720}}, (1280, 720), ["banner", "video"]),
+            ({"video": {"w": 1920, "h": 1080}, "audio": {}}, (1920, 1080), ["video", "audio"]),
+            ({"banner": None, "video": {"w": 480, "h": 320}}, (480, 320), ["video"]),
+            ({"banner": [], "native": {"request": "{}"}}, (None, None), ["native"]),
+            ({"audio": {"mimes": ["audio/mp4"]}}, (None, None), ["audio"]),
+            ({"banner": {"w": 0, "h": 0}}, (0, 0), ["banner"]),
+            ({"native": {}, "audio": {}, "video": {}, "banner": {}}, (None, None),
+             ["banner", "video", "native", "audio"]),
+            ({}, (None, None), []),
+        ]
+        imps = []
+        for i, (fields, _, _) in enumerate(cases):
+            x = {"id": str(i)}
+            x.update(fields)
+            imps.append(x)
+        req = request("sizes", imps=imps)
+        _, rows, _, _ = self.ingest(self.write("sizes.jsonl", [req]))
+        self.assertEqual([(r["width"], r["height"]) for r in rows], [c[1] for c in cases])
+        self.assertEqual([r["ad_formats"] for r in rows], [c[2] for c in cases])
+        self.assert_rows(rows, expected_rows(req), "sizes")
+
+    def test_integer_enums(self):
+        reqs = []
+        for v in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, -1]:
+            r = request("e%d" % v)
+            r["device"] = {"devicetype": v, "connectiontype": v}
+            reqs.append(r)
+        _, rows, _, _ = self.ingest(self.write("enums.jsonl", reqs))
+        self.assertEqual([r["device_type"] for r in rows],
+                         [None, "mobile_tablet", "pc", "ctv", "phone", "tablet", "connected_device",
+                          "set_top_box", "dooh", None, None])
+        self.assertEqual([r["connection_type"] for r in rows],
+                         ["unknown", "ethernet", "wifi", "cellular_unknown", "2g", "3g", "4g", "5g",
+                          None, None, None])
+        for r, req in zip(rows, reqs):
+            self.assert_rows([r], expected_rows(req), req["id"])
+
+    def test_text_normalization_and_defaults(self):
+        req = {
+            "id": " r-1 ",
+            "imp": [{"id": "\uff29\uff2d\uff30\uff11", "tagid": "  home \u00a0 banner  ",
+                     "bidfloorcur": " gbp ", "banner": {"w": 320, "h": 50}},
+                    {"id": 7, "bidfloorcur": None, "bidfloor": 2, "banner": {"w": 300, "h": 250}},
+                    {"id": "x\u200by", "bidfloor": "n/a", "banner": {"w": 300, "h": 250}}],
+            "site": {"domain": "WWW.Example.COM", "publisher": {"id": 8953}},
+            "device": {"os": " Android ", "ifa": "AB-CD", "language": "EN", "make": "Samsung ",
+                       "model": "SM-A155F", "osv": "14", "lmt": 1,
+                       "geo": {"country": "usa", "region": "ca", "city": " Los  Angeles "}},
+            "user": {"data": [{"segment": [{"id": 123}, {"id": " s 1 "}, {"id": "123"}, {"id": None}]}]},
+            "bcat": ["IAB1", "IAB1", " IAB2 ", None],
+        }
+        _, rows, _, _ = self.ingest(self.write("text.jsonl", [req]))
+        a, b, c = rows
+        self.assertEqual(a["request_id"], "r-1")
+        self.assertEqual([a["imp_id"], b["imp_id"], c["imp_id"]], ["IMP1", "7", "xy"])
+        self.assertEqual(a["tagid"], "home banner")
+        self.assertEqual([a["bidfloor_cur"], b["bidfloor_cur"], c["bidfloor_cur"]], ["GBP", "USD", "USD"])
+        self.assertEqual([a["bidfloor"], b["bidfloor"]], [None, 2.0])
+        self.assertEqual((a["site_domain"], a["publisher_id"], a["app_bundle"]), ("www.example.com", "8953", None))
+        self.assertEqual((a["device_os"], a["device_ifa"], a["language"]), ("android", "ab-cd", "en"))
+        self.assertEqual((a["device_make"], a["device_model"], a["os_version"]), ("Samsung", "SM-A155F", "14"))
+        self.assertEqual((a["country"], a["region"], a["city"]), ("USA", "CA", "Los Angeles"))
+        self.assertEqual(a["user_segments"], ["123", "s 1"])
+        self.assertEqual(a["bcat"], ["IAB1", "IAB2"])
+        self.assertEqual(a["lmt"], 1)
+        self.assert_rows(rows[:2], expected_rows(req)[:2], "text")   # c's floor "n/a": not asserted
+
+    def test_app_publisher_wins_over_site_publisher(self):
+        both = request("both", app={"bundle": "Com.Foo.Bar", "publisher": {"id": "app-pub"}},
+                       site={"domain": "foo.com", "publisher": {"id": "site-pub"}})
+        app_null = request("null", app={"bundle": "com.foo.bar", "publisher": {"id": None}},
+                           site={"publisher": {"id": "site-pub"}})
+        _, rows, _, _ = self.ingest(self.write("pub.jsonl", [both, app_null]))
+        self.assertEqual([r["publisher_id"] for r in rows], ["app-pub", "site-pub"])
+        self.assertEqual([r["app_bundle"] for r in rows], ["com.foo.bar", "com.foo.bar"])
+        self.assertEqual(rows[0]["site_domain"], "foo.com")
+        self.assert_rows(rows, expected_rows(both) + expected_rows(app_null), "publisher")
+
+    # --- lines that give no rows ----------------------------------------------
+
+    def test_lines_without_usable_imps_are_rejected_with_their_reason(self):
+        lines = [
+            (request("ok1"), None),
+            ({"id": "r2", "app": {"bundle": "com.a.b"}}, "missing"),
+            ({"id": "r3", "imp": []}, "empty"),
+            ({"id": "r4", "imp": {"id": "1", "banner": {"w": 1, "h": 1}}}, "not_array"),
+            ({"id": "r5", "imp": "1"}, "not_array"),
+            ({"id": "r6", "imp": 3}, "not_array"),
+            ({"id": "r7", "imp": True}, "not_array"),
+            ({"id": "r8", "imp": [1]}, "not_object"),
+            ({"id": "r9", "imp": [{"id": "1"}, None]}, "not_object"),
+            ({"id": "r10", "imp": [["x"]]}, "not_object"),
+            ({"id": "r11", "imp": [{"id": "1"}, {"id": "2"}, "3"]}, "not_object"),
+            ({"imp": [{"id": "1"}]}, "missing_id"),
+            ({"id": None, "imp": [{"id": "1"}]}, "missing_id"),
+            ({"id": "r14", "imp": None}, "missing"),
+            (request("ok2", imps=[imp(0), imp(1)]), None),
+        ]
+        inp = self.write("bad.jsonl", [l for l, _ in lines])
+        _, rows, rejects, stats = self.ingest(inp, "--max-reject-rate", "1")
+        self.assertEqual([r["request_id"] for r in rows], ["ok1", "ok2", "ok2"])
+        self.assertEqual([r["imp_index"] for r in rows], [0, 0, 1])
+        want = [(n + 1, REASONS[kind]) for n, (_, kind) in enumerate(lines) if kind]
+        self.assertEqual([(r["line"], r["reason"]) for r in rejects], want)
+        for r in rejects:
+            self.assertEqual(r["raw"], compact(lines[r["line"] - 1][0]).decode())
+            self.assertTrue(r["message"])
+            if r["reason"] == REASONS["missing_id"]:
+                self.assertEqual(r["field"], REQUIRED_FIELD)
+        self.assertEqual(stats["records_read"], len(lines))
+        self.assertEqual(stats["records_written"], 2)
+        self.assertEqual(stats["rows_written"], 3)
+        by_reason = {}
+        for _, reason in want:
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+        self.assertEqual({k: v for k, v in stats["rejected_by_reason"].items() if v}, by_reason)
+
+    def test_reject_rate_counts_lines_not_rows(self):
+        """One bad line among many multi-imp lines is 1 reject per line read, whatever the rows."""
+        good = [request("g%d" % i, imps=[imp(k) for k in range(5)]) for i in range(99)]
+        inp = self.write("rate.jsonl", good + [{"id": "bad", "imp": []}])
+        _, rows, rejects, stats = self.ingest(inp)     # 1 % of the lines: within the default 0.01
+        self.assertEqual((stats["records_read"], stats["records_rejected"]), (100, 1))
+        self.assertEqual(len(rows), 99 * 5)
+        inp = self.write("rate2.jsonl", good[:49] + [{"id": "bad", "imp": []}])
+        out = self.path("fail.avro")
+        p = subprocess.run([BIDNORM, "ingest", "-q", "--rules", "openrtb", "-o", out, inp],
+                           capture_output=True, cwd=self.dir)
+        self.assertEqual(p.returncode, 3, p.stderr.decode(errors="replace"))
+        self.assertFalse(os.path.exists(out))
+
+    # --- hostile requests ----------------------------------------------------
+
+    def test_a_thousand_imps_are_rows_ten_thousand_are_rejected(self):
+        # limits.max_rows (1,000 in the shipped rules) bounds the rows, and so the memory, of one line
+        def big(name, n):
+            return request(name, imps=[{"id": "i%d" % k, "banner": {"w": 300, "h": 250}, "bidfloor": k / 100}
+                                       for k in range(n)])
+        n = 1000
+        inp = self.write("big.jsonl", [request("first"), big("big", n), big("huge", 10000), request("last")])
+        _, rows, rejects, stats = self.ingest(inp, "--max-reject-rate", "1")
+        self.assertEqual([(r["line"], r["reason"], r["message"]) for r in rejects],
+                         [(3, REASONS["too_many"], "'imp' has 10000 elements, more than limits.max_rows (1000)")])
+        self.assertEqual(stats["records_written"], 3)
+        self.assertEqual(stats["rows_written"], n + 2)
+        mine = rows[1:-1]
+        self.assertEqual([r["imp_index"] for r in mine], list(range(n)))
+        self.assertEqual([r["imp_id"] for r in mine], ["i%d" % k for k in range(n)])
+        self.assertEqual([r["bidfloor"] for r in mine], [k / 100 for k in range(n)])
+        self.assertEqual((rows[0]["request_id"], rows[-1]["request_id"]), ("first", "last"))
+
+    def test_deep_ext_objects(self):
+        ok = request("deep", imps=[imp(0, ext=nested(400, {"x": 1}))], ext=nested(400, [1, 2]))
+        ok["device"]["ext"] = nested(300, "y")
+        too_deep = b'{"id":"deeper","imp":[{"id":"1","ext":' + b'{"a":' * 1000 + b"1" + b"}" * 1000 + b"}]}"
+        inp = self.write("deep.jsonl", [ok, too_deep, request("after")])
+        _, rows, rejects, _ = self.ingest(inp, "--max-reject-rate", "1")
+        self.assertEqual([r["request_id"] for r in rows], ["deep", "after"])
+        self.assert_rows(rows[:1], expected_rows(ok), "deep")
+        self.assertEqual([(r["line"], r["reason"]) for r in rejects], [(2, REASONS["too_deep"])])
+
+    def test_huge_user_data_bcat_and_deals_are_capped(self):
+        data = [{"id": "dp%d" % d, "name": "provider %d" % d, "ext": {"segtax": 4},
+                 "segment": [{"id": "s%d" % ((d * 20 + k) % 5000), "value": "v"} for k in range(20)]}
+                for d in range(500)]                                   # 10,000 ids, 5,000 distinct
+        deals = [{"id": "deal-%d" % (k % 300), "bidfloor": 1.0} for k in range(600)]
+        req = request("huge", imps=[imp(0, pmp={"private_auction": 0, "deals": deals})],
+                      user={"id": "u", "data": data}, bcat=["IAB%d" % (k % 400) for k in range(1000)])
+        inp = self.write("huge.jsonl", [req])
+        _, rows, rejects, _ = self.ingest(inp)
+        self.assertEqual(rejects, [])
+        (r,) = rows
+        self.assertEqual(r["user_segments"], ["s%d" % k for k in range(256)])
+        self.assertEqual(r["deal_ids"], ["deal-%d" % k for k in range(256)])
+        self.assertEqual(r["bcat"], ["IAB%d" % k for k in range(256)])
+        self.assert_rows(rows, expected_rows(req), "huge")
+
+    def test_wildcards_skip_what_is_not_an_array_or_object(self):
+        req = request("odd", imps=[imp(0, pmp={"deals": {"id": "not-a-list"}}),
+                                   imp(1, pmp={"deals": [None, 5, {"id": "D"}, {"x": 1}]})],
+                      user={"data": [None, {"segment": "s"}, {"segment": [None, {"id": "ok"}]}]},
+                      bcat="IAB1")
+        _, rows, rejects, _ = self.ingest(self.write("odd.jsonl", [req]))
+        self.assertEqual(rejects, [])
+        self.assertEqual([r["deal_ids"] for r in rows], [[], ["D"]])
+        self.assertEqual([r["user_segments"] for r in rows], [["ok"], ["ok"]])
+        self.assertEqual([r["bcat"] for r in rows], [[], []])
+
+    # --- the committed sample --------------------------------------------------
+
+    def test_sample_rows_match_the_requests(self):
+        """samples/openrtb-*.jsonl.zst: every line is written or rejected (with the reason the
+        contract gives), and the ids, positions, ad formats and enums of every row match."""
+        with open(SAMPLE, "rb") as f:
+            data = zstandard.ZstdDecompressor().decompressobj().decompress(f.read())
+        expected, want_rejects, lines = [], [], 0
+        for n, raw in enumerate(data.split(b"\n")):
+            if not raw.strip():
+                continue
+            lines += 1
+            try:
+                req = json.loads(raw.decode("utf-8", "surrogateescape"))
+            except ValueError:
+                want_rejects.append((n + 1, "invalid_json"))
+                continue
+            reason = None
+            if not isinstance(req, dict):
+                reason = "not_object"
+            elif text(req.get("id", MISSING)) is None:
+                reason = REASONS["missing_id"]
+            elif req.get("imp") is None:
+                reason = REASONS["missing"]
+            elif not isinstance(req["imp"], list):
+                reason = REASONS["not_array"]
+            elif not req["imp"]:
+                reason = REASONS["empty"]
+            elif not all(isinstance(x, dict) for x in req["imp"]):
+                reason = REASONS["not_object"]
+            if reason:
+                want_rejects.append((n + 1, reason))
+            else:
+                expected.append(req)
+        self.assertGreaterEqual(len({r for _, r in want_rejects}), 5)   # the sample has them all
+        _, rows, rejects, stats = self.ingest(SAMPLE)
+        self.assertEqual(stats["records_read"], lines)
+        self.assertEqual([(r["line"], r["reason"]) for r in rejects], want_rejects)
+        want = [row for req in expected for row in expected_rows(req)]
+        self.assertEqual(len(rows), len(want))
+        keys = ("request_id", "imp_id", "imp_index", "ad_formats", "device_type", "connection_type")
+        for n, (got, w) in enumerate(zip(rows, want)):
+            d = {k: (got[k], w[k]) for k in keys
+                 if got[k] != w[k] and not (k.endswith("_type") and w[k] is None)}
+            self.assertEqual(d, {}, "sample row %d" % n)
+
+
+class GenSamplesOpenRtb(unittest.TestCase):
+    """tools/gen-samples --format openrtb: reproducible, and --wrap wraps the same requests."""
+    GEN = os.path.join(SOURCE, "tools", "gen-samples")
+
+    def gen(self, *args):
+        p = subprocess.run([self.GEN, "--format", "openrtb", *args], capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        return p.stdout
+
+    def test_the_committed_sample_is_what_the_documented_command_writes(self):
+        with open(SAMPLE, "rb") as f:
+            committed = zstandard.ZstdDecompressor().decompressobj().decompress(f.read())
+        self.assertEqual(self.gen("--records", "3000", "--seed", "20261120"), committed)
+
+    def test_wrap_keeps_the_requests_and_adds_ts_and_labels(self):
+        plain = self.gen("--records", "400", "--seed", "7", "--clean").splitlines()
+        wrapped = self.gen("--records", "400", "--seed", "7", "--clean", "--wrap").splitlines()
+        self.assertEqual(len(plain), 400)
+        self.assertEqual(len(wrapped), 400)
+        for a, b in zip(plain, wrapped):
+            w = json.loads(b)
+            self.assertEqual(list(w), ["ts", "request", "label"])
+            self.assertEqual(w["request"], json.loads(a))
+            self.assertIn(w["label"]["click"], (0, 1))
+            self.assertIn(w["label"]["install"], (0, 1))
+
+    def test_clean_requests_all_give_rows(self):
+        for line in self.gen("--records", "300", "--seed", "3", "--clean").splitlines():
+            r = json.loads(line)
+            self.assertTrue(r["imp"] and all(isinstance(x, dict) for x in r["imp"]))
+            self.assertTrue(expected_rows(r))
+
+    def test_wrap_needs_openrtb(self):
+        p = subprocess.run([self.GEN, "--wrap", "--records", "1"], capture_output=True)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--wrap needs --format openrtb", p.stderr.decode())
+
+
+if __name__ == "__main__":
+    unittest.main()
+
+
+class ShippedRuleSets(unittest.TestCase):
+    """--rules NAME: the shipped sets by name, everywhere a rule file is accepted."""
+
+    def bidnorm(self, *args, expect=0):
+        p = subprocess.run([BIDNORM, *args], capture_output=True)
+        self.assertEqual(p.returncode, expect, p.stderr.decode())
+        return p
+
+    def test_print_and_schema_by_name(self):
+        with open(os.path.join(SOURCE, "rules", "openrtb.yaml"), "rb") as f:
+            self.assertEqual(self.bidnorm("rules", "--print", "openrtb").stdout, f.read())
+        with open(os.path.join(SOURCE, "rules", "bidlog.yaml"), "rb") as f:
+            text = f.read()
+        self.assertEqual(self.bidnorm("rules", "--print", "bidlog").stdout, text)
+        self.assertEqual(self.bidnorm("rules", "--print-default").stdout, text)
+        schema = json.loads(self.bidnorm("schema", "--rules", "openrtb").stdout)
+        self.assertEqual((schema["namespace"], schema["name"]), ("ads.openrtb", "Impression"))
+        p = self.bidnorm("rules", "--print", "openrtp", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm rules: no shipped rule set named 'openrtp' (expected bidlog or "
+                         "openrtb)\nTry 'bidnorm rules --help'.\n")
+
+    def test_a_name_that_is_no_shipped_set_is_a_path(self):
+        p = self.bidnorm("schema", "--rules", "openrtp", expect=5)
+        self.assertEqual(p.stderr.decode(), "bidnorm schema: openrtp: cannot open: No such file or directory\n")
+
+    def test_ingest_summary_counts_rows(self):
+        with tempfile.TemporaryDirectory() as d:
+            inp = os.path.join(d, "r.jsonl")
+            with open(inp, "wb") as f:
+                f.write(compact(request("a", imps=[imp(0), imp(1)])) + b"\n" + compact(request("b")) + b"\n")
+            p = self.bidnorm("ingest", "--rules", "openrtb", "-o", os.path.join(d, "o.avro"), inp)
+            self.assertIn("bidnorm ingest: done: 2 records read, 2 written (3 rows), 0 rejected;", p.stderr.decode())
+            meta, _ = read_avro_file(os.path.join(d, "o.avro"))
+            self.assertEqual(meta["bidnorm.rules.source"], b"<openrtb>")
+
+
+class Wrapper(unittest.TestCase):
+    """A logging wrapper around the request is a one-line change of the shipped rule file: `root: request`."""
+
+    def test_root_reads_the_wrapped_request_and_the_wrappers_ts_and_labels(self):
+        with open(os.path.join(SOURCE, "rules", "openrtb.yaml")) as f:
+            text = f.read()
+        self.assertEqual(text.count("\n# root: request\n"), 1)
+        with tempfile.TemporaryDirectory() as d:
+            rules = os.path.join(d, "wrapped.yaml")
+            with open(rules, "w") as f:
+                f.write(text.replace("\n# root: request\n", "\nroot: request\n"))
+            req = request("w1", imps=[imp(0), imp(1)])
+            lines = [{"ts": 1795176001, "request": req, "label": {"click": 1, "install": 0}},
+                     {"ts": "2026-11-20T12:00:02Z", "request": request("w2"), "label": {"click": 2}},
+                     {"ts": 1795176003, "label": {"click": 0}}]
+            inp = os.path.join(d, "wrapped.jsonl")
+            with open(inp, "wb") as f:
+                f.write(b"".join(compact(x) + b"\n" for x in lines))
+            out = os.path.join(d, "o.avro")
+            p = subprocess.run([BIDNORM, "ingest", "-q", "--rules", rules, "--max-reject-rate", "1", "-o", out, inp],
+                               capture_output=True)
+            self.assertEqual(p.returncode, 0, p.stderr.decode())
+            rows = read_records(out)
+            self.assertEqual([(r["request_id"], r["imp_index"], r["click"], r["install"]) for r in rows],
+                             [("w1", 0, 1, 0), ("w1", 1, 1, 0), ("w2", 0, None, None)])
+            self.assertEqual([r["ts"].timestamp() for r in rows], [1795176001, 1795176001, 1795176002])
+            # every other field is what the bare request gives
+            bare = [x for x in expected_rows(req)]
+            for got, want in zip(rows[:2], bare):
+                self.assertEqual({k: got[k] for k in want}, want)
+            rejects = read_jsonl(os.path.join(d, "o.rejects.jsonl"))
+            self.assertEqual([(r["line"], r["reason"]) for r in rejects], [(3, REASONS["missing"])])
