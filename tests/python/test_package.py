@@ -109,6 +109,32 @@ class Serving(unittest.TestCase):
         self.assertGreater(e.line, 0)
 
 
+@unittest.skipIf(SANITIZED, "a sanitizer-built library cannot be loaded into an uninstrumented python")
+class Rows(unittest.TestCase):
+    def test_rules_with_rows_encode_one_record_per_imp(self):
+        sample = os.path.join(SOURCE, "samples", "openrtb-2026-11-20T12.jsonl.zst")
+        raw = subprocess.run(["zstd", "-dc", sample], capture_output=True, check=True).stdout.splitlines()
+        with tempfile.TemporaryDirectory() as d:
+            avro, vocab = os.path.join(d, "o.avro"), os.path.join(d, "v")
+            self.assertEqual(bidnorm("ingest", "-q", "--rules", "openrtb", "-o", avro, sample).returncode, 0)
+            self.assertEqual(bidnorm("vocab", "build", "-q", "--rules", "openrtb", "-o", vocab, "--field",
+                                     "app_bundle", avro).returncode, 0)
+            with bn.Rules("openrtb") as rules, bn.Model(vocab, rules) as model, bn.Encoder(model) as enc:
+                self.assertTrue(rules.has_rows)
+                rows, whole = [], 0
+                for line in raw[:200]:
+                    try:
+                        rows += enc.encode_rows(line)
+                    except bn.Rejected:
+                        whole += 1                     # the request as a whole (no imp, not JSON)
+                self.assertGreater(len(rows) + whole, 200)     # requests with several imps
+                first = next(i for i, line in enumerate(raw) if b'"imp"' in line)
+                self.assertEqual(enc.encode_rows(raw[first])[0], enc.encode(raw[first]))
+                self.assertIn("imp_index", enc.encode(raw[first]))
+        with bn.Rules() as rules:
+            self.assertFalse(rules.has_rows)
+
+
 class Locate(unittest.TestCase):
     def test_environment_overrides_and_clear_errors(self):
         self.assertEqual(bn.find_binary(), BIDNORM)
