@@ -11,7 +11,10 @@ import unittest
 
 import zstandard
 
-from e2e import BIDNORM, SOURCE, read_avro_file as read_avro, read_jsonl
+from common import BIDNORM, SOURCE
+
+sys.path.insert(0, os.path.join(SOURCE, "tests", "e2e"))
+from e2e import read_avro_file as read_avro, read_jsonl  # noqa: E402  pylint: disable=wrong-import-position
 
 SAMPLE_12 = os.path.join(SOURCE, "samples", "bidlog-2026-11-20T12.jsonl.zst")
 SAMPLE_13 = os.path.join(SOURCE, "samples", "bidlog-2026-11-20T13.jsonl.zst")
