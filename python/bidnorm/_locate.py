@@ -2,7 +2,7 @@
 import ctypes.util
 import os
 import shutil
-from typing import Optional
+from typing import Callable, Optional
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # python/bidnorm/ -> the source tree, whose build/ tools/build fills
@@ -17,27 +17,34 @@ def _build_dirs() -> list:
     return dirs
 
 
+def _find(env: str, name: str, usable: Callable[[str], bool], elsewhere: Callable[[], Optional[str]],
+          what: str, advice: str, bad_env: str) -> str:
+    """$env, else build-tree/name when usable, else elsewhere(); FileNotFoundError naming every place."""
+    given = os.environ.get(env)
+    if given:
+        if not usable(given):
+            raise FileNotFoundError(f"{env}={given}: {bad_env}")
+        return os.path.abspath(given)
+    tried = []
+    for d in _build_dirs():
+        p = os.path.join(d, name)
+        tried.append(p)
+        if usable(p):
+            return p
+    found = elsewhere()
+    if found:
+        return found
+    raise FileNotFoundError(f"no {what}: set {env}, build with tools/build, or install it "
+                            f"(looked at {', '.join(tried)} and {advice})")
+
+
 def find_binary() -> str:
     """The `bidnorm` executable: $BIDNORM_BIN, else the build tree beside this package, else PATH.
 
     Raises FileNotFoundError naming every place looked at.
     """
-    env = os.environ.get("BIDNORM_BIN")
-    if env:
-        if not os.access(env, os.X_OK):
-            raise FileNotFoundError(f"BIDNORM_BIN={env}: not an executable file")
-        return os.path.abspath(env)
-    tried = []
-    for d in _build_dirs():
-        p = os.path.join(d, "bidnorm")
-        tried.append(p)
-        if os.path.isfile(p) and os.access(p, os.X_OK):
-            return p
-    found: Optional[str] = shutil.which("bidnorm")
-    if found:
-        return found
-    raise FileNotFoundError("no bidnorm executable: set BIDNORM_BIN, build with tools/build, or install it "
-                            f"on PATH (looked at {', '.join(tried)} and PATH)")
+    return _find("BIDNORM_BIN", "bidnorm", lambda p: os.path.isfile(p) and os.access(p, os.X_OK),
+                 lambda: shutil.which("bidnorm"), "bidnorm executable", "PATH", "not an executable file")
 
 
 def find_library() -> str:
@@ -45,19 +52,5 @@ def find_library() -> str:
 
     Raises FileNotFoundError naming every place looked at.
     """
-    env = os.environ.get("BIDNORM_LIB")
-    if env:
-        if not os.path.isfile(env):
-            raise FileNotFoundError(f"BIDNORM_LIB={env}: no such file")
-        return os.path.abspath(env)
-    tried = []
-    for d in _build_dirs():
-        p = os.path.join(d, "libbidnorm.so")
-        tried.append(p)
-        if os.path.isfile(p):
-            return p
-    found = ctypes.util.find_library("bidnorm")
-    if found:
-        return found
-    raise FileNotFoundError("no libbidnorm.so: set BIDNORM_LIB, build with tools/build, or install it "
-                            f"(looked at {', '.join(tried)} and the linker's paths)")
+    return _find("BIDNORM_LIB", "libbidnorm.so", os.path.isfile, lambda: ctypes.util.find_library("bidnorm"),
+                 "libbidnorm.so", "the linker's paths", "no such file")

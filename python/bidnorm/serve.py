@@ -8,15 +8,29 @@
 """
 import ctypes
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, TypeVar
 
 from . import _capi
 from .errors import OK, BidnormError, Rejected
 
 Features = Dict[str, Any]
+_T = TypeVar("_T", bound="_Closing")
 
 
-class Rules:
+class _Closing:
+    """`with X(...) as x:` calls x.close() at the end."""
+
+    def close(self) -> None:
+        """Free what the object holds."""
+
+    def __enter__(self: _T) -> _T:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Rules(_Closing):
     """Compiled rules, as --rules means them: None the default, a shipped set's name ("bidlog",
     "openrtb") or a rule file's path. Immutable, shared by threads."""
 
@@ -51,14 +65,8 @@ class Rules:
             self.lib.bn_rules_free(self._handle)
             self._handle = ctypes.c_void_p()
 
-    def __enter__(self) -> "Rules":
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class Normalizer:
+class Normalizer(_Closing):
     """Normalizes single values as ingest does (bn_normalize_value). One per thread."""
 
     def __init__(self, rules: Optional[Rules] = None) -> None:
@@ -95,12 +103,6 @@ class Normalizer:
         if self._own_rules:
             self.rules.close()
 
-    def __enter__(self) -> "Normalizer":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def normalize(field: str, value: str, rules: Optional[Rules] = None) -> Optional[str]:
     """One value through field's chain with the default rules (or rules). For loops, keep a Normalizer."""
@@ -108,7 +110,7 @@ def normalize(field: str, value: str, rules: Optional[Rules] = None) -> Optional
         return n.normalize(field, value)
 
 
-class Model:
+class Model(_Closing):
     """Rules plus a vocabulary directory: load once per process; immutable, shared by every Encoder."""
 
     def __init__(self, vocab_dir: str, rules: Optional[Rules] = None) -> None:
@@ -151,14 +153,8 @@ class Model:
         if self._own_rules:
             self.rules.close()
 
-    def __enter__(self) -> "Model":
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class Encoder:
+class Encoder(_Closing):
     """Per-thread encoding of raw requests with a Model; not to be shared between threads."""
 
     def __init__(self, model: Model) -> None:
@@ -234,9 +230,3 @@ class Encoder:
         if self._handle:
             self.lib.bn_encoder_free(self._handle)
             self._handle = ctypes.c_void_p()
-
-    def __enter__(self) -> "Encoder":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -39,6 +39,20 @@ def process_state(pid):
         return None
 
 
+def kill_parent_and_see(parent, pid):
+    """SIGKILL parent (a Popen); is its child pid still running 2 s later? (It is killed then if so.)"""
+    parent.kill()
+    parent.wait()
+    parent.stdout.close()
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and process_state(pid) not in (None, "Z"):
+        time.sleep(0.02)
+    alive = process_state(pid) not in (None, "Z")
+    if alive:
+        os.kill(pid, signal.SIGKILL)
+    return alive
+
+
 class ClusterCli(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -253,15 +267,7 @@ class ClusterCli(unittest.TestCase):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not any(".tmp-" in n for n in os.listdir(self.dir)):
             time.sleep(0.01)
-        parent.kill()
-        parent.wait()
-        parent.stdout.close()
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline and process_state(pid) not in (None, "Z"):
-            time.sleep(0.02)
-        alive = process_state(pid) not in (None, "Z")
-        if alive:
-            os.kill(pid, signal.SIGKILL)
+        alive = kill_parent_and_see(parent, pid)
         os.close(w)
         return alive
 
@@ -283,16 +289,7 @@ class ClusterCli(unittest.TestCase):
         parent = subprocess.Popen([sys.executable, "-c", child, *flag], stdout=subprocess.PIPE, cwd=self.dir)
         pid = int(parent.stdout.readline())
         time.sleep(0.3)
-        parent.kill()
-        parent.wait()
-        parent.stdout.close()
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline and process_state(pid) not in (None, "Z"):
-            time.sleep(0.02)
-        alive = process_state(pid) not in (None, "Z")
-        if alive:
-            os.kill(pid, signal.SIGKILL)
-        return alive
+        return kill_parent_and_see(parent, pid)
 
     def test_vocab_die_with_parent_leaves_no_orphan(self):
         self.assertFalse(self.vocab_orphan_case(["--die-with-parent"]))
