@@ -86,6 +86,11 @@ typedef struct bn_ingest_options {
 	 * caller that checked what it opened reads exactly that (bidnorm
 	 * watch). */
 	const int *input_fds;
+	/* The name of the one input (e.g. the object URL a cluster job
+	 * fetched it from) used instead of its path or "<stdin>" in the Avro
+	 * header's bidnorm.sources, the reject file, the stats file and error
+	 * messages; NULL = the path. With more than one input: BN_EUSAGE. */
+	const char *source_name;
 } bn_ingest_options;
 
 /* Fill *opt with the defaults (zstandard, max_reject_rate 0.01, 1 thread). */
@@ -116,7 +121,10 @@ typedef struct bn_ingest_summary {
  * bit a regular input file lacks (group bits only count when the output has
  * that input's group; standard input and pipes restrict nothing); on failure
  * the Avro output is not published (rejects and stats still are, to explain
- * the failure).
+ * the failure). Publication order: rejects, then the Avro, then the stats
+ * file - a stats file saying "ok" means the Avro is in place (it is the
+ * completion marker). A stats or reject file that cannot be written fails
+ * the step before the Avro is published.
  * Returns BN_OK; BN_EREJECTRATE (too many rejects, nothing published);
  * BN_EIO or BN_ECORRUPT (an input could not be read completely, or an output
  * not written: err names the file, and the byte offset for corrupt input);

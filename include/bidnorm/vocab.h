@@ -43,9 +43,17 @@ extern "C" {
  *
  * Map/reduce: bn_vocab_counter_write_part saves partial counts (the format
  * is described there), bn_vocab_counter_merge_part adds a saved part to a
- * counter. Merging the parts of any split of the inputs, in input order,
- * gives the same vocabulary files and manifest (except "resources") as
- * counting all inputs in one counter.
+ * counter; a counter filled from parts can be saved as a part again, so
+ * parts merge as a tree. Merging the parts of any split of the inputs, in
+ * any order and any tree shape, gives the same vocabulary files and manifest
+ * (except "resources") as counting all inputs in one counter: parts and the
+ * manifest list the inputs sorted by name (bytes), then identity.
+ *
+ * Every input has an identity: the first 16 bytes of the SHA-256 of the
+ * Avro file's size (8 bytes, little-endian), first 64 KiB and last 64 KiB
+ * (the whole file when smaller) - equal only for byte-identical files, in all
+ * likelihood. Counting the same file twice - a path given twice, a part
+ * merged twice, parts whose inputs overlap - is refused (BN_EUSAGE).
  */
 
 /* ---- counting ---- */
@@ -117,6 +125,15 @@ const char *bn_vocab_counter_where_value(const bn_vocab_counter *c, size_t i);
 int bn_vocab_counter_add_avro(bn_vocab_counter *c, const char *path, bn_error *err);
 
 /*
+ * bn_vocab_counter_add_avro, recording the input as name (e.g. the object
+ * URL a cluster job read) instead of path in parts and the manifest; NULL =
+ * path. Error messages name path. Also BN_EUSAGE "input 'N' is already
+ * counted (the same Avro file as 'M', by size and content): ..." when the
+ * file was counted before.
+ */
+int bn_vocab_counter_add_avro_named(bn_vocab_counter *c, const char *path, const char *name, bn_error *err);
+
+/*
  * Add count occurrences of token[0..size) to field index `field` (0-based,
  * as given to bn_vocab_counter_new), outside any input file. For tests and
  * for callers that count from another source. BN_EUSAGE for a bad index,
@@ -131,11 +148,14 @@ int bn_vocab_counter_add_token(bn_vocab_counter *c, size_t field, const char *to
  * LEB128 varints, all strings a varint length and the bytes:
  *   magic "BNVOCNT2"
  *   nfields, field names; nwhere, filter texts
- *   ninputs, per input: path, rules sha256, bidnorm version, text repair
- *     version, rows scanned, rows matched
+ *   ninputs, per input (sorted by name, then identity): name, rules sha256,
+ *     bidnorm version, text repair version, rows scanned, rows matched,
+ *     identity (16 bytes, see above; empty when unknown)
  *   per field: occurrences, distinct, then distinct entries (token, count)
  *     in token byte order
  *   magic "BNVOCEND"
+ * Version 1 ("BNVOCNT1") is the same without the identity; it is still
+ * read (its inputs are not checked for duplicates).
  * With spilled runs (bn_vocab_counter_spill_to), they are merged into the
  * file as it is written, with what the counter still holds.
  * Returns BN_OK, BN_EIO, BN_ECORRUPT (a spilled run changed), BN_ENOMEM.
@@ -166,7 +186,10 @@ uint64_t bn_vocab_counter_spilled_runs(const bn_vocab_counter *c);
  * created with nfields == 0 sets its fields and filters; every other part
  * must name the same fields and filters (BN_EUSAGE otherwise). BN_EIO,
  * BN_ECORRUPT ("not a bidnorm partial counts file", "truncated ..."),
- * BN_EUSAGE (different rules hashes), BN_ENOMEM.
+ * BN_EUSAGE (different rules hashes; "input 'N' is already counted (the
+ * same Avro file as 'M', by size and content): a file given twice, a part
+ * merged twice or parts sharing an input would count it twice"; err->source
+ * is path), BN_ENOMEM.
  */
 int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error *err);
 

@@ -2,6 +2,8 @@
 #ifndef BN_CLI_H
 #define BN_CLI_H
 
+#include <sys/types.h>
+
 #include "bidnorm/bidnorm.h"
 
 /* Exit codes of the bidnorm command (documented in the README; never renumbered). */
@@ -43,6 +45,14 @@ int cli_avro_option(const char *cmd, int c, const char *arg, bn_codec *codec, in
 
 /* After every option is parsed: --level must suit --codec. BN_EXIT_OK, or BN_EXIT_USAGE after printing why. */
 int cli_avro_check(const char *cmd, bn_codec codec, int level);
+/*
+ * --die-with-parent: be killed (SIGKILL) when the parent process dies, so a lost cluster worker
+ * leaves no orphan writing outputs. parent: getppid() when the command started; if it changed by
+ * now, the parent died while we were starting and the signal would never come. Returns
+ * BN_EXIT_OK, or BN_EXIT_FAILURE after printing "CMD: --die-with-parent: the parent process is
+ * gone; nothing done".
+ */
+int cli_die_with_parent(const char *cmd, pid_t parent);
 
 int cmd_ingest(int argc, char **argv);
 int cmd_rules(int argc, char **argv);

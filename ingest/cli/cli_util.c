@@ -2,9 +2,12 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 int cli_exit_code(int status)
 {
@@ -103,5 +106,14 @@ int cli_avro_check(const char *cmd, bn_codec codec, int level)
 	bn_error_clear(&err);
 	if (bn_codec_check_level(codec, level, &err) < 0)
 		return cli_usage_error(cmd, "%s", err.message);
+	return BN_EXIT_OK;
+}
+
+int cli_die_with_parent(const char *cmd, pid_t parent)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
+		fprintf(stderr, "bidnorm %s: --die-with-parent: the parent process is gone; nothing done\n", cmd);
+		return BN_EXIT_FAILURE;
+	}
 	return BN_EXIT_OK;
 }

@@ -1,5 +1,6 @@
 /* cmd_ingest.c - `bidnorm ingest`: the batch pipeline step, a thin client of bn_ingest_run. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +29,17 @@ static const char usage[] =
 	"                           of records is rejected (default 0.01; 1 = never)\n"
 	"      --threads N          worker threads (default 1)\n"
 	"      --block-size BYTES   uncompressed Avro block size (default 1048576)\n"
+	"      --source-name NAME   call the one input NAME (e.g. the URL it was fetched\n"
+	"                           from) in the Avro header, rejects, stats and messages\n"
+	"      --die-with-parent    be killed (SIGKILL) when the parent process dies, so a\n"
+	"                           lost cluster worker leaves no orphan writing outputs\n"
 	"      --reject-raw full|none|truncate:BYTES\n"
 	"                           what reject lines keep of the line (default full)\n"
 	"  -q, --quiet              no progress line, no summary, no reject samples\n"
 	"  -h, --help\n"
 	"\n"
 	"OUTPUT.rejects.jsonl and OUTPUT.stats.json drop a trailing '.avro' from OUTPUT.\n"
+	"The stats file is published last: when it says \"ok\", the Avro is in place.\n"
 	"Outputs are never more readable than the input files (nor than the umask allows).\n"
 	"The folders of the outputs are created when missing. Every option is checked\n"
 	"before any input is read: a usage error (exit 2) writes nothing.\n"
@@ -133,13 +139,16 @@ int cmd_ingest(int argc, char **argv)
 		{ "max-reject-rate", required_argument, NULL, 'm' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "block-size", required_argument, NULL, 'b' },
+		{ "source-name", required_argument, NULL, 'S' },
+		{ "die-with-parent", no_argument, NULL, 'P' },
 		{ "reject-raw", required_argument, NULL, 'w' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cmd = "ingest";
-	const char *rules_path = NULL, *output = NULL, *rejects = NULL, *stats = NULL;
+	const char *rules_path = NULL, *output = NULL, *rejects = NULL, *stats = NULL, *source_name = NULL;
+	int die_with_parent = 0;
 	char *rejects_owned = NULL, *stats_owned = NULL;
 	bn_rules *rules = NULL;
 	bn_ingest_options opt;
@@ -148,6 +157,8 @@ int cmd_ingest(int argc, char **argv)
 	reporter rep = { 0 };
 	unsigned long long u;
 	int c, rc, exit_code = BN_EXIT_OK;
+
+	pid_t parent = getppid();
 
 	bn_ingest_options_init(&opt);
 	bn_error_clear(&err);
@@ -159,6 +170,12 @@ int cmd_ingest(int argc, char **argv)
 		case 'R': rejects = optarg; break;
 		case 's': stats = optarg; break;
 		case 'q': rep.quiet = 1; break;
+		case 'S':
+			if (!*optarg)
+				return cli_usage_error(cmd, "--source-name must not be empty");
+			source_name = optarg;
+			break;
+		case 'P': die_with_parent = 1; break;
 		case 'h': fputs(usage, stdout); return BN_EXIT_OK;
 		case 'c':
 		case 'l':
@@ -187,6 +204,12 @@ int cmd_ingest(int argc, char **argv)
 	}
 	if (cli_avro_check(cmd, opt.codec, opt.codec_level) != BN_EXIT_OK)
 		return BN_EXIT_USAGE;
+	if (source_name && argc - optind > 1)
+		return cli_usage_error(cmd, "--source-name names one input; %d given", argc - optind);
+	if (die_with_parent && cli_die_with_parent(cmd, parent) != BN_EXIT_OK)
+		return BN_EXIT_FAILURE;
+	/* A reader of our diagnostics that goes away must not kill us before we clean up. */
+	signal(SIGPIPE, SIG_IGN);
 	if (!output) {
 		/* Binary Avro on a terminal helps nobody; in a pipe it is what the user asked for. */
 		if (isatty(STDOUT_FILENO))
@@ -217,6 +240,7 @@ int cmd_ingest(int argc, char **argv)
 	opt.inputs = (const char *const *)argv + optind;
 	opt.ninputs = (size_t)(argc - optind);
 	opt.output = output;
+	opt.source_name = source_name;
 	opt.rejects_path = rejects;
 	opt.stats_path = stats;
 	opt.on_reject = on_reject;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bidnorm/vocab.h"
 #include "cli.h"
@@ -20,11 +21,13 @@ static const struct {
 	{ "build", SUB_BUILD, "vocab build -o DIR --field F [OPTIONS] INPUT.avro...",
 	  "Counts the fields' tokens in the Avro that 'bidnorm ingest' writes and writes the\n"
 	  "vocabulary directory DIR.\n" },
-	{ "count", SUB_COUNT, "vocab count -o PART --field F [--where EXPR]... INPUT.avro...",
+	{ "count", SUB_COUNT, "vocab count -o PART --field F [--where EXPR]... [--source-name NAME] INPUT.avro...",
 	  "Counts one shard of the inputs into a partial counts file PART, for 'vocab merge'.\n" },
-	{ "merge", SUB_MERGE, "vocab merge -o DIR [OPTIONS] PART...",
+	{ "merge", SUB_MERGE, "vocab merge -o DIR [OPTIONS] PART...  |  vocab merge --part -o PART PART...",
 	  "Merges the partial counts of 'vocab count' into the vocabulary directory DIR;\n"
-	  "the token files are byte-identical to one 'vocab build' over all the inputs.\n" },
+	  "the token files are byte-identical to one 'vocab build' over all the inputs.\n"
+	  "With --part, into a part again, so merges can form a tree. An input counted\n"
+	  "twice (a part merged twice, parts that share an input) is refused.\n" },
 	{ "lint", SUB_LINT, "vocab lint DIR [--rules FILE|NAME]",
 	  "Checks that every token of DIR is a fixed point of its field's normalizer chain.\n" },
 	{ "diff", SUB_DIFF, "vocab diff OLD NEW [--json]",
@@ -51,7 +54,7 @@ static const char exit_codes[] =
 
 enum {
 	OPT_MIN_COUNT = 256, OPT_TOP_K, OPT_TASK, OPT_MAX_MEMORY, OPT_MIXED, OPT_RULES, OPT_FORCE, OPT_JSON,
-	OPT_ROOT, OPT_MAX_CHURN, OPT_MAX_COV, OPT_KEEP, OPT_SPILL_DIR
+	OPT_ROOT, OPT_MAX_CHURN, OPT_MAX_COV, OPT_KEEP, OPT_SPILL_DIR, OPT_PART, OPT_SOURCE_NAME, OPT_DIE_WITH_PARENT
 };
 
 /* Which subcommands take each option (by getopt value), and its help text: one table drives both. */
@@ -62,7 +65,8 @@ static const struct {
 	const char *help;
 } option_scope[] = {
 	{ 'o', "--output", SUB_BUILD | SUB_COUNT | SUB_MERGE,
-	  "  -o, --output PATH          the vocabulary directory (build, merge) or part file (count)\n" },
+	  "  -o, --output PATH          the vocabulary directory (build, merge) or part file (count,\n"
+	  "                             merge --part); a directory may not end in .part\n" },
 	{ 'f', "--field", SUB_BUILD | SUB_COUNT | SUB_REGEN,
 	  "  -f, --field F[,F...]       a string, [\"null\",\"string\"] or array<string> field (repeatable)\n" },
 	{ 'w', "--where", SUB_BUILD | SUB_COUNT | SUB_REGEN,
@@ -103,6 +107,14 @@ static const struct {
 	  "      --max-coverage-drop X  regen: refuse when a field's coverage drops more (default 0.05)\n" },
 	{ OPT_KEEP, "--keep", SUB_REGEN,
 	  "      --keep K               regen: versions kept (default 5)\n" },
+	{ OPT_PART, "--part", SUB_MERGE,
+	  "      --part                 merge: write the merged counts as a part, for a tree of merges\n" },
+	{ OPT_SOURCE_NAME, "--source-name", SUB_COUNT,
+	  "      --source-name NAME     count: record the one input as NAME (e.g. the URL it was\n"
+	  "                             fetched from) instead of its path\n" },
+	{ OPT_DIE_WITH_PARENT, "--die-with-parent", SUB_BUILD | SUB_COUNT | SUB_MERGE,
+	  "      --die-with-parent      be killed (SIGKILL) when the parent process dies (a lost\n"
+	  "                             cluster worker leaves no orphan)\n" },
 	{ 'q', "--quiet", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_LINT | SUB_DIFF | SUB_REGEN,
 	  "  -q, --quiet                no summary\n" },
 	{ 'h', "--help", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_LINT | SUB_DIFF | SUB_REGEN,
@@ -135,7 +147,7 @@ static void print_help(FILE *out, int bit)
 typedef struct args {
 	const char *sub;
 	int subbit;
-	const char *output, *task, *rules_path, *root, *spill_dir;
+	const char *output, *task, *rules_path, *root, *spill_dir, *source_name;
 	const char **fields;
 	size_t nfields;
 	const char **where;
@@ -144,8 +156,9 @@ typedef struct args {
 	size_t nowned;
 	unsigned long long min_count, top_k, max_memory, keep;
 	double max_churn, max_cov;
-	int mixed, force, json, quiet;
+	int mixed, force, json, quiet, part, die_with_parent;
 	char cmd[32];
+	pid_t parent;            /* getppid() when the command started, for --die-with-parent */
 } args;
 
 /* "512M" -> bytes; 0 on success. */
@@ -202,6 +215,9 @@ static int parse_args(args *a, int argc, char **argv)
 		{ "max-coverage-drop", required_argument, NULL, OPT_MAX_COV },
 		{ "keep", required_argument, NULL, OPT_KEEP },
 		{ "spill-dir", required_argument, NULL, OPT_SPILL_DIR },
+		{ "part", no_argument, NULL, OPT_PART },
+		{ "source-name", required_argument, NULL, OPT_SOURCE_NAME },
+		{ "die-with-parent", no_argument, NULL, OPT_DIE_WITH_PARENT },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -269,6 +285,15 @@ static int parse_args(args *a, int argc, char **argv)
 		case OPT_SPILL_DIR:
 			a->spill_dir = optarg;
 			break;
+		case OPT_PART: a->part = 1; break;
+		case OPT_DIE_WITH_PARENT: a->die_with_parent = 1; break;
+		case OPT_SOURCE_NAME:
+			if (!*optarg) {
+				cli_usage_error(a->cmd, "--source-name must not be empty");
+				return BN_EXIT_USAGE;
+			}
+			a->source_name = optarg;
+			break;
 		case OPT_KEEP:
 			if (cli_parse_uint(optarg, 1000000, &a->keep) < 0 || a->keep == 0) {
 				cli_usage_error(a->cmd, "--keep must be an integer of at least 1, not '%s'", optarg);
@@ -288,6 +313,14 @@ static void print_bad_token(void *ctx, const bn_error *e)
 	char msg[2048];
 	bn_error_format(e, msg, sizeof(msg));
 	fprintf(ctx, "%s\n", msg);
+}
+
+static int ends_with_part(const char *path)
+{
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	return n >= 5 && strncmp(path + n - 5, ".part", 5) == 0;
 }
 
 static int fail(const char *cmd, const bn_error *err, int rc)
@@ -375,6 +408,22 @@ static int run(args *a, int argc, char **argv)
 		return cli_usage_error(cmd, "no field given: use --field NAME");
 	if ((a->subbit & (SUB_BUILD | SUB_COUNT | SUB_MERGE)) && !a->output)
 		return cli_usage_error(cmd, "no output given: use -o %s", a->subbit == SUB_COUNT ? "PART" : "DIR");
+	if (a->part) {
+		/* a part keeps every count: selection and the directory's options come at the last merge */
+		const char *not_part = a->min_count ? "--min-count" : a->top_k ? "--top-k" : a->task ? "--task"
+				       : a->rules_path ? "--rules" : a->force ? "--force" : NULL;
+		if (not_part)
+			return cli_usage_error(cmd, "%s does not apply to 'vocab merge --part' (a part keeps every count)",
+					       not_part);
+	} else if ((a->subbit & (SUB_BUILD | SUB_MERGE)) && a->output && ends_with_part(a->output)) {
+		return cli_usage_error(cmd, "-o %s ends in .part but would become a vocabulary directory: %s", a->output,
+				       a->subbit == SUB_MERGE ? "merge into a part with --part, or name the directory otherwise"
+							      : "write a part with 'vocab count', or name the directory otherwise");
+	}
+	if (a->die_with_parent && cli_die_with_parent(cmd, a->parent) != BN_EXIT_OK)
+		return BN_EXIT_FAILURE;
+	if (a->source_name && ninputs != 1)
+		return cli_usage_error(cmd, "--source-name names one input; %zu given", ninputs);
 	if (a->subbit == SUB_REGEN && (!a->root || !a->task))
 		return cli_usage_error(cmd, "regen needs --root ROOT and --task NAME");
 	if (ninputs == 0)
@@ -406,7 +455,7 @@ static int run(args *a, int argc, char **argv)
 		ro.keep = (unsigned)a->keep;
 	ro.force = a->force;
 	rc = BN_OK;
-	if (a->subbit & (SUB_BUILD | SUB_MERGE))
+	if ((a->subbit & (SUB_BUILD | SUB_MERGE)) && !a->part)
 		rc = bn_vocab_write_check(a->output, &wo, &err);
 	else if (a->subbit == SUB_REGEN)
 		rc = bn_vocab_regen_check(&ro, &err);
@@ -434,14 +483,14 @@ static int run(args *a, int argc, char **argv)
 	}
 	for (size_t i = 0; i < ninputs; i++) {
 		rc = a->subbit == SUB_MERGE ? bn_vocab_counter_merge_part(c, inputs[i], &err)
-					    : bn_vocab_counter_add_avro(c, inputs[i], &err);
+					    : bn_vocab_counter_add_avro_named(c, inputs[i], a->source_name, &err);
 		if (rc < 0) {
 			exit_code = fail(cmd, &err, rc);
 			goto cleanup;
 		}
 	}
 
-	if (a->subbit == SUB_COUNT) {
+	if (a->subbit == SUB_COUNT || a->part) {
 		rc = bn_vocab_counter_write_part(c, a->output, &err);
 		if (rc < 0)
 			exit_code = fail(cmd, &err, rc);
@@ -504,6 +553,7 @@ int cmd_vocab(int argc, char **argv)
 	int exit_code;
 
 	memset(&a, 0, sizeof(a));
+	a.parent = getppid();
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		print_help(argc < 2 ? stderr : stdout, 0);
 		return argc < 2 ? BN_EXIT_USAGE : BN_EXIT_OK;

@@ -210,6 +210,14 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* What an input is called in the header, rejects, stats and messages. */
+static const char *input_name(const bn_ingest_options *opt, const char *path)
+{
+	if (opt->source_name)
+		return opt->source_name;
+	return strcmp(path, "-") == 0 ? "<stdin>" : path;
+}
+
 /* The header's bidnorm.sources: a JSON array of the input names. */
 static int sources_json(const bn_ingest_options *opt, bn_buf *b)
 {
@@ -217,10 +225,10 @@ static int sources_json(const bn_ingest_options *opt, bn_buf *b)
 	for (size_t i = 0; i < opt->ninputs; i++) {
 		if (i)
 			bad |= bn_jsonw_raw(b, ",");
-		bad |= bn_jsonw_cstr(b, strcmp(opt->inputs[i], "-") == 0 ? "<stdin>" : opt->inputs[i]);
+		bad |= bn_jsonw_cstr(b, input_name(opt, opt->inputs[i]));
 	}
 	if (!opt->ninputs)
-		bad |= bn_jsonw_cstr(b, "<stdin>");
+		bad |= bn_jsonw_cstr(b, input_name(opt, "-"));
 	bad |= bn_jsonw_raw(b, "]");
 	bad |= bn_buf_putc(b, '\0');
 	return bad ? BN_ENOMEM : BN_OK;
@@ -408,6 +416,14 @@ static int add_line(batch *b, const bn_line *line)
 	return BN_OK;
 }
 
+/* An error about the input names it as everything else does (the source reader knows only its path). */
+static void name_input_error(const run *r, const char *path, const char *name, bn_error *err)
+{
+	if (err && (!err->source[0] || (r->opt->source_name && (strcmp(err->source, path) == 0 ||
+								 strcmp(err->source, "<stdin>") == 0))))
+		bn_error_locate(err, name, err->line, err->column);
+}
+
 /*
  * Open input i: the caller's descriptor, or the file (opened here, so the
  * mode that limits the outputs is the one of the file that is read). *own_fd
@@ -443,9 +459,10 @@ static int ingest_input(run *r, const char *path, size_t input, bn_error *err)
 	bn_line line;
 	int rc, more = 1, own_fd;
 
-	in->name = strcmp(path, "-") == 0 ? "<stdin>" : path;
+	in->name = input_name(r->opt, path);
 	rc = open_input(r, &src, &so, input, path, &own_fd, err);
 	if (rc < 0) {
+		name_input_error(r, path, in->name, err);
 		if (own_fd >= 0)
 			close(own_fd);
 		return rc;
@@ -489,8 +506,8 @@ static int ingest_input(run *r, const char *path, size_t input, bn_error *err)
 done:
 	bn_source_get_stats(src, &in->src);
 	in->done = rc == 0;
-	if (rc < 0 && err && !err->source[0])
-		bn_error_locate(err, in->name, err->line, err->column);
+	if (rc < 0)
+		name_input_error(r, path, in->name, err);
 	bn_source_free(src);
 	if (own_fd >= 0)
 		close(own_fd);
@@ -544,6 +561,8 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 		return bn_error_set(err, BN_EUSAGE, "rules and output are required");
 	if (opt->threads > 256)
 		return bn_error_set(err, BN_EUSAGE, "threads must be between 1 and 256");
+	if (opt->source_name && opt->ninputs > 1)
+		return bn_error_set(err, BN_EUSAGE, "a source name names one input; %zu given", opt->ninputs);
 	if (opt->reject_raw < BN_REJECT_RAW_FULL || opt->reject_raw > BN_REJECT_RAW_NONE)
 		return bn_error_set(err, BN_EUSAGE, "reject_raw must be a bn_reject_raw");
 	/* Every option is checked before anything is read or written: a usage error leaves no file behind. */
@@ -599,8 +618,9 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 
 	/*
 	 * Rejects and stats are published even when the step fails: they say why.
-	 * They go first and the Avro last, so that a step that cannot write them
-	 * fails without having published its output.
+	 * Rejects and stats are written first, so that a step that cannot write
+	 * them fails without having published its output; the stats file is
+	 * renamed into place last, so that one saying "ok" means the Avro is there.
 	 */
 	if (r.rejects.open) {
 		bn_error e2;
@@ -620,11 +640,13 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	if (opt->stats_path && r.workers && !norms && rc == BN_OK)
 		rc = bn_error_set(err, BN_ENOMEM, "out of memory");
 	set_status(&r, rc, err);
+	bn_outfile stats_out = { .fd = -1 };
+	int stats_ready = 0;
 	if (opt->stats_path && norms) {
 		bn_error e2;
 		bn_error_clear(&e2);
-		prc = bn_stats_write(opt->stats_path, &r.stats, norms, nnorms, &e2);
-		stats_published = prc == BN_OK;
+		prc = bn_stats_prepare(&stats_out, opt->stats_path, &r.stats, norms, nnorms, &e2);
+		stats_ready = prc == BN_OK;
 		if (prc < 0 && rc == BN_OK) {
 			rc = prc;
 			if (err)
@@ -635,13 +657,29 @@ int bn_ingest_run(const bn_ingest_options *opt, bn_ingest_summary *summary, bn_e
 	if (rc == BN_OK) {
 		rc = bn_outfile_commit(&r.avro, err);
 		output_published = rc == BN_OK;
-		if (rc < 0 && opt->stats_path && norms) {
-			/* The stats file said "ok": correct it. */
+		if (rc < 0 && stats_ready) {
+			/* the prepared stats file says "ok": replace it */
+			bn_outfile_abort(&stats_out);
+			stats_ready = 0;
 			set_status(&r, rc, err);
-			bn_stats_write(opt->stats_path, &r.stats, norms, nnorms, NULL);
+			stats_published = bn_stats_write(opt->stats_path, &r.stats, norms, nnorms, NULL) == BN_OK;
 		}
 	} else {
 		bn_outfile_abort(&r.avro);
+	}
+	if (stats_ready) {
+		bn_error e2;
+		bn_error_clear(&e2);
+		prc = bn_outfile_commit(&stats_out, &e2);
+		stats_published = prc == BN_OK;
+		if (prc < 0 && rc == BN_OK) {
+			/* a failed step publishes no Avro: take back the one just renamed into place */
+			if (strcmp(opt->output, "-") != 0 && unlink(opt->output) == 0)
+				output_published = 0;
+			rc = prc;
+			if (err)
+				*err = e2;
+		}
 	}
 	if (summary) {
 		summary->records_read = r.stats.read;

@@ -145,8 +145,15 @@ cleanup:
 int bn_stats_write(const char *path, const bn_run_stats *run, bn_normalizer *const *norms, size_t nnorms,
 		   bn_error *err)
 {
-	bn_buf b = { 0 };
 	bn_outfile out;
+	int rc = bn_stats_prepare(&out, path, run, norms, nnorms, err);
+	return rc == BN_OK ? bn_outfile_commit(&out, err) : rc;
+}
+
+int bn_stats_prepare(bn_outfile *out, const char *path, const bn_run_stats *run, bn_normalizer *const *norms,
+		     size_t nnorms, bn_error *err)
+{
+	bn_buf b = { 0 };
 	int first = 1, bad = 0, rc;
 	const bn_rules *rules = run->rules;
 	bn_field_stats sum;
@@ -199,14 +206,14 @@ int bn_stats_write(const char *path, const bn_run_stats *run, bn_normalizer *con
 		bn_buf_free(&b);
 		return bn_error_set(err, BN_ENOMEM, "out of memory writing stats");
 	}
-	rc = bn_outfile_open(&out, path, err);
-	out.limit = run->limit;
+	rc = bn_outfile_open(out, path, err);
+	out->limit = run->limit;
 	if (rc == BN_OK)
-		rc = bn_outfile_write(&out, b.data, b.size, err);
+		rc = bn_outfile_write(out, b.data, b.size, err);
 	if (rc == BN_OK)
-		rc = bn_outfile_commit(&out, err);
-	else
-		bn_outfile_abort(&out);
+		rc = bn_outfile_flush(out, err);
+	if (rc < 0)
+		bn_outfile_abort(out);
 	bn_buf_free(&b);
 	return rc;
 }

@@ -42,4 +42,12 @@ typedef struct bn_run_stats {
 int bn_stats_write(const char *path, const bn_run_stats *run, bn_normalizer *const *norms, size_t nnorms,
 		   bn_error *err);
 
+/*
+ * bn_stats_write without the rename: the JSON is written to a temporary file of *out (opened
+ * here) and flushed; the caller publishes it with bn_outfile_commit or drops it with
+ * bn_outfile_abort (the handle is closed on failure).
+ */
+int bn_stats_prepare(bn_outfile *out, const char *path, const bn_run_stats *run, bn_normalizer *const *norms,
+		     size_t nnorms, bn_error *err);
+
 #endif

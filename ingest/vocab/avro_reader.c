@@ -18,6 +18,7 @@
 
 #include "record/json.h"
 #include "util/buf.h"
+#include "util/sha256.h"
 
 #define SYNC_SIZE 16
 /* No writer (nor Java's reader) accepts a block over 2 GiB; a bigger claim is corruption or a bomb. */
@@ -250,6 +251,25 @@ const char *bn_avro_reader_schema(const bn_avro_reader *r)
 bn_codec bn_avro_reader_codec(const bn_avro_reader *r)
 {
 	return r->codec;
+}
+
+void bn_avro_reader_identity(const bn_avro_reader *r, unsigned char out[BN_AVRO_IDENTITY_SIZE])
+{
+	enum { END = 64 * 1024 };
+	unsigned char size[8], digest[BN_SHA256_SIZE];
+	bn_sha256 sha;
+	size_t head = r->size < END ? r->size : END;
+	size_t tail = r->size - head < END ? r->size - head : END;
+	for (int i = 0; i < 8; i++)
+		size[i] = (unsigned char)((uint64_t)r->size >> (8 * i));
+	bn_sha256_init(&sha);
+	bn_sha256_update(&sha, size, sizeof(size));
+	if (head)
+		bn_sha256_update(&sha, r->map, head);
+	if (tail)
+		bn_sha256_update(&sha, r->map + r->size - tail, tail);
+	bn_sha256_final(digest, &sha);
+	memcpy(out, digest, BN_AVRO_IDENTITY_SIZE);
 }
 
 uint64_t bn_avro_reader_block_offset(const bn_avro_reader *r)

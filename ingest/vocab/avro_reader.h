@@ -49,6 +49,15 @@ bn_codec bn_avro_reader_codec(const bn_avro_reader *r);
 int bn_avro_reader_next_block(bn_avro_reader *r, const char **data, size_t *size, uint64_t *count,
 			      bn_error *err);
 
+/*
+ * The file's identity, so a file counted twice shows: the first 16 bytes of the SHA-256 of its
+ * size (8 bytes, little-endian), its first 64 KiB and its last 64 KiB (the whole file when smaller).
+ * Two files share it only when they are byte-identical, in all likelihood: sync markers alone
+ * do not do, as a writer may derive them from the header, which repeats across files.
+ */
+#define BN_AVRO_IDENTITY_SIZE 16
+void bn_avro_reader_identity(const bn_avro_reader *r, unsigned char out[BN_AVRO_IDENTITY_SIZE]);
+
 /* File offset of the block last returned (for messages). */
 uint64_t bn_avro_reader_block_offset(const bn_avro_reader *r);
 

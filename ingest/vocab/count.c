@@ -21,8 +21,8 @@
 /* Token storage comes in chunks this big; memory accounting rounds up to it. */
 #define ARENA_CHUNK (1024 * 1024)
 
+/* Version 2 added each input's text repair version and identity; version 1 parts are still read. */
 static const char part_magic[8] = "BNVOCNT2";
-/* Version 1 had no text repair version per input: its inputs were written by repair version 1. */
 static const char part_magic_v1[8] = "BNVOCNT1";
 static const char part_end[8] = "BNVOCEND";
 
@@ -540,13 +540,24 @@ int bn_vocab_counter_spill_to(bn_vocab_counter *c, const char *dir, bn_error *er
 }
 
 /*
- * Record an input, refusing one whose rules hash or text repair version
- * differs from the first's unless mixing is allowed: either changes tokens.
+ * Record an input, refusing one already counted (the same Avro file by its identity: a file
+ * given twice, a part merged twice, or parts sharing an input) and one whose rules hash or
+ * text repair version differs from the first's unless mixing is allowed: either changes
+ * tokens. id is NULL for inputs of a version-1 part.
  */
 static int add_input(bn_vocab_counter *c, const char *path, const char *sha, size_t sha_len, const char *version,
-		     size_t version_len, const char *repair, size_t repair_len, bn_vinput **out, bn_error *err)
+		     size_t version_len, const char *repair, size_t repair_len, const unsigned char *id,
+		     bn_vinput **out, bn_error *err)
 {
 	bn_vinput *in;
+	for (size_t i = 0; id && i < c->ninputs; i++) {
+		if (c->inputs[i].has_id && memcmp(c->inputs[i].id, id, BN_VINPUT_ID_SIZE) == 0)
+			return bn_error_set(err, BN_EUSAGE,
+					    "input '%s' is already counted (the same Avro file as '%s', by size and content): "
+					    "a file given twice, a part merged twice or parts sharing an input would count "
+					    "it twice",
+					    path, c->inputs[i].path);
+	}
 	if (c->ninputs && !c->allow_mixed_rules &&
 	    (strlen(c->inputs[0].rules_sha256) != sha_len || memcmp(c->inputs[0].rules_sha256, sha, sha_len) != 0)) {
 		bn_error_locate(err, path, 0, 0);
@@ -577,11 +588,32 @@ static int add_input(bn_vocab_counter *c, const char *path, const char *sha, siz
 	in->rules_sha256 = strndup(sha, sha_len);
 	in->version = strndup(version, version_len);
 	in->text_repair = strndup(repair, repair_len);
+	if (id) {
+		memcpy(in->id, id, BN_VINPUT_ID_SIZE);
+		in->has_id = 1;
+	}
 	c->ninputs++;
 	if (!in->path || !in->rules_sha256 || !in->version || !in->text_repair)
 		return oom(err);
 	*out = in;
 	return BN_OK;
+}
+
+static int input_cmp(const void *a, const void *b)
+{
+	const bn_vinput *x = a, *y = b;
+	int d = strcmp(x->path, y->path);
+	if (d)
+		return d;
+	if (x->has_id != y->has_id)
+		return x->has_id - y->has_id;
+	return memcmp(x->id, y->id, BN_VINPUT_ID_SIZE);
+}
+
+void bn_vcounter_sort_inputs(bn_vocab_counter *c)
+{
+	if (c->ninputs > 1)
+		qsort(c->inputs, c->ninputs, sizeof(*c->inputs), input_cmp);
 }
 
 /* The next record stamp; when it wraps, every table forgets the old ones. */
@@ -596,6 +628,11 @@ static uint32_t next_stamp(bn_vocab_counter *c)
 }
 
 int bn_vocab_counter_add_avro(bn_vocab_counter *c, const char *path, bn_error *err)
+{
+	return bn_vocab_counter_add_avro_named(c, path, NULL, err);
+}
+
+int bn_vocab_counter_add_avro_named(bn_vocab_counter *c, const char *path, const char *name, bn_error *err)
 {
 	bn_avro_reader *r = NULL;
 	bn_avro_decoder *d = NULL;
@@ -621,9 +658,14 @@ int bn_vocab_counter_add_avro(bn_vocab_counter *c, const char *path, bn_error *e
 		repair = "1";
 		repair_len = 1;
 	}
-	rc = add_input(c, path, sha ? sha : "", sha_len, ver ? ver : "", ver_len, repair, repair_len, &in, err);
-	if (rc < 0)
+	unsigned char id[BN_VINPUT_ID_SIZE];
+	bn_avro_reader_identity(r, id);
+	rc = add_input(c, name ? name : path, sha ? sha : "", sha_len, ver ? ver : "", ver_len, repair, repair_len, id,
+		       &in, err);
+	if (rc < 0) {
+		bn_error_locate(err, path, 0, 0);
 		goto cleanup;
+	}
 
 	/* the fields to decode: counted ones, then filter fields not already among them */
 	rc = BN_ENOMEM;
@@ -860,6 +902,7 @@ int bn_vocab_counter_write_part(bn_vocab_counter *c, const char *path, bn_error 
 	if (rc < 0)
 		goto cleanup;
 	opened = 1;
+	bn_vcounter_sort_inputs(c);
 	bad |= bn_buf_append(&b, part_magic, sizeof(part_magic)) | put_uv(&b, c->nfields);
 	for (size_t i = 0; i < c->nfields; i++)
 		bad |= put_str(&b, c->fields[i], strlen(c->fields[i]));
@@ -872,7 +915,8 @@ int bn_vocab_counter_write_part(bn_vocab_counter *c, const char *path, bn_error 
 		bad |= put_str(&b, in->path, strlen(in->path)) | put_str(&b, in->rules_sha256, strlen(in->rules_sha256)) |
 		       put_str(&b, in->version, strlen(in->version)) |
 		       put_str(&b, in->text_repair, strlen(in->text_repair)) | put_uv(&b, in->rows_scanned) |
-		       put_uv(&b, in->rows_matched);
+		       put_uv(&b, in->rows_matched) |
+		       put_str(&b, (const char *)in->id, in->has_id ? BN_VINPUT_ID_SIZE : 0);
 	}
 	for (size_t i = 0; i < c->nfields && !bad; i++) {
 		bn_vtable *t = &c->tables[i];
@@ -1019,15 +1063,14 @@ int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error 
 	char **fields = NULL, **where = NULL;
 	size_t nfields = 0, nwhere = 0, n;
 	const char *s;
-	int rc, v1 = 0;
+	int rc;
 
 	bn_error_clear(err);
 	rc = part_open(&b, path, err);
 	if (rc < 0)
 		goto cleanup;
-	if (b.size >= sizeof(part_magic_v1) && memcmp(b.data, part_magic_v1, sizeof(part_magic_v1)) == 0)
-		v1 = 1;
-	else if (b.size < sizeof(part_magic) || memcmp(b.data, part_magic, sizeof(part_magic)) != 0) {
+	int v1 = b.size >= sizeof(part_magic_v1) && memcmp(b.data, part_magic_v1, sizeof(part_magic_v1)) == 0;
+	if (!v1 && (b.size < sizeof(part_magic) || memcmp(b.data, part_magic, sizeof(part_magic)) != 0)) {
 		bn_error_locate(err, path, 0, 0);
 		rc = bn_error_set(err, BN_ECORRUPT, "not a bidnorm partial counts file (written by 'bidnorm vocab count')");
 		goto cleanup;
@@ -1094,14 +1137,18 @@ int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error 
 		if (!v1)
 			tr = get_str(&r, &tn);
 		uint64_t scanned = get_uv(&r), matched = get_uv(&r);
-		if (r.bad)
+		size_t idn = 0;
+		const char *id = v1 ? "" : get_str(&r, &idn);
+		if (r.bad || (idn != 0 && idn != BN_VINPUT_ID_SIZE)) {
+			r.bad = 1;
 			break;
+		}
 		char *pz = strndup(p, pn);
 		if (!pz) {
 			rc = oom(err);
 			goto cleanup;
 		}
-		rc = add_input(c, pz, sha, sn, ver, vn, tr, tn, &in, err);
+		rc = add_input(c, pz, sha, sn, ver, vn, tr, tn, idn ? (const unsigned char *)id : NULL, &in, err);
 		free(pz);
 		if (rc < 0) {
 			if (rc == BN_EUSAGE)

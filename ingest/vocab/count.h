@@ -191,8 +191,13 @@ void bn_where_free(bn_where *w);
 
 /* ---- the counter (shared with vocab.c) ---- */
 
+/* An Avro file's identity (bn_avro_reader_identity): equal only for byte-identical files. */
+#define BN_VINPUT_ID_SIZE BN_AVRO_IDENTITY_SIZE
+
 typedef struct bn_vinput {
-	char *path;
+	char *path;                /* the name recorded: the path given, or --source-name */
+	unsigned char id[BN_VINPUT_ID_SIZE];
+	int has_id;                /* 0 for inputs of a version-1 part, which carried no identity */
 	char *rules_sha256;
 	char *version;
 	char *text_repair;      /* the text step's repair version (bidnorm.text_repair; "1" before it was recorded) */
@@ -214,5 +219,8 @@ struct bn_vocab_counter {
 	bn_vinput *inputs;
 	size_t ninputs, cap_inputs;
 };
+
+/* Sort the inputs by name, then identity: parts and manifests list them so, whatever the order of counting. */
+void bn_vcounter_sort_inputs(bn_vocab_counter *c);
 
 #endif

@@ -788,6 +788,7 @@ int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *
 			goto cleanup;
 		out->tokens_written += sel[i].kept;
 	}
+	bn_vcounter_sort_inputs(c);
 	rc = write_manifest(&man, c, sel, sha, &opt);
 	if (rc < 0) {
 		oom(err);

@@ -1061,10 +1061,12 @@ Test(vocab, parts_merge_to_the_same_counts, .init = make_scratch, .fini = drop_s
 	cr_assert_eq(bn_vocab_counter_merge_part(m, po, &err), BN_EUSAGE);
 	cr_assert_str_eq(err.message, "counts fields or --where filters differ from the first part's (fields s, ..., 1 filters)");
 
-	/* truncated and foreign files */
+	/* truncated and foreign files (into a fresh counter: m already holds pa's input) */
 	size_t size;
 	char *data = read_text(pa, &size);
 	write_bytes(po, data, size - 3);
+	bn_vocab_counter_free(m);
+	m = counter(NULL, 0, NULL, 0);
 	cr_assert_eq(bn_vocab_counter_merge_part(m, po, &err), BN_ECORRUPT);
 	cr_assert(strncmp(err.message, "truncated or corrupt partial counts file (at byte ", 50) == 0, "%s", err.message);
 	write_bytes(po, "hello", 5);
@@ -1075,6 +1077,116 @@ Test(vocab, parts_merge_to_the_same_counts, .init = make_scratch, .fini = drop_s
 	bn_vocab_counter_free(whole);
 	bn_vocab_counter_free(ca);
 	bn_vocab_counter_free(cb);
+	bn_vocab_counter_free(m);
+}
+
+/* Parts merge as a tree in any order; the same Avro file is never counted twice. */
+Test(vocab, parts_merge_as_a_tree_and_refuse_an_input_twice, .init = make_scratch, .fini = drop_scratch)
+{
+	const char *f[] = { "s", "arr" };
+	char a[700], b[700], c3[700], pa[700], pb[700], pc[700], pab[700], pba[700], pabc[700], pcab[700];
+	bn_error err;
+	snprintf(a, sizeof(a), "%s", in_scratch("a.avro"));
+	snprintf(b, sizeof(b), "%s", in_scratch("b.avro"));
+	snprintf(c3, sizeof(c3), "%s", in_scratch("c.avro"));
+	snprintf(pa, sizeof(pa), "%s", in_scratch("a.part"));
+	snprintf(pb, sizeof(pb), "%s", in_scratch("b.part"));
+	snprintf(pc, sizeof(pc), "%s", in_scratch("c.part"));
+	snprintf(pab, sizeof(pab), "%s", in_scratch("ab.part"));
+	snprintf(pba, sizeof(pba), "%s", in_scratch("ba.part"));
+	snprintf(pabc, sizeof(pabc), "%s", in_scratch("abc.part"));
+	snprintf(pcab, sizeof(pcab), "%s", in_scratch("cab.part"));
+	write_avro(a, BN_CODEC_DEFLATE, sample, 2, 2, sha_a);
+	write_avro(b, BN_CODEC_SNAPPY, sample + 2, 2, 2, sha_a);
+	write_avro(c3, BN_CODEC_NULL, sample, 4, 3, sha_a);
+	const char *avros[] = { a, b, c3 }, *parts[] = { pa, pb, pc };
+	for (int i = 0; i < 3; i++) {
+		bn_vocab_counter *k = counter(f, 2, NULL, 0);
+		cr_assert_eq(bn_vocab_counter_add_avro(k, avros[i], &err), BN_OK, "%s", err.message);
+		cr_assert_eq(bn_vocab_counter_write_part(k, parts[i], &err), BN_OK, "%s", err.message);
+		bn_vocab_counter_free(k);
+	}
+	/* (a b) c and c (b a): a merged part is a part, and the bytes do not depend on the order */
+	const char *ab[] = { pa, pb }, *ba[] = { pb, pa }, *ab_c[] = { pab, pc }, *c_ba[] = { pc, pba };
+	const char *const *plans[] = { ab, ba, ab_c, c_ba };
+	const char *outs[] = { pab, pba, pabc, pcab };
+	for (int i = 0; i < 4; i++) {
+		bn_vocab_counter *k = counter(NULL, 0, NULL, 0);
+		cr_assert_eq(bn_vocab_counter_merge_part(k, plans[i][0], &err), BN_OK, "%s", err.message);
+		cr_assert_eq(bn_vocab_counter_merge_part(k, plans[i][1], &err), BN_OK, "%s", err.message);
+		cr_assert_eq(bn_vocab_counter_write_part(k, outs[i], &err), BN_OK, "%s", err.message);
+		bn_vocab_counter_free(k);
+	}
+	size_t n1, n2;
+	char *x = read_text(pab, &n1), *y = read_text(pba, &n2);
+	cr_assert(n1 == n2 && memcmp(x, y, n1) == 0, "merging a, b and b, a gave different parts");
+	free(x);
+	free(y);
+	x = read_text(pabc, &n1);
+	y = read_text(pcab, &n2);
+	cr_assert(n1 == n2 && memcmp(x, y, n1) == 0, "two trees over the same inputs gave different parts");
+	free(x);
+	free(y);
+	bn_vocab_counter *whole = counter(f, 2, NULL, 0), *m = counter(NULL, 0, NULL, 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(bn_vocab_counter_add_avro(whole, avros[i], &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_merge_part(m, pabc, &err), BN_OK);
+	for (size_t i = 0; i < 2; i++) {
+		cr_assert_eq(bn_vocab_counter_distinct(m, i), bn_vocab_counter_distinct(whole, i));
+		cr_assert_eq(bn_vocab_counter_occurrences(m, i), bn_vocab_counter_occurrences(whole, i));
+	}
+	cr_assert_eq(get(m, 0, "a"), get(whole, 0, "a"));
+
+	/* the same part twice, and overlapping subtrees, are refused naming the input */
+	char want[2048];
+	bn_vocab_counter_free(m);
+	m = counter(NULL, 0, NULL, 0);
+	cr_assert_eq(bn_vocab_counter_merge_part(m, pa, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_merge_part(m, pa, &err), BN_EUSAGE);
+	snprintf(want, sizeof(want), "input '%s' is already counted (the same Avro file as '%s', by size and content): "
+		 "a file given twice, a part merged twice or parts sharing an input would count it twice", a, a);
+	cr_assert_str_eq(err.message, want);
+	cr_assert_str_eq(err.source, pa);
+	bn_vocab_counter_free(m);
+	m = counter(NULL, 0, NULL, 0);
+	cr_assert_eq(bn_vocab_counter_merge_part(m, pab, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_merge_part(m, pabc, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.source, pabc);
+	/* an Avro file given twice, under any name */
+	bn_vocab_counter_free(m);
+	m = counter(f, 2, NULL, 0);
+	cr_assert_eq(bn_vocab_counter_add_avro_named(m, a, "s3://logs/a.avro", &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_add_avro(m, a, &err), BN_EUSAGE);
+	snprintf(want, sizeof(want), "input '%s' is already counted (the same Avro file as 's3://logs/a.avro', by size and "
+		 "content): a file given twice, a part merged twice or parts sharing an input would count it twice", a);
+	cr_assert_str_eq(err.message, want);
+	cr_assert_str_eq(err.source, a);
+	/* files that share header and codec but hold other records are other inputs */
+	bn_vocab_counter_free(m);
+	m = counter(f, 2, NULL, 0);
+	write_avro(a, BN_CODEC_NULL, sample, 3, 3, sha_a);
+	write_avro(b, BN_CODEC_NULL, sample + 1, 3, 3, sha_a);
+	cr_assert_eq(bn_vocab_counter_add_avro(m, a, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(bn_vocab_counter_add_avro(m, b, &err), BN_OK, "%s", err.message);
+	bn_vocab_counter_free(m);
+	bn_vocab_counter_free(whole);
+}
+
+/* A version-1 part (no identities) still merges. */
+Test(vocab, version_1_parts_still_merge, .init = make_scratch, .fini = drop_scratch)
+{
+	/* magic, 1 field "s", 0 filters, 1 input (path "x", sha "h", version "v", 3 scanned, 3 matched),
+	   field s: 3 occurrences, 2 distinct: "a" 2, "b" 1 */
+	static const char v1[] = "BNVOCNT1\x01\x01s\x00\x01\x01x\x01h\x01v\x03\x03\x03\x02\x01" "a\x02\x01" "b\x01"
+				 "BNVOCEND";
+	const char *p = in_scratch("v1.part");
+	bn_error err;
+	write_bytes(p, v1, sizeof(v1) - 1);
+	bn_vocab_counter *m = counter(NULL, 0, NULL, 0);
+	cr_assert_eq(bn_vocab_counter_merge_part(m, p, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(get(m, 0, "a"), 2);
+	cr_assert_eq(get(m, 0, "b"), 1);
+	cr_assert_eq(bn_vocab_counter_rows_scanned(m), 3);
 	bn_vocab_counter_free(m);
 }
 

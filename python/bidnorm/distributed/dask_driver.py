@@ -1,0 +1,252 @@
+"""The Dask driver: ingest as one task per input, and vocabularies as counts per file reduced by a
+tree of part merges. Only file names and small JSON results travel through the engine.
+
+    from distributed import Client
+    from bidnorm.distributed import ingest, vocab
+    with Client("tcp://scheduler:8786") as client:
+        report = ingest(client, inputs, "out/2026-11-20")       # report.exit_code as the CLI's
+        report = vocab(client, avros, "vocab/install", fields=["app_bundle"], options=["--min-count", "20"])
+"""
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
+
+from distributed import Client, as_completed
+
+from . import unit
+from .unit import EXIT_FAILURE, EXIT_IO, EXIT_OK, EXIT_REJECTS, EXIT_RULES, EXIT_USAGE
+
+Result = Dict[str, Any]
+
+
+@dataclass
+class Report:
+    """What a driver run did. exit_code follows the bidnorm command's table."""
+    exit_code: int = EXIT_OK
+    committed: List[Result] = field(default_factory=list)   # committed by this run
+    skipped: List[Result] = field(default_factory=list)     # committed by an earlier run (resume)
+    failed: List[Result] = field(default_factory=list)      # permanent failures, quarantined
+    lost: List[Result] = field(default_factory=list)        # retries exhausted (workers lost, exit 1)
+    totals: Dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    message: str = ""
+
+
+def _exit_code(failed: Sequence[Result], lost: Sequence[Result]) -> int:
+    """One code for many inputs: the most fundamental problem wins (rules, then usage, I/O, rejects, other)."""
+    codes = {r.get("exit_code") for r in failed}
+    for code in (EXIT_RULES, EXIT_USAGE, EXIT_IO, EXIT_REJECTS):
+        if code in codes:
+            return code
+    return EXIT_FAILURE if lost or failed else EXIT_OK
+
+
+class _Progress:
+    """One line on stderr, rewritten in place, when stderr is a terminal."""
+
+    def __init__(self, what: str, total: int, show: bool, stream: TextIO = sys.stderr) -> None:
+        self.what, self.total, self.stream = what, total, stream
+        self.on = show and stream.isatty()
+        self.started = time.monotonic()
+
+    def show(self, done: int, failed: int) -> None:
+        if self.on:
+            self.stream.write(f"\r\033[Kbidnorm {self.what}: {done}/{self.total} done, {failed} failed, "
+                              f"{time.monotonic() - self.started:.0f} s")
+            self.stream.flush()
+
+    def end(self) -> None:
+        if self.on:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _journal(out: str, entry: Dict[str, Any]) -> None:
+    path = os.path.join(out, "_bidnorm", "journal.jsonl")
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _plan(inputs: Sequence[str]) -> Dict[str, str]:
+    """stem -> absolute input; two inputs with one stem would overwrite each other: ValueError."""
+    by_stem: Dict[str, str] = {}
+    for p in inputs:
+        a = os.path.abspath(p)
+        s = unit.stem(a)
+        if s in by_stem and by_stem[s] != a:
+            raise ValueError(f"{by_stem[s]} and {a} would both be written as {s}.avro: rename one")
+        by_stem[s] = a
+    return by_stem
+
+
+def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence[str] = (),
+           retries: int = 2, retry_failed: bool = False, names: Optional[Dict[str, str]] = None,
+           progress: Optional[Callable[[int, int], None]] = None, show_progress: bool = True) -> Report:
+    """Ingest every input into folder out (layout: bidnorm.distributed.unit), one task per input.
+
+    options: extra `bidnorm ingest` arguments (--rules with an absolute path, --codec, ...).
+    Inputs committed by an earlier run are skipped, and inputs quarantined by one are reported
+    again unless retry_failed. A task whose worker is lost is run again by the scheduler (up to
+    its allowed-failures); an attempt that fails in a way a retry may fix (exit 1, killed) is
+    retried `retries` times; permanent failures (exit 2-5) are quarantined and never retried.
+    names: input path -> the name recorded for it (e.g. its object URL). progress(done, total) is
+    called after each input; show_progress: a progress line on stderr when it is a terminal.
+    Writes OUT/_SUCCESS when every input is committed.
+    """
+    started = time.monotonic()
+    report = Report()
+    out = os.path.abspath(out)
+    try:
+        plan = _plan(inputs)
+    except ValueError as e:
+        report.exit_code, report.message = EXIT_USAGE, str(e)
+        return report
+    os.makedirs(os.path.join(out, "_bidnorm", "staging"), exist_ok=True)
+    try:
+        os.unlink(os.path.join(out, "_SUCCESS"))
+    except FileNotFoundError:
+        pass
+    run_id = uuid.uuid4().hex[:12]
+    todo = []
+    for s, inp in plan.items():
+        paths = unit.layout(out, s)
+        if os.path.exists(paths["record"]):
+            # finishes an interrupted commit, then reports it
+            report.skipped.append(unit.ingest_unit({"input": inp, "output_dir": out}))
+            continue
+        err = os.path.join(paths["quarantine"], s + ".error.json")
+        if os.path.exists(err) and not retry_failed:
+            with open(err, encoding="utf-8") as f:
+                report.failed.append(json.load(f))
+            continue
+        todo.append({"op": "ingest", "input": inp, "output_dir": out, "options": list(options),
+                     **({"name": names[inp]} if names and inp in names else {})})
+    bar = _Progress("ingest", len(todo), show_progress)
+    futures = client.map(unit.run_unit, todo, key=[f"bidnorm-ingest-{run_id}-{i}" for i in range(len(todo))],
+                         retries=retries, pure=False)
+    task_of = {f.key: t for f, t in zip(futures, todo)}
+    done = 0
+    for fut in as_completed(futures):
+        task = task_of[fut.key]
+        try:
+            res = fut.result()
+        except Exception as e:  # the worker was lost too often, or every retry failed
+            res = {"op": "ingest", "input": task["input"], "stem": unit.stem(task["input"]), "status": "lost",
+                   "exit_code": EXIT_FAILURE, "error": f"{type(e).__name__}: {e}"}
+        fut.release()
+        done += 1
+        {"committed": report.committed, "failed": report.failed}.get(res.get("status"), report.lost).append(res)
+        _journal(out, {"run": run_id, "time": time.time(), **{k: res.get(k) for k in (
+            "input", "stem", "status", "exit_code", "error", "records_read", "records_written", "records_rejected",
+            "attempt")}})
+        bar.show(done, len(report.failed) + len(report.lost))
+        if progress:
+            progress(done, len(todo))
+    bar.end()
+    # attempts that lost their worker leave a staging folder: nothing runs now, remove them
+    staging = os.path.join(out, "_bidnorm", "staging")
+    for name in os.listdir(staging):
+        shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
+    totals = {"records_read": 0, "records_written": 0, "records_rejected": 0}
+    for r in report.committed + report.skipped:
+        for k in totals:
+            totals[k] += int(r.get(k) or 0)
+    report.totals = totals
+    report.exit_code = _exit_code(report.failed, report.lost)
+    if totals["records_read"] != totals["records_written"] + totals["records_rejected"]:
+        report.exit_code = EXIT_FAILURE
+        report.message = "totals do not reconcile: " + json.dumps(totals)
+    if report.exit_code == EXIT_OK:
+        with open(os.path.join(out, "_SUCCESS"), "w", encoding="utf-8"):
+            pass
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def vocab(client: Client, inputs: Sequence[str], out: str, *, fields: Sequence[str], where: Sequence[str] = (),
+          count_options: Sequence[str] = (), options: Sequence[str] = (), fan_in: int = 8,
+          work_dir: Optional[str] = None, retries: int = 2) -> Report:
+    """A vocabulary directory out from Avro inputs: `vocab count` per input, `vocab merge --part` over
+    groups of fan_in parts until at most fan_in remain, then one `vocab merge` into out with options
+    (--min-count, --top-k, --task, --rules, --force). The files equal one `bidnorm vocab build` over
+    the same inputs (the manifest's "resources" aside). Parts go to a folder beside out (or in
+    work_dir), removed at the end.
+    """
+    started = time.monotonic()
+    report = Report()
+    if fan_in < 2:
+        report.exit_code, report.message = EXIT_USAGE, "the fan-in must be at least 2"
+        return report
+    out = os.path.abspath(out)
+    run_id = uuid.uuid4().hex[:12]
+    work = os.path.join(work_dir or os.path.dirname(out), f".{os.path.basename(out)}.parts-{run_id}")
+    os.makedirs(work)
+    try:
+        level: List[Any] = client.map(
+            unit.run_unit,
+            # recorded under the names given, so the manifest is the one `vocab build` would write
+            [{"op": "count", "input": os.path.abspath(p), "part": os.path.join(work, f"c{i}.part"),
+              "fields": list(fields), "where": list(where), "options": list(count_options),
+              **({"name": p} if p != os.path.abspath(p) else {})}
+             for i, p in enumerate(inputs)],
+            key=[f"bidnorm-count-{run_id}-{i}" for i in range(len(inputs))], retries=retries, pure=False)
+        depth = 0
+        while len(level) > fan_in:
+            depth += 1
+            nxt = []
+            for g in range(0, len(level), fan_in):
+                group = level[g:g + fan_in]
+                nxt.append(client.submit(_merge_after, group, os.path.join(work, f"m{depth}-{g // fan_in}.part"),
+                                         key=f"bidnorm-merge-{run_id}-{depth}-{g // fan_in}", retries=retries,
+                                         pure=False))
+            level = nxt
+        final = client.submit(_merge_after, level, out, options=list(options), final=True,
+                              key=f"bidnorm-merge-{run_id}-final", retries=retries, pure=False)
+        try:
+            res = final.result()
+        except Exception as e:  # a count or merge failed: the first failure, as the CLI reports it
+            res = _failure_of(e)
+        (report.committed if res.get("status") == "ok" else report.failed).append(res)
+        report.exit_code = EXIT_OK if res.get("status") == "ok" else int(res.get("exit_code") or EXIT_FAILURE)
+        report.message = res.get("error") or ""
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+class UnitFailed(Exception):
+    """A count or merge failed for good; carries its result so the driver reports it as the CLI would."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.get("error") or "failed")
+        self.result = result
+
+    def __reduce__(self) -> Any:
+        return (UnitFailed, (self.result,))
+
+
+def _failure_of(e: Exception) -> Result:
+    if isinstance(e, UnitFailed):
+        return e.result
+    return {"status": "failed", "exit_code": EXIT_FAILURE, "error": f"{type(e).__name__}: {e}"}
+
+
+def _merge_after(results: List[Result], output: str, options: Sequence[str] = (), final: bool = False) -> Result:
+    """Runs on a worker once the group's counts or merges are done: merge their parts."""
+    for r in results:
+        if r.get("status") != "ok":
+            raise UnitFailed(r)
+    parts = [r["part"] if r["op"] == "count" else r["output"] for r in results]
+    res = unit.run_unit({"op": "merge", "parts": parts, "output": output, "part": not final,
+                         "options": list(options)})
+    if res["status"] != "ok":
+        raise UnitFailed(res)
+    return res

@@ -1,0 +1,315 @@
+"""bidnorm.distributed on a real Dask cluster: a scheduler and 2 worker processes (with their nannies)
+on 127.0.0.1, every listener on loopback. Ingest with one worker killed (SIGKILL) while its bidnorm
+runs, a corrupt input, a rerun that resumes; vocab as a tree of merges equal to one build."""
+import importlib.util
+import json
+import os
+import pty
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+from common import BIDNORM, SAMPLE_12, SAMPLE_13, bidnorm, read_bytes
+
+HAVE_DASK = importlib.util.find_spec("distributed") is not None
+
+if HAVE_DASK:
+    from distributed import Client
+
+    from bidnorm import distributed as bd
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "e2e"))
+from e2e import read_records  # noqa: E402  pylint: disable=wrong-import-position
+
+COPIES = 6        # sample copies per input: each ingest runs long enough to be killed in the middle
+
+
+def children(pid):
+    """Direct children of pid (from /proc)."""
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(p))
+            except (OSError, IndexError):
+                pass
+    return out
+
+
+def descendants(pid):
+    todo, seen = [pid], []
+    while todo:
+        p = todo.pop()
+        seen.append(p)
+        todo.extend(children(p))
+    return seen
+
+
+def gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def listening_addresses(pids):
+    """Local addresses of the TCP sockets the processes listen on, as 'a.b.c.d' or an IPv6 hex string."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+        except OSError:
+            pass
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for row in f.read().splitlines()[1:]:
+                cols = row.split()
+                if cols[3] == "0A" and cols[9] in inodes:     # LISTEN
+                    addr = cols[1].split(":")[0]
+                    if len(addr) == 8:
+                        addr = ".".join(str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0))
+                    found.append(addr)
+    return found
+
+
+@unittest.skipUnless(HAVE_DASK, "python3-distributed is not installed (tools/setup installs it on Debian)")
+class DaskCluster(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        d = cls.tmp.name
+        env = dict(os.environ)
+        sched_file = os.path.join(d, "scheduler.json")
+        cls.procs = [subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+             "--dashboard-address", "127.0.0.1:0", "--scheduler-file", sched_file],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=d)]
+        deadline = time.monotonic() + 30
+        while not os.path.exists(sched_file) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for _ in range(2):
+            cls.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", sched_file, "--host",
+                 "127.0.0.1", "--nthreads", "1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=d))
+        cls.client = Client(scheduler_file=sched_file, timeout=30)
+        cls.client.wait_for_workers(2, timeout=30)
+        # inputs: each a sample repeated (concatenated zstd frames), and one corrupt file
+        cls.inputs = []
+        for i in range(4):
+            p = os.path.join(d, f"in{i}.jsonl.zst")
+            with open(p, "wb") as f:
+                f.write(read_bytes(SAMPLE_12 if i % 2 == 0 else SAMPLE_13) * COPIES)
+            cls.inputs.append(p)
+        cls.bad = os.path.join(d, "bad.jsonl.zst")
+        with open(cls.bad, "wb") as f:
+            f.write(read_bytes(SAMPLE_12)[:3000])
+        cls.lines = {12: 0, 13: 0}
+        for k, src in ((12, SAMPLE_12), (13, SAMPLE_13)):
+            lines = subprocess.run(["zstd", "-dc", src], capture_output=True, check=True).stdout.splitlines()
+            cls.lines[k] = sum(1 for x in lines if x.strip()) * COPIES     # blank lines are not records
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        for p in reversed(cls.procs):
+            p.terminate()
+        for p in cls.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        cls.tmp.cleanup()
+
+    def test_0_every_listener_is_on_loopback(self):
+        pids = [q for p in self.procs for q in descendants(p.pid)]
+        addrs = listening_addresses(pids)
+        self.assertGreaterEqual(len(addrs), 4, addrs)     # scheduler, its HTTP server, 2 workers, 2 nannies
+        self.assertEqual(set(addrs), {"127.0.0.1"})
+
+    def test_ingest_survives_a_killed_worker_and_commits_every_input_once(self):
+        out = os.path.join(self.tmp.name, "out")
+        killed = []
+
+        def kill_a_worker_mid_ingest():
+            # the worker CLI runs a nanny, whose child process is the worker, whose child is bidnorm
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                for child in (q for p in self.procs[1:] for q in descendants(p.pid)):
+                    try:
+                        cmd = read_bytes(f"/proc/{child}/cmdline").split(b"\0")
+                        with open(f"/proc/{child}/stat") as f:
+                            worker = int(f.read().rsplit(")", 1)[1].split()[1])
+                    except (OSError, IndexError, ValueError):
+                        continue
+                    if cmd[0] == BIDNORM.encode() and cmd[1] == b"ingest":
+                        time.sleep(0.1)     # well inside its work
+                        os.kill(worker, signal.SIGKILL)
+                        killed.append((worker, child))
+                        return
+                time.sleep(0.01)
+        killer = threading.Thread(target=kill_a_worker_mid_ingest)
+        killer.start()
+        report = bd.ingest(self.client, [*self.inputs, self.bad], out)
+        killer.join()
+        self.assertTrue(killed, "no worker was caught running bidnorm")
+        worker, child = killed[0]
+        deadline = time.monotonic() + 5
+        while not gone(child) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertTrue(gone(child), "the killed worker's bidnorm kept running")
+
+        # the corrupt input failed for good, with the CLI's exit code; every other one is committed once
+        self.assertEqual(report.exit_code, 5)
+        self.assertEqual([(os.path.basename(r["input"]), r["exit_code"]) for r in report.failed],
+                         [("bad.jsonl.zst", 5)])
+        self.assertEqual(report.lost, [])
+        self.assertEqual(sorted(r["stem"] for r in report.committed), [f"in{i}" for i in range(4)])
+        with open(os.path.join(out, "_bidnorm", "journal.jsonl")) as f:
+            journal = [json.loads(x) for x in f]
+        self.assertEqual(sorted(j["stem"] for j in journal if j["status"] == "committed"),
+                         [f"in{i}" for i in range(4)])
+        self.assertEqual(sorted(os.listdir(out)), ["_bidnorm", "_rejects", "_stats"] +
+                         [f"in{i}.avro" for i in range(4)])
+        self.assertFalse(os.path.exists(os.path.join(out, "_SUCCESS")))
+        self.assertEqual(os.listdir(os.path.join(out, "_bidnorm", "staging")), [])
+        leftovers = [f for _, _, fs in os.walk(out) for f in fs if ".tmp" in f]
+        self.assertEqual(leftovers, [])
+        # totals reconciled, and against the data itself
+        written = 0
+        for i in range(4):
+            n = len(read_records(os.path.join(out, f"in{i}.avro")))
+            with open(os.path.join(out, "_stats", f"in{i}.stats.json")) as f:
+                stats = json.load(f)
+            self.assertEqual(stats["records_written"], n)
+            self.assertEqual(stats["records_read"], self.lines[12 if i % 2 == 0 else 13])
+            written += n
+        t = report.totals
+        self.assertEqual(t["records_written"], written)
+        self.assertEqual(t["records_read"], t["records_written"] + t["records_rejected"])
+        self.assertEqual(t["records_read"], 2 * self.lines[12] + 2 * self.lines[13])
+        self.assertTrue(os.path.exists(os.path.join(out, "_bidnorm", "quarantine", "bad.error.json")))
+
+        # a rerun skips what is committed and reports the quarantined input again without running it
+        rerun = bd.ingest(self.client, [*self.inputs, self.bad], out)
+        self.assertEqual((rerun.exit_code, len(rerun.skipped), len(rerun.committed)), (5, 4, 0))
+        self.assertEqual(rerun.totals, report.totals)
+        # without the bad input the run is complete: _SUCCESS
+        rerun = bd.ingest(self.client, self.inputs, out)
+        self.assertEqual(rerun.exit_code, 0)
+        self.assertTrue(os.path.exists(os.path.join(out, "_SUCCESS")))
+
+    def test_vocab_tree_equals_one_build(self):
+        d = self.tmp.name
+        avros = []
+        for i, src in enumerate((SAMPLE_12, SAMPLE_13, SAMPLE_12, SAMPLE_13, SAMPLE_12)):
+            a = os.path.join(d, f"v{i}.avro")
+            # each its own file: the same sample ingested twice under one name gives identical bytes
+            self.assertEqual(bidnorm("ingest", "-q", "--source-name", f"s3://logs/{i}", "-o", a, src).returncode, 0)
+            avros.append(a)
+        fields = ["app_bundle", "installed_apps", "country"]
+        opts = ["--min-count", "3", "--top-k", "500", "--task", "ctr"]
+        report = bd.vocab(self.client, avros, os.path.join(d, "tree"), fields=fields, where=["click!=1"],
+                          options=opts, fan_in=2)
+        self.assertEqual(report.exit_code, 0, report.message)
+        self.assertEqual(bidnorm("vocab", "build", "-q", "-o", os.path.join(d, "one"), "--field", ",".join(fields),
+                                 "--where", "click!=1", *opts, *avros).returncode, 0)
+        names = sorted(os.listdir(os.path.join(d, "one")))
+        self.assertEqual(names, sorted(os.listdir(os.path.join(d, "tree"))))
+        for n in names:
+            a, b = read_bytes(os.path.join(d, "one", n)), read_bytes(os.path.join(d, "tree", n))
+            if n == "manifest.json":
+                a, b = json.loads(a), json.loads(b)
+                del a["resources"], b["resources"]
+            self.assertEqual(a, b, n)
+        self.assertEqual([x for x in os.listdir(d) if ".parts-" in x], [])
+        # a corrupt input fails the whole vocabulary with the CLI's code, naming it
+        bad = os.path.join(d, "bad.avro")
+        with open(bad, "wb") as f:
+            f.write(read_bytes(avros[0])[:500])
+        report = bd.vocab(self.client, [*avros, bad], os.path.join(d, "bad"), fields=fields, fan_in=2)
+        self.assertEqual(report.exit_code, 5)
+        self.assertIn(bad, report.message)
+        self.assertFalse(os.path.exists(os.path.join(d, "bad")))
+
+    def test_command_line(self):
+        d = self.tmp.name
+        addr = self.client.scheduler.address
+        cli = [sys.executable, "-m", "bidnorm.distributed"]
+        out = os.path.join(d, "cli-out")
+        p = subprocess.run([*cli, "ingest", "--scheduler", addr, "-o", out, "--codec", "snappy", self.inputs[1],
+                            self.bad], capture_output=True, text=True, check=False)
+        self.assertEqual(p.returncode, 5, p.stderr)
+        lines = p.stderr.splitlines()
+        self.assertEqual(lines[0], f"bidnorm distributed ingest: FAILED {self.bad} (exit 5): {self.bad}: truncated "
+                                   "zstd input: ends at byte offset 3000 inside the frame starting at byte offset 0 "
+                                   "[quarantined]")
+        n = self.lines[13]
+        self.assertRegex(lines[1], r"^bidnorm distributed ingest: 2 inputs: 1 committed \(0 by an earlier run\), "
+                                   rf"1 failed, 0 lost; {n} records read = \d+ written \+ \d+ rejected; [0-9.]+ s -> "
+                                   + out + "$")
+        self.assertEqual(read_bytes(os.path.join(out, "in1.avro"))[:4], b"Obj\x01")
+        self.assertIn(b"snappy", read_bytes(os.path.join(out, "in1.avro"))[:2000])
+        # two inputs that would write one output
+        other = os.path.join(d, "other")
+        os.makedirs(other, exist_ok=True)
+        twin = os.path.join(other, "in1.jsonl.zst")
+        shutil.copy(self.inputs[1], twin)
+        p = subprocess.run([*cli, "ingest", "--scheduler", addr, "-o", out, self.inputs[1], twin],
+                           capture_output=True, text=True, check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertEqual(p.stderr.splitlines()[0], f"bidnorm distributed ingest: {self.inputs[1]} and {twin} would "
+                                                   "both be written as in1.avro: rename one")
+        # progress on a terminal: one line, rewritten in place
+        master, slave = pty.openpty()
+        p = subprocess.run([*cli, "ingest", "--scheduler", addr, "-o", os.path.join(d, "cli-tty"),
+                            self.inputs[1]], stderr=slave, stdout=subprocess.DEVNULL, check=False)
+        os.close(slave)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+        os.close(master)
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(shown.decode(), r"^\r\x1b\[Kbidnorm ingest: 1/1 done, 0 failed, \d+ s\r\x1b\[K"
+                                         r"bidnorm distributed ingest: 1 inputs: 1 committed ")
+        # --local: a cluster of its own, started and stopped by the command
+        p = subprocess.run([*cli, "ingest", "--local", "2", "-q", "-o", os.path.join(d, "cli-local"), SAMPLE_13],
+                           capture_output=True, text=True, check=False)
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        self.assertEqual(sorted(os.listdir(os.path.join(d, "cli-local"))),
+                         ["_SUCCESS", "_bidnorm", "_rejects", "_stats", "bidlog-2026-11-20T13.avro"])
+        # vocab: the same files as one build
+        avro = os.path.join(out, "in1.avro")
+        p = subprocess.run([*cli, "vocab", "--scheduler", addr, "-q", "-o", os.path.join(d, "cli-vocab"), "-f",
+                            "country", "--min-count", "2", avro], capture_output=True, text=True, check=False)
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        self.assertEqual(bidnorm("vocab", "build", "-q", "-o", os.path.join(d, "cli-one"), "--field", "country",
+                                 "--min-count", "2", avro).returncode, 0)
+        self.assertEqual(read_bytes(os.path.join(d, "cli-vocab", "country.txt")),
+                         read_bytes(os.path.join(d, "cli-one", "country.txt")))
+
+
+if __name__ == "__main__":
+    unittest.main()

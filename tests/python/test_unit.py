@@ -1,0 +1,186 @@
+"""The engine-neutral unit contract (bidnorm.distributed.run_unit), driven as Spark would drive it:
+rdd.pipe (JSON task lines on stdin, result lines back) and mapPartitions (the function in a worker)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+from common import SAMPLE_12, SAMPLE_13, bidnorm, read_bytes
+
+from bidnorm import distributed as bd
+from bidnorm.distributed import unit
+
+
+def all_files(root):
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+
+
+class Unit(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+        self.out = os.path.join(self.dir, "out")
+        self.inputs = []
+        for src in (SAMPLE_12, SAMPLE_13):
+            p = os.path.join(self.dir, os.path.basename(src))
+            shutil.copy(src, p)
+            self.inputs.append(p)
+        self.bad = os.path.join(self.dir, "bad.jsonl.zst")
+        with open(self.bad, "wb") as f:
+            f.write(read_bytes(SAMPLE_12)[:3000])
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def task(self, inp, **kw):
+        return {"op": "ingest", "input": inp, "output_dir": self.out, **kw}
+
+    def test_ingest_commits_once_into_a_layout_spark_can_read(self):
+        res = bd.run_unit(self.task(self.inputs[0], name="s3://logs/h12.jsonl.zst"))
+        self.assertEqual((res["status"], res["exit_code"], res["stem"]), ("committed", 0, "bidlog-2026-11-20T12"))
+        self.assertEqual(res["records_read"], res["records_written"] + res["records_rejected"])
+        files = all_files(self.out)
+        self.assertEqual(files, ["_bidnorm/committed/bidlog-2026-11-20T12.json",
+                                 "_rejects/bidlog-2026-11-20T12.rejects.jsonl",
+                                 "_stats/bidlog-2026-11-20T12.stats.json", "bidlog-2026-11-20T12.avro"])
+        # what a Hadoop reader lists: no name starting with '_' or '.' but the Avro
+        visible = [f for f in os.listdir(self.out) if not f.startswith(("_", "."))]
+        self.assertEqual(visible, ["bidlog-2026-11-20T12.avro"])
+        with open(os.path.join(self.out, "_stats/bidlog-2026-11-20T12.stats.json")) as f:
+            stats = json.load(f)
+        self.assertEqual((stats["status"], stats["inputs"][0]["name"]), ("ok", "s3://logs/h12.jsonl.zst"))
+        self.assertEqual(stats["records_written"], res["records_written"])
+        # run again (a retry, a rerun): the committed result, nothing rewritten
+        before = os.stat(os.path.join(self.out, "bidlog-2026-11-20T12.avro"))
+        again = bd.run_unit(self.task(self.inputs[0]))
+        self.assertEqual(again, res)
+        after = os.stat(os.path.join(self.out, "bidlog-2026-11-20T12.avro"))
+        self.assertEqual((before.st_ino, before.st_mtime_ns), (after.st_ino, after.st_mtime_ns))
+
+    def test_a_second_successful_attempt_loses_the_claim(self):
+        # two attempts finished; the second finds the commit record made in between
+        first = bd.run_unit(self.task(self.inputs[1]))
+        record = os.path.join(self.out, "_bidnorm/committed/bidlog-2026-11-20T13.json")
+        saved = read_bytes(record)
+        os.unlink(record)                      # the second attempt starts before the first commits ...
+        orig_link = os.link
+
+        def link_after_first(src, dst):        # ... and the first commits just before it claims
+            with open(dst, "wb") as f:
+                f.write(saved)
+            return orig_link(src, dst)
+        unit.os.link = link_after_first
+        try:
+            second = bd.run_unit(self.task(self.inputs[1]))
+        finally:
+            unit.os.link = orig_link
+        self.assertEqual(second["attempt"], first["attempt"])
+        self.assertEqual(second["note"], "already committed by attempt " + first["attempt"])
+        self.assertEqual(os.listdir(os.path.join(self.out, "_bidnorm/staging")), [])
+
+    def test_an_interrupted_commit_is_finished_by_the_next_attempt(self):
+        # a worker killed right after claiming: the record exists, the files are still in its staging folder
+        orig = unit._finish_commit
+        unit._finish_commit = lambda record, out: None
+        try:
+            res = bd.run_unit(self.task(self.inputs[0]))
+        finally:
+            unit._finish_commit = orig
+        self.assertFalse(os.path.exists(res["avro"]))
+        again = bd.run_unit(self.task(self.inputs[0]))
+        self.assertEqual(again, res)
+        self.assertTrue(os.path.exists(res["avro"]))
+        self.assertEqual(os.listdir(os.path.join(self.out, "_bidnorm/staging")), [])
+
+    def test_a_permanent_failure_is_quarantined_with_its_reason(self):
+        res = bd.run_unit(self.task(self.bad))
+        self.assertEqual((res["status"], res["exit_code"]), ("failed", 5))
+        self.assertEqual(res["error"], f"{self.bad}: truncated zstd input: ends at byte offset 3000 inside the frame "
+                                       "starting at byte offset 0")
+        self.assertEqual(all_files(self.out), ["_bidnorm/quarantine/bad.error.json",
+                                               "_bidnorm/quarantine/bad.rejects.jsonl",
+                                               "_bidnorm/quarantine/bad.stats.json"])
+        with open(os.path.join(self.out, "_bidnorm/quarantine/bad.error.json")) as f:
+            self.assertEqual(json.load(f), res)
+        # a reject rate above the limit (exit 3) is permanent too
+        res = bd.run_unit(self.task(self.inputs[0], options=["--max-reject-rate", "0"]))
+        self.assertEqual((res["status"], res["exit_code"]), ("failed", 3))
+        self.assertFalse(os.path.exists(res["avro"]))
+        # run again (--retry-failed) and committed: the quarantine entry goes
+        res = bd.run_unit(self.task(self.inputs[0]))
+        self.assertEqual(res["status"], "committed")
+        self.assertEqual(sorted(os.listdir(os.path.join(self.out, "_bidnorm/quarantine"))),
+                         ["bad.error.json", "bad.rejects.jsonl", "bad.stats.json"])
+
+    def test_a_killed_attempt_is_transient(self):
+        fake = os.path.join(self.dir, "killed.sh")
+        with open(fake, "w") as f:
+            f.write("#!/bin/sh\nkill -9 $$\n")
+        os.chmod(fake, 0o755)
+        with self.assertRaises(bd.TransientFailure):
+            bd.run_unit(self.task(self.inputs[0], bin=fake))
+        self.assertEqual(os.listdir(os.path.join(self.out, "_bidnorm/staging")), [])
+        self.assertFalse(os.path.exists(os.path.join(self.out, "_bidnorm/quarantine")))
+
+    def test_stems(self):
+        self.assertEqual([bd.stem(p) for p in ("a/x.jsonl.zst", "x.json", "x.zst", "x.log.gz", "x.tar", ".zst")],
+                         ["x", "x", "x", "x", "x.tar", ".zst"])
+        with self.assertRaises(ValueError) as cm:
+            bd.run_unit({"op": "nope"})
+        self.assertEqual(str(cm.exception), "unknown op 'nope': expected ingest, count or merge")
+
+    # --- the way Spark drives it --------------------------------------------
+
+    def test_rdd_pipe_contract(self):
+        """rdd.pipe: the partition's elements as lines on stdin, the result lines read back."""
+        lines = [json.dumps(self.task(p)) for p in (*self.inputs, self.bad)]
+        p = subprocess.run([sys.executable, "-m", "bidnorm.distributed", "unit"], input="\n".join(lines) + "\n",
+                           capture_output=True, text=True, check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        results = [json.loads(x) for x in p.stdout.splitlines()]
+        self.assertEqual([(r["stem"], r["status"]) for r in results],
+                         [("bidlog-2026-11-20T12", "committed"), ("bidlog-2026-11-20T13", "committed"),
+                          ("bad", "failed")])
+        # Spark re-runs a failed partition whole: committed inputs come back as they were
+        again = subprocess.run([sys.executable, "-m", "bidnorm.distributed", "unit"], input="\n".join(lines) + "\n",
+                               capture_output=True, text=True, check=False)
+        self.assertEqual([json.loads(x) for x in again.stdout.splitlines()][:2], results[:2])
+        # a bad task line is answered, not fatal
+        p = subprocess.run([sys.executable, "-m", "bidnorm.distributed", "unit"], input="{nope\n",
+                           capture_output=True, text=True, check=False)
+        self.assertEqual(p.returncode, 0)
+        self.assertEqual(json.loads(p.stdout)["status"], "failed")
+
+    def test_map_partitions_vocab_equals_one_build(self):
+        """mapPartitions: count each Avro in the workers, then merge the parts as a tree and once more."""
+        avros = []
+        for p in self.inputs:
+            avros.append(bd.run_unit(self.task(p))["avro"])
+        fields = ["app_bundle", "installed_apps"]
+
+        def count_partition(paths):                # what a function given to mapPartitions does
+            for i, p in paths:
+                yield bd.run_unit({"op": "count", "input": p, "part": os.path.join(self.dir, f"{i}.part"),
+                                   "fields": fields})
+        parts = [r["part"] for r in count_partition(enumerate(avros))]
+        tree = bd.run_unit({"op": "merge", "parts": parts, "output": os.path.join(self.dir, "t.part"), "part": True})
+        self.assertEqual(tree["status"], "ok")
+        final = bd.run_unit({"op": "merge", "parts": [tree["output"]], "output": os.path.join(self.dir, "v"),
+                             "options": ["--min-count", "2"]})
+        self.assertEqual(final["status"], "ok")
+        self.assertEqual(bidnorm("vocab", "build", "-q", "-o", os.path.join(self.dir, "one"), "--field",
+                                 ",".join(fields), "--min-count", "2", *avros).returncode, 0)
+        for f in ("app_bundle.txt", "app_bundle.counts.tsv", "installed_apps.txt", "installed_apps.counts.tsv"):
+            self.assertEqual(read_bytes(os.path.join(self.dir, "v", f)), read_bytes(os.path.join(self.dir, "one", f)))
+        # merging the same part again fails for good, with the CLI's code
+        res = bd.run_unit({"op": "merge", "parts": [parts[0], parts[0]], "output": os.path.join(self.dir, "x.part"),
+                           "part": True})
+        self.assertEqual((res["status"], res["exit_code"]), ("failed", 2))
+        self.assertIn("is already counted", res["error"])
+
+
+if __name__ == "__main__":
+    unittest.main()
