@@ -84,7 +84,7 @@ static entry *find(bn_value_cache *c, uint64_t h, const bn_chain *chain, const c
 		entry *e = &c->slots[i];
 		if (!e->hash || e->gen != c->gen)
 			return e;
-		if (e->hash == h && e->chain == chain && e->in_len == size && memcmp(c->bytes + e->in_off, in, size) == 0)
+		if (e->hash == h && e->chain == chain && e->in_len == size && bn_bytes_equal(c->bytes + e->in_off, in, size))
 			return e;
 	}
 }

@@ -332,7 +332,7 @@ int bn_record_grow_items(bn_record *rec)
 static int same_value(int type, const bn_val *a, const bn_val *b)
 {
 	if (type == BN_T_STRING)
-		return a->n == b->n && memcmp(a->s, b->s, a->n) == 0;
+		return a->n == b->n && bn_bytes_equal(a->s, b->s, a->n);
 	if (type == BN_T_DOUBLE)
 		return a->d == b->d;
 	return a->i == b->i;
@@ -551,7 +551,7 @@ static uint32_t check_key(bn_normalizer *n, uint32_t node, const char *key, size
 	size_t i = h & mask;
 	for (; n->seen[i].key; i = (i + 1) & mask) {
 		bn_invalid_seen *e = &n->seen[i];
-		if (e->hash == h && e->node == node && e->key_len == len && memcmp(e->key, key, len) == 0) {
+		if (e->hash == h && e->node == node && e->key_len == len && bn_bytes_equal(e->key, key, len)) {
 			if (e->rule != UINT32_MAX)
 				e->count++;
 			return e->rule;

@@ -83,4 +83,24 @@ static inline uint64_t bn_hash_u64(bn_hash_key key, uint64_t v)
 	return bn_hash_fold(bn_hash_fold(v ^ key.k1, key.k0 ^ 0xa0761d6478bd642full), 0x8ebc6af09c88c6e3ull ^ key.k1);
 }
 
+/*
+ * a[0..n) == b[0..n), for the probes of these tables: their keys are mostly
+ * under 17 bytes, which two overlapping word compares settle without a call
+ * to memcmp. Reads only a[0..n) and b[0..n).
+ */
+static inline int bn_bytes_equal(const void *a, const void *b, size_t n)
+{
+	const unsigned char *x = a, *y = b;
+	uint64_t u, v, s, t;
+	if (n < 8)
+		return n == 0 || memcmp(x, y, n) == 0;
+	memcpy(&u, x, 8);
+	memcpy(&v, y, 8);
+	memcpy(&s, x + n - 8, 8);
+	memcpy(&t, y + n - 8, 8);
+	if (((u ^ v) | (s ^ t)) != 0)
+		return 0;
+	return n <= 16 || memcmp(x + 8, y + 8, n - 16) == 0;
+}
+
 #endif
