@@ -341,7 +341,7 @@ stopped:
 		}
 	}
 	tok->len = (uint32_t)(pos - tok->start);
-	tok->ascii = !(high & HIGHS) && !esc_high && !high_sse;
+	tok->ascii = ((high & HIGHS) | esc_high | high_sse) == 0;
 	tok->next = (uint32_t)++count;
 	pos++;
 	if (is_key)
@@ -723,6 +723,43 @@ int bn_json_number_int64(const char *text, size_t len, int64_t *out)
  * strtod_l in the C locale, so a caller's setlocale() cannot turn '.' into
  * a syntax error.
  */
+/*
+ * The usual number of a bid log, -?(0|[1-9][0-9]*)(\.[0-9]+)? with at most
+ * 15 digits, read in one pass: m / 10^(fraction digits) divides two exact
+ * doubles once, so it is the correctly rounded value - the same double the
+ * general path below gives. Returns 1 when done, 0 to take that path (other
+ * forms, longer numbers, or text that is not a number).
+ */
+static int number_double_short(const char *text, size_t len, double *out)
+{
+	static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+	const unsigned char *s = (const unsigned char *)text;
+	size_t i = 0, digits = 0, dot = 0;
+	uint64_t m = 0;
+	int neg = len > 0 && s[0] == '-';
+
+	i = (size_t)neg;
+	if (i == len || (s[i] == '0' && i + 1 < len && s[i + 1] != '.'))
+		return 0;
+	for (; i < len; i++) {
+		if (is_digit[s[i]]) {
+			m = m * 10 + (uint64_t)(s[i] - '0');
+			digits++;
+		} else if (s[i] == '.' && !dot && digits > 0 && i + 1 < len) {
+			dot = i;
+		} else {
+			return 0;
+		}
+	}
+	if (digits > 15)
+		return 0;
+	double v = (double)m;
+	if (dot)
+		v /= pow10[len - 1 - dot];
+	*out = neg ? -v : v;
+	return 1;
+}
+
 int bn_json_number_double(const char *text, size_t len, double *out)
 {
 	static const double pow10[] = {
@@ -736,6 +773,8 @@ int bn_json_number_double(const char *text, size_t len, double *out)
 	locale_t c_locale;
 	double v;
 
+	if (number_double_short(text, len, out))
+		return 0;
 	if (bn_json_number_split(&np, text, len) != 0)
 		return -1;
 	if (!bn_json_number_significant(&np, &first, &last, &scale)) {

@@ -515,6 +515,33 @@ Test(json, number_int64_reads_only_len)
 	cr_assert_eq(v, 15);
 }
 
+/* Short decimals, the tokenizer's fast case: every one the correctly rounded double that strtod gives. */
+Test(json, number_double_short_decimals_round_like_strtod)
+{
+	char text[40];
+	uint64_t x = 88172645463325252ull;
+	for (int i = 0; i < 200000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		int digits = 1 + (int)(x % 15), frac = (int)((x >> 8) % (uint64_t)(digits + 1));
+		uint64_t m = (x >> 16) % 1000000000000000ull;
+		int n = snprintf(text, sizeof(text), "%s%0*llu", (x >> 60) & 1 ? "-" : "", digits,
+				 (unsigned long long)(m % (uint64_t)pow(10, digits)));
+		int sign = text[0] == '-';
+		if (frac && frac < digits) { /* put a point frac digits from the end */
+			memmove(text + n - frac + 1, text + n - frac, (size_t)frac + 1);
+			text[n - frac] = '.';
+			n++;
+		}
+		if (text[sign] == '0' && n > sign + 1 && text[sign + 1] != '.')
+			continue; /* a leading zero: not JSON */
+		double got = 0, want = strtod(text, NULL);
+		cr_assert_eq(bn_json_number_double(text, (size_t)n, &got), 0, "[%s]", text);
+		cr_assert(memcmp(&got, &want, sizeof(got)) == 0, "[%s]: %.17g, want %.17g", text, got, want);
+	}
+}
+
 Test(json, number_double_table)
 {
 	static const struct {
@@ -545,6 +572,23 @@ Test(json, number_double_table)
 		{"1.8e308", 0, -1, 0},
 		{"abc", 0, -1, 0},
 		{"", 0, -1, 0},
+		/* the short form's edges: leading zeros, a lone sign or point, 15 and 16 digits */
+		{"-0", 0, 0, -0.0},
+		{"-0.0", 0, 0, -0.0},
+		{"00", 0, -1, 0},
+		{"01.5", 0, -1, 0},
+		{"-", 0, -1, 0},
+		{"1.", 0, -1, 0},
+		{".5", 0, -1, 0},
+		{"-.5", 0, -1, 0},
+		{"1.2.3", 0, -1, 0},
+		{"1.e5", 0, -1, 0},
+		{"0.", 0, -1, 0},
+		{"+1", 0, -1, 0},
+		{" 1", 0, -1, 0},
+		{"0.000000000000001", 0, 0, 1e-15},
+		{"999999999999999.9", 0, 0, 999999999999999.9},
+		{"0.123456789012345", 0, 0, 0.123456789012345},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
