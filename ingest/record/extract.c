@@ -826,7 +826,7 @@ static inline int32_t find_member(const bn_normalizer *n, const bn_plan_node *x,
 		const bn_plan_node *y = &n->nodes[c];
 		if (y->prefix == prefix && y->len == klen &&
 		    (klen <= 8 || (y->suffix == bn_key_suffix(key, klen) &&
-				   (klen <= 16 || memcmp(y->name + 8, key + 8, klen - 16) == 0))))
+				   (klen <= 16 || bn_bytes_equal(y->name + 8, key + 8, klen - 16)))))
 			return c;
 		h = (h + 1) & x->keytab_mask;
 	}

@@ -85,22 +85,37 @@ static inline uint64_t bn_hash_u64(bn_hash_key key, uint64_t v)
 
 /*
  * a[0..n) == b[0..n), for the probes of these tables: their keys are mostly
- * under 17 bytes, which two overlapping word compares settle without a call
- * to memcmp. Reads only a[0..n) and b[0..n).
+ * short, which a few word compares settle inline (the first and last words
+ * overlap) where a call to memcmp costs more than the compare. Reads only
+ * a[0..n) and b[0..n).
  */
 static inline int bn_bytes_equal(const void *a, const void *b, size_t n)
 {
 	const unsigned char *x = a, *y = b;
-	uint64_t u, v, s, t;
-	if (n < 8)
-		return n == 0 || memcmp(x, y, n) == 0;
-	memcpy(&u, x, 8);
-	memcpy(&v, y, 8);
-	memcpy(&s, x + n - 8, 8);
-	memcpy(&t, y + n - 8, 8);
-	if (((u ^ v) | (s ^ t)) != 0)
-		return 0;
-	return n <= 16 || memcmp(x + 8, y + 8, n - 16) == 0;
+	if (n >= 8) {
+		uint64_t u, v, s, t;
+		memcpy(&u, x + n - 8, 8);
+		memcpy(&v, y + n - 8, 8);
+		for (size_t i = 0; i + 8 < n; i += 8) {
+			memcpy(&s, x + i, 8);
+			memcpy(&t, y + i, 8);
+			if (s != t)
+				return 0;
+		}
+		return u == v;
+	}
+	if (n >= 4) {
+		uint32_t u, v, s, t;
+		memcpy(&u, x, 4);
+		memcpy(&v, y, 4);
+		memcpy(&s, x + n - 4, 4);
+		memcpy(&t, y + n - 4, 4);
+		return ((u ^ v) | (s ^ t)) == 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (x[i] != y[i])
+			return 0;
+	return 1;
 }
 
 #endif
