@@ -78,13 +78,13 @@ static uint64_t hash(const bn_value_cache *c, const bn_chain *chain, const char 
 	return h ? h : 1;
 }
 
-static entry *find(bn_value_cache *c, uint64_t h, const bn_chain *chain, const char *in, size_t size)
+static inline __attribute__((always_inline)) entry *find(bn_value_cache *c, uint64_t h, const bn_chain *chain, const char *in, size_t size)
 {
 	for (size_t i = h & c->mask;; i = (i + 1) & c->mask) {
 		entry *e = &c->slots[i];
 		if (!e->hash || e->gen != c->gen)
 			return e;
-		if (e->hash == h && e->chain == chain && e->in_len == size && memcmp(c->bytes + e->in_off, in, size) == 0)
+		if (e->hash == h && e->chain == chain && e->in_len == size && bn_bytes_equal(c->bytes + e->in_off, in, size))
 			return e;
 	}
 }

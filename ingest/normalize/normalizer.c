@@ -27,6 +27,8 @@ static int32_t plan_child(bn_normalizer *n, int32_t parent, const bn_path_step *
 	}
 	c = (int32_t)n->nnodes++;
 	n->nodes[c] = (bn_plan_node){ .name = st->kind == BN_PATH_KEY ? st->name : "", .len = st->len,
+				      .prefix = st->kind == BN_PATH_KEY ? bn_key_prefix(st->name, st->len) : 0,
+				      .suffix = st->kind == BN_PATH_KEY ? bn_key_suffix(st->name, st->len) : 0,
 				      .index = st->index, .kind = (uint8_t)st->kind,
 				      .multi = n->nodes[parent].multi || st->kind == BN_PATH_ALL,
 				      .parent = parent, .first_child = -1, .next_sibling = -1, .slot = -1 };
@@ -66,6 +68,44 @@ static int plan_add(bn_normalizer *n, const bn_path *path, int row_pass, size_t 
 	*slot_out = n->nodes[node].slot;
 	if (node_out)
 		*node_out = node;
+	return BN_OK;
+}
+
+/*
+ * Per node with KEY children, an open-addressing table of them at least twice
+ * their number, so that the walk finds a member with one probe instead of
+ * comparing its name with every child's. The table never changes, so a key
+ * (even a hostile one) probes at most the table's size.
+ */
+static int keytab_build(bn_normalizer *n)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < n->nnodes; i++) {
+		uint32_t nkeys = 0, size = 4;
+		for (int32_t c = n->nodes[i].first_child; c >= 0; c = n->nodes[c].next_sibling)
+			nkeys += n->nodes[c].kind == BN_PATH_KEY;
+		while (size < 2 * nkeys)
+			size *= 2;
+		n->nodes[i].keytab = (uint32_t)total;
+		n->nodes[i].keytab_mask = nkeys ? size - 1 : 0;
+		total += nkeys ? size : 1;
+	}
+	n->keytab = malloc(total * sizeof(*n->keytab));
+	if (!n->keytab)
+		return BN_ENOMEM;
+	for (size_t i = 0; i < total; i++)
+		n->keytab[i] = -1;
+	for (size_t i = 0; i < n->nnodes; i++) {
+		const bn_plan_node *x = &n->nodes[i];
+		for (int32_t c = x->first_child; c >= 0; c = n->nodes[c].next_sibling) {
+			if (n->nodes[c].kind != BN_PATH_KEY)
+				continue;
+			uint32_t h = bn_key_slot(n->nodes[c].prefix, n->nodes[c].len, x->keytab_mask);
+			while (n->keytab[x->keytab + h] >= 0)
+				h = (h + 1) & x->keytab_mask;
+			n->keytab[x->keytab + h] = c;
+		}
+	}
 	return BN_OK;
 }
 
@@ -123,7 +163,9 @@ static int plan_build(bn_normalizer *n)
 	n->lists = calloc(n->nslots + 1, sizeof(*n->lists));
 	n->node_obj = calloc(n->nnodes, sizeof(uint32_t));
 	n->node_val = calloc(n->nnodes, sizeof(uint32_t));
-	return n->slots && n->lists && n->node_obj && n->node_val ? BN_OK : BN_ENOMEM;
+	if (!n->slots || !n->lists || !n->node_obj || !n->node_val)
+		return BN_ENOMEM;
+	return keytab_build(n);
 }
 
 int bn_normalizer_new(bn_normalizer **out, const bn_rules *rules, bn_error *err)
@@ -180,6 +222,7 @@ void bn_normalizer_free(bn_normalizer *n)
 	bn_json_parser_free(n->json);
 	bn_chain_scratch_free(n->chain);
 	free(n->nodes);
+	free(n->keytab);
 	free(n->slots);
 	if (n->lists)
 		for (size_t i = 0; i < n->nslots; i++)

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "bidnorm/error.h"
 #include "bidnorm/normalize.h"
@@ -83,7 +84,56 @@ typedef struct bn_plan_node {
 	int32_t first_child;
 	int32_t next_sibling;
 	int32_t slot;           /* index into the slot array when a path ends here, else -1 */
+	uint64_t prefix;        /* KEY: bn_key_prefix of the name */
+	uint64_t suffix;        /* KEY longer than 8 bytes: its last 8 bytes */
+	uint32_t keytab;        /* has_keys: its KEY children's table starts at n->keytab[keytab] */
+	uint32_t keytab_mask;   /* has_keys: table size - 1 (a power of two) */
 } bn_plan_node;
+
+/*
+ * The first 8 bytes of a key, zero-padded, as one word: nearly every key the
+ * rules read differs from the others there, so a lookup compares a word and a
+ * length, and only longer keys compare their tail. Reads s[0..len) only.
+ */
+static inline uint64_t bn_key_prefix(const char *s, size_t len)
+{
+	uint64_t a = 0, b = 0;
+	if (len >= 8) {
+		memcpy(&a, s, 8);
+		return a;
+	}
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	if (len >= 4) {
+		uint32_t lo, hi;
+		memcpy(&lo, s, 4);
+		memcpy(&hi, s + len - 4, 4);
+		/* the overlapping bytes are equal, so OR joins the two halves */
+		a = lo;
+		b = (uint64_t)hi << (8 * (len - 4));
+		return a | b;
+	}
+#endif
+	(void)b;
+	for (size_t i = 0; i < len; i++)
+		a |= (uint64_t)(unsigned char)s[i] << (8 * i);
+	return a;
+}
+
+/* The last 8 bytes of a key longer than 8 bytes, else 0. */
+static inline uint64_t bn_key_suffix(const char *s, size_t len)
+{
+	uint64_t w = 0;
+	if (len > 8)
+		memcpy(&w, s + len - 8, 8);
+	return w;
+}
+
+/* Slot of a key in a node's table (mask = table size - 1); the table is fixed, so probes are bounded by its size. */
+static inline uint32_t bn_key_slot(uint64_t prefix, size_t len, uint32_t mask)
+{
+	uint64_t h = (prefix ^ ((uint64_t)len << 56)) * 0x9E3779B97F4A7C15ULL;
+	return (uint32_t)(h >> 40) & mask;
+}
 
 /* The plan node a row path starts from (node 0 is the line's object). */
 #define ROW_ROOT 1
@@ -100,6 +150,7 @@ struct bn_normalizer {
 	bn_chain_scratch *chain;
 	bn_plan_node *nodes;
 	size_t nnodes;
+	int32_t *keytab;         /* per node with KEY children: open-addressing table of them (-1 = empty) */
 	uint32_t *slots;         /* per slot: token index + 1 of the value found, 0 = absent */
 	bn_toklist *lists;       /* per slot: the matches of a wildcard path (multi nodes only) */
 	size_t nslots;

@@ -332,7 +332,7 @@ int bn_record_grow_items(bn_record *rec)
 static int same_value(int type, const bn_val *a, const bn_val *b)
 {
 	if (type == BN_T_STRING)
-		return a->n == b->n && memcmp(a->s, b->s, a->n) == 0;
+		return a->n == b->n && bn_bytes_equal(a->s, b->s, a->n);
 	if (type == BN_T_DOUBLE)
 		return a->d == b->d;
 	return a->i == b->i;
@@ -551,7 +551,7 @@ static uint32_t check_key(bn_normalizer *n, uint32_t node, const char *key, size
 	size_t i = h & mask;
 	for (; n->seen[i].key; i = (i + 1) & mask) {
 		bn_invalid_seen *e = &n->seen[i];
-		if (e->hash == h && e->node == node && e->key_len == len && memcmp(e->key, key, len) == 0) {
+		if (e->hash == h && e->node == node && e->key_len == len && bn_bytes_equal(e->key, key, len)) {
 			if (e->rule != UINT32_MAX)
 				e->count++;
 			return e->rule;
@@ -816,6 +816,23 @@ static inline void descend(bn_normalizer *n, const bn_json_token *toks, const ch
 		walk_array(n, toks, line, vi, node);
 }
 
+/* The KEY child of x named key, or -1: one probe of x's table, a word and a length compared. */
+static inline int32_t find_member(const bn_normalizer *n, const bn_plan_node *x, const char *key, size_t klen)
+{
+	uint64_t prefix = bn_key_prefix(key, klen);
+	uint32_t h = bn_key_slot(prefix, klen, x->keytab_mask);
+	int32_t c;
+	while ((c = n->keytab[x->keytab + h]) >= 0) {
+		const bn_plan_node *y = &n->nodes[c];
+		if (y->prefix == prefix && y->len == klen &&
+		    (klen <= 8 || (y->suffix == bn_key_suffix(key, klen) &&
+				   (klen <= 16 || bn_bytes_equal(y->name + 8, key + 8, klen - 16)))))
+			return c;
+		h = (h + 1) & x->keytab_mask;
+	}
+	return -1;
+}
+
 /* Find the members the plan names, recursing on a path; check every other key against serving_invalid. */
 static void walk_object(bn_normalizer *n, const bn_json_token *toks, const char *line, uint32_t obj, int32_t node)
 {
@@ -830,10 +847,7 @@ static void walk_object(bn_normalizer *n, const bn_json_token *toks, const char 
 		i = toks[vi].next;
 		if (key_text(n, line, k, &key, &klen) < 0)
 			continue;
-		for (c = n->nodes[node].first_child; c >= 0; c = n->nodes[c].next_sibling)
-			if (n->nodes[c].kind == BN_PATH_KEY && n->nodes[c].len == klen &&
-			    memcmp(n->nodes[c].name, key, klen) == 0)
-				break;
+		c = find_member(n, &n->nodes[node], key, klen);
 		if (c < 0) {
 			check_key(n, (uint32_t)node, key, klen);
 			continue;

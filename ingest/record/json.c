@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>  /* baseline on x86_64; other targets take the 8-byte word scan */
+#endif
 
 #define DEFAULT_MAX_DEPTH 512
 #define INITIAL_TOKENS 256
@@ -15,6 +18,7 @@ struct bn_json_parser {
 	bn_json_token *tokens;
 	size_t cap;
 	unsigned max_depth;
+	int portable;  /* bn_json_parser_set_portable: no SIMD string scan */
 	char msg[64];  /* formatted error text; bn_json_result.message may point here */
 };
 
@@ -37,6 +41,11 @@ int bn_json_parser_new(bn_json_parser **out, unsigned max_depth)
 cleanup:
 	bn_json_parser_free(p);
 	return rc;
+}
+
+void bn_json_parser_set_portable(bn_json_parser *p, int on)
+{
+	p->portable = on != 0;
 }
 
 void bn_json_parser_free(bn_json_parser *p)
@@ -84,6 +93,12 @@ static inline int str_stop(unsigned char c)
 	return c < 0x20 || c == '"' || c == '\\';
 }
 
+#ifdef __SSE2__
+#define quote16 _mm_set1_epi8('"')
+#define bslash16 _mm_set1_epi8('\\')
+#define ctl16 _mm_set1_epi8(0x1F)
+#endif
+
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 
@@ -121,6 +136,9 @@ int bn_json_parse(bn_json_parser *p, const char *text, size_t len, bn_json_resul
 	int is_key;  /* the string being scanned is an object key */
 	const char *msg = NULL;
 	int rc = BN_JSON_EINVAL;
+#ifdef __SSE2__
+	size_t simd_len = p->portable ? 0 : len;  /* the 16-byte scan stays below this */
+#endif
 
 	res->tokens = p->tokens;
 	res->count = 0;
@@ -224,9 +242,30 @@ key:
 string: {
 	/* tok is the STRING token; tok->start is the first content byte. */
 	uint64_t high = 0;
-	unsigned esc_high = 0;
+	unsigned esc_high = 0, high_sse = 0;
 
 	for (;;) {
+#ifdef __SSE2__
+		/*
+		 * 16 bytes a step: the quote, backslash and control bytes and the
+		 * bytes >= 0x80 as two bit masks. A bid-log string takes one step.
+		 */
+		while (pos + 16 <= simd_len) {
+			__m128i v = _mm_loadu_si128((const __m128i *)(s + pos));
+			__m128i stops = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote16), _mm_cmpeq_epi8(v, bslash16)),
+						     _mm_cmpeq_epi8(_mm_max_epu8(v, ctl16), ctl16));
+			unsigned stop = (unsigned)_mm_movemask_epi8(stops);
+			unsigned hi = (unsigned)_mm_movemask_epi8(v);
+			if (stop) {
+				unsigned k = (unsigned)__builtin_ctz(stop);
+				high_sse |= hi & ((1u << k) - 1);
+				pos += k;
+				goto stopped;
+			}
+			high_sse |= hi;
+			pos += 16;
+		}
+#endif
 		while (pos + 8 <= len) {
 			uint64_t w, stop;
 			memcpy(&w, s + pos, 8);
@@ -253,6 +292,9 @@ string: {
 			high |= s[pos];
 			pos++;
 		}
+#ifdef __SSE2__
+stopped:
+#endif
 		if (pos == len) {
 			msg = "unterminated string";
 			goto fail;
@@ -299,7 +341,7 @@ string: {
 		}
 	}
 	tok->len = (uint32_t)(pos - tok->start);
-	tok->ascii = !(high & HIGHS) && !esc_high;
+	tok->ascii = ((high & HIGHS) | esc_high | high_sse) == 0;
 	tok->next = (uint32_t)++count;
 	pos++;
 	if (is_key)
@@ -681,6 +723,43 @@ int bn_json_number_int64(const char *text, size_t len, int64_t *out)
  * strtod_l in the C locale, so a caller's setlocale() cannot turn '.' into
  * a syntax error.
  */
+/*
+ * The usual number of a bid log, -?(0|[1-9][0-9]*)(\.[0-9]+)? with at most
+ * 15 digits, read in one pass: m / 10^(fraction digits) divides two exact
+ * doubles once, so it is the correctly rounded value - the same double the
+ * general path below gives. Returns 1 when done, 0 to take that path (other
+ * forms, longer numbers, or text that is not a number).
+ */
+static int number_double_short(const char *text, size_t len, double *out)
+{
+	static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+	const unsigned char *s = (const unsigned char *)text;
+	size_t i = 0, digits = 0, dot = 0;
+	uint64_t m = 0;
+	int neg = len > 0 && s[0] == '-';
+
+	i = (size_t)neg;
+	if (i == len || (s[i] == '0' && i + 1 < len && s[i + 1] != '.'))
+		return 0;
+	for (; i < len; i++) {
+		if (is_digit[s[i]]) {
+			m = m * 10 + (uint64_t)(s[i] - '0');
+			digits++;
+		} else if (s[i] == '.' && !dot && digits > 0 && i + 1 < len) {
+			dot = i;
+		} else {
+			return 0;
+		}
+	}
+	if (digits > 15)
+		return 0;
+	double v = (double)m;
+	if (dot)
+		v /= pow10[len - 1 - dot];
+	*out = neg ? -v : v;
+	return 1;
+}
+
 int bn_json_number_double(const char *text, size_t len, double *out)
 {
 	static const double pow10[] = {
@@ -694,6 +773,8 @@ int bn_json_number_double(const char *text, size_t len, double *out)
 	locale_t c_locale;
 	double v;
 
+	if (number_double_short(text, len, out))
+		return 0;
 	if (bn_json_number_split(&np, text, len) != 0)
 		return -1;
 	if (!bn_json_number_significant(&np, &first, &last, &scale)) {

@@ -50,6 +50,14 @@ typedef struct bn_json_parser bn_json_parser;
 int bn_json_parser_new(bn_json_parser **out, unsigned max_depth);
 void bn_json_parser_free(bn_json_parser *p);
 
+/*
+ * Strings are scanned 16 bytes at a time with SSE2 where the compiler targets
+ * it (baseline on x86_64), else 8 at a time in a 64-bit word. on != 0 makes
+ * p take the portable word scan everywhere: the tests and the fuzz target
+ * compare the two, which must agree on every token, column and message.
+ */
+void bn_json_parser_set_portable(bn_json_parser *p, int on);
+
 typedef enum bn_json_status {
 	BN_JSON_OK = 0,
 	BN_JSON_EINVAL = -1, /* not valid JSON: column and message say where and why */

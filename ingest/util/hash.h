@@ -13,8 +13,9 @@
  * call for the same protection against blind attackers. Nothing bidnorm writes depends on the
  * key: every table is sorted, or only looked up, before it reaches an output.
  *
- * The function: 8 bytes at a time, each word masked with the secret and folded into the state
- * with a 64x64->128-bit multiply (high xor low half), then the length and a final fold.
+ * The function: 16 bytes at a time, two words masked with the secret and the state and folded
+ * with a 64x64->128-bit multiply (high xor low half), then the tail and length and a final fold
+ * (the scheme of wyhash).
  */
 #ifndef BN_UTIL_HASH_H
 #define BN_UTIL_HASH_H
@@ -47,33 +48,38 @@ static inline uint64_t bn_hash_fold(uint64_t a, uint64_t b)
 static inline uint64_t bn_hash(bn_hash_key key, const void *s, size_t n)
 {
 	const unsigned char *p = s;
-	uint64_t h = key.k0 ^ (n * 0x9e3779b97f4a7c15ull), w;
+	uint64_t h = key.k0 ^ (n * 0x9e3779b97f4a7c15ull), a, b;
 	size_t left = n;
-	while (left >= 8) {
-		memcpy(&w, p, 8);
-		h = bn_hash_fold(w ^ key.k1, h ^ 0xa0761d6478bd642full);
-		p += 8;
-		left -= 8;
+	/* 16 bytes per fold, as two words (the wyhash scheme); the last 1..16 bytes below. */
+	while (left > 16) {
+		memcpy(&a, p, 8);
+		memcpy(&b, p + 8, 8);
+		h = bn_hash_fold(a ^ key.k1, b ^ h ^ 0xa0761d6478bd642full);
+		p += 16;
+		left -= 16;
 	}
-	/* The last 0..7 bytes with fixed-size loads (a memcpy of variable length is a call): the last 8
-	 * bytes of the string when it has them (overlapping the word before), else two 4-byte or three
-	 * single-byte reads that together cover every byte. */
-	if (n >= 8) {
-		if (left)
-			memcpy(&w, (const unsigned char *)s + n - 8, 8);
-		else
-			w = 0;
+	/* The tail with fixed-size loads (a memcpy of variable length is a call): the last 16 bytes
+	 * of a longer string (overlapping the words before), two words that overlap for 8..16 bytes,
+	 * else two 4-byte or three single-byte reads that together cover every byte. */
+	if (n > 16) {
+		memcpy(&a, (const unsigned char *)s + n - 16, 8);
+		memcpy(&b, (const unsigned char *)s + n - 8, 8);
+	} else if (left >= 8) {
+		memcpy(&a, p, 8);
+		memcpy(&b, p + left - 8, 8);
 	} else if (left >= 4) {
 		uint32_t lo, hi;
 		memcpy(&lo, p, 4);
 		memcpy(&hi, p + left - 4, 4);
-		w = (uint64_t)lo | (uint64_t)hi << 32;
+		a = (uint64_t)lo | (uint64_t)hi << 32;
+		b = 0;
 	} else if (left) {
-		w = (uint64_t)p[0] | (uint64_t)p[left / 2] << 8 | (uint64_t)p[left - 1] << 16;
+		a = (uint64_t)p[0] | (uint64_t)p[left / 2] << 8 | (uint64_t)p[left - 1] << 16;
+		b = 0;
 	} else {
-		w = 0;
+		a = b = 0;
 	}
-	h = bn_hash_fold(w ^ key.k1 ^ ((uint64_t)left << 56), h ^ 0xe7037ed1a0b428dbull);
+	h = bn_hash_fold(a ^ key.k1 ^ ((uint64_t)left << 56), b ^ h ^ 0xe7037ed1a0b428dbull);
 	return bn_hash_fold(h ^ key.k0, 0x8ebc6af09c88c6e3ull ^ key.k1);
 }
 
@@ -81,6 +87,41 @@ static inline uint64_t bn_hash(bn_hash_key key, const void *s, size_t n)
 static inline uint64_t bn_hash_u64(bn_hash_key key, uint64_t v)
 {
 	return bn_hash_fold(bn_hash_fold(v ^ key.k1, key.k0 ^ 0xa0761d6478bd642full), 0x8ebc6af09c88c6e3ull ^ key.k1);
+}
+
+/*
+ * a[0..n) == b[0..n), for the probes of these tables: their keys are mostly
+ * short, which a few word compares settle inline (the first and last words
+ * overlap) where a call to memcmp costs more than the compare. Reads only
+ * a[0..n) and b[0..n).
+ */
+static inline int bn_bytes_equal(const void *a, const void *b, size_t n)
+{
+	const unsigned char *x = a, *y = b;
+	if (n >= 8) {
+		uint64_t u, v, s, t;
+		memcpy(&u, x + n - 8, 8);
+		memcpy(&v, y + n - 8, 8);
+		for (size_t i = 0; i + 8 < n; i += 8) {
+			memcpy(&s, x + i, 8);
+			memcpy(&t, y + i, 8);
+			if (s != t)
+				return 0;
+		}
+		return u == v;
+	}
+	if (n >= 4) {
+		uint32_t u, v, s, t;
+		memcpy(&u, x, 4);
+		memcpy(&v, y, 4);
+		memcpy(&s, x + n - 4, 4);
+		memcpy(&t, y + n - 4, 4);
+		return ((u ^ v) | (s ^ t)) == 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (x[i] != y[i])
+			return 0;
+	return 1;
 }
 
 #endif

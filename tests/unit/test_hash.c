@@ -105,3 +105,19 @@ Test(hash, random_bytes_differ_between_calls)
 	unsigned char odd[13] = { 0 };
 	bn_random_bytes(odd, sizeof(odd), odd); /* not a multiple of 8: no overrun (ASan would tell) */
 }
+
+/* bn_bytes_equal: every length around its word boundaries, a difference at every position. */
+Test(hash, bytes_equal_sees_a_difference_at_every_position_of_every_length)
+{
+	char a[40], b[40];
+	for (size_t n = 0; n <= sizeof(a); n++) {
+		for (size_t i = 0; i < n; i++)
+			a[i] = b[i] = (char)('a' + i % 26);
+		cr_assert(bn_bytes_equal(a, b, n), "length %zu: equal bytes compare unequal", n);
+		for (size_t k = 0; k < n; k++) {
+			b[k] ^= 0x20;
+			cr_assert(!bn_bytes_equal(a, b, n), "length %zu: a difference at %zu is missed", n, k);
+			b[k] ^= 0x20;
+		}
+	}
+}

@@ -148,35 +148,98 @@ static const doc_case docs[] = {
 	{"True", 0, BN_JSON_EINVAL, NULL, "unexpected character 'T'", 1},
 };
 
+/* Every case through the SIMD string scan (where built) and through the portable word scan. */
 Test(json, documents_table)
 {
 	bn_json_parser *p = NULL;
 
 	cr_assert_eq(bn_json_parser_new(&p, 0), 0);
-	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
-		const doc_case *c = &docs[i];
-		size_t len = c->len ? c->len : strlen(c->doc);
-		bn_json_result r;
-		int rc = bn_json_parse(p, c->doc, len, &r);
+	for (int portable = 0; portable < 2; portable++) {
+		bn_json_parser_set_portable(p, portable);
+		for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+			const doc_case *c = &docs[i];
+			size_t len = c->len ? c->len : strlen(c->doc);
+			bn_json_result r;
+			int rc = bn_json_parse(p, c->doc, len, &r);
 
-		cr_assert_eq(rc, c->rc, "case %zu [%s]: rc %d, want %d (%s at %u)", i, c->doc, rc, c->rc,
-			     r.message ? r.message : "-", r.column);
-		if (c->rc == BN_JSON_OK) {
-			char got[64] = "";
-			cr_assert_eq(r.count, strlen(c->shapes), "case %zu [%s]: %zu tokens", i, c->doc, r.count);
-			for (size_t k = 0; k < r.count; k++)
-				got[k] = shape(&r.tokens[k]);
-			cr_assert_str_eq(got, c->shapes, "case %zu [%s]", i, c->doc);
-			cr_assert_eq(r.tokens[0].next, r.count, "case %zu: root next", i);
-			cr_assert_null(r.message);
-		} else {
-			cr_assert_eq(r.count, 0, "case %zu", i);
-			cr_assert_str_eq(r.message, c->message, "case %zu [%s]", i, c->doc);
-			cr_assert_eq(r.column, c->column, "case %zu [%s]: column %u, want %u", i, c->doc, r.column,
-				     c->column);
+			cr_assert_eq(rc, c->rc, "case %zu [%s] (portable %d): rc %d, want %d (%s at %u)", i, c->doc,
+				     portable, rc, c->rc, r.message ? r.message : "-", r.column);
+			if (c->rc == BN_JSON_OK) {
+				char got[64] = "";
+				cr_assert_eq(r.count, strlen(c->shapes), "case %zu [%s]: %zu tokens", i, c->doc, r.count);
+				for (size_t k = 0; k < r.count; k++)
+					got[k] = shape(&r.tokens[k]);
+				cr_assert_str_eq(got, c->shapes, "case %zu [%s]", i, c->doc);
+				cr_assert_eq(r.tokens[0].next, r.count, "case %zu: root next", i);
+				cr_assert_null(r.message);
+			} else {
+				cr_assert_eq(r.count, 0, "case %zu", i);
+				cr_assert_str_eq(r.message, c->message, "case %zu [%s]", i, c->doc);
+				cr_assert_eq(r.column, c->column, "case %zu [%s]: column %u, want %u", i, c->doc, r.column,
+					     c->column);
+			}
 		}
 	}
 	bn_json_parser_free(p);
+}
+
+/* Parse doc with both string scans; they must agree on everything. */
+static void same_in_both_scans(bn_json_parser *simd, bn_json_parser *word, const char *doc, size_t len)
+{
+	bn_json_result a, b;
+	int ra = bn_json_parse(simd, doc, len, &a);
+	int rb = bn_json_parse(word, doc, len, &b);
+
+	cr_assert_eq(ra, rb, "[%.*s]: rc %d vs %d", (int)len, doc, ra, rb);
+	cr_assert_eq(a.count, b.count, "[%.*s]", (int)len, doc);
+	cr_assert_eq(a.column, b.column, "[%.*s]: column %u vs %u", (int)len, doc, a.column, b.column);
+	cr_assert_str_eq(a.message ? a.message : "-", b.message ? b.message : "-", "[%.*s]", (int)len, doc);
+	for (size_t k = 0; k < a.count; k++) {
+		const bn_json_token *x = &a.tokens[k], *y = &b.tokens[k];
+		cr_assert(x->type == y->type && x->escaped == y->escaped && x->ascii == y->ascii && x->start == y->start &&
+			  x->len == y->len && x->size == y->size && x->next == y->next,
+			  "[%.*s]: token %zu differs", (int)len, doc, k);
+	}
+}
+
+/*
+ * Strings of every length from 0 to 40 (one, two and three 16-byte steps and
+ * their tails), with a quote, backslash escape, control byte, byte >= 0x80 or
+ * the end of the input at every position: the SIMD scan must stop, flag and
+ * reject exactly where the portable one does.
+ */
+Test(json, simd_and_portable_string_scans_agree)
+{
+	static const char *const specials[] = {"\"", "\\n", "\\u00e9", "\\x", "\x01", "\x1f", "\t", "\x7f",
+					       "\xc3\xa9", "\xff", " ", "\\"};
+	bn_json_parser *simd = NULL, *word = NULL;
+	char doc[128];
+
+	cr_assert_eq(bn_json_parser_new(&simd, 0), 0);
+	cr_assert_eq(bn_json_parser_new(&word, 0), 0);
+	bn_json_parser_set_portable(word, 1);
+	for (size_t n = 0; n <= 40; n++) {
+		for (size_t at = 0; at <= n; at++) {
+			for (size_t s = 0; s < sizeof(specials) / sizeof(specials[0]); s++) {
+				size_t len = 0;
+				doc[len++] = '[';
+				doc[len++] = '"';
+				for (size_t i = 0; i < n; i++) {
+					if (i == at) {
+						memcpy(doc + len, specials[s], strlen(specials[s]));
+						len += strlen(specials[s]);
+					}
+					doc[len++] = (char)('a' + i % 26);
+				}
+				memcpy(doc + len, "\",1]", 5);
+				/* the whole array, and cut short at every length */
+				for (size_t cut = 2; cut <= len + 5; cut++)
+					same_in_both_scans(simd, word, doc, cut);
+			}
+		}
+	}
+	bn_json_parser_free(simd);
+	bn_json_parser_free(word);
 }
 
 Test(json, token_positions_and_lengths)
@@ -452,6 +515,33 @@ Test(json, number_int64_reads_only_len)
 	cr_assert_eq(v, 15);
 }
 
+/* Short decimals, the tokenizer's fast case: every one the correctly rounded double that strtod gives. */
+Test(json, number_double_short_decimals_round_like_strtod)
+{
+	char text[40];
+	uint64_t x = 88172645463325252ull;
+	for (int i = 0; i < 200000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		int digits = 1 + (int)(x % 15), frac = (int)((x >> 8) % (uint64_t)(digits + 1));
+		uint64_t m = (x >> 16) % 1000000000000000ull;
+		int n = snprintf(text, sizeof(text), "%s%0*llu", (x >> 60) & 1 ? "-" : "", digits,
+				 (unsigned long long)(m % (uint64_t)pow(10, digits)));
+		int sign = text[0] == '-';
+		if (frac && frac < digits) { /* put a point frac digits from the end */
+			memmove(text + n - frac + 1, text + n - frac, (size_t)frac + 1);
+			text[n - frac] = '.';
+			n++;
+		}
+		if (text[sign] == '0' && n > sign + 1 && text[sign + 1] != '.')
+			continue; /* a leading zero: not JSON */
+		double got = 0, want = strtod(text, NULL);
+		cr_assert_eq(bn_json_number_double(text, (size_t)n, &got), 0, "[%s]", text);
+		cr_assert(memcmp(&got, &want, sizeof(got)) == 0, "[%s]: %.17g, want %.17g", text, got, want);
+	}
+}
+
 Test(json, number_double_table)
 {
 	static const struct {
@@ -482,6 +572,23 @@ Test(json, number_double_table)
 		{"1.8e308", 0, -1, 0},
 		{"abc", 0, -1, 0},
 		{"", 0, -1, 0},
+		/* the short form's edges: leading zeros, a lone sign or point, 15 and 16 digits */
+		{"-0", 0, 0, -0.0},
+		{"-0.0", 0, 0, -0.0},
+		{"00", 0, -1, 0},
+		{"01.5", 0, -1, 0},
+		{"-", 0, -1, 0},
+		{"1.", 0, -1, 0},
+		{".5", 0, -1, 0},
+		{"-.5", 0, -1, 0},
+		{"1.2.3", 0, -1, 0},
+		{"1.e5", 0, -1, 0},
+		{"0.", 0, -1, 0},
+		{"+1", 0, -1, 0},
+		{" 1", 0, -1, 0},
+		{"0.000000000000001", 0, 0, 1e-15},
+		{"999999999999999.9", 0, 0, 999999999999999.9},
+		{"0.123456789012345", 0, 0, 0.123456789012345},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

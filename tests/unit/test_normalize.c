@@ -700,15 +700,19 @@ static const char custom_rules[] =
 	"    chain:\n"
 	"      - validate: {pattern: '^[a-z]+$', on_fail: reject}\n";
 
-static bn_normalizer *custom_normalizer(bn_rules **r)
+static bn_normalizer *text_normalizer(bn_rules **r, const char *text)
 {
 	bn_normalizer *n = NULL;
 	bn_error err;
 	bn_error_clear(&err);
-	cr_assert_eq(bn_rules_load_buffer(r, custom_rules, strlen(custom_rules), "custom.yaml", &err), BN_OK, "%s",
-		     err.message);
+	cr_assert_eq(bn_rules_load_buffer(r, text, strlen(text), "custom.yaml", &err), BN_OK, "%s", err.message);
 	cr_assert_eq(bn_normalizer_new(&n, *r, &err), BN_OK);
 	return n;
+}
+
+static bn_normalizer *custom_normalizer(bn_rules **r)
+{
+	return text_normalizer(r, custom_rules);
 }
 
 #define C "'i':1,'b':true,'d':0.5"
@@ -960,3 +964,44 @@ Test(normalize, no_allocation_after_warm_up)
 	cr_assert_eq(allocations, 0, "%ld allocations after warm-up", (long)allocations);
 }
 #endif
+
+/* ---- member lookup: keys that share a length and their first or last 8 bytes ---- */
+
+static const char lookalike_rules[] =
+	"version: 1\n"
+	"schema: {name: K}\n"
+	"fields:\n"
+	"  - {name: a, source: abcdefghXY, type: string}\n"
+	"  - {name: b, source: abcdefghXZ, type: string}\n"
+	"  - {name: c, source: abcdefgh_m1_ABCDEFGH, type: string}\n"
+	"  - {name: d, source: abcdefgh_m2_ABCDEFGH, type: string}\n"
+	"  - {name: e, source: abc, type: string}\n"
+	"  - {name: f, source: abcd, type: string}\n"
+	"  - {name: g, source: abcdefgh, type: string}\n"
+	"  - {name: h, source: o.abcde, type: string}\n";
+
+static const value_case lookalike_values[] = {
+	{"a", "{'abcdefghXZ':'b','abcdefghXY':'a'}", "\"a\""},
+	{"b", "{'abcdefghXZ':'b','abcdefghXY':'a'}", "\"b\""},
+	{"a", "{'abcdefghXX':'x','abcdefghX':'y','abcdefghXYZ':'z'}", "null"},
+	{"c", "{'abcdefgh_m2_ABCDEFGH':'d','abcdefgh_m1_ABCDEFGH':'c'}", "\"c\""},
+	{"d", "{'abcdefgh_m2_ABCDEFGH':'d','abcdefgh_m1_ABCDEFGH':'c'}", "\"d\""},
+	{"c", "{'abcdefgh_m3_ABCDEFGH':'x'}", "null"},
+	{"e", "{'abc':'e','abcd':'f','abcdefgh':'g','ab':'x','abce':'x','abcdefgi':'x'}", "\"e\""},
+	{"f", "{'abc':'e','abcd':'f','abcdefgh':'g','ab':'x','abce':'x','abcdefgi':'x'}", "\"f\""},
+	{"g", "{'abc':'e','abcd':'f','abcdefgh':'g','ab':'x','abce':'x','abcdefgi':'x'}", "\"g\""},
+	{"e", "{'ab\\u0063':'escaped'}", "\"escaped\""},
+	{"g", "{'abcdefg':'x','abcdefg\\u0000':'x'}", "null"},
+	/* a member of a nested object, and a root key of the same name that is not it */
+	{"h", "{'abcde':'x','o':{'abcdd':'x','abcde':'h'}}", "\"h\""},
+	{"h", "{'abcde':'x','o':{'abcdef':'x'}}", "null"},
+};
+
+Test(normalize, member_lookup_tells_apart_keys_that_share_a_prefix_or_suffix)
+{
+	bn_rules *r = NULL;
+	bn_normalizer *n = text_normalizer(&r, lookalike_rules);
+	run_values(n, lookalike_values, ARRAY_SIZE(lookalike_values), "lookalike");
+	bn_normalizer_free(n);
+	bn_rules_free(r);
+}
