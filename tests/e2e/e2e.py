@@ -4,6 +4,7 @@ import os
 import shutil
 import stat
 import tempfile
+import unittest
 
 import avro.datafile
 import avro.io
@@ -78,3 +79,23 @@ def as_nobody(folder):
         os.setgid(NOBODY)
         os.setuid(NOBODY)
     return {"binary": binary, "preexec_fn": drop}
+
+
+class FolderTest(unittest.TestCase):
+    """A test case with a fresh temporary folder per test: self.dir, self.path(name), self.write(name, bytes)."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def write(self, name, data):
+        p = self.path(name)
+        with open(p, "wb") as f:
+            f.write(data)
+        return p

@@ -12,7 +12,7 @@ import zlib
 
 import zstandard
 
-from e2e import BIDNORM, SOURCE, read_avro_file as read_avro, read_jsonl
+from e2e import BIDNORM, FolderTest, read_avro_file as read_avro, read_jsonl, SOURCE
 
 SAMPLES = sorted(glob.glob(os.path.join(SOURCE, "samples", "*.jsonl.zst")))
 
@@ -26,22 +26,12 @@ def sample_text(lines=2000):
     return b"".join(text.splitlines(keepends=True)[:lines])
 
 
-class Compressed(unittest.TestCase):
+class Compressed(FolderTest):
     plain = None    # (records, rejects, stats) of the plain samples, read once
 
     @classmethod
     def setUpClass(cls):
         cls.text = sample_text()
-
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
 
     def write(self, name, data):
         with open(self.path(name), "wb") as f:

@@ -8,13 +8,13 @@ import subprocess
 import tempfile
 import unittest
 
-from e2e import BIDNORM, SOURCE, read_records
+from e2e import BIDNORM, FolderTest, read_records, SOURCE
 
 SAMPLE_12 = os.path.join(SOURCE, "samples", "bidlog-2026-11-20T12.jsonl.zst")
 SAMPLE_13 = os.path.join(SOURCE, "samples", "bidlog-2026-11-20T13.jsonl.zst")
 
 
-class FirstHour(unittest.TestCase):
+class FirstHour(FolderTest):
     @classmethod
     def setUpClass(cls):
         cls.shared = tempfile.TemporaryDirectory()
@@ -26,16 +26,6 @@ class FirstHour(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.shared.cleanup()
-
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
 
     def run_bidnorm(self, *args, expect=0):
         p = subprocess.run([BIDNORM, *args], capture_output=True, cwd=self.dir)

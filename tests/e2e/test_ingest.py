@@ -10,7 +10,7 @@ import avro.io
 import avro.schema
 import zstandard
 
-from e2e import BIDNORM, SOURCE, read_avro_file as read_avro, read_jsonl
+from e2e import BIDNORM, FolderTest, read_avro_file as read_avro, read_jsonl, SOURCE
 
 
 def rec(event_id, **extra):
@@ -41,22 +41,7 @@ def line(r):
 
 
 
-class Ingest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def write(self, name, data):
-        p = self.path(name)
-        with open(p, "wb") as f:
-            f.write(data)
-        return p
+class Ingest(FolderTest):
 
     def run_bidnorm(self, *args, stdin=None):
         return subprocess.run([BIDNORM, *args], input=stdin, capture_output=True, cwd=self.dir)

@@ -12,7 +12,7 @@ import unittest
 
 import zstandard
 
-from e2e import BIDNORM, SOURCE, read_records, read_avro_file, read_jsonl
+from e2e import BIDNORM, FolderTest, read_avro_file, read_jsonl, read_records, SOURCE
 
 SPEC_DIR = os.path.join(SOURCE, "tests", "data", "openrtb")
 SAMPLE = os.path.join(SOURCE, "samples", "openrtb-2026-11-20T12.jsonl.zst")
@@ -247,16 +247,7 @@ def nested(depth, leaf):
 
 # ------------------------------------------------------------------ the tests
 
-class OpenRtb(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
+class OpenRtb(FolderTest):
 
     def write(self, name, lines):
         p = self.path(name)
