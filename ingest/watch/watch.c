@@ -193,7 +193,7 @@ static int rules_load(rules_ref **out, const char *path, bn_error *err)
 	int rc;
 	if (!r)
 		return bn_error_set(err, BN_ENOMEM, "out of memory");
-	rc = path ? bn_rules_load_file(&r->rules, path, err) : bn_rules_load_default(&r->rules, err);
+	rc = bn_rules_load(&r->rules, path, err); /* a file, a shipped set's name, or NULL: the default */
 	if (rc < 0) {
 		free(r);
 		return rc;

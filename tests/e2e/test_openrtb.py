@@ -752,3 +752,17 @@ class Wrapper(unittest.TestCase):
                 self.assertEqual({k: got[k] for k in want}, want)
             rejects = read_jsonl(os.path.join(d, "o.rejects.jsonl"))
             self.assertEqual([(r["line"], r["reason"]) for r in rejects], [(3, REASONS["missing"])])
+
+
+class WatchOpenRtb(unittest.TestCase):
+    def test_watch_takes_the_shipped_openrtb_rules_by_name(self):
+        with tempfile.TemporaryDirectory() as d:
+            inbox, outbox, done = (os.path.join(d, x) for x in ("in", "out", "done"))
+            os.mkdir(inbox)
+            with open(os.path.join(inbox, "h12.jsonl"), "wb") as f:
+                f.write(compact(request("a", imps=[imp(0), imp(1), imp(2)])) + b"\n")
+            p = subprocess.run([BIDNORM, "watch", "--inbox", inbox, "--outbox", outbox, "--done", done,
+                                "--rules", "openrtb", "--settle", "0", "--once"], capture_output=True)
+            self.assertEqual(p.returncode, 0, p.stderr.decode())
+            rows = read_records(os.path.join(outbox, "h12.avro"))
+            self.assertEqual([(r["request_id"], r["imp_index"]) for r in rows], [("a", 0), ("a", 1), ("a", 2)])
