@@ -11,7 +11,7 @@ import unittest
 
 import zstandard
 
-from e2e import BIDNORM, as_nobody, reachable_tempdir, read_jsonl, read_records as read_avro
+from e2e import BIDNORM, FolderTest, as_nobody, reachable_tempdir, read_jsonl, read_records as read_avro
 
 MB = 1 << 20
 TS = 1795176001  # 2026-11-20T12:00:01Z
@@ -520,15 +520,8 @@ fields:
                          "not 'truncate:x'")
 
 
-class Bounds(unittest.TestCase):
+class Bounds(FolderTest):
     """Memory is bounded by configuration (line limit, block size), not by the size of the input."""
-
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
-
-    def tearDown(self):
-        self.tmp.cleanup()
 
     def stream(self, total):
         """Ingest total bytes of generated records from stdin; returns the Run."""

@@ -443,7 +443,8 @@ class ServeOpenRtb(unittest.TestCase):
                              .encode("utf-8", "surrogateescape"))
         log = os.path.join(self.dir, "parity.jsonl")
         with open(log, "wb") as f:
-            f.write(b"\n".join(lines) + b"\n{\"raw\": {\"id\": \"x\", \"imp\": [{}]}, \"row\": 1, \"encoded\": {}}\n")
+            f.write(b"\n".join(lines) + b"\n{\"raw\": {\"id\": \"x\", \"imp\": [{}]}, \"row\": 1, \"encoded\": {}}\n"
+                    b"{\"raw\": {\"id\": \"x\", \"imp\": [{}]}, \"row\": -1, \"encoded\": {}}\n")
         p = run(BIDNORM, "parity", "--rules", "openrtb", "--vocab", self.vocab, "--json", "--max-mismatch-rate", "1",
                 log)
         self.assertEqual(p.returncode, 0, p.stderr.decode())
@@ -453,6 +454,7 @@ class ServeOpenRtb(unittest.TestCase):
         self.assertGreater(second_rows, 100)
         self.assertEqual(feats["imp_index"]["mismatched"], second_rows)
         self.assertEqual(sum(f["mismatched"] for f in report["features"]), second_rows)
-        self.assertEqual(report["malformed_lines"], 1)
-        self.assertEqual(report["malformed_examples"][0]["reason"],
-                         "\"row\" 1 is past the request's last row (it has 1)")
+        self.assertEqual(report["malformed_lines"], 2)
+        self.assertEqual([x["reason"] for x in report["malformed_examples"]],
+                         ["\"row\" 1 is past the request's last row (it has 1)",
+                          "\"row\" must be a row index (a whole number from 0)"])
