@@ -7,6 +7,7 @@
 
 #include "normalize/text.h"
 #include "util/buf.h"
+#include "util/swar.h"
 
 /* Defaults of limits.* when rules are absent or leave them 0 (see compiled.h). */
 #define DEFAULT_MATCH_LIMIT 100000
@@ -257,25 +258,35 @@ static int step_replace(bn_chain_scratch *s, const bn_step *step, value *v, uint
 static int step_case(bn_chain_scratch *s, int upper, value *v, uint32_t *effects, bn_error *err)
 {
 	const unsigned char *u = (const unsigned char *)v->data;
-	size_t i, first = v->size;
+	const unsigned lo = upper ? 'a' : 'A', hi = upper ? 'z' : 'Z';
+	size_t i = 0, first = v->size;
 	int ascii = 1;
 	bn_buf *b;
 
-	for (i = 0; i < v->size; i++) {
-		unsigned char c = u[i];
-		if (c >= 0x80) {
-			ascii = 0;
-			if (first == v->size)
-				first = i;
+	/* The first byte to change or not ASCII: eight bytes a step, then the one word byte by byte. */
+	for (; i + 8 <= v->size; i += 8) {
+		uint64_t w = bn_load64(u + i);
+		if ((w & BN_SWAR_HIGHS) || bn_swar_in_range(w, lo, hi))
 			break;
-		}
-		if (upper ? (c >= 'a' && c <= 'z') : (c >= 'A' && c <= 'Z')) {
-			if (first == v->size)
-				first = i;
+	}
+	for (; i < v->size; i++) {
+		if (u[i] >= 0x80 || (u[i] >= lo && u[i] <= hi)) {
+			first = i;
+			break;
 		}
 	}
 	if (first == v->size)
 		return BN_OK;
+	for (i = first; i < v->size; i++) {
+		if (i + 8 <= v->size && !(bn_load64(u + i) & BN_SWAR_HIGHS)) {
+			i += 7;
+			continue;
+		}
+		if (u[i] >= 0x80) {
+			ascii = 0;
+			break;
+		}
+	}
 	b = other_buf(s, v);
 	if (bn_buf_reserve(b, v->size) < 0)
 		return bn_error_set(err, BN_ENOMEM, "out of memory changing case");

@@ -9,6 +9,7 @@
 #include "normalize/chain.h"
 #include "normalize/text_mojibake.h"
 #include "util/buf.h"
+#include "util/swar.h"
 
 /* NFKC through utf8proc: compatibility decomposition, canonical reordering, composition. */
 #define NFKC_OPTIONS (UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT)
@@ -295,15 +296,27 @@ static int ascii_state(const char *in, size_t size)
 {
 	const unsigned char *u = (const unsigned char *)in;
 	int dirty = 0;
-	size_t i;
-	for (i = 0; i < size; i++) {
-		unsigned char c = u[i];
-		if (c > 0x20 && c < 0x7F)
-			continue;
-		if (c >= 0x80)
-			return 2;
-		if (c != ' ' || i == 0 || i + 1 == size || u[i - 1] == ' ')
-			dirty = 1;
+	size_t i = 0;
+	while (i < size) {
+		/* Eight printable bytes other than space, the common case, in one step. */
+		if (i + 8 <= size) {
+			uint64_t w = bn_load64(u + i);
+			if (w & BN_SWAR_HIGHS)
+				return 2;
+			if (bn_swar_in_range(w, 0x21, 0x7E) == BN_SWAR_HIGHS) {
+				i += 8;
+				continue;
+			}
+		}
+		for (size_t end = i + 8 < size ? i + 8 : size; i < end; i++) {
+			unsigned char c = u[i];
+			if (c > 0x20 && c < 0x7F)
+				continue;
+			if (c >= 0x80)
+				return 2;
+			if (c != ' ' || i == 0 || i + 1 == size || u[i - 1] == ' ')
+				dirty = 1;
+		}
 	}
 	return dirty;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "util/swar.h"
 #ifdef __SSE2__
 #include <emmintrin.h>  /* baseline on x86_64; other targets take the 8-byte word scan */
 #endif
@@ -99,16 +100,13 @@ static inline int str_stop(unsigned char c)
 #define ctl16 _mm_set1_epi8(0x1F)
 #endif
 
-#define ONES 0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-
 /* Nonzero iff some byte of w is '"', '\\' or below 0x20. Exact for "any"; bytes >= 0x80 never match. */
 static inline uint64_t word_has_stop(uint64_t w)
 {
-	uint64_t q = w ^ (ONES * '"');
-	uint64_t b = w ^ (ONES * '\\');
-	uint64_t lt = (w - ONES * 0x20) & ~w;
-	return (((q - ONES) & ~q) | ((b - ONES) & ~b) | lt) & HIGHS;
+	uint64_t q = w ^ (BN_SWAR_ONES * '"');
+	uint64_t b = w ^ (BN_SWAR_ONES * '\\');
+	uint64_t lt = (w - BN_SWAR_ONES * 0x20) & ~w;
+	return (((q - BN_SWAR_ONES) & ~q) | ((b - BN_SWAR_ONES) & ~b) | lt) & BN_SWAR_HIGHS;
 }
 
 static const char *unexpected(bn_json_parser *p, unsigned char c)
@@ -341,7 +339,7 @@ stopped:
 		}
 	}
 	tok->len = (uint32_t)(pos - tok->start);
-	tok->ascii = ((high & HIGHS) | esc_high | high_sse) == 0;
+	tok->ascii = ((high & BN_SWAR_HIGHS) | esc_high | high_sse) == 0;
 	tok->next = (uint32_t)++count;
 	pos++;
 	if (is_key)

@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "util/swar.h"
+
 /* Unicode code points of Windows-1252 bytes 0x80..0x9F; the five bytes the
  * code page leaves undefined map to the C1 control of the same value. */
 static const uint16_t cp1252_high[32] = {
@@ -13,14 +15,6 @@ static const uint16_t cp1252_high[32] = {
 	0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178,
 };
 
-#define HIGH_BITS UINT64_C(0x8080808080808080)
-
-static uint64_t load64(const unsigned char *p)
-{
-	uint64_t w;
-	memcpy(&w, p, sizeof(w));
-	return w;
-}
 
 /*
  * Length of the well-formed sequence starting at p[0] (a non-ASCII byte),
@@ -65,9 +59,9 @@ size_t bn_utf8_valid_prefix(const char *s, size_t n)
 	while (i < n) {
 		/* JSON logs are nearly all ASCII: test 32 bytes per step. */
 		while (i + 32 <= n &&
-		       !((load64(p + i) | load64(p + i + 8) | load64(p + i + 16) | load64(p + i + 24)) & HIGH_BITS))
+		       !((bn_load64(p + i) | bn_load64(p + i + 8) | bn_load64(p + i + 16) | bn_load64(p + i + 24)) & BN_SWAR_HIGHS))
 			i += 32;
-		while (i + 8 <= n && !(load64(p + i) & HIGH_BITS))
+		while (i + 8 <= n && !(bn_load64(p + i) & BN_SWAR_HIGHS))
 			i += 8;
 		while (i < n && p[i] < 0x80)
 			i++;

@@ -430,6 +430,52 @@ Test(chain, case_table)
 	run_table(&uc, ut, sizeof(ut) / sizeof(ut[0]), "upper");
 }
 
+/*
+ * The case and text steps scan eight bytes a step: a byte that matters is found
+ * at every position of every word, and the bytes just outside each range
+ * ('@' '[' '`' '{', '!' '~') are left alone.
+ */
+Test(chain, word_scans_find_a_byte_at_every_position)
+{
+	bn_step lower[] = {st(BN_STEP_LOWER)}, upper[] = {st(BN_STEP_UPPER)}, text[] = {st_text(0)};
+	bn_chain lc = {NULL, lower, 1}, uc = {NULL, upper, 1}, tc = {NULL, text, 1};
+	const struct {
+		const bn_chain *chain;
+		const char *put, *want;  /* put at one position of a run of 'm'; what it becomes */
+		uint32_t effects;
+	} probes[] = {
+		{&lc, "Q", "q", BN_EFFECT_CASE}, {&lc, "A", "a", BN_EFFECT_CASE}, {&lc, "Z", "z", BN_EFFECT_CASE},
+		{&lc, "@", "@", 0}, {&lc, "[", "[", 0}, {&lc, "\xc3\x89", "\xc3\xa9", BN_EFFECT_CASE},
+		{&uc, "q", "Q", BN_EFFECT_CASE}, {&uc, "`", "`", 0}, {&uc, "{", "{", 0},
+		{&tc, "\x01", "", BN_EFFECT_INVISIBLE}, {&tc, "\x7f", "", BN_EFFECT_INVISIBLE},
+		{&tc, "!", "!", 0}, {&tc, "~", "~", 0},
+	};
+	char in[64], want[64];
+	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+		for (size_t len = 1; len <= 40; len++) {
+			for (size_t at = 0; at < len; at++) {
+				char run = probes[i].chain == &uc ? 'M' : 'm';
+				memset(in, run, len);
+				memset(want, probes[i].chain == &uc ? 'M' : 'm', len);
+				size_t pl = strlen(probes[i].put), wl = strlen(probes[i].want);
+				memcpy(in + at, probes[i].put, pl);
+				memset(in + at + pl, run, len - at);
+				memcpy(want + at, probes[i].want, wl);
+				memset(want + at + wl, run, len - at);
+				size_t in_len = len + pl, want_len = len + wl;
+				bn_chain_result r;
+				bn_error err;
+				bn_error_clear(&err);
+				cr_assert_eq(bn_chain_apply(scratch, probes[i].chain, in, in_len, &r, NULL, NULL, &err), BN_OK);
+				cr_expect(r.size == want_len && memcmp(r.data, want, want_len) == 0 &&
+					  r.effects == probes[i].effects,
+					  "probe %zu (\"%s\") at %zu of %zu: \"%.*s\" effects %#x", i, probes[i].put, at,
+					  len, (int)r.size, r.data, (unsigned)r.effects);
+			}
+		}
+	}
+}
+
 Test(chain, replace_table)
 {
 	bn_step s1[] = {st(BN_STEP_LOWER), st_replace("[^a-z0-9]+", "_")};
