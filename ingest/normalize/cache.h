@@ -32,6 +32,19 @@ void bn_value_cache_begin_record(bn_value_cache *c);
 int bn_value_cache_get(bn_value_cache *c, const bn_chain *chain, const char *in, size_t size, bn_chain_result *res);
 
 /*
+ * The same in two steps, so a caller can look many values up at once: the
+ * hash of (chain, in) first, a prefetch of its slot (and, once the slot has
+ * arrived, of its entry) for each, then the lookups - whose cache misses then
+ * overlap instead of following one another. h must be
+ * bn_value_cache_hash(c, chain, in, size); the prefetches change nothing.
+ */
+uint64_t bn_value_cache_hash(const bn_value_cache *c, const bn_chain *chain, const char *in, size_t size);
+void bn_value_cache_prefetch_slot(const bn_value_cache *c, uint64_t h);
+void bn_value_cache_prefetch_entry(const bn_value_cache *c, uint64_t h);
+int bn_value_cache_get_hashed(bn_value_cache *c, uint64_t h, const bn_chain *chain, const char *in, size_t size,
+			      bn_chain_result *res);
+
+/*
  * Remember res as the result of chain on in[0..size). Returns the cache's copy of res->data (valid,
  * like a hit's, until the next record starts), or NULL when nothing was stored (full, too long,
  * already there, or a null result).

@@ -144,6 +144,9 @@ typedef struct bn_toklist {
 	size_t n, cap;
 } bn_toklist;
 
+/* Cache lookups of one row prefetched together; a row with more looks the rest up one by one. */
+#define BN_PREFETCH_MAX 64
+
 struct bn_normalizer {
 	const bn_rules *rules;
 	struct bn_json_parser *json;
@@ -180,6 +183,10 @@ struct bn_normalizer {
 	bn_value_cache *cache;   /* chain results of repeating values */
 	uint64_t *cache_tries;   /* per field: cache lookups */
 	uint64_t *cache_hits;    /* per field: cache hits */
+	/* The cache lookups of the current row, hashed and prefetched before the fields are
+	 * read (extract.c: prefetch_values); a lookup takes its hash from here by pointer. */
+	struct { const char *s; const void *chain; uint64_t h; } ahead[BN_PREFETCH_MAX];
+	size_t nahead, next_ahead;
 	pcre2_match_data *match; /* for serving_invalid key patterns */
 	pcre2_match_context *match_ctx;
 	bn_buf out_json;         /* bn_normalize_json_value result */

@@ -131,16 +131,35 @@ static void count_effects(bn_field_stats *st, uint32_t effects)
  * Run fd's chain on s[0..len), through the per-thread result cache when the field's values repeat.
  * *stable = 1 when res->data lives in the cache (valid until the next record: no copy needed).
  */
+static inline int cache_worth_it(const bn_normalizer *n, size_t f)
+{
+	return n->cache_tries[f] < CACHE_PROBATION || n->cache_hits[f] * 8 >= n->cache_tries[f];
+}
+
+/* The hash prefetch_values computed for the value at s, or a new one. */
+static inline uint64_t value_cache_hash(bn_normalizer *n, const bn_field *fd, const char *s, size_t len)
+{
+	/* In the order they were prefetched; an entry a lookup passed by (a field that
+	 * left probation midway, an element past max_items) is skipped. */
+	size_t end = n->next_ahead + 4 < n->nahead ? n->next_ahead + 4 : n->nahead;
+	for (size_t i = n->next_ahead; i < end; i++) {
+		if (n->ahead[i].s == s && n->ahead[i].chain == fd->chain) {
+			n->next_ahead = i + 1;
+			return n->ahead[i].h;
+		}
+	}
+	return bn_value_cache_hash(n->cache, fd->chain, s, len);
+}
+
 static int chain_cached(bn_normalizer *n, const bn_field *fd, const char *s, size_t len, bn_chain_result *res,
 			int *stable, bn_error *err)
 {
 	size_t f = (size_t)(fd - n->rules->fields);
-	int use = fd->chain && len <= BN_VALUE_CACHE_MAX_INPUT &&
-		  (n->cache_tries[f] < CACHE_PROBATION || n->cache_hits[f] * 8 >= n->cache_tries[f]);
+	int use = fd->chain && len <= BN_VALUE_CACHE_MAX_INPUT && cache_worth_it(n, f);
 	*stable = 0;
 	if (use) {
 		n->cache_tries[f]++;
-		if (bn_value_cache_get(n->cache, fd->chain, s, len, res)) {
+		if (bn_value_cache_get_hashed(n->cache, value_cache_hash(n, fd, s, len), fd->chain, s, len, res)) {
 			n->cache_hits[f]++;
 			*stable = 1;
 			return BN_OK;
@@ -1012,6 +1031,55 @@ static void name_row(bn_normalizer *n, const bn_field *fd, bn_error *err)
 	memcpy(err->message, msg, sizeof(msg));
 }
 
+/* A string value the field's chain will look up in the cache: hash it and fetch its slot. */
+static inline void ahead(bn_normalizer *n, const bn_field *fd, const char *line, const bn_json_token *t)
+{
+	if (t->type != BN_JSON_STRING || t->escaped || t->len > BN_VALUE_CACHE_MAX_INPUT ||
+	    n->nahead == BN_PREFETCH_MAX)
+		return;
+	const char *s = line + t->start;
+	uint64_t h = bn_value_cache_hash(n->cache, fd->chain, s, t->len);
+	n->ahead[n->nahead].s = s;
+	n->ahead[n->nahead].chain = fd->chain;
+	n->ahead[n->nahead++].h = h;
+	bn_value_cache_prefetch_slot(n->cache, h);
+}
+
+/*
+ * Memory, not instructions, is what a cache lookup costs: some twenty per
+ * record, each a likely miss, one after another. Before the fields are read,
+ * hash every string the cache will be asked for and prefetch all their slots,
+ * then all their entries, so the misses overlap. Looks at the same tokens the
+ * field loop reads, in the same order, and changes nothing they find.
+ */
+static void prefetch_values(bn_normalizer *n, const bn_json_token *toks, const char *line)
+{
+	const bn_rules *r = n->rules;
+	n->nahead = n->next_ahead = 0;
+	for (size_t f = 0; f < r->nfields; f++) {
+		const bn_field *fd = &r->fields[f];
+		if (fd->type != BN_T_STRING || !fd->chain || fd->is_ratio || fd->row_index || fd->presence ||
+		    fd->shape == BN_SHAPE_MAP || !cache_worth_it(n, f))
+			continue;
+		int32_t slot = fd->nalt ? first_present(n, f) : n->field_slot[f];
+		if (slot < 0)
+			continue;
+		if (fd->shape == BN_SHAPE_ARRAY && n->lists[slot].n) {
+			for (size_t i = 0; i < n->lists[slot].n; i++)
+				ahead(n, fd, line, &toks[n->lists[slot].v[i]]);
+		} else if (n->slots[slot]) {
+			const bn_json_token *t = &toks[n->slots[slot] - 1];
+			if (fd->shape != BN_SHAPE_ARRAY)
+				ahead(n, fd, line, t);
+			else if (t->type == BN_JSON_ARRAY)
+				for (uint32_t i = n->slots[slot]; i < t->next; i = toks[i].next)
+					ahead(n, fd, line, &toks[i]);
+		}
+	}
+	for (size_t i = 0; i < n->nahead; i++)
+		bn_value_cache_prefetch_entry(n->cache, n->ahead[i].h);
+}
+
 int bn_normalize_row(bn_normalizer *n, size_t row, bn_error *err)
 {
 	const bn_rules *r = n->rules;
@@ -1031,6 +1099,7 @@ int bn_normalize_row(bn_normalizer *n, size_t row, bn_error *err)
 			return bn_error_set(err, BN_ENOMEM, "out of memory");
 	}
 
+	prefetch_values(n, toks, line);
 	for (size_t f = 0; f < r->nfields; f++) {
 		const bn_field *fd = &r->fields[f];
 		bn_fieldval *fv = &n->rec.fields[f];

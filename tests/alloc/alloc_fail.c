@@ -11,7 +11,8 @@
 /*
  * glibc routes its own allocations (strdup, fopen, qsort...) through the
  * public malloc/calloc/realloc, and exports the real ones as __libc_*, so
- * interposing these three covers every heap allocation without dlsym
+ * interposing these three (and posix_memalign, which bidnorm uses for
+ * huge-page-aligned tables) covers every heap allocation without dlsym
  * (which itself allocates). Only the N-th call fails - later ones succeed,
  * as after a transient shortage - so a sweep over N reaches every path.
  *
@@ -28,6 +29,7 @@
 extern void *__libc_malloc(size_t size);
 extern void *__libc_calloc(size_t n, size_t size);
 extern void *__libc_realloc(void *p, size_t size);
+extern void *__libc_memalign(size_t align, size_t size);
 extern void __libc_free(void *p);
 
 static unsigned long fail_at;
@@ -111,6 +113,18 @@ void *realloc(void *p, size_t size)
 	if (!q && size == 0 && ready)
 		__atomic_sub_fetch(&live, 1, __ATOMIC_SEQ_CST);
 	return q;
+}
+
+int posix_memalign(void **out, size_t align, size_t size)
+{
+	void *p;
+	if (should_fail(__builtin_return_address(0)))
+		return ENOMEM;
+	p = counted(__libc_memalign(align, size));
+	if (!p)
+		return ENOMEM;
+	*out = p;
+	return 0;
 }
 
 void free(void *p)

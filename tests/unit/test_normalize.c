@@ -1005,3 +1005,51 @@ Test(normalize, member_lookup_tells_apart_keys_that_share_a_prefix_or_suffix)
 	bn_normalizer_free(n);
 	bn_rules_free(r);
 }
+
+/*
+ * Cache lookups are hashed and prefetched before the fields are read and then
+ * matched by value pointer and chain: two fields reading one value through
+ * different chains, a list longer than the prefetch window, escaped values
+ * (not prefetched) and numbers read as strings all still get their own
+ * results - on a first line (misses) and on its repeats (hits).
+ */
+static const char shared_rules[] =
+	"version: 1\n"
+	"schema: {name: R}\n"
+	"fields:\n"
+	"  - {name: lo, source: x, type: string, chain: [lower]}\n"
+	"  - {name: up, source: x, type: string, chain: [upper]}\n"
+	"  - {name: same, source: x, type: string, chain: [lower]}\n"
+	"  - {name: list, source: l, type: 'array<string>', chain: [upper], max_items: 100}\n"
+	"  - {name: after, source: y, type: string, chain: [upper]}\n";
+
+Test(normalize, prefetched_cache_lookups_keep_every_value_its_own)
+{
+	bn_rules *r = NULL;
+	bn_normalizer *n = text_normalizer(&r, shared_rules);
+	char line[4096], want[4096];
+	size_t o = 0, w = 0;
+	o += (size_t)snprintf(line + o, sizeof(line) - o, "{'x':'MiXed','l':[");
+	w += (size_t)snprintf(want + w, sizeof(want) - w, "[");
+	for (int i = 0; i < 80; i++) {
+		if (i % 10 == 3)
+			o += (size_t)snprintf(line + o, sizeof(line) - o, "%s'e\\u0078%d'", i ? "," : "", i);
+		else if (i % 10 == 7)
+			o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%d", i ? "," : "", i);
+		else
+			o += (size_t)snprintf(line + o, sizeof(line) - o, "%s'v%d'", i ? "," : "", i);
+		w += (size_t)snprintf(want + w, sizeof(want) - w, "%s\"%s%d\"", i ? "," : "",
+				      i % 10 == 3 ? "EX" : i % 10 == 7 ? "" : "V", i);
+	}
+	snprintf(line + o, sizeof(line) - o, "],'y':'tail'}");
+	snprintf(want + w, sizeof(want) - w, "]");
+	for (int round = 0; round < 3; round++) {
+		const value_case cases[] = {
+			{"lo", line, "\"mixed\""}, {"up", line, "\"MIXED\""}, {"same", line, "\"mixed\""},
+			{"list", line, want}, {"after", line, "\"TAIL\""},
+		};
+		run_values(n, cases, ARRAY_SIZE(cases), round ? "shared (hits)" : "shared (misses)");
+	}
+	bn_normalizer_free(n);
+	bn_rules_free(r);
+}
