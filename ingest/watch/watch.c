@@ -545,10 +545,10 @@ static int owner_allowed(const bn_watch *w, const struct stat *st)
 /*
  * Open the inbox entry j->name as the producer left it: never through a
  * symbolic link, never blocking on a FIFO, only a regular file, only from an
- * allowed owner. Returns the descriptor (blocking again) with *st filled, or
- * -1 with j->outcome OUT_GONE, or -2 with j->err (and j->status) saying why
- * it is to be quarantined and *st what is known of the entry (st_mode 0 when
- * nothing).
+ * allowed owner, only with one hard link (unless allowed). Returns the
+ * descriptor (blocking again) with *st filled, or -1 with j->outcome
+ * OUT_GONE, or -2 with j->err (and j->status) saying why it is to be
+ * quarantined and *st what is known of the entry (st_mode 0 when nothing).
  */
 static int open_entry(bn_watch *w, job *j, const char *path, struct stat *st)
 {
@@ -601,6 +601,16 @@ static int open_entry(bn_watch *w, job *j, const char *path, struct stat *st)
 		bn_error_set(&j->err, BN_EIO,
 			     "owned by user %lu and group %lu, neither of them allowed (--allow-owner, --allow-group); "
 			     "it was not read", (unsigned long)st->st_uid, (unsigned long)st->st_gid);
+		close(fd);
+		return -2;
+	}
+	/* The descriptor's count: what is read is what was checked. */
+	if (st->st_nlink > 1 && !w->opt.allow_hard_links) {
+		j->status = "hard_linked";
+		bn_error_locate(&j->err, j->name, 0, 0);
+		bn_error_set(&j->err, BN_EIO,
+			     "has %lu hard links, so it may be a link to a file its writer does not own; it was not read "
+			     "(--allow-hard-links reads such files)", (unsigned long)st->st_nlink);
 		close(fd);
 		return -2;
 	}
@@ -976,6 +986,12 @@ static double dispatch(bn_watch *w, double next)
 			at = f->seen_change + settle;
 			if (writer == 1 || at <= now)
 				at = now + (settle > 0.05 ? settle : 0.05);
+			next = at < next ? at : next;
+			continue;
+		}
+		/* Several links: a link() then unlink() publish gets settle seconds to end; open_entry judges what is left. */
+		if (!w->opt.allow_hard_links && f->linked_since >= 0 && now - f->linked_since < settle) {
+			at = f->linked_since + settle;
 			next = at < next ? at : next;
 			continue;
 		}
