@@ -207,7 +207,8 @@ class Vocab(unittest.TestCase):
         self.assertEqual(p.stderr.decode(), "bidnorm vocab build: missing.avro: cannot open: No such file or directory\n")
         p = self.vocab("build", "-o", "v", "--field", "country", "--where", "a b", self.avro13, expect=2)
         self.assertEqual(p.stderr.decode(),
-                         "bidnorm vocab build: --where 'a b': expected FIELD, FIELD=VALUE or FIELD!=VALUE\n"
+                         "bidnorm vocab build: --where 'a b': expected FIELD, or FIELD then =, !=, <, <=, > or >= "
+                         "and a VALUE\n"
                          "Try 'bidnorm vocab build --help'.\n")
         p = self.vocab("build", "-o", "v", "--field", "installed_apps", "--max-memory", "1M", self.avro12, expect=2)
         self.assertEqual(p.stderr.decode(), "bidnorm vocab build: --max-memory 1048576 is too small to spill the counts "
