@@ -121,33 +121,35 @@ static void rfc3339(char *out, size_t size)
 
 /* ---- logging ---- */
 
+static void event_init(bn_watch_event *ev, int level, const char *event, const char *file, const char *detail,
+		       const bn_error *why)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->event = event;
+	ev->level = level;
+	ev->file = file;
+	ev->detail = detail;
+	ev->error = why;
+}
+
 static void say(bn_watch *w, int level, const char *event, const char *file, const char *detail,
 		const bn_error *why)
 {
 	bn_watch_event ev;
 	if (!w->opt.log)
 		return;
-	memset(&ev, 0, sizeof(ev));
-	ev.event = event;
-	ev.level = level;
-	ev.file = file;
-	ev.detail = detail;
-	ev.error = why;
+	event_init(&ev, level, event, file, detail, why);
 	w->opt.log(w->opt.log_ctx, &ev);
 }
 
+/* An event about job j, with its counts and time. */
 static void say_file(bn_watch *w, int level, const char *event, const job *j, const char *detail,
 		     const bn_error *why, double retry_in)
 {
 	bn_watch_event ev;
 	if (!w->opt.log)
 		return;
-	memset(&ev, 0, sizeof(ev));
-	ev.event = event;
-	ev.level = level;
-	ev.file = j->name;
-	ev.detail = detail;
-	ev.error = why;
+	event_init(&ev, level, event, j->name, detail, why);
 	ev.records_written = j->sum.records_written;
 	ev.records_rejected = j->sum.records_rejected;
 	ev.bytes_in = j->size;

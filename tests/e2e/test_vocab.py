@@ -12,7 +12,7 @@ import avro.datafile
 import avro.io
 import avro.schema
 
-from e2e import BIDNORM, SOURCE, read_avro_file as read_avro
+from e2e import BIDNORM, SOURCE, FolderTest, read_avro_file as read_avro
 SAMPLE_12 = os.path.join(SOURCE, "samples", "bidlog-2026-11-20T12.jsonl.zst")
 SAMPLE_13 = os.path.join(SOURCE, "samples", "bidlog-2026-11-20T13.jsonl.zst")
 
@@ -53,7 +53,7 @@ def expected_order(counter):
     return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0].encode()))
 
 
-class Vocab(unittest.TestCase):
+class Vocab(FolderTest):
     @classmethod
     def setUpClass(cls):
         cls.shared = tempfile.TemporaryDirectory()
@@ -70,16 +70,6 @@ class Vocab(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.shared.cleanup()
-
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
 
     def vocab(self, *args, expect=0):
         p = run("vocab", *args, cwd=self.dir)
