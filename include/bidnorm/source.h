@@ -28,8 +28,8 @@ extern "C" {
  * skippable frame (0x184D2A5?) selects zstd; the gzip magic (1F 8B) selects
  * gzip, any number of concatenated members (zero bytes between or after
  * them are padding and skipped, anything else must start a member). The
- * magics of bzip2, xz, lz4 (frame and legacy) and zip are recognised and
- * refused: the first bn_source_next fails before any line (see there).
+ * magics of bzip2, xz, lz4 (frame and legacy), zip, snappy (the framing
+ * format's stream identifier) and lzop are recognised and refused: the first bn_source_next fails before any line (see there).
  * Anything else is plain text. Memory stays bounded whatever the input.
  * Lines end at LF; a CR before the LF is removed; a last line without LF
  * counts. Blank lines (empty, or only spaces and tabs once the CR is gone)
@@ -111,9 +111,9 @@ int bn_source_open_memory(bn_source **out, const void *data, size_t size, const 
  * gzip member that holds the damage - a bad checksum is only found at its
  * end; the message names that frame or member, by number for gzip, in both
  * cases; for bytes after a gzip member that do not start another, their
- * offset) or for a refused format (bzip2, xz, lz4, zip: "xz-compressed input
- * is not supported (decompress it first: xz -dc PATH | bidnorm ingest -)",
- * before any line), BN_EIO for a read error. Lines before the damage are
+ * offset) or for a refused format (bzip2, xz, lz4, zip, snappy, lzop:
+ * "xz-compressed input is not supported (decompress it first: xz -dc PATH |
+ * bidnorm ingest -)", before any line), BN_EIO for a read error. Lines before the damage are
  * handed out first. After an error the source must not be read again.
  */
 int bn_source_next(bn_source *src, bn_line *line, bn_error *err);

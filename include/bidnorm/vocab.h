@@ -66,16 +66,20 @@ typedef struct bn_vocab_counter bn_vocab_counter;
  * records that match every filter in where[0..nwhere):
  *   "F=V"   field F is not null and its text is V
  *   "F!=V"  field F is null or its text is not V
+ *   "F<V", "F<=V", "F>V", "F>=V"
+ *           field F (int, long or timestamp-millis) is not null and less
+ *           than, at most, more than, at least the integer V
  *   "F"     field F is not null
- * The text of an int or long is its decimal form, of a boolean true/false.
+ * The text of an int or long (a timestamp: epoch milliseconds) is its
+ * decimal form, of a boolean true/false.
  * max_memory: bytes the hash tables and their token storage may use,
  * 0 = unlimited. allow_mixed_rules: accept inputs whose
  * bidnorm.rules.sha256 or bidnorm.text_repair differ (otherwise BN_EUSAGE
  * when they do: either gives other tokens for the same text).
  * nfields == 0 makes an empty counter for bn_vocab_counter_merge_part, which
  * takes fields and filters from the first part. Strings are copied.
- * Returns BN_OK, BN_EUSAGE ("--where 'x': expected FIELD, FIELD=VALUE or
- * FIELD!=VALUE", "field 'x' given twice"), BN_ENOMEM (also when the empty
+ * Returns BN_OK, BN_EUSAGE ("--where 'x': expected FIELD, or FIELD then =,
+ * !=, <, <=, > or >= and a VALUE", "field 'x' given twice"), BN_ENOMEM (also when the empty
  * tables already exceed max_memory). Free with bn_vocab_counter_free.
  */
 int bn_vocab_counter_new(bn_vocab_counter **out, const char *const *fields, size_t nfields,
@@ -83,16 +87,25 @@ int bn_vocab_counter_new(bn_vocab_counter **out, const char *const *fields, size
 			 bn_error *err);
 
 /*
- * Check and normalize the FIELD=VALUE and FIELD!=VALUE filters against the
- * fields of rules, before any input is read, so a filter means what it says
- * and never matches no row by accident: a string field's VALUE goes through
- * the field's normalizer chain (os=iOS compares with "ios", the form the
- * Avro holds); an int or long field's VALUE must be a decimal integer of
- * that size (written in its canonical form: 007 -> 7); a boolean's must be
- * true or false. Fields the rules do not have, and other types, are left to
- * bn_vocab_counter_add_avro, which checks them against the Avro schema.
- * Returns BN_OK; BN_EUSAGE: "--where 'click=true': field 'click' is an int,
- * and 'true' is not a 32-bit integer", "--where 'app_bundle=???': '???'
+ * Check and normalize the filters with a VALUE against the fields of
+ * rules, before any input is read, so a filter means what it says and never
+ * matches no row by accident: a string field's VALUE goes through the
+ * field's normalizer chain (os=iOS compares with "ios", the form the Avro
+ * holds); an int or long field's VALUE must be a decimal integer of that
+ * size (written in its canonical form: 007 -> 7); a timestamp-millis
+ * field's is read as the field reads the log's value (an ISO-8601 time with
+ * its zone, or epoch seconds below 1e11, else milliseconds) or is a date
+ * alone (2026-11-01: its midnight UTC), and becomes epoch milliseconds; a
+ * boolean's must be true or false. Fields the rules do not have, and other
+ * types, are left to bn_vocab_counter_add_avro, which checks them against
+ * the Avro schema (there an ordering filter needs an int or long field and
+ * an integer VALUE). Returns BN_OK; BN_EUSAGE: "--where 'click=true': field
+ * 'click' is an int, and 'true' is not a 32-bit integer", "--where
+ * 'ts>=yesterday': field 'ts' is a timestamp, and 'yesterday' is not one
+ * (<why>); give a date (2026-11-01, midnight UTC), an ISO-8601 time with its
+ * zone (2026-11-01T12:00:00Z) or epoch milliseconds", "--where 'os>a': field
+ * 'os' is string; <, <=, > and >= compare numbers (int, long or timestamp
+ * fields)", "--where 'app_bundle=???': '???'
  * normalizes to null in field 'app_bundle', so no row can hold it (use
  * 'app_bundle' for not null)", "--where 'x=v': no row can hold 'v' in
  * field 'x': <why>" (a validate step would reject it), "--where 'b=yes':
@@ -102,12 +115,14 @@ int bn_vocab_counter_new(bn_vocab_counter **out, const char *const *fields, size
 int bn_vocab_counter_resolve_where(bn_vocab_counter *c, const bn_rules *rules, bn_error *err);
 
 /*
- * Filter i (0-based, in the order given): the text as given, and the value
- * it compares with (after bn_vocab_counter_resolve_where; NULL for a "F"
- * filter). Owned by the counter. NULL for a bad index.
+ * Filter i (0-based, in the order given): the text as given, the value as
+ * given (the text after the operator) and the value it compares with (after
+ * bn_vocab_counter_resolve_where); NULL for the values of a "F" filter.
+ * Owned by the counter. NULL for a bad index.
  */
 size_t bn_vocab_counter_where_count(const bn_vocab_counter *c);
 const char *bn_vocab_counter_where_text(const bn_vocab_counter *c, size_t i);
+const char *bn_vocab_counter_where_given(const bn_vocab_counter *c, size_t i);
 const char *bn_vocab_counter_where_value(const bn_vocab_counter *c, size_t i);
 
 /*

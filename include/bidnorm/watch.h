@@ -47,7 +47,12 @@ extern "C" {
  * O_NONBLOCK), and only a regular file is read; a symbolic link, FIFO,
  * socket or device is quarantined unread (folders are ignored). With
  * allow_uids/allow_gids, only files owned by one of those users or groups are
- * read. The input is read through the descriptor that was checked, and what
+ * read. A regular file with more than one hard link is quarantined unread
+ * (status "hard_linked") unless allow_hard_links: it may be a link to a file
+ * its writer does not own (where Linux's fs.protected_hardlinks is off). The
+ * count checked is that of the opened descriptor; a file first seen with
+ * several links is given settle_seconds to lose them, so a producer
+ * publishing with link() then unlink() is not caught in between. The input is read through the descriptor that was checked, and what
  * is moved to done_dir or the quarantine is checked to be that file (device
  * and inode) before and after the rename; a file put in its place meanwhile
  * is moved back. Outputs are never more readable than the input (see
@@ -113,6 +118,7 @@ typedef struct bn_watch_options {
 	size_t nallow_uids;
 	const gid_t *allow_gids;       /* ... and none of these groups are quarantined unread */
 	size_t nallow_gids;
+	int allow_hard_links;          /* read regular files with more than one hard link (default 0: quarantined) */
 	double settle_seconds;         /* default 5 */
 	double rescan_seconds;         /* safety-net rescan period (default 30) */
 	double metrics_seconds;        /* metrics rewrite period (default 10) */

@@ -108,30 +108,17 @@ int cmd_normalize(int argc, char **argv)
 	for (int i = optind; i < argc; i++) {
 		const char *out;
 		size_t out_size;
-		int is_null, st;
-		if (!is_string) {
-			/* Numbers, times, booleans: read as ingest reads the source value, printed as JSON. */
-			st = bn_normalize_json_value(norm, field, argv[i], strlen(argv[i]), &out, &out_size, &err);
-			if (st < 0) {
-				cli_print_error("normalize", &err);
-				rc = st == BN_EUSAGE ? BN_EXIT_USAGE : BN_EXIT_FAILURE;
-				if (st != BN_EREJECT)
-					goto cleanup;
-				continue;
-			}
-			if (trace)
-				printf("%s\n  %-12s %s\n", argv[i], "=", out);
-			else
-				printf("%s\n", out);
-			continue;
-		}
-		if (trace) {
+		int is_null = 0, st;
+		if (trace && is_string) {
 			printf("%s\n  %-12s ", argv[i], "input");
 			print_value(&(printer){ 1 }, argv[i], strlen(argv[i]), 0);
 			putchar('\n');
 		}
-		st = bn_normalize_value(norm, field, argv[i], strlen(argv[i]), &out, &out_size, &is_null,
-					trace ? trace_step : NULL, NULL, &err);
+		if (is_string)
+			st = bn_normalize_value(norm, field, argv[i], strlen(argv[i]), &out, &out_size, &is_null,
+						trace ? trace_step : NULL, NULL, &err);
+		else /* Numbers, times, booleans: read as ingest reads the source value, printed as JSON. */
+			st = bn_normalize_json_value(norm, field, argv[i], strlen(argv[i]), &out, &out_size, &err);
 		if (st < 0) {
 			cli_print_error("normalize", &err);
 			rc = st == BN_EUSAGE ? BN_EXIT_USAGE : BN_EXIT_FAILURE;
@@ -140,8 +127,11 @@ int cmd_normalize(int argc, char **argv)
 			continue;
 		}
 		if (trace)
-			printf("  %-12s ", "=");
-		print_value(&pr, out, out_size, is_null);
+			printf("%s%s  %-12s ", is_string ? "" : argv[i], is_string ? "" : "\n", "=");
+		if (is_string)
+			print_value(&pr, out, out_size, is_null);
+		else
+			fputs(out, stdout);
 		putchar('\n');
 	}
 cleanup:

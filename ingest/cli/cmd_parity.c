@@ -29,8 +29,8 @@ static const char usage[] =
 	"Exit codes: 0 parity, 1 other failure, 2 usage, 3 a rate above --max-mismatch-rate\n"
 	"(feature mismatches, rejected raw records or malformed lines: stderr says which),\n"
 	"4 rule file invalid, 5 unreadable log (missing, corrupt or truncated zstd or gzip,\n"
-	"or compressed as bzip2, xz, lz4 or zip, which are not read), unreadable rule file\n"
-	"or a vocabulary that does not fit the rules.\n";
+	"or compressed as bzip2, xz, lz4, zip, snappy or lzop, which are not read), unreadable\n"
+	"rule file or a vocabulary that does not fit the rules.\n";
 
 /* Check every line of one log. */
 static int check_log(bn_parity *p, const char *path, size_t max_line, bn_error *err)

@@ -71,10 +71,13 @@ static const struct {
 	  "  -f, --field F[,F...]       a string, [\"null\",\"string\"] or array<string> field (repeatable)\n" },
 	{ 'w', "--where", SUB_BUILD | SUB_COUNT | SUB_REGEN,
 	  "  -w, --where EXPR           count only records where FIELD=VALUE, FIELD!=VALUE (null\n"
-	  "                             counts as different) or FIELD (not null); repeatable, ANDed;\n"
-	  "                             VALUE is normalized as the field is (a string through its\n"
-	  "                             chain: os=iOS means os=ios); an int or long field takes a\n"
-	  "                             decimal integer, a boolean true or false\n" },
+	  "                             counts as different), FIELD<VALUE (also <=, >, >=: int,\n"
+	  "                             long and timestamp fields) or FIELD (not null); repeatable,\n"
+	  "                             ANDed; VALUE is normalized as the field is (a string through\n"
+	  "                             its chain: os=iOS means os=ios); an int or long field takes\n"
+	  "                             a decimal integer, a timestamp a date (2026-11-01, midnight\n"
+	  "                             UTC), an ISO-8601 time with its zone or epoch milliseconds,\n"
+	  "                             a boolean true or false\n" },
 	{ OPT_MIN_COUNT, "--min-count", SUB_BUILD | SUB_MERGE | SUB_REGEN,
 	  "      --min-count M          keep tokens seen at least M times (default 1)\n" },
 	{ OPT_TOP_K, "--top-k", SUB_BUILD | SUB_MERGE | SUB_REGEN,
@@ -476,7 +479,7 @@ static int run(args *a, int argc, char **argv)
 	}
 	for (size_t i = 0; !a->quiet && i < bn_vocab_counter_where_count(c); i++) {
 		const char *text = bn_vocab_counter_where_text(c, i), *value = bn_vocab_counter_where_value(c, i);
-		const char *given = value ? strchr(text, '=') + 1 : NULL;
+		const char *given = bn_vocab_counter_where_given(c, i);
 		if (value && strcmp(given, value) != 0)
 			fprintf(stderr, "bidnorm %s: note: --where '%s' compares with '%s', the value normalized as the field is\n",
 				cmd, text, value);

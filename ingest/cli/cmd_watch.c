@@ -41,6 +41,8 @@ static const char usage[] =
 	"      --allow-owner USER|UID  read only files owned by USER (repeatable) ...\n"
 	"      --allow-group GROUP|GID ... or with group GROUP (repeatable); other files\n"
 	"                              are quarantined unread\n"
+	"      --allow-hard-links      read files with more than one hard link (by default\n"
+	"                              quarantined unread: they may be links to others' files)\n"
 	"      --settle SECONDS        unchanged time before a closed file is taken (default 5)\n"
 	"      --rescan SECONDS        safety-net rescan of the inbox (default 30)\n"
 	"      --stop-timeout SECONDS  on SIGTERM, running files get this long, then stay in\n"
@@ -51,7 +53,8 @@ static const char usage[] =
 	"  -h, --help\n"
 	"\n"
 	"Symbolic links, FIFOs and other entries that are not regular files are never\n"
-	"read: they are quarantined. Outputs are never more readable than their input.\n"
+	"read: they are quarantined, as are files with several hard links. Outputs are\n"
+	"never more readable than their input.\n"
 	"Signals: SIGTERM/SIGINT stop (exit 0), SIGHUP reloads the rules.\n"
 	"Exit codes: 0 ok, 2 usage, 4 rule file invalid, 5 rule file or inbox unreadable, or (--once)\n"
 	"files left in the inbox after output errors.\n";
@@ -232,7 +235,7 @@ int cmd_watch(int argc, char **argv)
 {
 	enum { O_INBOX = 256, O_OUTBOX, O_DONE, O_DELETE, O_QUAR, O_STATE, O_RULES, O_INCLUDE, O_WORKERS,
 	       O_THREADS, O_CODEC, O_LEVEL, O_MAXREJ, O_SETTLE, O_RESCAN, O_STOPTO, O_METRICS, O_LOGFMT, O_ONCE,
-	       O_REJRAW, O_OWNER, O_GROUP };
+	       O_REJRAW, O_OWNER, O_GROUP, O_HARDLINKS };
 	static const struct option longopts[] = {
 		{ "inbox", required_argument, NULL, O_INBOX },
 		{ "outbox", required_argument, NULL, O_OUTBOX },
@@ -256,6 +259,7 @@ int cmd_watch(int argc, char **argv)
 		{ "reject-raw", required_argument, NULL, O_REJRAW },
 		{ "allow-owner", required_argument, NULL, O_OWNER },
 		{ "allow-group", required_argument, NULL, O_GROUP },
+		{ "allow-hard-links", no_argument, NULL, O_HARDLINKS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -296,6 +300,7 @@ int cmd_watch(int argc, char **argv)
 		case O_INCLUDE: include[ninclude++] = optarg; break;
 		case O_METRICS: opt.metrics_path = optarg; break;
 		case O_ONCE: opt.once = 1; break;
+		case O_HARDLINKS: opt.allow_hard_links = 1; break;
 		case 'h':
 			fputs(usage, stdout);
 			goto cleanup;

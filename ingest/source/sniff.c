@@ -14,6 +14,13 @@ static const bn_refused_format fmt_bzip2 = { "bzip2", "bzip2 -dc" };
 static const bn_refused_format fmt_xz = { "xz", "xz -dc" };
 static const bn_refused_format fmt_lz4 = { "lz4", "lz4 -dc" };
 static const bn_refused_format fmt_zip = { "zip", "unzip -p" };
+/*
+ * The framing format (Kinesis Firehose's "Snappy"). No Debian package has a
+ * command for it that works: python3-snappy 0.5.3 fails on its checksums
+ * under Python 3.10+, which python-snappy 0.6 fixed.
+ */
+static const bn_refused_format fmt_snappy = { "snappy", "python3 -m snappy -d", "python-snappy 0.6 or later" };
+static const bn_refused_format fmt_lzop = { "lzop", "lzop -dc" };
 
 static uint32_t le32(const unsigned char *p)
 {
@@ -50,6 +57,10 @@ int bn_sniff(const unsigned char *p, size_t n, const bn_refused_format **refused
 		f = &fmt_lz4;
 	else if (starts(p, n, "PK\3\4", 4) || starts(p, n, "PK\5\6", 4))	/* zip entry, empty zip */
 		f = &fmt_zip;
+	else if (starts(p, n, "\xFF\x06\0\0sNaPpY", 10))	/* stream identifier chunk: type FF, length 6 */
+		f = &fmt_snappy;
+	else if (starts(p, n, "\x89LZO\0\r\n\x1A\n", 9))
+		f = &fmt_lzop;
 	if (!f)
 		return BN_SNIFF_PLAIN;
 	*refused = f;
@@ -88,15 +99,16 @@ int bn_sniff_refuse(bn_error *err, const bn_refused_format *f, const char *name,
 		    const char *stdin_command)
 {
 	char word[BN_ERROR_SOURCE_MAX + 16];
+	const char *with = f->needs ? ", with " : "", *needs = f->needs ? f->needs : "";
 
 	bn_error_clear(err);
 	if (path) {
 		shell_word(word, sizeof(word), path);
-		bn_error_set(err, BN_ECORRUPT, "%s-compressed input is not supported (decompress it first: %s %s | %s)",
-			     f->name, f->decompress, word, stdin_command);
+		bn_error_set(err, BN_ECORRUPT, "%s-compressed input is not supported (decompress it first: %s %s | %s%s%s)",
+			     f->name, f->decompress, word, stdin_command, with, needs);
 	} else {
-		bn_error_set(err, BN_ECORRUPT, "%s-compressed input is not supported (decompress it first: ... | %s | %s)",
-			     f->name, f->decompress, stdin_command);
+		bn_error_set(err, BN_ECORRUPT, "%s-compressed input is not supported (decompress it first: ... | %s | %s%s%s)",
+			     f->name, f->decompress, stdin_command, with, needs);
 	}
 	bn_error_locate(err, name, 0, 0);
 	return BN_ECORRUPT;

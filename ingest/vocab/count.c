@@ -268,45 +268,73 @@ void bn_vtable_free(bn_vtable *t)
 
 /* ---- --where ---- */
 
+static int name_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+}
+
 static int valid_name(const char *s, size_t n)
 {
-	if (n == 0 || !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
+	if (n == 0 || (s[0] >= '0' && s[0] <= '9'))
 		return 0;
-	for (size_t i = 1; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+	for (size_t i = 0; i < n; i++)
+		if (!name_char(s[i]))
 			return 0;
-	}
 	return 1;
+}
+
+/* The operators, longest first so "<=" is not read as "<" and a value "=...". */
+static const struct {
+	const char *text;
+	bn_where_op op;
+} where_ops[] = {
+	{ "!=", BN_WHERE_NE }, { "<=", BN_WHERE_LE }, { ">=", BN_WHERE_GE },
+	{ "<", BN_WHERE_LT },  { ">", BN_WHERE_GT },  { "=", BN_WHERE_EQ },
+};
+
+int bn_where_orders(bn_where_op op)
+{
+	return op == BN_WHERE_LT || op == BN_WHERE_LE || op == BN_WHERE_GT || op == BN_WHERE_GE;
+}
+
+/* w->num from w->value when it is a decimal integer ("-7", "0042"), else has_num 0. */
+static void where_number(bn_where *w)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(w->value, &end, 10);
+	w->has_num = w->value[0] && !*end && !errno && w->value[0] != '+' && w->value[0] != ' ';
+	w->num = w->has_num ? (int64_t)v : 0;
 }
 
 int bn_where_parse(bn_where *out, const char *text, bn_error *err)
 {
-	const char *eq = strchr(text, '=');
-	size_t flen;
+	size_t flen = 0, olen = 0;
 	bn_where w = { 0 };
 
 	memset(out, 0, sizeof(*out));
-	if (!eq) {
-		w.op = BN_WHERE_NOTNULL;
-		flen = strlen(text);
-	} else if (eq > text && eq[-1] == '!') {
-		w.op = BN_WHERE_NE;
-		flen = (size_t)(eq - 1 - text);
-	} else {
-		w.op = BN_WHERE_EQ;
-		flen = (size_t)(eq - text);
+	while (name_char(text[flen]))
+		flen++;
+	w.op = BN_WHERE_NOTNULL;
+	for (size_t i = 0; text[flen] && i < sizeof(where_ops) / sizeof(where_ops[0]) && !olen; i++) {
+		if (strncmp(text + flen, where_ops[i].text, strlen(where_ops[i].text)) == 0) {
+			w.op = where_ops[i].op;
+			olen = strlen(where_ops[i].text);
+		}
 	}
-	if (!valid_name(text, flen))
-		return bn_error_set(err, BN_EUSAGE, "--where '%s': expected FIELD, FIELD=VALUE or FIELD!=VALUE", text);
+	if (!valid_name(text, flen) || (text[flen] && !olen))
+		return bn_error_set(err, BN_EUSAGE,
+				    "--where '%s': expected FIELD, or FIELD then =, !=, <, <=, > or >= and a VALUE", text);
 	w.text = strdup(text);
 	w.field = strndup(text, flen);
-	w.value = strdup(eq ? eq + 1 : "");
+	w.value = strdup(text + flen + olen);
 	if (!w.text || !w.field || !w.value) {
 		bn_where_free(&w);
 		return oom(err);
 	}
+	w.given = w.text + flen + olen;
 	w.value_len = strlen(w.value);
+	where_number(&w);
 	*out = w;
 	return BN_OK;
 }
@@ -321,6 +349,17 @@ int bn_where_match(const bn_where *w, bn_avro_kind kind, const bn_avro_value *v)
 		return w->op == BN_WHERE_NE;
 	if (w->op == BN_WHERE_NOTNULL)
 		return 1;
+	if (bn_where_orders(w->op)) {
+		/* bn_vocab_counter_add_avro refuses ordering filters on other kinds or values. */
+		if (kind != BN_AVRO_KIND_INT || !w->has_num)
+			return 0;
+		switch (w->op) {
+		case BN_WHERE_LT: return v->i < w->num;
+		case BN_WHERE_LE: return v->i <= w->num;
+		case BN_WHERE_GT: return v->i > w->num;
+		default: return v->i >= w->num;
+		}
+	}
 	switch (kind) {
 	case BN_AVRO_KIND_STRING:
 		s = v->str.p;
@@ -349,23 +388,69 @@ static int where_set_value(bn_where *w, const char *value, size_t n, bn_error *e
 	free(w->value);
 	w->value = v;
 	w->value_len = n;
+	where_number(w);
 	return BN_OK;
 }
 
 /* An integer filter value in its decimal form ("007" -> "7"), or BN_EUSAGE. */
 static int where_integer(bn_where *w, const bn_field *fd, bn_error *err)
 {
-	char *end, num[24];
-	long long v;
-	errno = 0;
-	v = strtoll(w->value, &end, 10);
-	if (!w->value[0] || *end || errno || w->value[0] == '+' || w->value[0] == ' ' ||
-	    (fd->type == BN_T_INT && (v < INT32_MIN || v > INT32_MAX)))
+	char num[24];
+	if (!w->has_num || (fd->type == BN_T_INT && (w->num < INT32_MIN || w->num > INT32_MAX)))
 		return bn_error_set(err, BN_EUSAGE, "--where '%s': field '%s' is %s, and '%s' is not %s", w->text, w->field,
 				    fd->type == BN_T_INT ? "an int" : "a long", w->value,
 				    fd->type == BN_T_INT ? "a 32-bit integer" : "a 64-bit integer");
-	int n = snprintf(num, sizeof(num), "%lld", v);
+	int n = snprintf(num, sizeof(num), "%lld", (long long)w->num);
 	return where_set_value(w, num, (size_t)n, err);
+}
+
+/* "YYYY-MM-DD" alone (the calendar is the timestamp parser's to check). */
+static int is_date(const char *s)
+{
+	static const char shape[] = "0000-00-00";
+	for (size_t i = 0; i < sizeof(shape) - 1; i++)
+		if (shape[i] == '-' ? s[i] != '-' : !(s[i] >= '0' && s[i] <= '9'))
+			return 0;
+	return s[sizeof(shape) - 1] == '\0';
+}
+
+/*
+ * A timestamp filter value as epoch milliseconds: read as the field reads
+ * the log's value (an ISO-8601 time with its zone, or an epoch number), and
+ * a date alone as its midnight UTC.
+ */
+static int where_timestamp(bn_where *w, const bn_rules *rules, bn_error *err)
+{
+	bn_normalizer *n = NULL;
+	char day[32];
+	const char *in = w->value, *out;
+	size_t size, len = w->value_len;
+	int date = is_date(w->value), rc;
+
+	if (date) {
+		len = (size_t)snprintf(day, sizeof(day), "%sT00:00:00Z", w->value);
+		in = day;
+	}
+	rc = bn_normalizer_new(&n, rules, err);
+	if (rc == BN_OK)
+		rc = bn_normalize_json_value(n, w->field, in, len, &out, &size, err);
+	if (rc == BN_OK) {
+		rc = where_set_value(w, out, size, err);
+		/* "null": a JSON null, or what a record would hold instead of the value. */
+		if (rc == BN_OK && !w->has_num)
+			rc = bn_error_set(err, BN_EREJECT, "it reads as null");
+	}
+	if (rc == BN_EREJECT) {
+		char why[BN_ERROR_MESSAGE_MAX];
+		snprintf(why, sizeof(why), "%s", date ? "not a calendar date" : err ? err->message : "");
+		bn_error_clear(err);
+		rc = bn_error_set(err, BN_EUSAGE,
+				  "--where '%s': field '%s' is a timestamp, and '%s' is not one (%s); give a date "
+				  "(2026-11-01, midnight UTC), an ISO-8601 time with its zone (2026-11-01T12:00:00Z) or "
+				  "epoch milliseconds", w->text, w->field, w->given, why);
+	}
+	bn_normalizer_free(n);
+	return rc;
 }
 
 /* A string filter value through the field's chain, as the Avro holds it. */
@@ -395,6 +480,14 @@ static int where_string(bn_where *w, const bn_rules *rules, bn_error *err)
 	return rc;
 }
 
+/* <, <=, >, >= on a field that holds no numbers. */
+static int not_ordered(const bn_where *w, const char *type, bn_error *err)
+{
+	return bn_error_set(err, BN_EUSAGE,
+			    "--where '%s': field '%s' is %s; <, <=, > and >= compare numbers (int, long or timestamp fields)",
+			    w->text, w->field, type);
+}
+
 int bn_vocab_counter_resolve_where(bn_vocab_counter *c, const bn_rules *rules, bn_error *err)
 {
 	int rc = BN_OK;
@@ -408,6 +501,10 @@ int bn_vocab_counter_resolve_where(bn_vocab_counter *c, const bn_rules *rules, b
 		/* Fields the rules do not have, and types filters do not take, are refused against the Avro schema. */
 		if (w->op == BN_WHERE_NOTNULL || !fd || fd->shape != BN_SHAPE_SCALAR || fd->is_ratio)
 			continue;
+		if (bn_where_orders(w->op) && (fd->type == BN_T_STRING || fd->type == BN_T_BOOLEAN)) {
+			rc = not_ordered(w, fd->type == BN_T_STRING ? "string" : "boolean", err);
+			break;
+		}
 		switch (fd->type) {
 		case BN_T_STRING:
 			rc = where_string(w, rules, err);
@@ -415,6 +512,9 @@ int bn_vocab_counter_resolve_where(bn_vocab_counter *c, const bn_rules *rules, b
 		case BN_T_INT:
 		case BN_T_LONG:
 			rc = where_integer(w, fd, err);
+			break;
+		case BN_T_TIMESTAMP_MS:
+			rc = where_timestamp(w, rules, err);
 			break;
 		case BN_T_BOOLEAN:
 			if (strcmp(w->value, "true") != 0 && strcmp(w->value, "false") != 0)
@@ -431,6 +531,11 @@ int bn_vocab_counter_resolve_where(bn_vocab_counter *c, const bn_rules *rules, b
 const char *bn_vocab_counter_where_value(const bn_vocab_counter *c, size_t i)
 {
 	return i < c->nwhere && c->where[i].op != BN_WHERE_NOTNULL ? c->where[i].value : NULL;
+}
+
+const char *bn_vocab_counter_where_given(const bn_vocab_counter *c, size_t i)
+{
+	return i < c->nwhere && c->where[i].op != BN_WHERE_NOTNULL ? c->where[i].given : NULL;
 }
 
 const char *bn_vocab_counter_where_text(const bn_vocab_counter *c, size_t i)
@@ -706,6 +811,16 @@ int bn_vocab_counter_add_avro_named(bn_vocab_counter *c, const char *path, const
 					  "--where '%s': field '%s' is %s; filters need a string, int, long or boolean field",
 					  c->where[w].text, c->where[w].field,
 					  k == BN_AVRO_KIND_STRING_ARRAY ? "array of string" : bn_avro_decoder_type_name(d, where_slot[w]));
+			goto cleanup;
+		}
+		if (bn_where_orders(c->where[w].op) && (k != BN_AVRO_KIND_INT || !c->where[w].has_num)) {
+			bn_error_locate(err, path, 0, 0);
+			if (k != BN_AVRO_KIND_INT)
+				rc = not_ordered(&c->where[w], bn_avro_decoder_type_name(d, where_slot[w]), err);
+			else
+				rc = bn_error_set(err, BN_EUSAGE, "--where '%s': field '%s' is %s, and '%s' is not an integer",
+						  c->where[w].text, c->where[w].field,
+						  bn_avro_decoder_type_name(d, where_slot[w]), c->where[w].value);
 			goto cleanup;
 		}
 	}

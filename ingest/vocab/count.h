@@ -171,17 +171,29 @@ void bn_vmem_free(bn_vmem *m);
 
 /* ---- --where ---- */
 
-typedef enum bn_where_op { BN_WHERE_EQ, BN_WHERE_NE, BN_WHERE_NOTNULL } bn_where_op;
+typedef enum bn_where_op {
+	BN_WHERE_EQ, BN_WHERE_NE, BN_WHERE_NOTNULL,
+	BN_WHERE_LT, BN_WHERE_LE, BN_WHERE_GT, BN_WHERE_GE  /* ordering: numbers only (int, long, timestamp-millis) */
+} bn_where_op;
 
 typedef struct bn_where {
 	char *text;        /* as given */
 	char *field;
-	char *value;
+	const char *given; /* the value as given: points into text */
+	char *value;       /* the value compared with (after bn_vocab_counter_resolve_where, the field's form) */
 	size_t value_len;
+	int64_t num;       /* value as a decimal integer, when has_num */
+	int has_num;
 	bn_where_op op;
 } bn_where;
 
-/* Parse "F=V", "F!=V" or "F". BN_EUSAGE "--where 'x': expected FIELD, FIELD=VALUE or FIELD!=VALUE", BN_ENOMEM. */
+/* Whether op orders (<, <=, >, >=): such filters need an integer value and an int, long or timestamp field. */
+int bn_where_orders(bn_where_op op);
+
+/*
+ * Parse "F=V", "F!=V", "F<V", "F<=V", "F>V", "F>=V" or "F". BN_EUSAGE
+ * "--where 'x': expected FIELD, or FIELD then =, !=, <, <=, > or >= and a VALUE", BN_ENOMEM.
+ */
 int bn_where_parse(bn_where *out, const char *text, bn_error *err);
 
 /* Does v (of kind) satisfy w? */

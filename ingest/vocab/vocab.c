@@ -1036,6 +1036,28 @@ static int put_fmt(bn_buf *b, const char *fmt, ...)
 	return bn_buf_append(b, tmp, n < 0 ? 0 : (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
+/*
+ * "  added: "tok" at 3 (count 5), ..., ...": the example tokens ex[0..nex) of
+ * v (0-based), with ", ..." when there are more than those (total); nothing
+ * when there is none. q is scratch.
+ */
+static int put_token_examples(bn_buf *b, bn_buf *q, const char *what, const char *verb, const loaded *v,
+			      const size_t *ex, size_t nex, uint64_t total)
+{
+	int bad = 0;
+	if (!nex)
+		return 0;
+	bad |= put_fmt(b, "  %s:", what);
+	for (size_t k = 0; k < nex; k++) {
+		size_t i = ex[k];
+		q->size = 0;
+		quote(q, v->tokens[i].p, v->tokens[i].n);
+		bad |= put_fmt(b, "%s %s %s %zu (count ", k ? "," : "", q->data ? q->data : "", verb, i + 1) |
+		       put_count(b, v->counts[i]) | bn_jsonw_raw(b, ")");
+	}
+	return bad | bn_jsonw_raw(b, total > nex ? ", ...\n" : "\n");
+}
+
 static int text_field(bn_buf *b, const char *field, const loaded *o, const loaded *n, const field_diff *d)
 {
 	bn_buf q = { 0 };
@@ -1049,28 +1071,8 @@ static int text_field(bn_buf *b, const char *field, const loaded *o, const loade
 		bad |= put_fmt(b, "; coverage %.4f -> %.4f (%+.4f)\n", o->coverage, n->coverage, n->coverage - o->coverage);
 	else
 		bad |= put_fmt(b, "; coverage unknown\n");
-	if (d->n_ex_added) {
-		bad |= bn_jsonw_raw(b, "  added:");
-		for (size_t k = 0; k < d->n_ex_added; k++) {
-			size_t j = d->ex_added[k];
-			q.size = 0;
-			quote(&q, n->tokens[j].p, n->tokens[j].n);
-			bad |= put_fmt(b, "%s %s at %zu (count ", k ? "," : "", q.data ? q.data : "", j + 1) |
-			       put_count(b, n->counts[j]) | bn_jsonw_raw(b, ")");
-		}
-		bad |= bn_jsonw_raw(b, d->added > d->n_ex_added ? ", ...\n" : "\n");
-	}
-	if (d->n_ex_removed) {
-		bad |= bn_jsonw_raw(b, "  removed:");
-		for (size_t k = 0; k < d->n_ex_removed; k++) {
-			size_t i = d->ex_removed[k];
-			q.size = 0;
-			quote(&q, o->tokens[i].p, o->tokens[i].n);
-			bad |= put_fmt(b, "%s %s was %zu (count ", k ? "," : "", q.data ? q.data : "", i + 1) |
-			       put_count(b, o->counts[i]) | bn_jsonw_raw(b, ")");
-		}
-		bad |= bn_jsonw_raw(b, d->removed > d->n_ex_removed ? ", ...\n" : "\n");
-	}
+	bad |= put_token_examples(b, &q, "added", "at", n, d->ex_added, d->n_ex_added, d->added);
+	bad |= put_token_examples(b, &q, "removed", "was", o, d->ex_removed, d->n_ex_removed, d->removed);
 	if (d->n_ex_reindexed) {
 		bad |= bn_jsonw_raw(b, "  re-indexed:");
 		for (size_t k = 0; k < d->n_ex_reindexed; k++) {

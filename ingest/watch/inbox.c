@@ -77,6 +77,15 @@ void bn_inbox_remove(bn_inbox *in, const char *name)
 	}
 }
 
+/* A publisher's link() then unlink() passes through two links: the count is timed from when it was first seen. */
+static void note_links(bn_inbox_file *f, const struct stat *st, double now)
+{
+	if (!S_ISREG(st->st_mode) || st->st_nlink <= 1)
+		f->linked_since = -1;
+	else if (f->linked_since < 0)
+		f->linked_since = now;
+}
+
 bn_inbox_file *bn_inbox_observe(bn_inbox *in, const char *name, const struct stat *st, double now)
 {
 	bn_inbox_file *f = bn_inbox_find(in, name);
@@ -105,9 +114,12 @@ bn_inbox_file *bn_inbox_observe(bn_inbox *in, const char *name, const struct sta
 		f->mtime_ns = mtime;
 		f->seen_change = now;
 		f->special = !S_ISREG(st->st_mode);
+		f->linked_since = -1;
+		note_links(f, st, now);
 		return f;
 	}
 	f->special = !S_ISREG(st->st_mode);
+	note_links(f, st, now);
 	if (f->size != (uint64_t)st->st_size || f->mtime_ns != mtime) {
 		/* Changed since we last looked: whatever made it look complete no longer holds. */
 		f->size = (uint64_t)st->st_size;

@@ -26,6 +26,7 @@ typedef struct bn_inbox_file {
 	int closed;            /* a writer closed it (IN_CLOSE_WRITE) since the last change */
 	int backlog;           /* present when the watcher started */
 	int special;           /* not a regular file (a symbolic link, FIFO, ...): taken at once, to be quarantined */
+	double linked_since;   /* monotonic time it was first seen with more than one hard link; < 0 while it has one */
 	int state;             /* bn_inbox_state */
 	double retry_at;       /* monotonic */
 	unsigned attempts;     /* failed attempts so far (output errors) */

@@ -121,33 +121,35 @@ static void rfc3339(char *out, size_t size)
 
 /* ---- logging ---- */
 
+static void event_init(bn_watch_event *ev, int level, const char *event, const char *file, const char *detail,
+		       const bn_error *why)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->event = event;
+	ev->level = level;
+	ev->file = file;
+	ev->detail = detail;
+	ev->error = why;
+}
+
 static void say(bn_watch *w, int level, const char *event, const char *file, const char *detail,
 		const bn_error *why)
 {
 	bn_watch_event ev;
 	if (!w->opt.log)
 		return;
-	memset(&ev, 0, sizeof(ev));
-	ev.event = event;
-	ev.level = level;
-	ev.file = file;
-	ev.detail = detail;
-	ev.error = why;
+	event_init(&ev, level, event, file, detail, why);
 	w->opt.log(w->opt.log_ctx, &ev);
 }
 
+/* An event about job j, with its counts and time. */
 static void say_file(bn_watch *w, int level, const char *event, const job *j, const char *detail,
 		     const bn_error *why, double retry_in)
 {
 	bn_watch_event ev;
 	if (!w->opt.log)
 		return;
-	memset(&ev, 0, sizeof(ev));
-	ev.event = event;
-	ev.level = level;
-	ev.file = j->name;
-	ev.detail = detail;
-	ev.error = why;
+	event_init(&ev, level, event, j->name, detail, why);
 	ev.records_written = j->sum.records_written;
 	ev.records_rejected = j->sum.records_rejected;
 	ev.bytes_in = j->size;
@@ -545,10 +547,10 @@ static int owner_allowed(const bn_watch *w, const struct stat *st)
 /*
  * Open the inbox entry j->name as the producer left it: never through a
  * symbolic link, never blocking on a FIFO, only a regular file, only from an
- * allowed owner. Returns the descriptor (blocking again) with *st filled, or
- * -1 with j->outcome OUT_GONE, or -2 with j->err (and j->status) saying why
- * it is to be quarantined and *st what is known of the entry (st_mode 0 when
- * nothing).
+ * allowed owner, only with one hard link (unless allowed). Returns the
+ * descriptor (blocking again) with *st filled, or -1 with j->outcome
+ * OUT_GONE, or -2 with j->err (and j->status) saying why it is to be
+ * quarantined and *st what is known of the entry (st_mode 0 when nothing).
  */
 static int open_entry(bn_watch *w, job *j, const char *path, struct stat *st)
 {
@@ -601,6 +603,16 @@ static int open_entry(bn_watch *w, job *j, const char *path, struct stat *st)
 		bn_error_set(&j->err, BN_EIO,
 			     "owned by user %lu and group %lu, neither of them allowed (--allow-owner, --allow-group); "
 			     "it was not read", (unsigned long)st->st_uid, (unsigned long)st->st_gid);
+		close(fd);
+		return -2;
+	}
+	/* The descriptor's count: what is read is what was checked. */
+	if (st->st_nlink > 1 && !w->opt.allow_hard_links) {
+		j->status = "hard_linked";
+		bn_error_locate(&j->err, j->name, 0, 0);
+		bn_error_set(&j->err, BN_EIO,
+			     "has %lu hard links, so it may be a link to a file its writer does not own; it was not read "
+			     "(--allow-hard-links reads such files)", (unsigned long)st->st_nlink);
 		close(fd);
 		return -2;
 	}
@@ -976,6 +988,12 @@ static double dispatch(bn_watch *w, double next)
 			at = f->seen_change + settle;
 			if (writer == 1 || at <= now)
 				at = now + (settle > 0.05 ? settle : 0.05);
+			next = at < next ? at : next;
+			continue;
+		}
+		/* Several links: a link() then unlink() publish gets settle seconds to end; open_entry judges what is left. */
+		if (!w->opt.allow_hard_links && f->linked_since >= 0 && now - f->linked_since < settle) {
+			at = f->linked_since + settle;
 			next = at < next ? at : next;
 			continue;
 		}

@@ -1,5 +1,6 @@
 """End-to-end tests of what a new user meets first: option errors caught before any work, vocabulary filters
 that mean what they say, byte-identical outputs, what a failed step says it published, and exit codes."""
+import datetime
 import glob
 import json
 import os
@@ -85,13 +86,8 @@ class FirstHour(FolderTest):
         with open(self.path("w/manifest.json")) as f:
             self.assertEqual(json.load(f)["rows_matched"], len([r for r in self.records if r["install"] == 1]))
 
-    def test_where_values_the_field_cannot_hold_are_usage_errors(self):
-        cases = [("click=true", "--where 'click=true': field 'click' is an int, and 'true' is not a 32-bit integer"),
-                 ("install=yes", "--where 'install=yes': field 'install' is an int, and 'yes' is not a 32-bit integer"),
-                 ("install=4294967296",
-                  "--where 'install=4294967296': field 'install' is an int, and '4294967296' is not a 32-bit integer"),
-                 ("app_bundle!=???", "--where 'app_bundle!=???': '???' normalizes to null in field 'app_bundle', "
-                                     "so no row can hold it (use 'app_bundle' for not null)")]
+    def assert_where_usage_errors(self, cases):
+        """Each (where, message): exit 2 from vocab build and count with exactly that message, nothing written."""
         for where, msg in cases:
             for sub in ("build", "count"):
                 with self.subTest(where=where, sub=sub):
@@ -100,6 +96,70 @@ class FirstHour(FolderTest):
                     self.assertEqual(p.stderr.decode(), "bidnorm vocab %s: %s\nTry 'bidnorm vocab %s --help'.\n"
                                      % (sub, msg, sub))
                     self.assertEqual(os.listdir(self.dir), [])
+
+    def test_where_values_the_field_cannot_hold_are_usage_errors(self):
+        cases = [("click=true", "--where 'click=true': field 'click' is an int, and 'true' is not a 32-bit integer"),
+                 ("install=yes", "--where 'install=yes': field 'install' is an int, and 'yes' is not a 32-bit integer"),
+                 ("install=4294967296",
+                  "--where 'install=4294967296': field 'install' is an int, and '4294967296' is not a 32-bit integer"),
+                 ("app_bundle!=???", "--where 'app_bundle!=???': '???' normalizes to null in field 'app_bundle', "
+                                     "so no row can hold it (use 'app_bundle' for not null)")]
+        self.assert_where_usage_errors(cases)
+
+    def matched(self, folder):
+        with open(self.path(folder + "/manifest.json")) as f:
+            return json.load(f)["rows_matched"]
+
+    def test_where_on_a_timestamp_takes_dates_iso_times_and_epoch_numbers(self):
+        # Regression: 'ts>=2026-11-01' was refused or compared with raw milliseconds only.
+        def ms(text):
+            return int(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+        def count(pred):
+            return len([r for r in self.records if pred(int(r["ts"].timestamp() * 1000 + 0.5))])
+        noon = ms("2026-11-20T12:00:00Z")
+        cases = [(["ts>=2026-11-20T12:00:00Z"], lambda t: t >= noon, noon),
+                 (["ts<2026-11-20T14:00:00+02:00"], lambda t: t < noon, noon),
+                 (["ts>2026-11-20T06:30:00.5Z", "ts<=%d" % noon],
+                  lambda t: ms("2026-11-20T06:30:00.500Z") < t <= noon, ms("2026-11-20T06:30:00.500Z")),
+                 (["ts>=2026-11-20"], lambda t: True, ms("2026-11-20T00:00:00Z")),
+                 (["ts>=%d" % (noon // 1000)], lambda t: t >= noon, noon)]  # epoch seconds, as the log's
+        for n, (where, pred, shown) in enumerate(cases):
+            with self.subTest(where=where):
+                args = [a for w in where for a in ("--where", w)]
+                p = self.run_bidnorm("vocab", "build", "-o", "v%d" % n, "--field", "app_bundle", *args, self.clean)
+                want = count(pred)
+                self.assertTrue(0 < want, where)
+                self.assertEqual(self.matched("v%d" % n), want)
+                self.assertIn("bidnorm vocab build: note: --where '%s' compares with '%d', the value normalized as "
+                              "the field is\n" % (where[0], shown), p.stderr.decode())
+        # Raw milliseconds compare as they are, with no note.
+        p = self.run_bidnorm("vocab", "build", "-o", "raw", "--field", "app_bundle", "--where", "ts<%d" % noon,
+                             self.clean)
+        self.assertNotIn("note:", p.stderr.decode())
+        self.assertEqual(self.matched("raw"), count(lambda t: t < noon))
+        # The day after the sample: no row.
+        self.run_bidnorm("vocab", "build", "-q", "-o", "none", "--field", "app_bundle", "--where", "ts>=2026-11-21",
+                         self.clean, expect=3)
+
+    def test_where_timestamp_and_ordering_errors_are_usage_errors(self):
+        advice = ("; give a date (2026-11-01, midnight UTC), an ISO-8601 time with its zone (2026-11-01T12:00:00Z) "
+                  "or epoch milliseconds")
+        cases = [("ts>=yesterday", "--where 'ts>=yesterday': field 'ts' is a timestamp, and 'yesterday' is not one "
+                                   "(not an ISO-8601 time or epoch number: \"yesterday\")" + advice),
+                 ("ts<2026-02-30", "--where 'ts<2026-02-30': field 'ts' is a timestamp, and '2026-02-30' is not one "
+                                   "(not a calendar date)" + advice),
+                 ("ts>=2026-11-20T12:00:00", "--where 'ts>=2026-11-20T12:00:00': field 'ts' is a timestamp, and "
+                                             "'2026-11-20T12:00:00' is not one (not an ISO-8601 time or epoch "
+                                             "number: \"2026-11-20T12:00:00\")" + advice),
+                 ("ts=null", "--where 'ts=null': field 'ts' is a timestamp, and 'null' is not one (it reads as null)"
+                  + advice),
+                 ("os>=ios", "--where 'os>=ios': field 'os' is string; <, <=, > and >= compare numbers (int, long or "
+                             "timestamp fields)"),
+                 ("install<yes", "--where 'install<yes': field 'install' is an int, and 'yes' is not a 32-bit integer"),
+                 ("ts=<1", "--where 'ts=<1': field 'ts' is a timestamp, and '<1' is not one (not an ISO-8601 time or "
+                           "epoch number: \"<1\")" + advice)]
+        self.assert_where_usage_errors(cases)
 
     def test_a_vocabulary_of_zero_rows_is_not_published(self):
         p = self.run_bidnorm("vocab", "build", "-q", "-o", "v", "--field", "app_bundle", "--where", "os=symbian",

@@ -97,7 +97,9 @@ def run_bidnorm(args, cwd, stdin=subprocess.DEVNULL, feed=None, preexec_fn=None,
 
 
 
-class Hostile(unittest.TestCase):
+class Hostile(FolderTest):
+    """In a folder every user can reach (FolderTest's path and write, not its temporary folder)."""
+
     def setUp(self):
         self.dir = reachable_tempdir()
 
@@ -106,15 +108,6 @@ class Hostile(unittest.TestCase):
             for d in dirs:
                 os.chmod(os.path.join(root, d), 0o755)
         shutil.rmtree(self.dir)
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def write(self, name, data):
-        p = self.path(name)
-        with open(p, "wb") as f:
-            f.write(data)
-        return p
 
     def ingest(self, *inputs, extra=(), expect=0, **kw):
         r = run_bidnorm(["ingest", "-q", "-o", self.path("out.avro"), *extra, *inputs], self.dir, **kw)

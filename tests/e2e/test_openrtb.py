@@ -405,6 +405,7 @@ class OpenRtb(FolderTest):
             ({"banner": {"w": 300, "h": 250, "format": [{"w": 320, "h": 50}]}}, (300, 250), ["banner"]),
             ({"banner": {"format": [{"w": 320, "h": 50}, {"w": 300, "h": 250}]}}, (320, 50), ["banner"]),
             ({"banner": {"w": None, "h": None, "format": [{"w": 728, "h": 90}]}}, (728, 90), ["banner"]),
+            # each field falls back on its own, so the pair is mixed (the rule language cannot tie them yet)
             ({"banner": {"w": 300, "format": [{"w": 320, "h": 50}]}}, (300, 50), ["banner"]),
             ({"banner": {}, "video": {"w": 640, "h": 480}}, (640, 480), ["banner", "video"]),
             ({"banner": {"format": []}, "video": {"w": 1280, "h": 720}}, (1280, 720), ["banner", "video"]),

@@ -12,7 +12,7 @@ import avro.datafile
 import avro.io
 import avro.schema
 
-from e2e import BIDNORM, SOURCE, read_avro_file as read_avro
+from e2e import BIDNORM, SOURCE, FolderTest, read_avro_file as read_avro
 SAMPLE_12 = os.path.join(SOURCE, "samples", "bidlog-2026-11-20T12.jsonl.zst")
 SAMPLE_13 = os.path.join(SOURCE, "samples", "bidlog-2026-11-20T13.jsonl.zst")
 
@@ -53,7 +53,7 @@ def expected_order(counter):
     return sorted(counter.items(), key=lambda kv: (-kv[1], kv[0].encode()))
 
 
-class Vocab(unittest.TestCase):
+class Vocab(FolderTest):
     @classmethod
     def setUpClass(cls):
         cls.shared = tempfile.TemporaryDirectory()
@@ -70,16 +70,6 @@ class Vocab(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.shared.cleanup()
-
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
 
     def vocab(self, *args, expect=0):
         p = run("vocab", *args, cwd=self.dir)
@@ -207,7 +197,8 @@ class Vocab(unittest.TestCase):
         self.assertEqual(p.stderr.decode(), "bidnorm vocab build: missing.avro: cannot open: No such file or directory\n")
         p = self.vocab("build", "-o", "v", "--field", "country", "--where", "a b", self.avro13, expect=2)
         self.assertEqual(p.stderr.decode(),
-                         "bidnorm vocab build: --where 'a b': expected FIELD, FIELD=VALUE or FIELD!=VALUE\n"
+                         "bidnorm vocab build: --where 'a b': expected FIELD, or FIELD then =, !=, <, <=, > or >= "
+                         "and a VALUE\n"
                          "Try 'bidnorm vocab build --help'.\n")
         p = self.vocab("build", "-o", "v", "--field", "installed_apps", "--max-memory", "1M", self.avro12, expect=2)
         self.assertEqual(p.stderr.decode(), "bidnorm vocab build: --max-memory 1048576 is too small to spill the counts "

@@ -650,6 +650,60 @@ class Watch(unittest.TestCase):
         self.once("--allow-owner", "0")
         self.assertIn("again.jsonl", os.listdir(self.done))
 
+    def test_hard_link_to_another_users_file_is_quarantined_unread(self):
+        """A hard link keeps its target's owner and mode: where fs.protected_hardlinks is off, a producer can link
+        a file it does not own into the inbox. Made here by root, as such a producer could."""
+        secret_dir = self.path("private")
+        os.mkdir(secret_dir, 0o700)
+        secret = os.path.join(secret_dir, "data.jsonl")
+        with open(secret, "wb") as f:
+            f.write(jsonl(["SECRETID"]))
+        os.chmod(secret, 0o600)
+        os.utime(secret, (1, 1))
+        os.link(secret, os.path.join(self.inbox, "evil.jsonl"))
+        self.drop("good.jsonl", jsonl(["g1"]))
+        self.once()
+        err = self.quarantined("evil.jsonl")
+        self.assertEqual((err["status"], err["code"], err["exit_code"], err["records_read"], err["quarantined_as"]),
+                         ("hard_linked", -3, 5, 0, "evil.jsonl"))
+        self.assertEqual(err["message"], "evil.jsonl: has 2 hard links, so it may be a link to a file its writer "
+                         "does not own; it was not read (--allow-hard-links reads such files)")
+        self.assertEqual(os.listdir(self.done), ["good.jsonl"])
+        self.assertNotIn("evil", " ".join(os.listdir(self.outbox)))
+        self.assert_nowhere(b"SECRETID", inputs=("evil.jsonl",))
+        # The other name is untouched.
+        self.assertEqual(read_text(secret), jsonl(["SECRETID"]).decode())
+
+    def test_allow_hard_links_reads_a_file_with_several_links(self):
+        other = self.path("elsewhere.jsonl")
+        with open(other, "wb") as f:
+            f.write(jsonl(["l1"]))
+        os.utime(other, (1, 1))
+        os.link(other, os.path.join(self.inbox, "linked.jsonl"))
+        self.once("--allow-hard-links")
+        self.assertEqual(avro_ids(os.path.join(self.outbox, "linked.avro")), ["l1"])
+        self.assertEqual(os.listdir(self.done), ["linked.jsonl"])
+        self.assertTrue(os.path.exists(other))
+
+    def test_publish_by_link_then_unlink_is_not_caught_in_between(self):
+        """Some shippers publish with link(tmp, inbox/NAME) then unlink(tmp): for a moment the file has two links.
+        It is given --settle seconds to lose the second one, and is read once it has."""
+        w = Watcher(self, "--settle", "3")
+        w.wait_log('"event":"started"')
+        tmp = self.path("ship.tmp")
+        with open(tmp, "wb") as f:
+            f.write(jsonl(["s1"]))
+        os.utime(tmp, (1, 1))  # old: complete as soon as seen, but for its links
+        os.link(tmp, os.path.join(self.inbox, "shipped.jsonl"))
+        time.sleep(0.3)
+        self.assertFalse(os.path.exists(os.path.join(self.inbox, ".quarantine", "shipped.jsonl.error.json")))
+        self.assertEqual(self.inbox_files(), ["shipped.jsonl"])
+        os.unlink(tmp)
+        wait_until(lambda: self.outputs_done("shipped"))
+        self.assertEqual(w.stop(), 0)
+        self.assertEqual(avro_ids(os.path.join(self.outbox, "shipped.avro")), ["s1"])
+        self.assertEqual(os.listdir(os.path.join(self.inbox, ".quarantine")), [])
+
     def test_quarantine_in_the_inbox_replaced_by_a_link_is_refused(self):
         elsewhere = self.path("elsewhere")
         os.mkdir(elsewhere)

@@ -7,6 +7,7 @@
 #include "normalize/record.h"
 
 #include "count_allocs.h"
+#include "json_lines.h"
 
 static bn_rules *rules;
 static bn_normalizer *norm;
@@ -39,25 +40,6 @@ static size_t field_index(const bn_rules *r, const char *name)
 			return i;
 	cr_assert_fail("no field '%s' in the rules", name);
 	return 0;
-}
-
-/*
- * Test lines are written with single quotes for JSON's double quotes, so
- * the tables stay readable; a JSON string that needs an apostrophe writes
- * \u0027. Returns a static copy with the quotes swapped.
- */
-static char line_buf[1 << 16];
-
-static const char *jq(const char *s, size_t *len)
-{
-	size_t i;
-	for (i = 0; s[i]; i++) {
-		cr_assert_lt(i, sizeof(line_buf) - 1);
-		line_buf[i] = s[i] == '\'' ? '"' : s[i];
-	}
-	line_buf[i] = '\0';
-	*len = i;
-	return line_buf;
 }
 
 static int run_line(bn_normalizer *n, const char *line, bn_error *err)

@@ -7,6 +7,7 @@
 #include "normalize/record.h"
 
 #include "count_allocs.h"
+#include "json_lines.h"
 
 static bn_rules *rules;
 static bn_normalizer *norm;
@@ -33,21 +34,6 @@ static void teardown(void)
 }
 
 TestSuite(rows, .fini = teardown);
-
-/* Single quotes in test lines stand for JSON's double quotes. */
-static char line_buf[1 << 20];
-
-static const char *jq(const char *s, size_t *len)
-{
-	size_t i;
-	for (i = 0; s[i]; i++) {
-		cr_assert_lt(i, sizeof(line_buf) - 1);
-		line_buf[i] = s[i] == '\'' ? '"' : s[i];
-	}
-	line_buf[i] = '\0';
-	*len = i;
-	return line_buf;
-}
 
 /* Field f of n->rec as text: "s", 12, null, [...]. */
 static const char *render(const bn_normalizer *n, size_t f)

@@ -865,6 +865,7 @@ static const struct refused_case {
 	const char *format, *tool;
 	const char *bytes;
 	size_t len;
+	const char *needs;  /* said after the advice, or NULL */
 } refused_cases[] = {
 	{ "xz", "xz -dc", "\xFD" "7zXZ\0\0\4\xE6\xD6\xB4\x46", 12 },
 	{ "bzip2", "bzip2 -dc", "BZh91AY&SY\x01\x02", 12 },
@@ -873,6 +874,9 @@ static const struct refused_case {
 	{ "lz4", "lz4 -dc", "\x02\x21\x4C\x18\x10\0\0\0", 8 },			/* legacy frame */
 	{ "zip", "unzip -p", "PK\3\4\x14\0\0\0\x08\0", 10 },
 	{ "zip", "unzip -p", "PK\5\6\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 22 },	/* empty archive */
+	/* the framing format's stream identifier, then a compressed-data chunk (type 0, length 17) */
+	{ "snappy", "python3 -m snappy -d", "\xFF\x06\0\0sNaPpY\0\x11\0\0", 14, ", with python-snappy 0.6 or later" },
+	{ "lzop", "lzop -dc", "\x89LZO\0\r\n\x1A\n\x10\x30\x20\xA0", 13 },
 };
 
 Test(source, refused_formats_fail_before_any_line)
@@ -887,8 +891,8 @@ Test(source, refused_formats_fail_before_any_line)
 		/* then lines, which must not be read */
 		bn_buf_append(&data, k->bytes, k->len);
 		bn_buf_append(&data, "\n{\"a\":1}\n", 9);
-		snprintf(msg, sizeof(msg), "%s-compressed input is not supported (decompress it first: ... | %s | bidnorm ingest -)",
-			 k->format, k->tool);
+		snprintf(msg, sizeof(msg), "%s-compressed input is not supported (decompress it first: ... | %s | bidnorm ingest -%s)",
+			 k->format, k->tool, k->needs ? k->needs : "");
 		read_memory(&g, data.data, data.size, NULL);
 		cr_assert_eq(g.rc, BN_ECORRUPT, "case %zu: rc %d", c, g.rc);
 		cr_assert_str_eq(g.err.message, msg);
@@ -908,7 +912,8 @@ Test(source, refused_formats_fail_before_any_line)
 /* Text that only starts like a magic is text. */
 Test(source, near_magics_are_plain)
 {
-	static const char *const texts[] = { "BZh9 is a bzip2 block size\n", "BZh", "PK\3", "\xFD" "7zX", "\x04\x22\x4D" };
+	static const char *const texts[] = { "BZh9 is a bzip2 block size\n", "BZh", "PK\3", "\xFD" "7zX", "\x04\x22\x4D",
+					     "\xFF\x06", "\xFF\x07\x01\x01sNaPpY", "\x89LZO\x01", "\x89LZO" };
 	for (size_t c = 0; c < sizeof(texts) / sizeof(texts[0]); c++) {
 		got g;
 		read_memory(&g, texts[c], strlen(texts[c]), NULL);

@@ -328,6 +328,10 @@ Test(vocab, missing_and_wrong_type_fields, .init = make_scratch, .fini = drop_sc
 		{ "s", "arr=p", "--where 'arr=p': field 'arr' is array of string; filters need a string, int, long or boolean field" },
 		{ "s", "d=1", "--where 'd=1': field 'd' is double; filters need a string, int, long or boolean field" },
 		{ "s", "zz", "no field 'zz' in the schema (fields: s, ns, arr, d, i, b, m, ad)" },
+		{ "s", "s<5", "--where 's<5': field 's' is string; <, <=, > and >= compare numbers (int, long or timestamp fields)" },
+		{ "s", "b>=0", "--where 'b>=0': field 'b' is boolean; <, <=, > and >= compare numbers (int, long or timestamp fields)" },
+		{ "s", "i>=x", "--where 'i>=x': field 'i' is int, and 'x' is not an integer" },
+		{ "s", "i<2026-11-01", "--where 'i<2026-11-01': field 'i' is int, and '2026-11-01' is not an integer" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *f[] = { cases[i].field };
@@ -430,7 +434,16 @@ Test(vocab, where_parsing)
 		{ "a=b=c", 1, BN_WHERE_EQ, "a", "b=c" },
 		{ "a!=!=", 1, BN_WHERE_NE, "a", "!=" },
 		{ "_x9=US", 1, BN_WHERE_EQ, "_x9", "US" },
+		{ "ts<5", 1, BN_WHERE_LT, "ts", "5" },
+		{ "ts<=5", 1, BN_WHERE_LE, "ts", "5" },
+		{ "ts>2026-11-01", 1, BN_WHERE_GT, "ts", "2026-11-01" },
+		{ "ts>=-1", 1, BN_WHERE_GE, "ts", "-1" },
+		{ "ts>==1", 1, BN_WHERE_GE, "ts", "=1" },
+		{ "ts=>1", 1, BN_WHERE_EQ, "ts", ">1" },
+		{ "ts<", 1, BN_WHERE_LT, "ts", "" },
 		{ "", 0, 0, NULL, NULL },
+		{ "<1", 0, 0, NULL, NULL },
+		{ "a!1", 0, 0, NULL, NULL },
 		{ "=1", 0, 0, NULL, NULL },
 		{ "!=1", 0, 0, NULL, NULL },
 		{ "9a=1", 0, 0, NULL, NULL },
@@ -444,7 +457,8 @@ Test(vocab, where_parsing)
 		int rc = bn_where_parse(&w, cases[i].text, &err);
 		if (!cases[i].ok) {
 			cr_assert_eq(rc, BN_EUSAGE, "%s", cases[i].text);
-			snprintf(want, sizeof(want), "--where '%s': expected FIELD, FIELD=VALUE or FIELD!=VALUE", cases[i].text);
+			snprintf(want, sizeof(want), "--where '%s': expected FIELD, or FIELD then =, !=, <, <=, > or >= and a VALUE",
+				 cases[i].text);
 			cr_assert_str_eq(err.message, want);
 			continue;
 		}
@@ -452,6 +466,7 @@ Test(vocab, where_parsing)
 		cr_assert_eq(w.op, cases[i].op, "%s", cases[i].text);
 		cr_assert_str_eq(w.field, cases[i].field);
 		cr_assert_str_eq(w.value, cases[i].value);
+		cr_assert_str_eq(w.given, cases[i].value);
 		bn_where_free(&w);
 	}
 }
@@ -482,6 +497,19 @@ Test(vocab, where_matching)
 		{ "b=true", BN_AVRO_KIND_BOOLEAN, 0, NULL, 1, 1 },
 		{ "b=false", BN_AVRO_KIND_BOOLEAN, 0, NULL, 1, 0 },
 		{ "b=1", BN_AVRO_KIND_BOOLEAN, 0, NULL, 1, 0 },
+		{ "n<5", BN_AVRO_KIND_INT, 0, NULL, 4, 1 },
+		{ "n<5", BN_AVRO_KIND_INT, 0, NULL, 5, 0 },
+		{ "n<=5", BN_AVRO_KIND_INT, 0, NULL, 5, 1 },
+		{ "n<=5", BN_AVRO_KIND_INT, 0, NULL, 6, 0 },
+		{ "n>5", BN_AVRO_KIND_INT, 0, NULL, 6, 1 },
+		{ "n>5", BN_AVRO_KIND_INT, 0, NULL, 5, 0 },
+		{ "n>=-5", BN_AVRO_KIND_INT, 0, NULL, -5, 1 },
+		{ "n>=-5", BN_AVRO_KIND_INT, 0, NULL, -6, 0 },
+		{ "n>=1795132800000", BN_AVRO_KIND_INT, 0, NULL, 1795132800000, 1 },
+		{ "n>=1795132800000", BN_AVRO_KIND_INT, 0, NULL, 1795132799999, 0 },
+		{ "n<5", BN_AVRO_KIND_INT, 1, NULL, 0, 0 },          /* null is in no range */
+		{ "n>=x", BN_AVRO_KIND_INT, 0, NULL, 0, 0 },         /* refused before rows are read */
+		{ "s<5", BN_AVRO_KIND_STRING, 0, "4", 0, 0 },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		bn_where w;
@@ -514,6 +542,9 @@ Test(vocab, where_filters_rows_in_files, .init = make_scratch, .fini = drop_scra
 		{ { "b=true", "i=2" }, 2, 1, 1 },
 		{ { "ns=x", "s=c" }, 2, 1, 0 },
 		{ { "s=zzz" }, 1, 0, 0 },
+		{ { "i>=1" }, 1, 3, 2 },
+		{ { "i>1" }, 1, 1, 1 },
+		{ { "i<2" }, 1, 2, 1 },      /* null is in no range */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *f[] = { "s", "arr" };

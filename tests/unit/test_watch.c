@@ -474,6 +474,35 @@ Test(rejects, ingest_checks_the_raw_policy)
 	bn_rules_free(rules);
 }
 
+Test(watch, observe_times_several_hard_links_from_when_they_were_first_seen)
+{
+	bn_inbox in = { 0 };
+	struct stat st;
+	memset(&st, 0, sizeof(st));
+	st.st_mode = S_IFREG | 0644;
+	st.st_nlink = 1;
+	bn_inbox_file *f = bn_inbox_observe(&in, "a.jsonl", &st, 1.0);
+	cr_assert_lt(f->linked_since, 0);
+	/* link(tmp, inbox/a.jsonl) seen at 2, still two links at 3: timed from 2. */
+	st.st_nlink = 2;
+	f = bn_inbox_observe(&in, "a.jsonl", &st, 2.0);
+	cr_assert_eq(f->linked_since, 2.0);
+	f = bn_inbox_observe(&in, "a.jsonl", &st, 3.0);
+	cr_assert_eq(f->linked_since, 2.0);
+	/* unlink(tmp): one link again. */
+	st.st_nlink = 1;
+	f = bn_inbox_observe(&in, "a.jsonl", &st, 4.0);
+	cr_assert_lt(f->linked_since, 0);
+	/* New with two links; a symbolic link's count is not a regular file's. */
+	st.st_nlink = 2;
+	f = bn_inbox_observe(&in, "b.jsonl", &st, 5.0);
+	cr_assert_eq(f->linked_since, 5.0);
+	st.st_mode = S_IFLNK | 0777;
+	f = bn_inbox_observe(&in, "c.jsonl", &st, 5.0);
+	cr_assert_lt(f->linked_since, 0);
+	bn_inbox_free(&in);
+}
+
 Test(watch, observe_keeps_links_and_fifos_to_quarantine_them_at_once_and_forgets_folders)
 {
 	bn_inbox in = { 0 };
