@@ -78,7 +78,8 @@ int cmd_encode(int argc, char **argv)
 		return cli_usage_error(cmd, "-o OUT.avro is required");
 	if (optind == argc)
 		return cli_usage_error(cmd, "no input given");
-	exit_code = cli_load_rules(cmd, rules_path, &rules);
+	exit_code = cli_load_rules_for_avro(cmd, rules_path, (const char *const *)argv + optind, (size_t)(argc - optind),
+					    0, &rules);
 	if (exit_code != BN_EXIT_OK)
 		goto cleanup;
 	rc = bn_model_load(&model, rules, vocab, &err);

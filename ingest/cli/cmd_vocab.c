@@ -428,9 +428,6 @@ static int run(args *a, int argc, char **argv)
 		return cli_usage_error(cmd, "regen needs --root ROOT and --task NAME");
 	if (ninputs == 0)
 		return cli_usage_error(cmd, "no input given: name %s", a->subbit == SUB_MERGE ? "PART files" : "Avro files");
-	exit_code = cli_load_rules(cmd, a->rules_path, &rules);
-	if (exit_code != BN_EXIT_OK)
-		return exit_code;
 
 	/* Every check that needs no counts runs before any input is read. */
 	bn_vocab_write_options wo;
@@ -439,7 +436,6 @@ static int run(args *a, int argc, char **argv)
 	wo.min_count = a->min_count ? a->min_count : 1;
 	wo.top_k = a->top_k;
 	wo.task = a->task;
-	wo.rules = rules;
 	wo.force = a->force;
 	bn_vocab_regen_options_init(&ro);
 	ro.root = a->root;
@@ -463,6 +459,16 @@ static int run(args *a, int argc, char **argv)
 		exit_code = fail(cmd, &err, rc);
 		goto cleanup;
 	}
+	/* Parts hold no rule source: merge lints against --rules (default: the embedded rules). */
+	if (a->subbit == SUB_MERGE)
+		exit_code = cli_load_rules(cmd, a->rules_path, &rules);
+	else
+		exit_code = cli_load_rules_for_avro(cmd, a->rules_path, (const char *const *)inputs, ninputs, a->mixed,
+						    &rules);
+	if (exit_code != BN_EXIT_OK)
+		goto cleanup;
+	wo.rules = rules;
+	ro.write.rules = rules;
 
 	rc = bn_vocab_counter_new(&c, a->fields, a->nfields, a->where, a->nwhere, (size_t)a->max_memory, a->mixed, &err);
 	if (rc == BN_OK && (a->max_memory || a->spill_dir))
