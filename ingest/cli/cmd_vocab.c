@@ -47,7 +47,8 @@ static const char about[] =
 
 static const char exit_codes[] =
 	"Exit codes: 0 ok, 1 lint failure, out of memory (also past --max-memory) or other\n"
-	"failure, 2 usage (also a --where value the field cannot hold), 3 nothing published:\n"
+	"failure, 2 usage (also a --where value the field cannot hold, inputs whose rules disagree\n"
+	"with each other or --rules, or whose rule file is not here as it was), 3 nothing published:\n"
 	"no row matched (a vocabulary from zero rows) or the regen guardrail refused the\n"
 	"switch, 4 rule file invalid, 5 input or output error (unreadable or corrupt Avro or\n"
 	"part file, unreadable rule file).\n";
@@ -87,11 +88,13 @@ static const struct {
 	{ OPT_SPILL_DIR, "--spill-dir", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_REGEN,
 	  "      --spill-dir DIR        where spilled runs go (default $TMPDIR, else /tmp)\n" },
 	{ OPT_MIXED, "--allow-mixed-rules", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_REGEN,
-	  "      --allow-mixed-rules    accept inputs written with different rules\n" },
+	  "      --allow-mixed-rules    accept inputs written with other rules than --rules, or than\n"
+	  "                             each other (then --rules names the rules to use)\n" },
 	{ OPT_RULES, "--rules", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_LINT | SUB_REGEN,
-	  "      --rules FILE|NAME      rules (a file, or bidlog (default), openrtb) to lint against\n"
-	  "                             and normalize --where values with\n"
-	  "                             (default: the embedded rules)\n" },
+	  "      --rules FILE|NAME      rules (a file, or bidlog, openrtb) to lint against and\n"
+	  "                             normalize --where values with; default: those the inputs'\n"
+	  "                             Avro headers name (merge, lint: the embedded rules). Inputs\n"
+	  "                             written with other rules are refused unless --allow-mixed-rules\n" },
 	{ OPT_FORCE, "--force", SUB_BUILD | SUB_MERGE | SUB_REGEN,
 	  "      --force                replace an existing DIR (build, merge); switch even when a\n"
 	  "                             guardrail refuses (regen)\n" },
