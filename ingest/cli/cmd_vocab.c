@@ -93,8 +93,9 @@ static const struct {
 	{ OPT_RULES, "--rules", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_LINT | SUB_REGEN,
 	  "      --rules FILE|NAME      rules (a file, or bidlog, openrtb) to lint against and\n"
 	  "                             normalize --where values with; default: those the inputs'\n"
-	  "                             Avro headers name (merge, lint: the embedded rules). Inputs\n"
-	  "                             written with other rules are refused unless --allow-mixed-rules\n" },
+	  "                             Avro headers name (merge: the shipped set of the parts' rules\n"
+	  "                             hash; lint: the embedded rules). Inputs written with other\n"
+	  "                             rules are refused unless --allow-mixed-rules\n" },
 	{ OPT_FORCE, "--force", SUB_BUILD | SUB_MERGE | SUB_REGEN,
 	  "      --force                replace an existing DIR (build, merge); switch even when a\n"
 	  "                             guardrail refuses (regen)\n" },
@@ -462,22 +463,23 @@ static int run(args *a, int argc, char **argv)
 		exit_code = fail(cmd, &err, rc);
 		goto cleanup;
 	}
-	/* Parts hold no rule source: merge lints against --rules (default: the embedded rules). */
-	if (a->subbit == SUB_MERGE)
-		exit_code = cli_load_rules(cmd, a->rules_path, &rules);
-	else
+	/*
+	 * Avro inputs name their rules in their headers; parts only by hash, known once they are
+	 * merged (a --rules that cannot load still fails here, before any part is read).
+	 */
+	if (a->subbit != SUB_MERGE)
 		exit_code = cli_load_rules_for_avro(cmd, a->rules_path, (const char *const *)inputs, ninputs, a->mixed,
 						    &rules);
+	else if (a->rules_path)
+		exit_code = cli_load_rules(cmd, a->rules_path, &rules);
 	if (exit_code != BN_EXIT_OK)
 		goto cleanup;
-	wo.rules = rules;
-	ro.write.rules = rules;
 
 	rc = bn_vocab_counter_new(&c, a->fields, a->nfields, a->where, a->nwhere, (size_t)a->max_memory, a->mixed, &err);
 	if (rc == BN_OK && (a->max_memory || a->spill_dir))
 		rc = bn_vocab_counter_spill_to(c, a->spill_dir, &err);
 	/* Filters mean what the user meant (os=iOS is os=ios in the Avro), and a value no row can hold is refused. */
-	if (rc == BN_OK)
+	if (rc == BN_OK && a->subbit != SUB_MERGE) /* merge takes its filters, already resolved, from the parts */
 		rc = bn_vocab_counter_resolve_where(c, rules, &err);
 	if (rc < 0) {
 		exit_code = rc == BN_EUSAGE ? cli_usage_error(cmd, "%s", err.message) : fail(cmd, &err, rc);
@@ -498,6 +500,18 @@ static int run(args *a, int argc, char **argv)
 			goto cleanup;
 		}
 	}
+
+	if (a->subbit == SUB_MERGE && !a->part) {
+		bn_rules_free(rules);
+		rules = NULL;
+		rc = bn_vocab_counter_load_rules(&rules, c, a->rules_path, &err);
+		if (rc < 0) {
+			exit_code = fail(cmd, &err, rc);
+			goto cleanup;
+		}
+	}
+	wo.rules = rules;
+	ro.write.rules = rules;
 
 	if (a->subbit == SUB_COUNT || a->part) {
 		rc = bn_vocab_counter_write_part(c, a->output, &err);

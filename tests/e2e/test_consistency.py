@@ -106,6 +106,42 @@ class RulesFromTheHeader(unittest.TestCase):
         self.bidnorm("vocab", "build", "-q", "-o", "v", "--allow-mixed-rules", "--rules", "openrtb", "--field",
                      "country", self.openrtb, self.bidlog)
 
+    def test_merge_takes_the_rules_from_the_hashes_the_parts_keep(self):
+        self.bidnorm("vocab", "count", "-q", "-o", "p1", "--field", "user_segments", self.openrtb)
+        self.bidnorm("vocab", "merge", "-q", "-o", "v", "p1")
+        self.bidnorm("vocab", "build", "-q", "-o", "w", "--field", "user_segments", self.openrtb)
+        for name in ("user_segments.txt", "user_segments.counts.tsv"):
+            with open(self.path("v/" + name), "rb") as f, open(self.path("w/" + name), "rb") as g:
+                self.assertEqual(f.read(), g.read(), name)
+        p = self.bidnorm("vocab", "merge", "-o", "x", "--rules", "bidlog", "p1", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab merge: %s: written with other rules (sha256 %s) than "
+                         "--rules bidlog (sha256 %s): leave out --rules to use the input's own rules (where mixing is "
+                         "allowed, --allow-mixed-rules accepts them)\n"
+                         % (self.openrtb, self.openrtb_sha[:12], self.bidlog_sha[:12]))
+        # parts of a rule file: its hash, not its name, so --rules must name it
+        with open(os.path.join(SOURCE, "rules", "bidlog.yaml")) as f:
+            text = f.read()
+        with open(self.path("mine.yaml"), "w") as f:
+            f.write(text + "\n# our revision\n")
+        self.bidnorm("ingest", "-q", "--rules", "mine.yaml", "-o", "m.avro", BIDLOG_SAMPLE)
+        sha = read_avro(self.path("m.avro"))[0]["bidnorm.rules.sha256"].decode()
+        self.bidnorm("vocab", "count", "-q", "-o", "p2", "--field", "country", "m.avro")
+        p = self.bidnorm("vocab", "merge", "-o", "x", "p2", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab merge: m.avro: written with rules that are not a shipped "
+                         "set (sha256 %s), and partial counts do not name rule files: pass --rules FILE with the rule "
+                         "file it was written with\n" % sha[:12])
+        self.bidnorm("vocab", "merge", "-q", "-o", "x", "--rules", "mine.yaml", "p2")
+        # parts of different rules: the merge refuses them, and with --allow-mixed-rules wants --rules
+        self.bidnorm("vocab", "count", "-q", "-o", "p3", "--field", "country", self.openrtb)
+        self.bidnorm("vocab", "count", "-q", "-o", "p4", "--field", "country", self.bidlog)
+        p = self.bidnorm("vocab", "merge", "-o", "y", "p3", "p4", expect=2)
+        self.assertIn("(use --allow-mixed-rules to combine them)", p.stderr.decode())
+        p = self.bidnorm("vocab", "merge", "-o", "y", "--allow-mixed-rules", "p3", "p4", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab merge: %s: written with other rules (sha256 %s) than %s "
+                         "(sha256 %s): name the rules to use with --rules FILE|NAME\n"  # inputs sorted by name
+                         % (self.bidlog, self.bidlog_sha[:12], self.openrtb, self.openrtb_sha[:12]))
+        self.bidnorm("vocab", "merge", "-q", "-o", "y", "--allow-mixed-rules", "--rules", "openrtb", "p3", "p4")
+
     def test_a_rule_file_the_header_names(self):
         with open(os.path.join(SOURCE, "rules", "bidlog.yaml")) as f:
             text = f.read()

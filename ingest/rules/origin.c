@@ -1,21 +1,15 @@
-/* for_avro.c - the rules Avro files were written with, read from their headers: what --rules means for the commands that read ingest's output. */
+/* origin.c - the rules inputs were written with, from what they record (Avro headers; partial counts in vocab/): what --rules means for the commands that read ingest's output. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bidnorm/rules.h"
+#include "rules/origin.h"
 #include "util/sha256.h"
 #include "vocab/avro_reader.h"
 
 /* Hex digits of a rules hash shown in messages: enough to tell rule files apart, short enough to read. */
 #define SHOWN 12
-
-/* What one input's header says about its rules (ingest writes all three). */
-typedef struct header_rules {
-	char sha[2 * BN_SHA256_SIZE + 1];   /* bidnorm.rules.sha256; "" when absent (not written by ingest) */
-	char source[BN_ERROR_SOURCE_MAX];   /* bidnorm.rules.source: "<default>", "<openrtb>" or a path; "" when absent */
-	char version[32];                   /* bidnorm.version */
-} header_rules;
 
 static void copy_meta(char *dst, size_t cap, const bn_avro_reader *r, const char *key)
 {
@@ -30,15 +24,18 @@ static void copy_meta(char *dst, size_t cap, const bn_avro_reader *r, const char
 	dst[n] = '\0';
 }
 
-static int read_header(header_rules *h, const char *path, bn_error *err)
+/* An Avro input's origin: its header, as ingest writes it. */
+static int read_header(bn_rules_origin *h, void *ctx, size_t i, bn_error *err)
 {
+	const char *path = ((const char *const *)ctx)[i];
 	bn_avro_reader *r = NULL;
 	size_t n = 0;
 	int rc = bn_avro_reader_open(&r, path, err);
 	if (rc < 0)
 		return rc;
-	memset(h, 0, sizeof(*h));
-	/* a hash of another length cannot be a rule file's: keep it as given so it matches none */
+	h->input = path;
+	h->unnamed = "the header names no rule file";
+	/* a value of another length cannot be a rule file's hash: it matches none */
 	if (bn_avro_reader_meta(r, "bidnorm.rules.sha256", &n) && n != 2 * BN_SHA256_SIZE)
 		snprintf(h->sha, sizeof(h->sha), "not-a-sha256");
 	else
@@ -50,7 +47,7 @@ static int read_header(header_rules *h, const char *path, bn_error *err)
 }
 
 /* "<openrtb>, sha256 0123456789ab" (the source when the header has one). */
-static const char *describe(char *buf, size_t cap, const header_rules *h)
+static const char *describe(char *buf, size_t cap, const bn_rules_origin *h)
 {
 	snprintf(buf, cap, "%s%ssha256 %.*s", h->source, h->source[0] ? ", " : "", SHOWN, h->sha);
 	return buf;
@@ -83,9 +80,10 @@ static const char *shipped_name(char *buf, size_t cap, const char *source)
 	return buf;
 }
 
-/* Load the rules header h (of input path) names, when they are here and identical. */
-static int resolve(bn_rules **out, const header_rules *h, const char *path, bn_error *err)
+/* Load the rules origin h names, when they are here and identical. */
+static int resolve(bn_rules **out, const bn_rules_origin *h, bn_error *err)
 {
+	const char *path = h->input;
 	const char *name = shipped_with_sha(h->sha);
 	char set[64];
 	const char *set_name;
@@ -98,9 +96,9 @@ static int resolve(bn_rules **out, const header_rules *h, const char *path, bn_e
 	bn_error_locate(err, path, 0, 0);
 	if (!h->source[0])
 		return bn_error_set(err, BN_EUSAGE,
-				    "written with rules that are not a shipped set (sha256 %.*s), and the header names no "
-				    "rule file: pass --rules FILE with the rule file it was written with",
-				    SHOWN, h->sha);
+				    "written with rules that are not a shipped set (sha256 %.*s), and %s: pass --rules FILE "
+				    "with the rule file it was written with",
+				    SHOWN, h->sha, h->unnamed);
 	set_name = shipped_name(set, sizeof(set), h->source);
 	if (set_name) {
 		size_t size;
@@ -144,24 +142,22 @@ static int resolve(bn_rules **out, const header_rules *h, const char *path, bn_e
 	return BN_OK;
 }
 
-int bn_rules_load_for_avro(bn_rules **out, const char *spec, const char *const *paths, size_t npaths,
-			   int allow_mixed, bn_error *err)
+int bn_rules_for_origins(bn_rules **out, const char *spec, size_t n, bn_rules_origin_fn next, void *ctx,
+			 int allow_mixed, bn_error *err)
 {
 	bn_rules *r = NULL;
-	header_rules first, h;
-	size_t first_at = 0;
+	bn_rules_origin first, h;
 	char a[BN_ERROR_SOURCE_MAX + 32], b[BN_ERROR_SOURCE_MAX + 32];
 	int rc = BN_OK, have_first = 0;
 
 	bn_error_clear(err);
-	if (!out || (npaths && !paths))
-		return bn_error_set(err, BN_EUSAGE, "bn_rules_load_for_avro: out and paths are required");
 	if (spec) {
 		rc = bn_rules_load(&r, spec, err);
-		for (size_t i = 0; rc == BN_OK && !allow_mixed && i < npaths; i++) {
-			rc = read_header(&h, paths[i], err);
+		for (size_t i = 0; rc == BN_OK && !allow_mixed && i < n; i++) {
+			memset(&h, 0, sizeof(h));
+			rc = next(&h, ctx, i, err);
 			if (rc == BN_OK && h.sha[0] && strcmp(h.sha, bn_rules_sha256(r)) != 0) {
-				bn_error_locate(err, paths[i], 0, 0);
+				bn_error_locate(err, h.input, 0, 0);
 				rc = bn_error_set(err, BN_EUSAGE,
 						  "written with other rules (%s) than --rules %s (sha256 %.*s): leave out --rules "
 						  "to use the input's own rules (where mixing is allowed, --allow-mixed-rules "
@@ -171,28 +167,28 @@ int bn_rules_load_for_avro(bn_rules **out, const char *spec, const char *const *
 		}
 		goto done;
 	}
-	/* No --rules: the inputs say which, and must agree on it. Files not written by ingest say nothing. */
-	for (size_t i = 0; i < npaths; i++) {
-		rc = read_header(&h, paths[i], err);
+	/* No --rules: the inputs say which, and must agree on it. Inputs not written by ingest say nothing. */
+	for (size_t i = 0; i < n; i++) {
+		memset(&h, 0, sizeof(h));
+		rc = next(&h, ctx, i, err);
 		if (rc < 0)
 			goto done;
 		if (!h.sha[0])
 			continue;
 		if (!have_first) {
 			first = h;
-			first_at = i;
 			have_first = 1;
 		} else if (strcmp(h.sha, first.sha) != 0) {
-			bn_error_locate(err, paths[i], 0, 0);
+			bn_error_locate(err, h.input, 0, 0);
 			rc = bn_error_set(err, BN_EUSAGE, "written with other rules (%s) than %s (%s): %s",
-					  describe(a, sizeof(a), &h), paths[first_at], describe(b, sizeof(b), &first),
+					  describe(a, sizeof(a), &h), first.input, describe(b, sizeof(b), &first),
 					  allow_mixed ? "name the rules to use with --rules FILE|NAME"
 						      : "the inputs must share their rules (where mixing is allowed, pass "
 							"--allow-mixed-rules and --rules FILE|NAME)");
 			goto done;
 		}
 	}
-	rc = have_first ? resolve(&r, &first, paths[first_at], err) : bn_rules_load_default(&r, err);
+	rc = have_first ? resolve(&r, &first, err) : bn_rules_load_default(&r, err);
 done:
 	if (rc == BN_OK) {
 		*out = r;
@@ -200,4 +196,13 @@ done:
 	}
 	bn_rules_free(r);
 	return rc;
+}
+
+int bn_rules_load_for_avro(bn_rules **out, const char *spec, const char *const *paths, size_t npaths,
+			   int allow_mixed, bn_error *err)
+{
+	bn_error_clear(err);
+	if (!out || (npaths && !paths))
+		return bn_error_set(err, BN_EUSAGE, "bn_rules_load_for_avro: out and paths are required");
+	return bn_rules_for_origins(out, spec, npaths, read_header, (void *)paths, allow_mixed, err);
 }
