@@ -23,7 +23,8 @@ int bn_vocab_manifest_value(char **out, int *type, int *found, const char *dir, 
 	*found = 0;
 	if (!path)
 		return bn_error_set(err, BN_ENOMEM, "out of memory reading the manifest");
-	if (access(path, F_OK) != 0 && errno == ENOENT)
+	/* no manifest, or no directory (which the caller reports in its own words) */
+	if (access(path, F_OK) != 0 && (errno == ENOENT || errno == ENOTDIR))
 		goto cleanup;
 	*found = 1;
 	rc = bn_file_read_all(&b, path, err);

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -193,6 +194,11 @@ class TextRepairAtServing(unittest.TestCase):
             p = subprocess.run([SERVE_EXAMPLE, "--vocab", vocab], input=b"", capture_output=True)
             self.assertNotEqual(p.returncode, 0)
             self.assertEqual(p.stderr.decode(), "serve_example: " + want)
+            if os.environ.get("BIDNORM_SANITIZED") != "1":  # an uninstrumented python cannot load a sanitized library
+                lib = os.environ.get("BIDNORM_LIB") or os.path.join(os.path.dirname(SERVE_EXAMPLE), "libbidnorm.so")
+                p = subprocess.run([sys.executable, os.path.join(SOURCE, "tools", "serve_ctypes.py"), "--lib", lib,
+                                    "--vocab", vocab], input=b"", capture_output=True)
+                self.assertEqual((p.returncode, p.stderr.decode()), (1, "serve_ctypes.py: " + want))
             # a manifest from before the key: its inputs had version 1
             del m["text_repair"]
             with open(manifest, "w") as f:

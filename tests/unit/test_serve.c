@@ -207,6 +207,10 @@ Test(serve, model_load_refuses_a_vocabulary_of_another_text_repair_version)
 			  "DIR/manifest.json: text_repair is not a string");
 	assert_load_error(vocab_file("r5", "manifest.json", "{\"text_repair\": \"2\""), BN_ECORRUPT,
 			  "DIR/manifest.json: not a JSON object");
+	/* not a directory: said by the directory reader, not as a manifest problem */
+	char file[700];
+	snprintf(file, sizeof(file), "%s/app_bundle.txt", vocab_file("r8", "app_bundle.txt", "com.foo\n"));
+	assert_load_error(file, BN_EIO, "DIR: cannot open the vocabulary directory: Not a directory");
 	/* this version loads; so does a directory without a manifest (not made by vocab build: nothing to compare) */
 	bn_model_free(load(vocab_file("r6", "manifest.json", "{\"fields\": {}, \"text_repair\": \"2\"}")));
 	bn_model *m = load(vocab_file("r7", "app_bundle.txt", "com.foo\n"));
