@@ -16,7 +16,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-from bidnorm import Encoder, Model, Rejected, Rules  # noqa: E402
+from bidnorm import BidnormError, Encoder, Model, Rejected, Rules  # noqa: E402
 from bidnorm import _capi  # noqa: E402
 
 NUMBER_DOUBLE = _capi.NUMBER_DOUBLE
@@ -57,7 +57,10 @@ def main():
     ap.add_argument("--rules")
     args = ap.parse_args()
     rules = Rules(args.rules, lib=_capi.load(args.lib) if args.lib else None)
-    model = Model(args.vocab, rules)
+    try:
+        model = Model(args.vocab, rules)
+    except BidnormError as e:  # e.g. a vocabulary of another text repair version: the library's message
+        sys.exit("serve_ctypes.py: %s" % e)
     enc = Encoder(model)
     out = sys.stdout.buffer
     for raw in sys.stdin.buffer.read().split(b"\n"):

@@ -30,7 +30,9 @@ void bn_normalizer_free(bn_normalizer *n);
  * whitespace): it changes whenever the same input can give another value,
  * even with the same rule file. Ingest writes it into the Avro header as
  * "bidnorm.text_repair" and `vocab` refuses to mix inputs of different
- * versions; files without the key were written by version "1".
+ * versions; files without the key were written by version "1". The vocab
+ * manifest records it, and bn_model_load refuses a vocabulary of another
+ * version.
  */
 const char *bn_text_repair_version(void);
 

@@ -57,6 +57,44 @@ int bn_rules_load_builtin(bn_rules **out, const char *name, bn_error *err);
  */
 int bn_rules_load(bn_rules **out, const char *spec, bn_error *err);
 
+/*
+ * What --rules means for a command that reads Avro written by `bidnorm
+ * ingest` (vocab build/count/regen, encode): the rules paths[0..npaths)
+ * were written with. Ingest records them in each file's header:
+ * bidnorm.rules.sha256 (the hash of the rule file's bytes, the identity) and
+ * bidnorm.rules.source ("<default>", "<openrtb>" or the rule file's path as
+ * given, a name only). Files without bidnorm.rules.sha256 (not written by
+ * ingest) are not checked.
+ *
+ * spec != NULL (--rules given): load it as bn_rules_load does; unless
+ * allow_mixed, every input's hash must be the rules' hash, else BN_EUSAGE
+ * "written with other rules (<openrtb>, sha256 0123456789ab) than --rules
+ * bidlog (sha256 ba9876543210): leave out --rules to use the input's own
+ * rules (where mixing is allowed, --allow-mixed-rules accepts them)".
+ *
+ * spec == NULL: the inputs' hashes must agree (BN_EUSAGE "written with other
+ * rules (A) than FIRST.avro (B): the inputs must share their rules (where
+ * mixing is allowed, pass --allow-mixed-rules and --rules FILE|NAME)", or
+ * with allow_mixed "...: name the rules to use with --rules FILE|NAME"), and
+ * their rules are loaded: the shipped set with that hash; else the rule file
+ * the header names, when it can be read and still has that hash. Otherwise
+ * BN_EUSAGE naming the input (err->source) and what to pass: "written with
+ * rules that are not a shipped set (sha256 H), and the header names no rule
+ * file: ...", "written with the shipped rules <openrtb> of bidnorm V
+ * (sha256 H), not this bidnorm's (sha256 H2): ...", "written with the rule
+ * file 'F' (sha256 H), which cannot be read here (cannot open: ...): ...",
+ * "written with the rule file 'F' (sha256 H), which has changed since (now
+ * sha256 H2): ...". Hashes are shown by their first 12 hex digits. No input
+ * with a hash (or npaths == 0): the default rules.
+ *
+ * Every header is read before any record. Also returns what bn_rules_load
+ * returns (BN_EIO, BN_ERULES for the spec or the named file), BN_EIO /
+ * BN_ECORRUPT for an input that cannot be opened or is not an Avro
+ * container, BN_ENOMEM. *out is set only on success; free with bn_rules_free.
+ */
+int bn_rules_load_for_avro(bn_rules **out, const char *spec, const char *const *paths, size_t npaths,
+			   int allow_mixed, bn_error *err);
+
 /* The Avro schema (JSON) generated from the rules. Owned by rules. */
 const char *bn_rules_schema_json(const bn_rules *rules);
 

@@ -97,6 +97,21 @@ typedef enum bn_number_type {
  * line 3`, "empty line: tokens cannot be empty"; BN_ENOMEM. A directory
  * without vocabulary files is valid (no categorical features). *out is set
  * only on success; BN_EUSAGE for a NULL argument. Free with bn_model_free.
+ *
+ * The text repair version: DIR/manifest.json (what `bidnorm vocab build`
+ * writes) records the one its tokens came from ("text_repair"); another
+ * version repairs the same raw text into other tokens that lint cannot tell
+ * from right ones, so a version other than bn_text_repair_version() is
+ * BN_ECORRUPT with err->source the manifest: "vocabulary built with text
+ * repair version '1', but this bidnorm repairs text with version '2': the
+ * same raw text gives other tokens (training/serving skew); build the
+ * vocabulary again from data ingested with this bidnorm". A manifest
+ * without the key predates it and had version 1 ("... version '1' (the
+ * manifest has no text_repair: it predates the key), ..."); "mixed" is
+ * refused too ("'mixed' (inputs of several versions)"). Also BN_ECORRUPT
+ * "not a JSON object", "text_repair is not a string"; BN_EIO when the
+ * manifest cannot be read. A directory without manifest.json (not made by
+ * vocab build) records no version and is loaded as it is.
  */
 int bn_model_load(bn_model **out, const bn_rules *rules, const char *vocab_dir, bn_error *err);
 

@@ -208,6 +208,21 @@ uint64_t bn_vocab_counter_spilled_runs(const bn_vocab_counter *c);
  */
 int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error *err);
 
+/*
+ * The rules the inputs counted so far were written with, to lint the tokens
+ * against: the decision of bn_rules_load_for_avro (rules.h), over the rules
+ * hashes the counter keeps per input (from Avro headers, or from parts), with
+ * the counter's allow_mixed_rules. For `vocab merge`: a part records each
+ * input's hash but not the rule file's name, so without spec the hash must be
+ * a shipped set's, else BN_EUSAGE "written with rules that are not a shipped
+ * set (sha256 H), and partial counts do not name rule files: pass --rules
+ * FILE with the rule file it was written with" (err->source: the input's
+ * recorded name). spec given: loaded and checked against every hash unless
+ * allow_mixed_rules. No input with a hash: the default rules. Returns as
+ * bn_rules_load_for_avro; *out is set only on success.
+ */
+int bn_vocab_counter_load_rules(bn_rules **out, const bn_vocab_counter *c, const char *spec, bn_error *err);
+
 /* Records read, and records that matched the filters, so far. */
 uint64_t bn_vocab_counter_rows_scanned(const bn_vocab_counter *c);
 uint64_t bn_vocab_counter_rows_matched(const bn_vocab_counter *c);

@@ -32,6 +32,13 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 /* Load --rules FILE, or the embedded default when path is NULL. Prints the error. */
 int cli_load_rules(const char *cmd, const char *path, bn_rules **out);
 
+/*
+ * --rules for a command that reads ingest's Avro (bn_rules_load_for_avro): spec NULL takes the
+ * rules from the inputs' headers; given, it must agree with them unless allow_mixed. Prints the error.
+ */
+int cli_load_rules_for_avro(const char *cmd, const char *spec, const char *const *inputs, size_t ninputs,
+			    int allow_mixed, bn_rules **out);
+
 /* Parse a non-negative number / integer option value; 0 on success. */
 int cli_parse_double(const char *s, double *out);
 int cli_parse_uint(const char *s, unsigned long long max, unsigned long long *out);

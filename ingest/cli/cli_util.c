@@ -53,6 +53,20 @@ int cli_load_rules(const char *cmd, const char *path, bn_rules **out)
 	return BN_EXIT_OK;
 }
 
+int cli_load_rules_for_avro(const char *cmd, const char *spec, const char *const *inputs, size_t ninputs,
+			    int allow_mixed, bn_rules **out)
+{
+	bn_error err;
+	int rc;
+	bn_error_clear(&err);
+	rc = bn_rules_load_for_avro(out, spec, inputs, ninputs, allow_mixed, &err);
+	if (rc < 0) {
+		cli_print_error(cmd, &err);
+		return cli_exit_code(rc);
+	}
+	return BN_EXIT_OK;
+}
+
 int cli_parse_double(const char *s, double *out)
 {
 	char *end;

@@ -8,7 +8,7 @@
 static const char usage[] =
 	"usage: bidnorm encode --vocab DIR [--rules FILE|NAME] -o OUT.avro [OPTIONS] INPUT.avro...\n"
 	"\n"
-	"Reads Avro written by 'bidnorm ingest' (with the same rules) and writes the model\n"
+	"Reads Avro written by 'bidnorm ingest' (all with the same rules) and writes the model\n"
 	"inputs serving computes for the same records (the serving API, include/bidnorm/serve.h):\n"
 	"categorical fields -> vocabulary index (int, 0 = out of vocabulary or null), lists ->\n"
 	"array<int> starting with 0, numeric fields as they are, other strings passed through.\n"
@@ -16,16 +16,19 @@ static const char usage[] =
 	"  --vocab DIR              vocabulary directory (FIELD.txt, as 'bidnorm vocab build' writes)\n"
 	"  -o, --output FILE        encoded Avro ('-' = stdout); written to a temporary name\n"
 	"                           and renamed only on success\n"
-	"      --rules FILE|NAME    rule file, or a shipped set: bidlog (the default), openrtb\n"
+	"      --rules FILE|NAME    rule file, or a shipped set: bidlog, openrtb; default: the\n"
+	"                           rules the inputs' Avro headers name (the shipped set with\n"
+	"                           their hash, or the rule file they name if still identical)\n"
 	"      --codec NAME         zstandard (default), deflate, snappy or null\n"
 	"      --level N            codec level (default: zstandard 3, deflate 6)\n"
 	"      --block-size BYTES   uncompressed Avro block size (default 1048576)\n"
 	"  -q, --quiet              no summary line\n"
 	"  -h, --help\n"
 	"\n"
-	"Exit codes: 0 ok, 1 other failure, 2 usage (also: inputs written with other rules),\n"
-	"4 rule file invalid, 5 input or output error (also: unreadable rule file, a vocabulary\n"
-	"that does not fit the rules).\n";
+	"Exit codes: 0 ok, 1 other failure, 2 usage (also: inputs written with other rules than\n"
+	"each other or --rules, or with a rule file that is not here as it was), 4 rule file\n"
+	"invalid, 5 input or output error (also: unreadable rule file, a vocabulary that does\n"
+	"not fit the rules or was built with another text repair version).\n";
 
 int cmd_encode(int argc, char **argv)
 {
@@ -78,7 +81,8 @@ int cmd_encode(int argc, char **argv)
 		return cli_usage_error(cmd, "-o OUT.avro is required");
 	if (optind == argc)
 		return cli_usage_error(cmd, "no input given");
-	exit_code = cli_load_rules(cmd, rules_path, &rules);
+	exit_code = cli_load_rules_for_avro(cmd, rules_path, (const char *const *)argv + optind, (size_t)(argc - optind),
+					    0, &rules);
 	if (exit_code != BN_EXIT_OK)
 		goto cleanup;
 	rc = bn_model_load(&model, rules, vocab, &err);

@@ -47,7 +47,8 @@ static const char about[] =
 
 static const char exit_codes[] =
 	"Exit codes: 0 ok, 1 lint failure, out of memory (also past --max-memory) or other\n"
-	"failure, 2 usage (also a --where value the field cannot hold), 3 nothing published:\n"
+	"failure, 2 usage (also a --where value the field cannot hold, inputs whose rules disagree\n"
+	"with each other or --rules, or whose rule file is not here as it was), 3 nothing published:\n"
 	"no row matched (a vocabulary from zero rows) or the regen guardrail refused the\n"
 	"switch, 4 rule file invalid, 5 input or output error (unreadable or corrupt Avro or\n"
 	"part file, unreadable rule file).\n";
@@ -90,11 +91,14 @@ static const struct {
 	{ OPT_SPILL_DIR, "--spill-dir", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_REGEN,
 	  "      --spill-dir DIR        where spilled runs go (default $TMPDIR, else /tmp)\n" },
 	{ OPT_MIXED, "--allow-mixed-rules", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_REGEN,
-	  "      --allow-mixed-rules    accept inputs written with different rules\n" },
+	  "      --allow-mixed-rules    accept inputs written with other rules than --rules, or than\n"
+	  "                             each other (then --rules names the rules to use)\n" },
 	{ OPT_RULES, "--rules", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_LINT | SUB_REGEN,
-	  "      --rules FILE|NAME      rules (a file, or bidlog (default), openrtb) to lint against\n"
-	  "                             and normalize --where values with\n"
-	  "                             (default: the embedded rules)\n" },
+	  "      --rules FILE|NAME      rules (a file, or bidlog, openrtb) to lint against and\n"
+	  "                             normalize --where values with; default: those the inputs'\n"
+	  "                             Avro headers name (merge: the shipped set of the parts' rules\n"
+	  "                             hash; lint: the embedded rules). Inputs written with other\n"
+	  "                             rules are refused unless --allow-mixed-rules\n" },
 	{ OPT_FORCE, "--force", SUB_BUILD | SUB_MERGE | SUB_REGEN,
 	  "      --force                replace an existing DIR (build, merge); switch even when a\n"
 	  "                             guardrail refuses (regen)\n" },
@@ -431,9 +435,6 @@ static int run(args *a, int argc, char **argv)
 		return cli_usage_error(cmd, "regen needs --root ROOT and --task NAME");
 	if (ninputs == 0)
 		return cli_usage_error(cmd, "no input given: name %s", a->subbit == SUB_MERGE ? "PART files" : "Avro files");
-	exit_code = cli_load_rules(cmd, a->rules_path, &rules);
-	if (exit_code != BN_EXIT_OK)
-		return exit_code;
 
 	/* Every check that needs no counts runs before any input is read. */
 	bn_vocab_write_options wo;
@@ -442,7 +443,6 @@ static int run(args *a, int argc, char **argv)
 	wo.min_count = a->min_count ? a->min_count : 1;
 	wo.top_k = a->top_k;
 	wo.task = a->task;
-	wo.rules = rules;
 	wo.force = a->force;
 	bn_vocab_regen_options_init(&ro);
 	ro.root = a->root;
@@ -466,12 +466,23 @@ static int run(args *a, int argc, char **argv)
 		exit_code = fail(cmd, &err, rc);
 		goto cleanup;
 	}
+	/*
+	 * Avro inputs name their rules in their headers; parts only by hash, known once they are
+	 * merged (a --rules that cannot load still fails here, before any part is read).
+	 */
+	if (a->subbit != SUB_MERGE)
+		exit_code = cli_load_rules_for_avro(cmd, a->rules_path, (const char *const *)inputs, ninputs, a->mixed,
+						    &rules);
+	else if (a->rules_path)
+		exit_code = cli_load_rules(cmd, a->rules_path, &rules);
+	if (exit_code != BN_EXIT_OK)
+		goto cleanup;
 
 	rc = bn_vocab_counter_new(&c, a->fields, a->nfields, a->where, a->nwhere, (size_t)a->max_memory, a->mixed, &err);
 	if (rc == BN_OK && (a->max_memory || a->spill_dir))
 		rc = bn_vocab_counter_spill_to(c, a->spill_dir, &err);
 	/* Filters mean what the user meant (os=iOS is os=ios in the Avro), and a value no row can hold is refused. */
-	if (rc == BN_OK)
+	if (rc == BN_OK && a->subbit != SUB_MERGE) /* merge takes its filters, already resolved, from the parts */
 		rc = bn_vocab_counter_resolve_where(c, rules, &err);
 	if (rc < 0) {
 		exit_code = rc == BN_EUSAGE ? cli_usage_error(cmd, "%s", err.message) : fail(cmd, &err, rc);
@@ -492,6 +503,18 @@ static int run(args *a, int argc, char **argv)
 			goto cleanup;
 		}
 	}
+
+	if (a->subbit == SUB_MERGE && !a->part) {
+		bn_rules_free(rules);
+		rules = NULL;
+		rc = bn_vocab_counter_load_rules(&rules, c, a->rules_path, &err);
+		if (rc < 0) {
+			exit_code = fail(cmd, &err, rc);
+			goto cleanup;
+		}
+	}
+	wo.rules = rules;
+	ro.write.rules = rules;
 
 	if (a->subbit == SUB_COUNT || a->part) {
 		rc = bn_vocab_counter_write_part(c, a->output, &err);

@@ -6,7 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bidnorm/normalize.h"
 #include "bidnorm/vocab.h"
+#include "record/json.h"
 #include "serve/model.h"
 #include "util/buf.h"
 #include "util/file.h"
@@ -265,6 +267,48 @@ static int build_features(bn_model *m, const unsigned char *vocab_of, bn_error *
 	return BN_OK;
 }
 
+/*
+ * The vocabulary's tokens came out of a text repair version (the manifest's text_repair; a
+ * manifest from before the key had version 1, as Avro headers without bidnorm.text_repair):
+ * another version here turns the same raw text into other tokens - training/serving skew
+ * that no lint can see, as both versions' tokens are fixed points. A directory without a
+ * manifest was not made by `vocab build` and says nothing: it is taken as it is.
+ */
+static int check_text_repair(const char *vocab_dir, bn_error *err)
+{
+	static const char *const key[] = { "text_repair" };
+	char *version = NULL, *path = NULL;
+	int type, found, rc;
+
+	rc = bn_vocab_manifest_value(&version, &type, &found, vocab_dir, key, 1, err);
+	if (rc < 0 || found == 0)
+		goto cleanup;
+	path = bn_path_join(vocab_dir, "manifest.json");
+	if (!path) {
+		rc = oom(err);
+		goto cleanup;
+	}
+	bn_error_locate(err, path, 0, 0);
+	if (found == 2 && type != BN_JSON_STRING) {
+		rc = bn_error_set(err, BN_ECORRUPT, "text_repair is not a string");
+	} else if (strcmp(version ? version : "1", bn_text_repair_version()) != 0) {
+		rc = bn_error_set(err, BN_ECORRUPT,
+				  "vocabulary built with text repair version '%s'%s, but this bidnorm repairs text with "
+				  "version '%s': the same raw text gives other tokens (training/serving skew); build the "
+				  "vocabulary again from data ingested with this bidnorm",
+				  version ? version : "1",
+				  !version ? " (the manifest has no text_repair: it predates the key)"
+				  : strcmp(version, "mixed") == 0 ? " (inputs of several versions)" : "",
+				  bn_text_repair_version());
+	} else {
+		bn_error_locate(err, NULL, 0, 0);
+	}
+cleanup:
+	free(version);
+	free(path);
+	return rc;
+}
+
 int bn_model_load(bn_model **out, const bn_rules *rules, const char *vocab_dir, bn_error *err)
 {
 	bn_model *m = NULL;
@@ -278,6 +322,10 @@ int bn_model_load(bn_model **out, const bn_rules *rules, const char *vocab_dir, 
 
 	if (!out || !rules || !vocab_dir)
 		return bn_error_set(err, BN_EUSAGE, "bn_model_load: rules and vocab_dir must not be NULL");
+	bn_error_clear(err);
+	rc = check_text_repair(vocab_dir, err);
+	if (rc < 0)
+		return rc;
 	rc = bn_vocab_dir_fields(&names, &nnames, vocab_dir, err);
 	if (rc < 0)
 		goto cleanup;

@@ -847,55 +847,16 @@ static void loaded_free(loaded *l)
 /* fields.F.coverage of DIR/manifest.json, NAN when absent. */
 static int manifest_coverage(const char *dir, const char *field, double *out, bn_error *err)
 {
-	bn_buf b = { 0 };
-	bn_json_parser *p = NULL;
-	bn_json_result res;
-	char *path = bn_path_join(dir, "manifest.json");
-	int rc;
+	const char *keys[3] = { "fields", field, "coverage" };
+	char *text = NULL;
+	int type, found;
+	double v;
+	int rc = bn_vocab_manifest_value(&text, &type, &found, dir, keys, 3, err);
 
 	*out = NAN;
-	if (!path)
-		return oom(err);
-	rc = bn_file_read_all(&b, path, err);
-	if (rc < 0)
-		goto cleanup;
-	if (bn_json_parser_new(&p, 0) < 0) {
-		rc = oom(err);
-		goto cleanup;
-	}
-	if (bn_json_parse(p, b.data ? b.data : "", b.size, &res) != BN_JSON_OK || res.tokens[0].type != BN_JSON_OBJECT) {
-		bn_error_locate(err, path, 0, 0);
-		rc = bn_error_set(err, BN_ECORRUPT, "not a JSON object");
-		goto cleanup;
-	}
-	/* walk: root object -> "fields" -> field -> "coverage" */
-	const bn_json_token *t = res.tokens;
-	const char *want[3] = { "fields", field, "coverage" };
-	size_t at = 0;
-	for (int level = 0; level < 3; level++) {
-		if (t[at].type != BN_JSON_OBJECT)
-			goto cleanup;
-		size_t k = at + 1, found = 0;
-		for (uint32_t m = 0; m < t[at].size; m++) {
-			const bn_json_token *key = &t[k];
-			if (!key->escaped && key->len == strlen(want[level]) &&
-			    memcmp(b.data + key->start, want[level], key->len) == 0) {
-				found = k + 1;
-				break;
-			}
-			k = t[k + 1].next;
-		}
-		if (!found)
-			goto cleanup;
-		at = found;
-	}
-	double v;
-	if (t[at].type == BN_JSON_NUMBER && bn_json_number_double(b.data + t[at].start, t[at].len, &v) == 0)
+	if (rc == BN_OK && found == 2 && type == BN_JSON_NUMBER && bn_json_number_double(text, strlen(text), &v) == 0)
 		*out = v;
-cleanup:
-	bn_json_parser_free(p);
-	bn_buf_free(&b);
-	free(path);
+	free(text);
 	return rc;
 }
 

@@ -111,7 +111,10 @@ def normalize(field: str, value: str, rules: Optional[Rules] = None) -> Optional
 
 
 class Model(_Closing):
-    """Rules plus a vocabulary directory: load once per process; immutable, shared by every Encoder."""
+    """Rules plus a vocabulary directory: load once per process; immutable, shared by every Encoder.
+
+    Raises BidnormError with the library's message, e.g. (code ECORRUPT, source the manifest) for a
+    vocabulary built with another text repair version than this library's."""
 
     def __init__(self, vocab_dir: str, rules: Optional[Rules] = None) -> None:
         self._own_rules = rules is None

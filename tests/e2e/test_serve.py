@@ -179,11 +179,20 @@ class Serve(unittest.TestCase):
         with open(self.path("other.yaml"), "w") as f:
             f.write(text + "\n# another revision\n")
         self.bidnorm("ingest", "-q", "--rules", "other.yaml", "-o", other, SAMPLES[0])
-        p = self.bidnorm("encode", "--vocab", self.vocab, "-o", out, other, expect=2)
         sha = read_avro(other)[0]["bidnorm.rules.sha256"].decode()
         want = read_avro(self.clean)[0]["bidnorm.rules.sha256"].decode()
-        self.assertEqual(p.stderr.decode(), "bidnorm encode: %s: written with other rules (rules sha256 %s, the "
-                         "model's %s)\n" % (other, sha, want))
+        p = self.bidnorm("encode", "--rules", "bidlog", "--vocab", self.vocab, "-o", out, other, expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm encode: %s: written with other rules (other.yaml, sha256 %s) "
+                         "than --rules bidlog (sha256 %s): leave out --rules to use the input's own rules (where "
+                         "mixing is allowed, --allow-mixed-rules accepts them)\n" % (other, sha[:12], want[:12]))
+        # without --rules, the rule file the header names (still the same bytes) is the one
+        self.bidnorm("encode", "-q", "--vocab", self.vocab, "-o", out, other)
+        self.assertEqual(read_avro(out)[0]["bidnorm.rules.sha256"].decode(), sha)
+        os.unlink(out)
+        p = self.bidnorm("encode", "--vocab", self.vocab, "-o", out, self.clean, other, expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm encode: %s: written with other rules (other.yaml, sha256 %s) "
+                         "than %s (<default>, sha256 %s): the inputs must share their rules (where mixing is allowed, "
+                         "pass --allow-mixed-rules and --rules FILE|NAME)\n" % (other, sha[:12], self.clean, want[:12]))
         # a corrupt input: nothing published, no temporary file left
         with open(self.clean, "rb") as f:
             data = bytearray(f.read())

@@ -268,10 +268,21 @@ class Vocab(FolderTest):
     def test_mixed_rules_refused(self):
         meta = {"bidnorm.rules.sha256": b"0" * 64, "bidnorm.version": b"0.1.0"}
         other = self.write_avro("other.avro", self.records13[:10], meta=meta)
+        sha = self.meta13["bidnorm.rules.sha256"].decode()
         p = self.vocab("build", "-o", "v", "--field", "country", self.avro13, other, expect=2)
-        self.assertIn("differs from", p.stderr.decode())
-        self.assertIn("--allow-mixed-rules", p.stderr.decode())
-        self.vocab("build", "-q", "-o", "v", "--allow-mixed-rules", "--field", "country", self.avro13, other)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab build: %s: written with other rules (sha256 000000000000) "
+                         "than %s (<default>, sha256 %s): the inputs must share their rules (where mixing is allowed, "
+                         "pass --allow-mixed-rules and --rules FILE|NAME)\n" % (other, self.avro13, sha[:12]))
+        # mixing, the rules to lint and filter with must be named
+        p = self.vocab("build", "-o", "v", "--allow-mixed-rules", "--field", "country", self.avro13, other, expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab build: %s: written with other rules (sha256 000000000000) "
+                         "than %s (<default>, sha256 %s): name the rules to use with --rules FILE|NAME\n"
+                         % (other, self.avro13, sha[:12]))
+        # --rules one of them disagrees with; --allow-mixed-rules with --rules combines them
+        p = self.vocab("build", "-o", "v", "--rules", "bidlog", "--field", "country", self.avro13, other, expect=2)
+        self.assertIn("written with other rules (sha256 000000000000) than --rules bidlog", p.stderr.decode())
+        self.vocab("build", "-q", "-o", "v", "--allow-mixed-rules", "--rules", "bidlog", "--field", "country",
+                   self.avro13, other)
         with open(self.path("v/manifest.json")) as fh:
             m = json.load(fh)
         self.assertEqual(m["rules_sha256"], "mixed")

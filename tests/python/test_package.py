@@ -1,6 +1,7 @@
 """The bidnorm Python package: serving API (Model, Encoder), normalize(), errors, finding the binary and library."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,27 @@ class Serving(unittest.TestCase):
             t.start()
             t.join()
             encoder.close()
+
+    def test_a_vocabulary_of_another_text_repair_version_is_refused_with_the_librarys_message(self):
+        # Serving tokens with another repair than the one that made the vocabulary shifts them silently.
+        old = os.path.join(self.tmp.name, "vocab-repair1")
+        shutil.copytree(self.vocab, old)
+        manifest = os.path.join(old, "manifest.json")
+        with open(manifest) as f:
+            m = json.load(f)
+        self.assertEqual(m["text_repair"], "2")
+        m["text_repair"] = "1"
+        with open(manifest, "w") as f:
+            json.dump(m, f)
+        with self.assertRaises(bn.BidnormError) as cm:
+            bn.Model(old)
+        want = ("vocabulary built with text repair version '1', but this bidnorm repairs text with version '2': the "
+                "same raw text gives other tokens (training/serving skew); build the vocabulary again from data "
+                "ingested with this bidnorm")
+        self.assertEqual((cm.exception.code, cm.exception.exit_code), (bn.errors.ECORRUPT, 5))
+        self.assertEqual(cm.exception.source, manifest)
+        self.assertEqual(cm.exception.message, want)
+        self.assertEqual(str(cm.exception), manifest + ": " + want)
 
     def test_normalize(self):
         self.assertEqual(bn.normalize("app_bundle", "com.foo$hl=en_US"), "com.foo")

@@ -1,10 +1,13 @@
-/* test_rules.c - rule-file loading: the default rules, every step and field option, every error with its position, sha256, Avro schema. */
+/* test_rules.c - rule-file loading: the default rules, every step and field option, every error with its position, sha256, Avro schema, the rules of ingest output from its headers. */
 #include <avro.h>
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "bidnorm/avro.h"
 #include "bidnorm/rules.h"
 #include "rules/compiled.h"
 #include "util/sha256.h"
@@ -1006,4 +1009,207 @@ Test(rules, usage_errors)
 	cr_assert_eq(bn_rules_load_file(&r, NULL, &err), BN_EUSAGE);
 	cr_assert_str_eq(err.message, "bn_rules_load_file: out and path are required");
 	cr_assert_null(r);
+}
+
+/* ---- bn_rules_load_for_avro: the rules of ingest's Avro output, from its headers ---- */
+
+static char avro_dir[512];
+
+static void make_avro_dir(void)
+{
+	const char *base = getenv("TMPDIR");
+	snprintf(avro_dir, sizeof(avro_dir), "%s/test_rules.XXXXXX", base && *base ? base : P_tmpdir);
+	cr_assert_not_null(mkdtemp(avro_dir));
+}
+
+static void drop_avro_dir(void)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", avro_dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static const char *in_avro_dir(const char *name)
+{
+	static char paths[8][600];
+	static int next;
+	char *p = paths[next++ % 8];
+	snprintf(p, sizeof(paths[0]), "%s/%s", avro_dir, name);
+	return p;
+}
+
+/* An Avro container without records whose header has sha (NULL: none), source (NULL: none) and version 0.0.9. */
+static const char *header_only(const char *name, const char *sha, const char *source)
+{
+	const char *path = in_avro_dir(name);
+	bn_avro_meta meta[3] = { { "bidnorm.version", "0.0.9" } };
+	size_t n = 1;
+	bn_avro_writer *w = NULL;
+	bn_error err;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert(fd >= 0);
+	if (sha)
+		meta[n++] = (bn_avro_meta){ "bidnorm.rules.sha256", sha };
+	if (source)
+		meta[n++] = (bn_avro_meta){ "bidnorm.rules.source", source };
+	cr_assert_eq(bn_avro_writer_new(&w, fd, path, "{\"type\":\"record\",\"name\":\"R\",\"fields\":[]}", BN_CODEC_NULL,
+				       meta, n, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(bn_avro_writer_finish(w, &err), BN_OK);
+	bn_avro_writer_free(w);
+	close(fd);
+	return path;
+}
+
+static char *shipped_sha(const char *name)
+{
+	bn_rules *r = NULL;
+	cr_assert_eq(bn_rules_load_builtin(&r, name, NULL), BN_OK);
+	char *sha = strdup(bn_rules_sha256(r));
+	bn_rules_free(r);
+	return sha;
+}
+
+/* bn_rules_load_for_avro succeeds; returns the loaded rules' source name (static). */
+static const char *for_avro_ok(const char *spec, const char *const *paths, size_t n, int allow_mixed)
+{
+	static char source[600];
+	bn_rules *r = NULL;
+	bn_error err;
+	cr_assert_eq(bn_rules_load_for_avro(&r, spec, paths, n, allow_mixed, &err), BN_OK, "%s: %s", err.source,
+		     err.message);
+	snprintf(source, sizeof(source), "%s", bn_rules_source_name(r));
+	bn_rules_free(r);
+	return source;
+}
+
+/* bn_rules_load_for_avro fails with code and the formatted message want (the scratch folder written DIR). */
+static void for_avro_fails(const char *spec, const char *const *paths, size_t n, int allow_mixed, int code,
+			   const char *want)
+{
+	static int sentinel;
+	bn_rules *r = (bn_rules *)&sentinel;
+	bn_error err;
+	char msg[2048], got[2048] = "";
+	cr_assert_eq(bn_rules_load_for_avro(&r, spec, paths, n, allow_mixed, &err), code);
+	cr_assert_eq((void *)r, (void *)&sentinel, "*out written on failure");
+	bn_error_format(&err, msg, sizeof(msg));
+	for (const char *p = msg, *q; *p; p = q + strlen(avro_dir)) {
+		q = strstr(p, avro_dir);
+		if (!q) {
+			strcat(got, p);
+			break;
+		}
+		strncat(got, p, (size_t)(q - p));
+		strcat(got, "DIR");
+	}
+	cr_assert_str_eq(got, want);
+}
+
+TestSuite(rules_for_avro, .init = make_avro_dir, .fini = drop_avro_dir);
+
+Test(rules_for_avro, the_header_names_the_rules)
+{
+	char *openrtb = shipped_sha("openrtb"), *bidlog = shipped_sha("bidlog");
+	const char *o = header_only("o.avro", openrtb, "<openrtb>");
+	const char *b = header_only("b.avro", bidlog, "<default>");
+	const char *none = header_only("none.avro", NULL, NULL);
+	/* the hash is the identity: a shipped set's hash loads that set, whatever the header calls it */
+	const char *renamed = header_only("renamed.avro", openrtb, "rules/openrtb.yaml");
+	const char *old = header_only("old.avro", openrtb, NULL);
+
+	cr_assert_str_eq(for_avro_ok(NULL, (const char *[]){ o }, 1, 0), "<openrtb>");
+	cr_assert_str_eq(for_avro_ok(NULL, (const char *[]){ b }, 1, 0), "<default>");
+	cr_assert_str_eq(for_avro_ok(NULL, (const char *[]){ renamed, old, o }, 3, 0), "<openrtb>");
+	/* files not written by ingest say nothing; with nothing said, the default rules */
+	cr_assert_str_eq(for_avro_ok(NULL, (const char *[]){ none, o, none }, 3, 0), "<openrtb>");
+	cr_assert_str_eq(for_avro_ok(NULL, (const char *[]){ none }, 1, 0), "<default>");
+	cr_assert_str_eq(for_avro_ok(NULL, NULL, 0, 0), "<default>");
+	/* --rules that agree with the headers */
+	cr_assert_str_eq(for_avro_ok("openrtb", (const char *[]){ o, none }, 2, 0), "<openrtb>");
+	free(openrtb);
+	free(bidlog);
+}
+
+Test(rules_for_avro, a_rule_file_is_loaded_only_when_it_is_still_the_one)
+{
+	const char *rules_path = in_avro_dir("mine.yaml");
+	char *sha;
+	bn_rules *r = NULL;
+	FILE *f = fopen(rules_path, "w");
+	fputs(HEAD FX, f);
+	fclose(f);
+	cr_assert_eq(bn_rules_load_file(&r, rules_path, NULL), BN_OK);
+	sha = strdup(bn_rules_sha256(r));
+	bn_rules_free(r);
+	const char *in = header_only("mine.avro", sha, rules_path);
+	cr_assert_str_eq(for_avro_ok(NULL, &in, 1, 0), rules_path);
+
+	f = fopen(rules_path, "a");
+	fputs("# edited\n", f);
+	fclose(f);
+	cr_assert_eq(bn_rules_load_file(&r, rules_path, NULL), BN_OK);
+	char want[1024];
+	snprintf(want, sizeof(want), "DIR/mine.avro: written with the rule file 'DIR/mine.yaml' (sha256 %.12s), which has "
+		 "changed since (now sha256 %.12s): pass --rules FILE with the rule file it was written with",
+		 sha, bn_rules_sha256(r));
+	bn_rules_free(r);
+	for_avro_fails(NULL, &in, 1, 0, BN_EUSAGE, want);
+
+	unlink(rules_path);
+	snprintf(want, sizeof(want), "DIR/mine.avro: written with the rule file 'DIR/mine.yaml' (sha256 %.12s), which "
+		 "cannot be read here (cannot open: No such file or directory): pass --rules FILE with that rule file", sha);
+	for_avro_fails(NULL, &in, 1, 0, BN_EUSAGE, want);
+	free(sha);
+}
+
+Test(rules_for_avro, rules_that_cannot_be_found_are_named)
+{
+	static const char sha_x[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	char *openrtb = shipped_sha("openrtb");
+	char want[1024];
+
+	const char *anon = header_only("anon.avro", sha_x, NULL);
+	for_avro_fails(NULL, &anon, 1, 0, BN_EUSAGE,
+		       "DIR/anon.avro: written with rules that are not a shipped set (sha256 0123456789ab), and the "
+		       "header names no rule file: pass --rules FILE with the rule file it was written with");
+	/* the shipped set as another bidnorm shipped it */
+	const char *older = header_only("older.avro", sha_x, "<openrtb>");
+	snprintf(want, sizeof(want), "DIR/older.avro: written with the shipped rules <openrtb> of bidnorm 0.0.9 (sha256 "
+		 "0123456789ab), not this bidnorm's (sha256 %.12s): ingest it again with this bidnorm, or pass --rules FILE "
+		 "with the rules it was written with", openrtb);
+	for_avro_fails(NULL, &older, 1, 0, BN_EUSAGE, want);
+	const char *gone = header_only("gone.avro", sha_x, "<gone>");
+	for_avro_fails(NULL, &gone, 1, 0, BN_EUSAGE,
+		       "DIR/gone.avro: written with the shipped rules <gone> of bidnorm 0.0.9 (sha256 0123456789ab), which "
+		       "this bidnorm does not ship: pass --rules FILE with the rules it was written with");
+	const char *missing = in_avro_dir("missing.avro");
+	for_avro_fails(NULL, &missing, 1, 0, BN_EIO, "DIR/missing.avro: cannot open: No such file or directory");
+	free(openrtb);
+}
+
+Test(rules_for_avro, inputs_of_other_rules_than_each_other_or_than_the_rules_given)
+{
+	char *openrtb = shipped_sha("openrtb"), *bidlog = shipped_sha("bidlog");
+	const char *o = header_only("o.avro", openrtb, "<openrtb>");
+	const char *b = header_only("b.avro", bidlog, "<default>");
+	char want[1024];
+
+	snprintf(want, sizeof(want), "DIR/b.avro: written with other rules (<default>, sha256 %.12s) than DIR/o.avro "
+		 "(<openrtb>, sha256 %.12s): the inputs must share their rules (where mixing is allowed, pass "
+		 "--allow-mixed-rules and --rules FILE|NAME)", bidlog, openrtb);
+	for_avro_fails(NULL, (const char *[]){ o, b }, 2, 0, BN_EUSAGE, want);
+	snprintf(want, sizeof(want), "DIR/b.avro: written with other rules (<default>, sha256 %.12s) than DIR/o.avro "
+		 "(<openrtb>, sha256 %.12s): name the rules to use with --rules FILE|NAME", bidlog, openrtb);
+	for_avro_fails(NULL, (const char *[]){ o, b }, 2, 1, BN_EUSAGE, want);
+
+	snprintf(want, sizeof(want), "DIR/o.avro: written with other rules (<openrtb>, sha256 %.12s) than --rules bidlog "
+		 "(sha256 %.12s): leave out --rules to use the input's own rules (where mixing is allowed, "
+		 "--allow-mixed-rules accepts them)", openrtb, bidlog);
+	for_avro_fails("bidlog", (const char *[]){ b, o }, 2, 0, BN_EUSAGE, want);
+	/* mixing allowed: --rules decides */
+	cr_assert_str_eq(for_avro_ok("bidlog", (const char *[]){ b, o }, 2, 1), "<default>");
+	/* a --rules that does not load fails as bn_rules_load does */
+	for_avro_fails("nope.yaml", &o, 1, 0, BN_EIO, "nope.yaml: cannot open: No such file or directory");
+	free(openrtb);
+	free(bidlog);
 }

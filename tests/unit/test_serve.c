@@ -185,6 +185,39 @@ Test(serve, model_load_errors)
 	cr_assert_eq(bn_model_load(&m, NULL, scratch, NULL), BN_EUSAGE);
 }
 
+Test(serve, model_load_refuses_a_vocabulary_of_another_text_repair_version)
+{
+	/* Tokens made by another repair version are fixed points too (lint cannot tell): only the manifest can. */
+	static const char skew[] = "but this bidnorm repairs text with version '2': the same raw text gives other tokens "
+				   "(training/serving skew); build the vocabulary again from data ingested with this bidnorm";
+	char want[1024];
+	cr_assert_str_eq(bn_text_repair_version(), "2", "update the messages below with the version");
+	vocab_file("r1", "app_bundle.txt", "com.foo\n");
+	snprintf(want, sizeof(want), "DIR/manifest.json: vocabulary built with text repair version '1', %s", skew);
+	assert_load_error(vocab_file("r1", "manifest.json", "{\"format\": \"bidnorm-vocab\", \"text_repair\": \"1\"}"),
+			  BN_ECORRUPT, want);
+	/* built before the manifest recorded the version: its inputs had version 1 */
+	snprintf(want, sizeof(want), "DIR/manifest.json: vocabulary built with text repair version '1' (the manifest has "
+		 "no text_repair: it predates the key), %s", skew);
+	assert_load_error(vocab_file("r2", "manifest.json", "{\"format\": \"bidnorm-vocab\"}"), BN_ECORRUPT, want);
+	snprintf(want, sizeof(want), "DIR/manifest.json: vocabulary built with text repair version 'mixed' (inputs of "
+		 "several versions), %s", skew);
+	assert_load_error(vocab_file("r3", "manifest.json", "{\"text_repair\": \"mixed\"}"), BN_ECORRUPT, want);
+	assert_load_error(vocab_file("r4", "manifest.json", "{\"text_repair\": 2}"), BN_ECORRUPT,
+			  "DIR/manifest.json: text_repair is not a string");
+	assert_load_error(vocab_file("r5", "manifest.json", "{\"text_repair\": \"2\""), BN_ECORRUPT,
+			  "DIR/manifest.json: not a JSON object");
+	/* not a directory: said by the directory reader, not as a manifest problem */
+	char file[700];
+	snprintf(file, sizeof(file), "%s/app_bundle.txt", vocab_file("r8", "app_bundle.txt", "com.foo\n"));
+	assert_load_error(file, BN_EIO, "DIR: cannot open the vocabulary directory: Not a directory");
+	/* this version loads; so does a directory without a manifest (not made by vocab build: nothing to compare) */
+	bn_model_free(load(vocab_file("r6", "manifest.json", "{\"fields\": {}, \"text_repair\": \"2\"}")));
+	bn_model *m = load(vocab_file("r7", "app_bundle.txt", "com.foo\n"));
+	cr_assert_eq(bn_model_vocab_size(m, feature(m, "app_bundle")), 1);
+	bn_model_free(m);
+}
+
 static bn_encoder *encoder(const bn_model *m)
 {
 	bn_encoder *e = NULL;

@@ -380,6 +380,71 @@ Test(vocab, mixed_rules_refused_unless_allowed, .init = make_scratch, .fini = dr
 	bn_vocab_counter_free(c);
 }
 
+Test(vocab, the_rules_of_the_counted_inputs_come_from_their_hashes, .init = make_scratch, .fini = drop_scratch)
+{
+	const char *f[] = { "s" };
+	const char *a = in_scratch("a.avro"), *b = in_scratch("b.avro"), *o = in_scratch("o.avro");
+	const char *part = in_scratch("o.part");
+	bn_rules *r = NULL, *openrtb = NULL;
+	char want[1024];
+	bn_error err;
+	cr_assert_eq(bn_rules_load_builtin(&openrtb, "openrtb", &err), BN_OK);
+	write_avro(a, BN_CODEC_NULL, sample, 4, 4, sha_a);
+	write_avro(b, BN_CODEC_NULL, sample, 4, 4, sha_b);
+	write_avro(o, BN_CODEC_NULL, sample, 4, 4, bn_rules_sha256(openrtb));
+
+	/* a part keeps the hash: the shipped set it names is found again after the merge */
+	bn_vocab_counter *c = counter(f, 1, NULL, 0);
+	cr_assert_eq(bn_vocab_counter_add_avro(c, o, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_write_part(c, part, &err), BN_OK);
+	bn_vocab_counter_free(c);
+	cr_assert_eq(bn_vocab_counter_new(&c, NULL, 0, NULL, 0, 0, 0, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_merge_part(c, part, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_load_rules(&r, c, NULL, &err), BN_OK, "%s", err.message);
+	cr_assert_str_eq(bn_rules_source_name(r), "<openrtb>");
+	bn_rules_free(r);
+	r = NULL;
+	bn_rules *bidlog = NULL;
+	cr_assert_eq(bn_rules_load_builtin(&bidlog, "bidlog", &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_load_rules(&r, c, "bidlog", &err), BN_EUSAGE);
+	cr_assert_null(r);
+	cr_assert_str_eq(err.source, o);
+	snprintf(want, sizeof(want), "written with other rules (sha256 %.12s) than --rules bidlog (sha256 %.12s): leave "
+		 "out --rules to use the input's own rules (where mixing is allowed, --allow-mixed-rules accepts them)",
+		 bn_rules_sha256(openrtb), bn_rules_sha256(bidlog));
+	cr_assert_str_eq(err.message, want);
+	bn_rules_free(bidlog);
+	bn_vocab_counter_free(c);
+
+	/* a hash no shipped set has: only --rules can say which file */
+	c = counter(f, 1, NULL, 0);
+	cr_assert_eq(bn_vocab_counter_add_avro(c, a, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_load_rules(&r, c, NULL, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "written with rules that are not a shipped set (sha256 aaaaaaaaaaaa), and partial "
+			 "counts do not name rule files: pass --rules FILE with the rule file it was written with");
+	bn_vocab_counter_free(c);
+
+	/* mixing allowed: the rules must be named */
+	cr_assert_eq(bn_vocab_counter_new(&c, f, 1, NULL, 0, 0, 1, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_add_avro(c, a, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_add_avro(c, b, &err), BN_OK);
+	cr_assert_eq(bn_vocab_counter_load_rules(&r, c, NULL, &err), BN_EUSAGE);
+	snprintf(want, sizeof(want), "written with other rules (sha256 bbbbbbbbbbbb) than %s (sha256 aaaaaaaaaaaa): name "
+		 "the rules to use with --rules FILE|NAME", a);
+	cr_assert_str_eq(err.message, want);
+	cr_assert_eq(bn_vocab_counter_load_rules(&r, c, "openrtb", &err), BN_OK);
+	bn_rules_free(r);
+	bn_vocab_counter_free(c);
+
+	/* nothing counted says anything: the default rules */
+	c = counter(f, 1, NULL, 0);
+	cr_assert_eq(bn_vocab_counter_load_rules(&r, c, NULL, &err), BN_OK);
+	cr_assert_str_eq(bn_rules_source_name(r), "<default>");
+	bn_rules_free(r);
+	bn_vocab_counter_free(c);
+	bn_rules_free(openrtb);
+}
+
 Test(vocab, mixed_text_repair_versions_refused_unless_allowed, .init = make_scratch, .fini = drop_scratch)
 {
 	/* a.avro predates the key (repair version 1), b.avro was written by this bidnorm. */

@@ -1,0 +1,217 @@
+"""End-to-end: the commands that read ingest's Avro take the rules it was written with, and serving refuses a
+vocabulary of another text repair version - so a model is never built or served with the wrong rules or repair."""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+from e2e import BIDNORM, SOURCE, read_avro_file as read_avro
+
+OPENRTB_SAMPLE = os.path.join(SOURCE, "samples", "openrtb-2026-11-20T12.jsonl.zst")
+BIDLOG_SAMPLE = os.path.join(SOURCE, "samples", "bidlog-2026-11-20T12.jsonl.zst")
+SERVE_EXAMPLE = os.path.join(os.path.abspath(os.environ.get("BIDNORM_BUILD", os.path.dirname(BIDNORM))),
+                             "serve_example")
+
+
+def run(*args, cwd=None):
+    return subprocess.run([BIDNORM, *args], capture_output=True, cwd=cwd)
+
+
+class RulesFromTheHeader(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.shared = tempfile.TemporaryDirectory()
+        d = cls.shared.name
+        cls.openrtb = os.path.join(d, "o.avro")
+        cls.bidlog = os.path.join(d, "b.avro")
+        for args in (["--rules", "openrtb", "-o", cls.openrtb, OPENRTB_SAMPLE], ["-o", cls.bidlog, BIDLOG_SAMPLE]):
+            p = run("ingest", "-q", *args)
+            assert p.returncode == 0, p.stderr.decode()
+        cls.openrtb_sha = read_avro(cls.openrtb)[0]["bidnorm.rules.sha256"].decode()
+        cls.bidlog_sha = read_avro(cls.bidlog)[0]["bidnorm.rules.sha256"].decode()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.shared.cleanup()
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def bidnorm(self, *args, expect=0):
+        p = run(*args, cwd=self.dir)
+        self.assertEqual(p.returncode, expect, p.stderr.decode())
+        return p
+
+    def test_openrtb_output_needs_no_rules_option(self):
+        # Before, without --rules openrtb: "no field 'user_segments' in the rules" (vocab), exit 2 (encode).
+        self.bidnorm("vocab", "build", "-q", "-o", "v", "--field", "user_segments,country", self.openrtb)
+        self.bidnorm("vocab", "build", "-q", "--rules", "openrtb", "-o", "w", "--field", "user_segments,country",
+                     self.openrtb)
+        for name in ("user_segments.txt", "country.txt", "manifest.json"):
+            with open(self.path("v/" + name), "rb") as f, open(self.path("w/" + name), "rb") as g:
+                got, want = f.read(), g.read()
+            if name == "manifest.json":  # resources (time, memory) differ from run to run
+                got, want = ({k: v for k, v in json.loads(x).items() if k != "resources"} for x in (got, want))
+            self.assertEqual(got, want, name)
+        with open(self.path("v/manifest.json")) as f:
+            self.assertEqual(json.load(f)["rules_sha256"], self.openrtb_sha)
+        self.bidnorm("encode", "-q", "--vocab", "v", "-o", "e.avro", self.openrtb)
+        self.bidnorm("encode", "-q", "--rules", "openrtb", "--vocab", "v", "-o", "f.avro", self.openrtb)
+        with open(self.path("e.avro"), "rb") as f, open(self.path("f.avro"), "rb") as g:
+            self.assertEqual(f.read(), g.read())
+        self.assertEqual(read_avro(self.path("e.avro"))[0]["bidnorm.rules.sha256"].decode(), self.openrtb_sha)
+        # count and regen read ingest's output too; --where values go through the openrtb chain
+        p = self.bidnorm("vocab", "count", "-o", "p", "--field", "user_segments", "--where", "country=deu",
+                         self.openrtb)
+        self.assertIn("note: --where 'country=deu' compares with 'DEU'", p.stderr.decode())
+        self.bidnorm("vocab", "regen", "-q", "--root", "r", "--task", "t", "--field", "user_segments", self.openrtb)
+        self.assertTrue(os.path.exists(self.path("r/t/current/user_segments.txt")))
+
+    def test_rules_given_that_the_header_contradicts_are_refused(self):
+        want = ("written with other rules (<openrtb>, sha256 %s) than --rules bidlog (sha256 %s): leave out --rules "
+                "to use the input's own rules (where mixing is allowed, --allow-mixed-rules accepts them)\n"
+                % (self.openrtb_sha[:12], self.bidlog_sha[:12]))
+        for cmd in (["vocab", "build", "-o", "v", "--field", "country"], ["vocab", "count", "-o", "p", "--field",
+                    "country"], ["vocab", "regen", "--root", "r", "--task", "t", "--field", "country"]):
+            p = self.bidnorm(*cmd, "--rules", "bidlog", self.openrtb, expect=2)
+            self.assertEqual(p.stderr.decode(), "bidnorm vocab %s: %s: %s" % (cmd[1], self.openrtb, want))
+        self.bidnorm("vocab", "build", "-q", "-o", "v", "--field", "country", self.bidlog)
+        p = self.bidnorm("encode", "--rules", "bidlog", "--vocab", "v", "-o", "e.avro", self.openrtb, expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm encode: %s: %s" % (self.openrtb, want))
+        self.assertEqual(sorted(os.listdir(self.dir)), ["v"])
+        # a data engineer who means it: --allow-mixed-rules lints against the rules given
+        self.bidnorm("vocab", "build", "-q", "--rules", "bidlog", "--allow-mixed-rules", "-o", "w", "--field",
+                     "country", self.openrtb)
+
+    def test_inputs_of_different_rules(self):
+        p = self.bidnorm("vocab", "build", "-o", "v", "--field", "country", self.openrtb, self.bidlog, expect=2)
+        head = ("%s: written with other rules (<default>, sha256 %s) than %s (<openrtb>, sha256 %s): "
+                % (self.bidlog, self.bidlog_sha[:12], self.openrtb, self.openrtb_sha[:12]))
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab build: " + head + "the inputs must share their rules "
+                         "(where mixing is allowed, pass --allow-mixed-rules and --rules FILE|NAME)\n")
+        p = self.bidnorm("vocab", "build", "-o", "v", "--allow-mixed-rules", "--field", "country", self.openrtb,
+                         self.bidlog, expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab build: " + head + "name the rules to use with --rules "
+                         "FILE|NAME\n")
+        self.bidnorm("vocab", "build", "-q", "-o", "v", "--allow-mixed-rules", "--rules", "openrtb", "--field",
+                     "country", self.openrtb, self.bidlog)
+
+    def test_merge_takes_the_rules_from_the_hashes_the_parts_keep(self):
+        self.bidnorm("vocab", "count", "-q", "-o", "p1", "--field", "user_segments", self.openrtb)
+        self.bidnorm("vocab", "merge", "-q", "-o", "v", "p1")
+        self.bidnorm("vocab", "build", "-q", "-o", "w", "--field", "user_segments", self.openrtb)
+        for name in ("user_segments.txt", "user_segments.counts.tsv"):
+            with open(self.path("v/" + name), "rb") as f, open(self.path("w/" + name), "rb") as g:
+                self.assertEqual(f.read(), g.read(), name)
+        p = self.bidnorm("vocab", "merge", "-o", "x", "--rules", "bidlog", "p1", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab merge: %s: written with other rules (sha256 %s) than "
+                         "--rules bidlog (sha256 %s): leave out --rules to use the input's own rules (where mixing is "
+                         "allowed, --allow-mixed-rules accepts them)\n"
+                         % (self.openrtb, self.openrtb_sha[:12], self.bidlog_sha[:12]))
+        # parts of a rule file: its hash, not its name, so --rules must name it
+        with open(os.path.join(SOURCE, "rules", "bidlog.yaml")) as f:
+            text = f.read()
+        with open(self.path("mine.yaml"), "w") as f:
+            f.write(text + "\n# our revision\n")
+        self.bidnorm("ingest", "-q", "--rules", "mine.yaml", "-o", "m.avro", BIDLOG_SAMPLE)
+        sha = read_avro(self.path("m.avro"))[0]["bidnorm.rules.sha256"].decode()
+        self.bidnorm("vocab", "count", "-q", "-o", "p2", "--field", "country", "m.avro")
+        p = self.bidnorm("vocab", "merge", "-o", "x", "p2", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab merge: m.avro: written with rules that are not a shipped "
+                         "set (sha256 %s), and partial counts do not name rule files: pass --rules FILE with the rule "
+                         "file it was written with\n" % sha[:12])
+        self.bidnorm("vocab", "merge", "-q", "-o", "x", "--rules", "mine.yaml", "p2")
+        # parts of different rules: the merge refuses them, and with --allow-mixed-rules wants --rules
+        self.bidnorm("vocab", "count", "-q", "-o", "p3", "--field", "country", self.openrtb)
+        self.bidnorm("vocab", "count", "-q", "-o", "p4", "--field", "country", self.bidlog)
+        p = self.bidnorm("vocab", "merge", "-o", "y", "p3", "p4", expect=2)
+        self.assertIn("(use --allow-mixed-rules to combine them)", p.stderr.decode())
+        p = self.bidnorm("vocab", "merge", "-o", "y", "--allow-mixed-rules", "p3", "p4", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab merge: %s: written with other rules (sha256 %s) than %s "
+                         "(sha256 %s): name the rules to use with --rules FILE|NAME\n"  # inputs sorted by name
+                         % (self.bidlog, self.bidlog_sha[:12], self.openrtb, self.openrtb_sha[:12]))
+        self.bidnorm("vocab", "merge", "-q", "-o", "y", "--allow-mixed-rules", "--rules", "openrtb", "p3", "p4")
+
+    def test_a_rule_file_the_header_names(self):
+        with open(os.path.join(SOURCE, "rules", "bidlog.yaml")) as f:
+            text = f.read()
+        with open(self.path("mine.yaml"), "w") as f:
+            f.write(text + "\n# our revision\n")
+        self.bidnorm("ingest", "-q", "--rules", "mine.yaml", "-o", "m.avro", BIDLOG_SAMPLE)
+        sha = read_avro(self.path("m.avro"))[0]["bidnorm.rules.sha256"].decode()
+        self.bidnorm("vocab", "build", "-q", "-o", "v", "--field", "country", "m.avro")
+        with open(self.path("v/manifest.json")) as f:
+            self.assertEqual(json.load(f)["rules_sha256"], sha)
+        # the file changed since: the data are not what these rules write
+        with open(self.path("mine.yaml"), "a") as f:
+            f.write("# and another\n")
+        with open(self.path("mine.yaml"), "rb") as f:
+            now = hashlib.sha256(f.read()).hexdigest()
+        p = self.bidnorm("vocab", "build", "-o", "w", "--field", "country", "m.avro", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab build: m.avro: written with the rule file 'mine.yaml' "
+                         "(sha256 %s), which has changed since (now sha256 %s): pass --rules FILE with the rule file "
+                         "it was written with\n" % (sha[:12], now[:12]))
+        os.unlink(self.path("mine.yaml"))
+        p = self.bidnorm("encode", "--vocab", "v", "-o", "e.avro", "m.avro", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm encode: m.avro: written with the rule file 'mine.yaml' (sha256 "
+                         "%s), which cannot be read here (cannot open: No such file or directory): pass --rules FILE "
+                         "with that rule file\n" % sha[:12])
+
+
+class TextRepairAtServing(unittest.TestCase):
+    """A vocabulary keeps the repair version its tokens came from; serving another is refused."""
+
+    def test_encode_and_the_serving_example_refuse_another_repair_version(self):
+        with tempfile.TemporaryDirectory() as d:
+            clean, vocab = os.path.join(d, "b.avro"), os.path.join(d, "v")
+            for args in (["ingest", "-q", "-o", clean, BIDLOG_SAMPLE],
+                         ["vocab", "build", "-q", "-o", vocab, "--field", "app_bundle", clean]):
+                p = run(*args)
+                self.assertEqual(p.returncode, 0, p.stderr.decode())
+            manifest = os.path.join(vocab, "manifest.json")
+            with open(manifest) as f:
+                m = json.load(f)
+            self.assertEqual(m["text_repair"], "2")
+            m["text_repair"] = "1"
+            with open(manifest, "w") as f:
+                json.dump(m, f)
+            want = ("%s: vocabulary built with text repair version '1', but this bidnorm repairs text with version "
+                    "'2': the same raw text gives other tokens (training/serving skew); build the vocabulary again "
+                    "from data ingested with this bidnorm\n" % manifest)
+            p = run("encode", "--vocab", vocab, "-o", os.path.join(d, "e.avro"), clean)
+            self.assertEqual((p.returncode, p.stderr.decode()), (5, "bidnorm encode: " + want))
+            p = subprocess.run([SERVE_EXAMPLE, "--vocab", vocab], input=b"", capture_output=True)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertEqual(p.stderr.decode(), "serve_example: " + want)
+            if os.environ.get("BIDNORM_SANITIZED") != "1":  # an uninstrumented python cannot load a sanitized library
+                lib = os.environ.get("BIDNORM_LIB") or os.path.join(os.path.dirname(SERVE_EXAMPLE), "libbidnorm.so")
+                p = subprocess.run([sys.executable, os.path.join(SOURCE, "tools", "serve_ctypes.py"), "--lib", lib,
+                                    "--vocab", vocab], input=b"", capture_output=True)
+                self.assertEqual((p.returncode, p.stderr.decode()), (1, "serve_ctypes.py: " + want))
+            # a manifest from before the key: its inputs had version 1
+            del m["text_repair"]
+            with open(manifest, "w") as f:
+                json.dump(m, f)
+            p = run("encode", "--vocab", vocab, "-o", os.path.join(d, "e.avro"), clean)
+            self.assertEqual(p.returncode, 5)
+            self.assertIn("text repair version '1' (the manifest has no text_repair: it predates the key)",
+                          p.stderr.decode())
+            # no manifest at all: not made by vocab build, taken as it is
+            shutil.move(manifest, os.path.join(d, "manifest.json"))
+            p = run("encode", "-q", "--vocab", vocab, "-o", os.path.join(d, "e.avro"), clean)
+            self.assertEqual(p.returncode, 0, p.stderr.decode())
+
+
+if __name__ == "__main__":
+    unittest.main()
