@@ -101,9 +101,19 @@ void bn_value_cache_begin_record(bn_value_cache *c)
 	}
 }
 
-uint64_t bn_value_cache_hash(const bn_value_cache *c, const bn_chain *chain, const char *in, size_t size)
+static inline uint64_t hash(const bn_value_cache *c, const bn_chain *chain, const char *in, size_t size)
 {
 	return bn_hash(c->key, in, size) ^ ((uint64_t)(uintptr_t)chain * 0x9e3779b97f4a7c15ull);
+}
+
+size_t bn_value_cache_entries(const bn_value_cache *c)
+{
+	return c->used;
+}
+
+uint64_t bn_value_cache_hash(const bn_value_cache *c, const bn_chain *chain, const char *in, size_t size)
+{
+	return hash(c, chain, in, size);
 }
 
 void bn_value_cache_prefetch_slot(const bn_value_cache *c, uint64_t h)
@@ -143,8 +153,8 @@ static inline __attribute__((always_inline)) const entry *find(const bn_value_ca
 	}
 }
 
-int bn_value_cache_get_hashed(bn_value_cache *c, uint64_t h, const bn_chain *chain, const char *in, size_t size,
-			      bn_chain_result *res)
+static inline __attribute__((always_inline)) int lookup(bn_value_cache *c, uint64_t h, const bn_chain *chain,
+							  const char *in, size_t size, bn_chain_result *res)
 {
 	size_t i;
 	if (size > BN_VALUE_CACHE_MAX_INPUT)
@@ -160,10 +170,15 @@ int bn_value_cache_get_hashed(bn_value_cache *c, uint64_t h, const bn_chain *cha
 	return 1;
 }
 
+int bn_value_cache_get_hashed(bn_value_cache *c, uint64_t h, const bn_chain *chain, const char *in, size_t size,
+			      bn_chain_result *res)
+{
+	return lookup(c, h, chain, in, size, res);
+}
+
 int bn_value_cache_get(bn_value_cache *c, const bn_chain *chain, const char *in, size_t size, bn_chain_result *res)
 {
-	return size <= BN_VALUE_CACHE_MAX_INPUT &&
-	       bn_value_cache_get_hashed(c, bn_value_cache_hash(c, chain, in, size), chain, in, size, res);
+	return size <= BN_VALUE_CACHE_MAX_INPUT && lookup(c, hash(c, chain, in, size), chain, in, size, res);
 }
 
 const char *bn_value_cache_put(bn_value_cache *c, const bn_chain *chain, const char *in, size_t size,
@@ -175,7 +190,7 @@ const char *bn_value_cache_put(bn_value_cache *c, const bn_chain *chain, const c
 	if (size > BN_VALUE_CACHE_MAX_INPUT || c->used * 4 > c->mask * 3 || c->bytes_cap - c->bytes_used < need ||
 	    out > UINT32_MAX)
 		return NULL;
-	uint64_t h = bn_value_cache_hash(c, chain, in, size);
+	uint64_t h = hash(c, chain, in, size);
 	if (find(c, h, chain, in, size, &i))
 		return NULL;
 	entry *e = (entry *)(c->bytes + c->bytes_used);

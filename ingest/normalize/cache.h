@@ -39,6 +39,8 @@ int bn_value_cache_get(bn_value_cache *c, const bn_chain *chain, const char *in,
  * bn_value_cache_hash(c, chain, in, size); the prefetches change nothing.
  */
 uint64_t bn_value_cache_hash(const bn_value_cache *c, const bn_chain *chain, const char *in, size_t size);
+/* Entries stored since the cache was last emptied: how far its lookups range over memory. */
+size_t bn_value_cache_entries(const bn_value_cache *c);
 void bn_value_cache_prefetch_slot(const bn_value_cache *c, uint64_t h);
 void bn_value_cache_prefetch_entry(const bn_value_cache *c, uint64_t h);
 int bn_value_cache_get_hashed(bn_value_cache *c, uint64_t h, const bn_chain *chain, const char *in, size_t size,
