@@ -197,7 +197,9 @@ class Compressed(FolderTest):
         self.assertEqual((stats["inputs"][0]["gzip_members"], stats["records_written"]), (50000, 150000))
         # a line cannot be over 1 MiB, so the window never holds more than about 1.1 MiB
         self.assertLess(bomb, base + 8 * 1024, "small: %d KiB, 512 MiB line: %d KiB" % (base, bomb))
-        self.assertLess(many, one + 2 * 1024, "one member: %d KiB, 50,000 members: %d KiB" % (one, many))
+        # The same records either way; what may differ is whether the kernel had a free huge page when
+        # the chain-result cache first touched its table and storage (2 MiB each, or 4 KiB pages).
+        self.assertLess(many, one + 4 * 1024, "one member: %d KiB, 50,000 members: %d KiB" % (one, many))
 
     # --- refused ---------------------------------------------------------------
 
