@@ -18,7 +18,7 @@
  */
 typedef struct bn_value_cache bn_value_cache;
 
-/* entries: table slots (rounded up to a power of two); storage: bytes for keys and values. */
+/* entries: table slots (rounded up to a power of two); storage: bytes for keys and values (under 4 GiB: entries are found by 32-bit offsets). */
 int bn_value_cache_new(bn_value_cache **out, size_t entries, size_t storage);
 void bn_value_cache_free(bn_value_cache *c);
 
