@@ -1003,7 +1003,8 @@ static const char shared_rules[] =
 	"  - {name: up, source: x, type: string, chain: [upper]}\n"
 	"  - {name: same, source: x, type: string, chain: [lower]}\n"
 	"  - {name: list, source: l, type: 'array<string>', chain: [upper], max_items: 100}\n"
-	"  - {name: after, source: y, type: string, chain: [upper]}\n";
+	"  - {name: after, source: y, type: string, chain: [upper]}\n"
+	"  - {name: warm, source: w, type: 'array<string>', chain: [upper]}\n";
 
 Test(normalize, prefetched_cache_lookups_keep_every_value_its_own)
 {
@@ -1025,12 +1026,36 @@ Test(normalize, prefetched_cache_lookups_keep_every_value_its_own)
 	}
 	snprintf(line + o, sizeof(line) - o, "],'y':'tail'}");
 	snprintf(want + w, sizeof(want) - w, "]");
+	/* Rows prefetch only once the cache is past the size a core's caches hold: fill it first,
+	 * one new value in eight, so the field stays worth caching. */
+	for (int i = 0; i < 17000; i++) {
+		char warm[128];
+		bn_error err;
+		snprintf(warm, sizeof(warm), "{'w':['n%d','r0','r1','r2','r3','r4','r5','r6']}", i);
+		cr_assert_eq(run_line(n, warm, &err), BN_OK);
+	}
+	static const char *const fields[] = {"lo", "up", "same", "list", "after"};
+	uint64_t tries[5], hits[5];
 	for (int round = 0; round < 3; round++) {
+		for (size_t k = 0; k < 5; k++) {
+			size_t f = field_index(r, fields[k]);
+			tries[k] = n->cache_tries[f];
+			hits[k] = n->cache_hits[f];
+		}
 		const value_case cases[] = {
 			{"lo", line, "\"mixed\""}, {"up", line, "\"MIXED\""}, {"same", line, "\"mixed\""},
 			{"list", line, want}, {"after", line, "\"TAIL\""},
 		};
 		run_values(n, cases, ARRAY_SIZE(cases), round ? "shared (hits)" : "shared (misses)");
+		/* Every repeat is found through the hashes computed ahead: a wrong one would miss. */
+		for (size_t k = 0; round > 0 && k < 5; k++) {
+			size_t f = field_index(r, fields[k]);
+			cr_expect_gt(n->cache_tries[f], tries[k], "%s: no lookups", fields[k]);
+			cr_expect_eq(n->cache_hits[f] - hits[k], n->cache_tries[f] - tries[k],
+				     "round %d, %s: %llu hits of %llu lookups", round, fields[k],
+				     (unsigned long long)(n->cache_hits[f] - hits[k]),
+				     (unsigned long long)(n->cache_tries[f] - tries[k]));
+		}
 	}
 	bn_normalizer_free(n);
 	bn_rules_free(r);
