@@ -185,7 +185,7 @@ struct bn_normalizer {
 	uint64_t *cache_hits;    /* per field: cache hits */
 	/* The cache lookups of the current row, hashed and prefetched before the fields are
 	 * read (extract.c: prefetch_values); a lookup takes its hash from here by pointer. */
-	struct { const char *s; const void *chain; uint64_t h; } ahead[BN_PREFETCH_MAX];
+	struct { const char *s; const bn_chain *chain; uint64_t h; } ahead[BN_PREFETCH_MAX];
 	size_t nahead, next_ahead;
 	pcre2_match_data *match; /* for serving_invalid key patterns */
 	pcre2_match_context *match_ctx;

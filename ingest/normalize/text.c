@@ -120,18 +120,10 @@ static int nfkc_changes_below_0300(int32_t cp)
 
 static int cp_reserve(bn_text_scratch *s, size_t n)
 {
-	utf8proc_int32_t *p;
-	size_t cap;
-	if (n <= s->cp_cap)
-		return 0;
-	cap = s->cp_cap ? s->cp_cap : 64;
-	while (cap < n)
-		cap *= 2;
-	p = realloc(s->cp, cap * sizeof(*p));
+	utf8proc_int32_t *p = bn_array_reserve(s->cp, &s->cp_cap, n, sizeof(*s->cp));
 	if (!p)
 		return -1;
 	s->cp = p;
-	s->cp_cap = cap;
 	return 0;
 }
 

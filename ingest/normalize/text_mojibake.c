@@ -108,18 +108,10 @@ static void say(bn_mojibake *m, const char *fmt, ...)
 
 static int cpvec_reserve(cpvec *c, size_t n)
 {
-	int32_t *p;
-	size_t cap;
-	if (n <= c->cap)
-		return 0;
-	cap = c->cap ? c->cap : 64;
-	while (cap < n)
-		cap *= 2;
-	p = realloc(c->v, cap * sizeof(*p));
+	int32_t *p = bn_array_reserve(c->v, &c->cap, n, sizeof(*c->v));
 	if (!p)
 		return -1;
 	c->v = p;
-	c->cap = cap;
 	return 0;
 }
 
@@ -546,18 +538,10 @@ static int plausible(const int32_t *v, size_t n)
 
 static int cls_reserve(bn_mojibake *m, size_t n)
 {
-	size_t cap;
-	uint32_t *p;
-	if (n <= m->cls_cap)
-		return 0;
-	cap = m->cls_cap ? m->cls_cap : 64;
-	while (cap < n)
-		cap *= 2;
-	p = realloc(m->cls, cap * sizeof(*p));
+	uint32_t *p = bn_array_reserve(m->cls, &m->cls_cap, n, sizeof(*m->cls));
 	if (!p)
 		return -1;
 	m->cls = p;
-	m->cls_cap = cap;
 	return 0;
 }
 

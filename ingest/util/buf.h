@@ -13,6 +13,28 @@ typedef struct bn_buf {
 } bn_buf;
 
 /* Make room for extra more bytes. Returns 0, or -1 when out of memory (buffer unchanged). */
+/*
+ * The growable array v of *cap elements of elem bytes, with room for n of them (at least one;
+ * doubling from 64): v itself, or where realloc moved it (*cap updated). NULL when out of
+ * memory; v is then unchanged and still the caller's.
+ */
+static inline void *bn_array_reserve(void *v, size_t *cap, size_t n, size_t elem)
+{
+	if (n == 0)
+		n = 1;
+	if (n <= *cap)
+		return v;
+	size_t c = *cap ? *cap : 64;
+	while (c < n)
+		c = c > SIZE_MAX / 2 / elem ? n : c * 2;
+	if (c > SIZE_MAX / elem)
+		return NULL;
+	void *p = realloc(v, c * elem);
+	if (p)
+		*cap = c;
+	return p;
+}
+
 static inline int bn_buf_reserve(bn_buf *b, size_t extra)
 {
 	if (b->cap - b->size >= extra)

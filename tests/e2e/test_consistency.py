@@ -9,7 +9,7 @@ import sys
 import tempfile
 import unittest
 
-from e2e import BIDNORM, SOURCE, read_avro_file as read_avro
+from e2e import BIDNORM, SOURCE, FolderTest, read_avro_file as read_avro
 
 OPENRTB_SAMPLE = os.path.join(SOURCE, "samples", "openrtb-2026-11-20T12.jsonl.zst")
 BIDLOG_SAMPLE = os.path.join(SOURCE, "samples", "bidlog-2026-11-20T12.jsonl.zst")
@@ -21,7 +21,7 @@ def run(*args, cwd=None):
     return subprocess.run([BIDNORM, *args], capture_output=True, cwd=cwd)
 
 
-class RulesFromTheHeader(unittest.TestCase):
+class RulesFromTheHeader(FolderTest):
     @classmethod
     def setUpClass(cls):
         cls.shared = tempfile.TemporaryDirectory()
@@ -38,15 +38,14 @@ class RulesFromTheHeader(unittest.TestCase):
     def tearDownClass(cls):
         cls.shared.cleanup()
 
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory()
-        self.dir = self.tmp.name
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
+    def ingest_with_own_rules(self):
+        """m.avro, written with mine.yaml (the shipped bid-log rules plus a comment); its rules hash."""
+        with open(os.path.join(SOURCE, "rules", "bidlog.yaml")) as f:
+            text = f.read()
+        with open(self.path("mine.yaml"), "w") as f:
+            f.write(text + "\n# our revision\n")
+        self.bidnorm("ingest", "-q", "--rules", "mine.yaml", "-o", "m.avro", BIDLOG_SAMPLE)
+        return read_avro(self.path("m.avro"))[0]["bidnorm.rules.sha256"].decode()
 
     def bidnorm(self, *args, expect=0):
         p = run(*args, cwd=self.dir)
@@ -120,12 +119,7 @@ class RulesFromTheHeader(unittest.TestCase):
                          "allowed, --allow-mixed-rules accepts them)\n"
                          % (self.openrtb, self.openrtb_sha[:12], self.bidlog_sha[:12]))
         # parts of a rule file: its hash, not its name, so --rules must name it
-        with open(os.path.join(SOURCE, "rules", "bidlog.yaml")) as f:
-            text = f.read()
-        with open(self.path("mine.yaml"), "w") as f:
-            f.write(text + "\n# our revision\n")
-        self.bidnorm("ingest", "-q", "--rules", "mine.yaml", "-o", "m.avro", BIDLOG_SAMPLE)
-        sha = read_avro(self.path("m.avro"))[0]["bidnorm.rules.sha256"].decode()
+        sha = self.ingest_with_own_rules()
         self.bidnorm("vocab", "count", "-q", "-o", "p2", "--field", "country", "m.avro")
         p = self.bidnorm("vocab", "merge", "-o", "x", "p2", expect=2)
         self.assertEqual(p.stderr.decode(), "bidnorm vocab merge: m.avro: written with rules that are not a shipped "
@@ -144,12 +138,7 @@ class RulesFromTheHeader(unittest.TestCase):
         self.bidnorm("vocab", "merge", "-q", "-o", "y", "--allow-mixed-rules", "--rules", "openrtb", "p3", "p4")
 
     def test_a_rule_file_the_header_names(self):
-        with open(os.path.join(SOURCE, "rules", "bidlog.yaml")) as f:
-            text = f.read()
-        with open(self.path("mine.yaml"), "w") as f:
-            f.write(text + "\n# our revision\n")
-        self.bidnorm("ingest", "-q", "--rules", "mine.yaml", "-o", "m.avro", BIDLOG_SAMPLE)
-        sha = read_avro(self.path("m.avro"))[0]["bidnorm.rules.sha256"].decode()
+        sha = self.ingest_with_own_rules()
         self.bidnorm("vocab", "build", "-q", "-o", "v", "--field", "country", "m.avro")
         with open(self.path("v/manifest.json")) as f:
             self.assertEqual(json.load(f)["rules_sha256"], sha)
