@@ -1,5 +1,6 @@
 """The engine-neutral unit contract (bidnorm.distributed.run_unit), driven as Spark would drive it:
 rdd.pipe (JSON task lines on stdin, result lines back) and mapPartitions (the function in a worker)."""
+import hashlib
 import json
 import os
 import shutil
@@ -8,10 +9,13 @@ import sys
 import tempfile
 import unittest
 
-from common import SAMPLE_12, SAMPLE_13, bidnorm, read_bytes
+from common import BIDNORM, SOURCE, SAMPLE_12, SAMPLE_13, bidnorm, read_bytes
 
 from bidnorm import distributed as bd
 from bidnorm.distributed import unit
+
+sys.path.insert(0, os.path.join(SOURCE, "tests", "e2e"))
+from e2e import read_records  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def all_files(root):
@@ -104,7 +108,11 @@ class Unit(unittest.TestCase):
                                                "_bidnorm/quarantine/bad.rejects.jsonl",
                                                "_bidnorm/quarantine/bad.stats.json"])
         with open(os.path.join(self.out, "_bidnorm/quarantine/bad.error.json")) as f:
-            self.assertEqual(json.load(f), res)
+            error = json.load(f)
+        # with the input's identity, so a rerun can tell a corrected file from the one that failed
+        self.assertEqual(error.pop("identity"), {"size": 3000, "mtime_ns": os.stat(self.bad).st_mtime_ns,
+                                                 "sha256": hashlib.sha256(read_bytes(self.bad)).hexdigest()})
+        self.assertEqual(error, res)
         # a reject rate above the limit (exit 3) is permanent too
         res = bd.run_unit(self.task(self.inputs[0], options=["--max-reject-rate", "0"]))
         self.assertEqual((res["status"], res["exit_code"]), ("failed", 3))
@@ -114,6 +122,148 @@ class Unit(unittest.TestCase):
         self.assertEqual(res["status"], "committed")
         self.assertEqual(sorted(os.listdir(os.path.join(self.out, "_bidnorm/quarantine"))),
                          ["bad.error.json", "bad.rejects.jsonl", "bad.stats.json"])
+
+    # --- an input that changed since it was committed ---------------------
+
+    def record(self, name="bidlog-2026-11-20T12"):
+        with open(os.path.join(self.out, "_bidnorm/committed", name + ".json")) as f:
+            return json.load(f)
+
+    def test_the_commit_record_keeps_the_inputs_identity(self):
+        res = bd.run_unit(self.task(self.inputs[0]))
+        st = os.stat(self.inputs[0])
+        self.assertEqual(self.record()["identity"], {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                                                     "sha256": hashlib.sha256(read_bytes(SAMPLE_12)).hexdigest()})
+        # touched, or copied again with the same bytes: the content hash says it is the same input
+        os.utime(self.inputs[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        self.assertEqual(bd.run_unit(self.task(self.inputs[0])), res)
+
+    def test_a_changed_input_fails_until_it_is_ingested_again(self):
+        inp = self.inputs[0]
+        first = bd.run_unit(self.task(inp))
+        avro = read_bytes(first["avro"])
+        shutil.copy(SAMPLE_13, inp)            # delivered again under the same name, other content
+        res = bd.run_unit(self.task(inp))
+        size12, size13 = os.path.getsize(SAMPLE_12), os.path.getsize(SAMPLE_13)
+        self.assertEqual(res, {"op": "ingest", "input": inp, "stem": "bidlog-2026-11-20T12", "status": "changed",
+                               "exit_code": 2, "avro": first["avro"], "attempt": first["attempt"],
+                               "error": f"{inp}: changed since it was committed (size {size12} -> {size13} bytes): "
+                                        "bidlog-2026-11-20T12.avro and its rejects and stats hold the earlier "
+                                        "content; ingest it again with --reingest-changed (in a unit task: "
+                                        "\"reingest_changed\": true), which replaces them"})
+        self.assertEqual(read_bytes(first["avro"]), avro)
+        self.assertFalse(os.path.exists(os.path.join(self.out, "_bidnorm/quarantine")))
+        # ingested again: the outputs and the record are replaced, the old record kept as replaced
+        again = bd.run_unit(self.task(inp, reingest_changed=True))
+        self.assertEqual(again["status"], "committed")
+        self.assertNotEqual(again["attempt"], first["attempt"])
+        one = os.path.join(self.dir, "one.avro")
+        self.assertEqual(bidnorm("ingest", "-q", "--source-name", inp, "-o", one, inp).returncode, 0)
+        self.assertEqual(read_bytes(again["avro"]), read_bytes(one))
+        with open(os.path.join(self.out, "_stats/bidlog-2026-11-20T12.stats.json")) as f:
+            self.assertEqual(json.load(f)["records_read"], again["records_read"])
+        self.assertEqual((self.record()["attempt"], self.record()["replaces"]), (again["attempt"], first["attempt"]))
+        self.assertEqual(all_files(os.path.join(self.out, "_bidnorm")),
+                         ["committed/bidlog-2026-11-20T12.json", f"replaced/{first['attempt']}.json"])
+        # from now on the new content is the committed one
+        self.assertEqual(bd.run_unit(self.task(inp)), again)
+        self.assertEqual(bd.run_unit(self.task(inp, reingest_changed=True)), again)
+        # same size, other bytes: told by the content hash
+        data = bytearray(read_bytes(inp))
+        data[-1] ^= 1
+        with open(inp, "wb") as f:
+            f.write(data)
+        old, new = hashlib.sha256(read_bytes(SAMPLE_13)).hexdigest(), hashlib.sha256(data).hexdigest()
+        self.assertEqual(bd.run_unit(self.task(inp))["error"],
+                         f"{inp}: changed since it was committed (same size, sha256 {old[:12]} -> {new[:12]}): "
+                         "bidlog-2026-11-20T12.avro and its rejects and stats hold the earlier content; ingest it "
+                         "again with --reingest-changed (in a unit task: \"reingest_changed\": true), which "
+                         "replaces them")
+
+    def test_a_record_from_before_identities_is_trusted(self):
+        first = bd.run_unit(self.task(self.inputs[0]))
+        path = os.path.join(self.out, "_bidnorm/committed/bidlog-2026-11-20T12.json")
+        old = self.record()
+        del old["identity"]
+        with open(path, "w") as f:
+            json.dump(old, f)
+        shutil.copy(SAMPLE_13, self.inputs[0])
+        self.assertEqual(bd.run_unit(self.task(self.inputs[0])), first)
+        # and an input that is gone keeps its commit
+        bd.run_unit(self.task(self.inputs[1]))
+        os.unlink(self.inputs[1])
+        self.assertEqual(bd.run_unit(self.task(self.inputs[1], reingest_changed=True))["status"], "committed")
+
+    def test_an_interrupted_replacement_is_finished_by_the_next_attempt(self):
+        inp = self.inputs[0]
+        first = bd.run_unit(self.task(inp))
+        shutil.copy(SAMPLE_13, inp)
+        # killed right after claiming the replacement: the old record and outputs are still in place
+        orig_install, orig_finish = unit._install, unit._finish_commit
+        unit._install = lambda src, dst: None
+        unit._finish_commit = lambda record, out: None
+        try:
+            again = bd.run_unit(self.task(inp, reingest_changed=True))
+        finally:
+            unit._install, unit._finish_commit = orig_install, orig_finish
+        self.assertEqual(self.record()["attempt"], first["attempt"])
+        # the next attempt, even without reingest_changed, finds the replacement and rolls it forward
+        self.assertEqual(bd.run_unit(self.task(inp)), again)
+        self.assertEqual(self.record()["attempt"], again["attempt"])
+        self.assertEqual(len(read_records(again["avro"])), again["records_written"])
+        self.assertEqual(os.listdir(os.path.join(self.out, "_bidnorm/staging")), [])
+
+    def test_an_input_that_changes_while_it_is_ingested_is_not_committed(self):
+        fake = os.path.join(self.dir, "touching.sh")
+        with open(fake, "w") as f:         # bidnorm, then the input is written to again
+            f.write(f'#!/bin/sh\n"{BIDNORM}" "$@"\nrc=$?\ntouch -d "+1 hour" "{self.inputs[0]}"\nexit $rc\n')
+        os.chmod(fake, 0o755)
+        with self.assertRaises(bd.TransientFailure) as cm:
+            bd.run_unit(self.task(self.inputs[0], bin=fake))
+        self.assertEqual(str(cm.exception), f"{self.inputs[0]}: changed while it was ingested (same size, "
+                                            "modified again): not committed")
+        self.assertEqual(all_files(self.out), [])
+        # changed while its identity is taken (the content read before the ingest)
+        orig = unit._sha256_file
+
+        def hash_then_write(path):
+            digest = orig(path)
+            with open(path, "ab") as f:
+                f.write(b"\n")
+            return digest
+        unit._sha256_file = hash_then_write
+        try:
+            with self.assertRaises(bd.TransientFailure) as cm:
+                bd.run_unit(self.task(self.inputs[1]))
+        finally:
+            unit._sha256_file = orig
+        n = os.path.getsize(SAMPLE_13)
+        self.assertEqual(str(cm.exception), f"{self.inputs[1]}: changed while it was read (size {n} -> {n + 1} "
+                                            "bytes)")
+        self.assertEqual(all_files(self.out), [])
+
+    def test_a_claim_lost_to_other_content_is_tried_again(self):
+        first = bd.run_unit(self.task(self.inputs[0]))
+        record = os.path.join(self.out, "_bidnorm/committed/bidlog-2026-11-20T12.json")
+        saved = self.record()
+        saved["identity"]["sha256"] = "0" * 64    # committed from other content by another attempt
+        os.unlink(record)
+        orig_link = os.link
+
+        def link_after_other(src, dst):
+            with open(dst, "w") as f:
+                json.dump(saved, f)
+            return orig_link(src, dst)
+        unit.os.link = link_after_other
+        try:
+            with self.assertRaises(bd.TransientFailure) as cm:
+                bd.run_unit(self.task(self.inputs[0]))
+        finally:
+            unit.os.link = orig_link
+        self.assertEqual(str(cm.exception), f"{self.inputs[0]}: committed meanwhile by another attempt, from other "
+                                            "content")
+        self.assertEqual(self.record()["attempt"], first["attempt"])
+        self.assertEqual(os.listdir(os.path.join(self.out, "_bidnorm/staging")), [])
 
     def test_a_killed_attempt_is_transient(self):
         fake = os.path.join(self.dir, "killed.sh")
@@ -148,6 +298,21 @@ class Unit(unittest.TestCase):
         again = subprocess.run([sys.executable, "-m", "bidnorm.distributed", "unit"], input="\n".join(lines) + "\n",
                                capture_output=True, text=True, check=False)
         self.assertEqual([json.loads(x) for x in again.stdout.splitlines()][:2], results[:2])
+        # an input delivered again with other content: answered as changed (not a retry), then replaced on request
+        shutil.copy(SAMPLE_13, self.inputs[0])
+        again = subprocess.run([sys.executable, "-m", "bidnorm.distributed", "unit"], input=lines[0] + "\n",
+                               capture_output=True, text=True, check=False)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        changed = json.loads(again.stdout)
+        self.assertEqual((changed["status"], changed["exit_code"]), ("changed", 2))
+        self.assertTrue(changed["error"].startswith(f"{self.inputs[0]}: changed since it was committed (size "))
+        task = dict(json.loads(lines[0]), reingest_changed=True)
+        again = subprocess.run([sys.executable, "-m", "bidnorm.distributed", "unit"], input=json.dumps(task) + "\n",
+                               capture_output=True, text=True, check=False)
+        replaced = json.loads(again.stdout)
+        self.assertEqual(replaced["status"], "committed")
+        self.assertNotEqual(replaced["attempt"], results[0]["attempt"])
+        self.assertNotEqual(replaced["records_read"], results[0]["records_read"])
         # a bad task line is answered, not fatal
         p = subprocess.run([sys.executable, "-m", "bidnorm.distributed", "unit"], input="{nope\n",
                            capture_output=True, text=True, check=False)

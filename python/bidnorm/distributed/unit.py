@@ -12,7 +12,8 @@ The ingest output folder OUT (safe for Spark/Hadoop readers, which skip names st
     OUT/STEM.avro                          the clean records: the only files a reader sees
     OUT/_rejects/STEM.rejects.jsonl        rejected records, with file, line and reason
     OUT/_stats/STEM.stats.json             the stats of the run that was committed
-    OUT/_bidnorm/committed/STEM.json       the commit record: one per input, created once
+    OUT/_bidnorm/committed/STEM.json       the commit record: the input's identity and its result
+    OUT/_bidnorm/replaced/ATTEMPT.json     the record that replaced attempt ATTEMPT's (a changed input)
     OUT/_bidnorm/staging/STEM.ATTEMPT/     an attempt in progress (removed once done)
     OUT/_bidnorm/quarantine/STEM.*         inputs that failed for good: error.json, rejects, stats
     OUT/_bidnorm/journal.jsonl             the driver's journal (one line per input and run)
@@ -23,14 +24,24 @@ files). The first attempt to succeed claims the input by creating the commit rec
 link (atomic and exclusive, also on NFS), then renames rejects, stats and the Avro - last - into
 place. A later attempt, or a rerun, that finds the record finishes those renames if they were
 interrupted and reports the committed result: every input is committed exactly once.
+
+The record keeps the input's identity: size, modification time and the SHA-256 of its bytes, taken
+before the ingest (and the size and time checked again after it). A rerun that finds the input's
+size and time as recorded skips it; when the time differs but the size does not, the content hash
+decides. A changed input is not skipped silently: it fails (status "changed", exit 2) unless the
+task says "reingest_changed", which ingests it again and replaces the outputs: the new record is
+claimed, once, as OUT/_bidnorm/replaced/OLD-ATTEMPT.json (a hard link again), then renamed over
+the old record; whoever finds that file rolls the replacement forward. Records written before
+identities were kept say nothing about the input: it is skipped as before.
 """
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import time
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .._locate import find_binary
 
@@ -68,6 +79,7 @@ def layout(out: str, name: str) -> Dict[str, str]:
         "rejects": os.path.join(out, "_rejects", name + ".rejects.jsonl"),
         "stats": os.path.join(out, "_stats", name + ".stats.json"),
         "record": os.path.join(meta, "committed", name + ".json"),
+        "replaced": os.path.join(meta, "replaced"),
         "staging": os.path.join(meta, "staging"),
         "quarantine": os.path.join(meta, "quarantine"),
     }
@@ -113,16 +125,105 @@ def _finish_commit(record: Dict[str, Any], out: str) -> None:
     shutil.rmtree(attempt, ignore_errors=True)
 
 
-def _committed(record_path: str, out: str, attempt_id: Optional[str]) -> Result:
-    record = _read_json(record_path)
-    _finish_commit(record, out)
+def _result_of(record: Dict[str, Any], attempt_id: Optional[str] = None) -> Result:
     result = dict(record["result"])
     if attempt_id is not None and attempt_id != record["attempt"]:
         result["note"] = "already committed by attempt " + record["attempt"]
     return result
 
 
-def _quarantine(paths: Dict[str, str], name: str, attempt: str, result: Result) -> None:
+def _install(src: str, dst: str) -> None:
+    """Make dst a name of file src, atomically replacing dst."""
+    tmp = f"{dst}.{uuid.uuid4().hex[:12]}.tmp"
+    os.link(src, tmp)
+    os.replace(tmp, dst)
+    _fsync_dir(os.path.dirname(dst))
+
+
+def _load_record(paths: Dict[str, str], out: str) -> Optional[Dict[str, Any]]:
+    """The input's commit record, None when it has none; rolls forward a replacement and the renames
+    of a commit that were interrupted, so the outputs in place are the record's."""
+    try:
+        record = _read_json(paths["record"])
+    except FileNotFoundError:
+        return None
+    while True:
+        newer = os.path.join(paths["replaced"], record["attempt"] + ".json")
+        try:
+            replacement = _read_json(newer)
+        except FileNotFoundError:
+            break
+        _install(newer, paths["record"])
+        record = replacement
+    _finish_commit(record, out)
+    return record
+
+
+def _stat_of(path: str) -> Dict[str, int]:
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    with open(path, "rb") as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def _what_changed(old: Dict[str, Any], new: Dict[str, Any]) -> str:
+    if old["size"] != new["size"]:
+        return f"size {old['size']} -> {new['size']} bytes"
+    if old.get("sha256") and new.get("sha256"):
+        return f"same size, sha256 {old['sha256'][:12]} -> {new['sha256'][:12]}"
+    return "same size, modified again"
+
+
+def input_identity(path: str) -> Dict[str, Any]:
+    """What identifies an input file: {"size", "mtime_ns", "sha256"} (of its bytes as stored, compressed
+    or not). OSError; TransientFailure when the file changes while it is read."""
+    before = _stat_of(path)
+    digest = _sha256_file(path)
+    after = _stat_of(path)
+    if after != before:
+        raise TransientFailure(f"{path}: changed while it was read ({_what_changed(before, after)})")
+    return {**before, "sha256": digest}
+
+
+def unchanged_by_stat(identity: Optional[Dict[str, Any]], path: str) -> bool:
+    """True when path has the size and modification time identity recorded, or there is nothing to
+    compare (no identity recorded, or the input is gone); False when only the content can tell."""
+    if not identity:
+        return True
+    try:
+        return _stat_of(path) == {"size": identity["size"], "mtime_ns": identity["mtime_ns"]}
+    except OSError:
+        return True
+
+
+def input_change(identity: Optional[Dict[str, Any]], path: str) -> Optional[str]:
+    """None when path still holds the input of that identity (see unchanged_by_stat: a record without
+    one, or an input that is gone, counts as unchanged); else what changed, for a message. The content
+    is hashed only when the size is the same and the modification time is not."""
+    if unchanged_by_stat(identity, path):
+        return None
+    assert identity is not None
+    now = _stat_of(path)
+    if now["size"] == identity["size"]:
+        now["sha256"] = _sha256_file(path)
+        if now["sha256"] == identity.get("sha256"):
+            return None
+    return _what_changed(identity, now)
+
+
+def _quarantine(paths: Dict[str, str], name: str, attempt: str, result: Result,
+                identity: Optional[Dict[str, Any]]) -> None:
     q = paths["quarantine"]
     os.makedirs(q, exist_ok=True)
     for suffix in (".rejects.jsonl", ".stats.json"):
@@ -130,7 +231,7 @@ def _quarantine(paths: Dict[str, str], name: str, attempt: str, result: Result) 
             os.replace(os.path.join(attempt, name + suffix), os.path.join(q, name + suffix))
         except FileNotFoundError:
             pass
-    _write_json(os.path.join(q, name + ".error.json"), result)
+    _write_json(os.path.join(q, name + ".error.json"), {**result, **({"identity": identity} if identity else {})})
     _fsync_dir(q)
 
 
@@ -138,26 +239,45 @@ def ingest_unit(task: Dict[str, Any]) -> Result:
     """Ingest one input into task["output_dir"]; the task's keys:
 
     input (path), output_dir, name (recorded as --source-name; default the input path),
-    options (extra `bidnorm ingest` arguments, e.g. ["--codec", "snappy"]), bin (default
+    options (extra `bidnorm ingest` arguments, e.g. ["--codec", "snappy"]), reingest_changed (true:
+    an input changed since it was committed is ingested again, its outputs replaced), bin (default
     find_binary()).
 
-    Returns {"op", "input", "stem", "status": "committed" | "failed", "exit_code", "error",
-    "records_read", "records_written", "records_rejected", "avro", "attempt", "seconds"}.
-    A committed input returns its committed result however often it is run. Raises
-    TransientFailure when the attempt may succeed if retried (exit 1, killed by a signal).
+    Returns {"op", "input", "stem", "status": "committed" | "failed" | "changed", "exit_code",
+    "error", "records_read", "records_written", "records_rejected", "avro", "attempt", "seconds"}.
+    A committed input returns its committed result however often it is run, as long as it is
+    unchanged; a changed one returns status "changed" (exit 2, the outputs untouched) unless
+    reingest_changed. Raises TransientFailure when the attempt may succeed if retried (exit 1,
+    killed by a signal, the input changed while it was ingested).
     """
     started = time.monotonic()
     inp, out = os.path.abspath(task["input"]), os.path.abspath(task["output_dir"])
     name = stem(inp)
     paths = layout(out, name)
-    if os.path.exists(paths["record"]):
-        return _committed(paths["record"], out, None)
+    record = _load_record(paths, out)
+    if record is not None:
+        change = input_change(record.get("identity"), inp)
+        if change is None:
+            return _result_of(record)
+        if not task.get("reingest_changed"):
+            return {"op": "ingest", "input": inp, "stem": name, "status": "changed", "exit_code": EXIT_USAGE,
+                    "avro": paths["avro"], "attempt": record["attempt"],
+                    "error": f"{inp}: changed since it was committed ({change}): {name}.avro and its rejects and "
+                             "stats hold the earlier content; ingest it again with --reingest-changed (in a unit "
+                             "task: \"reingest_changed\": true), which replaces them"}
     for d in (os.path.dirname(paths["rejects"]), os.path.dirname(paths["stats"]), paths["staging"],
               os.path.dirname(paths["record"])):
         os.makedirs(d, exist_ok=True)
     attempt_id = f"{name}.{uuid.uuid4().hex[:12]}"
     attempt = os.path.join(paths["staging"], attempt_id)
     os.mkdir(attempt)
+    try:
+        identity: Optional[Dict[str, Any]] = input_identity(inp)
+    except OSError:
+        identity = None         # bidnorm ingest reports what is wrong with it
+    except TransientFailure:
+        shutil.rmtree(attempt, ignore_errors=True)
+        raise
     base = os.path.join(attempt, name)
     cmd = [task.get("bin") or find_binary(), "ingest", "-q", "--die-with-parent",
            "--source-name", task.get("name") or inp, "-o", base + ".avro", "--rejects", base + ".rejects.jsonl",
@@ -179,22 +299,38 @@ def ingest_unit(task: Dict[str, Any]) -> Result:
             raise TransientFailure(f"{inp}: {result['error']}")
         result["status"] = "failed"
         result["seconds"] = round(time.monotonic() - started, 3)
-        _quarantine(paths, name, attempt, result)
+        _quarantine(paths, name, attempt, result, identity)
         shutil.rmtree(attempt, ignore_errors=True)
         return result
+    if identity is not None and not unchanged_by_stat(identity, inp):
+        shutil.rmtree(attempt, ignore_errors=True)
+        raise TransientFailure(f"{inp}: changed while it was ingested ({_what_changed(identity, _stat_of(inp))}): "
+                               "not committed")
     result["status"] = "committed"
     result["seconds"] = round(time.monotonic() - started, 3)
-    # claim: the record is written whole in the attempt folder, then linked into place - at most once
+    # claim: the record is written whole in the attempt folder, then linked into place - at most once.
+    # Replacing a changed input's commit claims the name its old attempt is replaced under.
+    claimed = {"stem": name, "attempt": attempt_id, "input": inp, "identity": identity, "result": result}
+    target = paths["record"]
+    if record is not None:
+        claimed["replaces"] = record["attempt"]
+        os.makedirs(paths["replaced"], exist_ok=True)
+        target = os.path.join(paths["replaced"], record["attempt"] + ".json")
     claim = os.path.join(attempt, "commit.json")
-    _write_json(claim, {"stem": name, "attempt": attempt_id, "input": inp, "result": result})
+    _write_json(claim, claimed)
     try:
-        os.link(claim, paths["record"])
+        os.link(claim, target)
     except FileExistsError:
         shutil.rmtree(attempt, ignore_errors=True)
-        return _committed(paths["record"], out, attempt_id)
-    _fsync_dir(os.path.dirname(paths["record"]))
+        winner = _load_record(paths, out)
+        if winner is not None and winner.get("identity") == identity:
+            return _result_of(winner, attempt_id)
+        raise TransientFailure(f"{inp}: committed meanwhile by another attempt, from other content") from None
+    _fsync_dir(os.path.dirname(target))
+    if record is not None:
+        _install(target, paths["record"])
     os.unlink(claim)
-    _finish_commit({"stem": name, "attempt": attempt_id}, out)
+    _finish_commit(claimed, out)
     # an earlier run's quarantine of this input (run again with --retry-failed) no longer applies
     for suffix in (".error.json", ".rejects.jsonl", ".stats.json"):
         try:
