@@ -215,6 +215,50 @@ class DaskCluster(unittest.TestCase):
         self.assertEqual(rerun.exit_code, 0)
         self.assertTrue(os.path.exists(os.path.join(out, "_SUCCESS")))
 
+    def test_a_rerun_tells_changed_inputs_from_committed_ones(self):
+        d = os.path.join(self.tmp.name, "changing")
+        os.makedirs(d)
+        out = os.path.join(d, "out")
+        a, b, c = (os.path.join(d, f"{x}.jsonl.zst") for x in "abc")
+        shutil.copy(SAMPLE_12, a)
+        shutil.copy(SAMPLE_13, b)
+        with open(c, "wb") as f:
+            f.write(read_bytes(SAMPLE_12)[:3000])
+        first = bd.ingest(self.client, [a, b, c], out, show_progress=False)
+        self.assertEqual((first.exit_code, len(first.committed), len(first.failed)), (5, 2, 1))
+        a_avro = read_bytes(os.path.join(out, "a.avro"))
+        # a delivered again with other content, b copied again (same bytes, new time), c corrected
+        shutil.copy(SAMPLE_13, a)
+        st = os.stat(b)
+        os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        shutil.copy(SAMPLE_12, c)
+        cli = [sys.executable, "-m", "bidnorm.distributed", "ingest", "--scheduler", self.client.scheduler.address,
+               "-o", out, a, b, c]
+        p = subprocess.run(cli, capture_output=True, text=True, check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        size12, size13 = os.path.getsize(SAMPLE_12), os.path.getsize(SAMPLE_13)
+        lines = p.stderr.splitlines()
+        self.assertEqual(lines[0], f"bidnorm distributed ingest: FAILED {a} (exit 2): {a}: changed since it was "
+                                   f"committed (size {size12} -> {size13} bytes): a.avro and its rejects and stats "
+                                   "hold the earlier content; ingest it again with --reingest-changed (in a unit "
+                                   "task: \"reingest_changed\": true), which replaces them [the earlier commit stays]")
+        self.assertRegex(lines[1], r"^bidnorm distributed ingest: 3 inputs: 2 committed \(1 by an earlier run\), "
+                                   r"1 failed, 0 lost; ")
+        self.assertEqual(read_bytes(os.path.join(out, "a.avro")), a_avro)
+        self.assertEqual(sorted(os.listdir(os.path.join(out, "_bidnorm", "quarantine"))), [])
+        self.assertFalse(os.path.exists(os.path.join(out, "_SUCCESS")))
+        with open(os.path.join(out, "_bidnorm", "journal.jsonl")) as f:
+            journal = [json.loads(x) for x in f]
+        self.assertEqual(sorted((os.path.basename(j["input"]), j["status"]) for j in journal[-3:]),
+                         [("a.jsonl.zst", "changed"), ("b.jsonl.zst", "committed"), ("c.jsonl.zst", "committed")])
+        # asked to, it ingests a again and replaces its outputs; the rest is committed already
+        again = bd.ingest(self.client, [a, b, c], out, reingest_changed=True, show_progress=False)
+        self.assertEqual((again.exit_code, [r["stem"] for r in again.committed], len(again.skipped)), (0, ["a"], 2))
+        self.assertEqual(len(read_records(os.path.join(out, "a.avro"))), again.committed[0]["records_written"])
+        self.assertEqual(again.committed[0]["records_read"], self.lines[13] // COPIES)
+        self.assertTrue(os.path.exists(os.path.join(out, "_SUCCESS")))
+        self.assertEqual(os.listdir(os.path.join(out, "_bidnorm", "staging")), [])
+
     def test_vocab_tree_equals_one_build(self):
         d = self.tmp.name
         avros = []

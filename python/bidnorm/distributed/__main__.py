@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     ing.add_argument("--retries", type=int, default=2, metavar="N",
                      help="retries of an attempt that may succeed again (exit 1, killed); default 2")
     ing.add_argument("--retry-failed", action="store_true", help="run inputs an earlier run quarantined again")
+    ing.add_argument("--reingest-changed", action="store_true",
+                     help="ingest inputs changed since an earlier run committed them again, replacing their outputs")
     for opt in ("--rules", "--codec", "--level", "--max-reject-rate", "--threads", "--block-size"):
         ing.add_argument(opt, help="as for bidnorm ingest")
     ing.add_argument("inputs", nargs="+", metavar="INPUT")
@@ -83,11 +85,13 @@ def _ingest(args: argparse.Namespace) -> int:
     options = _passthrough(args, ("--rules", "--codec", "--level", "--max-reject-rate", "--threads", "--block-size"))
     with _client(args) as client:
         rep = ingest(client, args.inputs, args.output, options=options, retries=args.retries,
-                     retry_failed=args.retry_failed, show_progress=not args.quiet)
+                     retry_failed=args.retry_failed, reingest_changed=args.reingest_changed,
+                     show_progress=not args.quiet)
     if rep.message:
         print(f"bidnorm distributed ingest: {rep.message}", file=sys.stderr)
     for r in rep.failed + rep.lost:
-        where = "quarantined" if r.get("status") == "failed" else "not committed; a rerun tries it again"
+        where = {"failed": "quarantined", "changed": "the earlier commit stays"}.get(
+            r.get("status"), "not committed; a rerun tries it again")
         print(f"bidnorm distributed ingest: FAILED {r['input']} (exit {r.get('exit_code')}): {r.get('error')} "
               f"[{where}]", file=sys.stderr)
     if not args.quiet or rep.exit_code:

@@ -87,13 +87,17 @@ def _plan(inputs: Sequence[str]) -> Dict[str, str]:
 
 
 def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence[str] = (),
-           retries: int = 2, retry_failed: bool = False, names: Optional[Dict[str, str]] = None,
+           retries: int = 2, retry_failed: bool = False, reingest_changed: bool = False,
+           names: Optional[Dict[str, str]] = None,
            progress: Optional[Callable[[int, int], None]] = None, show_progress: bool = True) -> Report:
     """Ingest every input into folder out (layout: bidnorm.distributed.unit), one task per input.
 
     options: extra `bidnorm ingest` arguments (--rules with an absolute path, --codec, ...).
-    Inputs committed by an earlier run are skipped, and inputs quarantined by one are reported
-    again unless retry_failed. A task whose worker is lost is run again by the scheduler (up to
+    Inputs committed by an earlier run are skipped while unchanged (size and modification time as
+    recorded; when only the time differs, a worker compares the content hash); a changed one fails
+    (status "changed", exit 2, its outputs kept) unless reingest_changed, which ingests it again and
+    replaces them. Inputs quarantined by an earlier run are reported again unless retry_failed or
+    their size or modification time changed (a corrected file). A task whose worker is lost is run again by the scheduler (up to
     its allowed-failures); an attempt that fails in a way a retry may fix (exit 1, killed) is
     retried `retries` times; permanent failures (exit 2-5) are quarantined and never retried.
     names: input path -> the name recorded for it (e.g. its object URL). progress(done, total) is
@@ -115,18 +119,25 @@ def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence
         pass
     run_id = uuid.uuid4().hex[:12]
     todo = []
+    earlier: Dict[str, str] = {}        # input -> the attempt an earlier run committed it with
     for s, inp in plan.items():
         paths = unit.layout(out, s)
-        if os.path.exists(paths["record"]):
-            # finishes an interrupted commit, then reports it
-            report.skipped.append(unit.ingest_unit({"input": inp, "output_dir": out}))
-            continue
-        err = os.path.join(paths["quarantine"], s + ".error.json")
-        if os.path.exists(err) and not retry_failed:
-            with open(err, encoding="utf-8") as f:
-                report.failed.append(json.load(f))
-            continue
+        record = unit.committed_record(out, s)      # finishes an interrupted commit
+        if record is not None:
+            if unit.unchanged_by_stat(record.get("identity"), inp):
+                report.skipped.append(dict(record["result"]))
+                continue
+            earlier[inp] = record["attempt"]        # a worker hashes it, or finds it changed
+        else:
+            err = os.path.join(paths["quarantine"], s + ".error.json")
+            if os.path.exists(err) and not retry_failed:
+                with open(err, encoding="utf-8") as f:
+                    error = json.load(f)
+                if unit.unchanged_by_stat(error.pop("identity", None), inp):
+                    report.failed.append(error)
+                    continue
         todo.append({"op": "ingest", "input": inp, "output_dir": out, "options": list(options),
+                     **({"reingest_changed": True} if reingest_changed else {}),
                      **({"name": names[inp]} if names and inp in names else {})})
     bar = _Progress("ingest", len(todo), show_progress)
     futures = client.map(unit.run_unit, todo, key=[f"bidnorm-ingest-{run_id}-{i}" for i in range(len(todo))],
@@ -142,7 +153,11 @@ def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence
                    "exit_code": EXIT_FAILURE, "error": f"{type(e).__name__}: {e}"}
         fut.release()
         done += 1
-        {"committed": report.committed, "failed": report.failed}.get(res.get("status"), report.lost).append(res)
+        if res.get("status") == "committed" and res.get("attempt") == earlier.get(task["input"]):
+            report.skipped.append(res)      # only its modification time had changed
+        else:
+            {"committed": report.committed, "failed": report.failed,
+             "changed": report.failed}.get(res.get("status"), report.lost).append(res)
         _journal(out, {"run": run_id, "time": time.time(), **{k: res.get(k) for k in (
             "input", "stem", "status", "exit_code", "error", "records_read", "records_written", "records_rejected",
             "attempt")}})
@@ -150,9 +165,11 @@ def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence
         if progress:
             progress(done, len(todo))
     bar.end()
-    # attempts that lost their worker leave a staging folder: nothing runs now, remove them
+    # attempts that lost their worker leave a staging folder: nothing runs now, so finish the commits
+    # they claimed (a worker lost between claim and renames, and its task never ran again), remove the rest
     staging = os.path.join(out, "_bidnorm", "staging")
     for name in os.listdir(staging):
+        unit.committed_record(out, name.rsplit(".", 1)[0])
         shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
     totals = {"records_read": 0, "records_written": 0, "records_rejected": 0}
     for r in report.committed + report.skipped:

@@ -159,6 +159,13 @@ def _load_record(paths: Dict[str, str], out: str) -> Optional[Dict[str, Any]]:
     return record
 
 
+def committed_record(out: str, name: str) -> Optional[Dict[str, Any]]:
+    """The commit record of input STEM name in output folder out ({"stem", "attempt", "input",
+    "identity", "result"}), None when there is none; an interrupted commit or replacement is
+    finished first."""
+    return _load_record(layout(out, name), out)
+
+
 def _stat_of(path: str) -> Dict[str, int]:
     st = os.stat(path)
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
