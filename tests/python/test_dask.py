@@ -282,15 +282,46 @@ class DaskCluster(unittest.TestCase):
                 a, b = json.loads(a), json.loads(b)
                 del a["resources"], b["resources"]
             self.assertEqual(a, b, n)
-        self.assertEqual([x for x in os.listdir(d) if ".parts-" in x], [])
-        # a corrupt input fails the whole vocabulary with the CLI's code, naming it
+        self.assertEqual(report.skipped, [])
+        self.assertEqual([x for x in os.listdir(d) if ".parts" in x], [])
+        # a corrupt input fails the whole vocabulary with the CLI's code, naming it; the other counts finish
+        # and stay for a rerun
         bad = os.path.join(d, "bad.avro")
         with open(bad, "wb") as f:
             f.write(read_bytes(avros[0])[:500])
-        report = bd.vocab(self.client, [*avros, bad], os.path.join(d, "bad"), fields=fields, fan_in=2)
+        inputs = [avros[0], bad, *avros[1:]]
+        report = bd.vocab(self.client, inputs, os.path.join(d, "bad"), fields=fields, where=["click!=1"],
+                          options=opts, fan_in=2)
         self.assertEqual(report.exit_code, 5)
         self.assertIn(bad, report.message)
         self.assertFalse(os.path.exists(os.path.join(d, "bad")))
+        self.assertEqual(report.parts, os.path.join(d, ".bad.parts"))
+        parts = sorted(os.listdir(report.parts))
+        self.assertEqual(len([p for p in parts if p.startswith("count-")]), 5)
+        # other settings never reuse a part
+        other = bd.vocab(self.client, inputs, os.path.join(d, "bad"), fields=fields, where=["click=1"], fan_in=2)
+        self.assertEqual((other.exit_code, other.skipped), (5, []))
+        # the corrupt input delivered again, whole, and v4 touched: only the counts and merges that depend on
+        # them run again. The tree (fan-in 2): ((v0 bad) (v1 v2)) ((v3 v4)); reused: v0, v3, (v1 v2).
+        os.unlink(bad)
+        self.assertEqual(bidnorm("ingest", "-q", "--source-name", "s3://logs/bad", "-o", bad, SAMPLE_13).returncode, 0)
+        st = os.stat(avros[4])
+        os.utime(avros[4], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        resumed = bd.vocab(self.client, inputs, os.path.join(d, "bad"), fields=fields, where=["click!=1"],
+                           options=opts, fan_in=2)
+        self.assertEqual(resumed.exit_code, 0, resumed.message)
+        self.assertEqual(sorted(r["op"] for r in resumed.skipped), ["count", "count", "merge"])
+        self.assertTrue({r["part"] for r in resumed.skipped if r["op"] == "count"} <=
+                        {os.path.join(report.parts, p) for p in parts})
+        self.assertFalse(os.path.exists(report.parts))
+        self.assertEqual(bidnorm("vocab", "build", "-q", "-o", os.path.join(d, "one-resumed"), "--field",
+                                 ",".join(fields), "--where", "click!=1", *opts, *inputs).returncode, 0)
+        for n in names:
+            a, b = read_bytes(os.path.join(d, "one-resumed", n)), read_bytes(os.path.join(d, "bad", n))
+            if n == "manifest.json":
+                a, b = json.loads(a), json.loads(b)
+                del a["resources"], b["resources"]
+            self.assertEqual(a, b, n)
 
     def test_command_line(self):
         d = self.tmp.name
@@ -353,6 +384,22 @@ class DaskCluster(unittest.TestCase):
                                  "--min-count", "2", avro).returncode, 0)
         self.assertEqual(read_bytes(os.path.join(d, "cli-vocab", "country.txt")),
                          read_bytes(os.path.join(d, "cli-one", "country.txt")))
+        # the same again: the final merge fails (the directory exists), the count stays for the rerun
+        vocab = [*cli, "vocab", "--scheduler", addr, "-o", os.path.join(d, "cli-vocab"), "-f", "country",
+                 "--min-count", "2", avro]
+        p = subprocess.run(vocab, capture_output=True, text=True, check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        parts = os.path.join(d, ".cli-vocab.parts")
+        self.assertEqual(p.stderr.splitlines(), [
+            f"bidnorm distributed vocab: bidnorm vocab merge: {os.path.join(d, 'cli-vocab')}: exists (use --force to "
+            "replace it)",
+            f"bidnorm distributed vocab: the parts finished so far stay in {parts}: a rerun with the same output, "
+            "inputs and settings reuses them"])
+        p = subprocess.run([*vocab, "--force"], capture_output=True, text=True, check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stderr, r"^bidnorm distributed vocab: 1 inputs, 1 parts reused from an earlier run; "
+                                   rf"[0-9.]+ s -> {os.path.join(d, 'cli-vocab')}\n$")
+        self.assertFalse(os.path.exists(parts))
 
 
 if __name__ == "__main__":

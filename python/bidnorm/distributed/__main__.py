@@ -117,8 +117,12 @@ def _vocab(args: argparse.Namespace) -> int:
                     options=options, fan_in=args.fan_in)
     if rep.exit_code:
         print(f"bidnorm distributed vocab: {rep.message}", file=sys.stderr)
+        if rep.parts:
+            print(f"bidnorm distributed vocab: the parts finished so far stay in {rep.parts}: a rerun with the same "
+                  "output, inputs and settings reuses them", file=sys.stderr)
     elif not args.quiet:
-        print(f"bidnorm distributed vocab: {len(args.inputs)} inputs; {rep.seconds:.1f} s -> "
+        reused = f", {len(rep.skipped)} parts reused from an earlier run" if rep.skipped else ""
+        print(f"bidnorm distributed vocab: {len(args.inputs)} inputs{reused}; {rep.seconds:.1f} s -> "
               f"{os.path.abspath(args.output)}", file=sys.stderr)
     return rep.exit_code
 

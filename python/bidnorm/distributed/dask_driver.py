@@ -7,6 +7,7 @@ tree of part merges. Only file names and small JSON results travel through the e
         report = ingest(client, inputs, "out/2026-11-20")       # report.exit_code as the CLI's
         report = vocab(client, avros, "vocab/install", fields=["app_bundle"], options=["--min-count", "20"])
 """
+import hashlib
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
-from distributed import Client, as_completed
+from distributed import Client, as_completed, wait
 
 from . import unit
 from .unit import EXIT_FAILURE, EXIT_IO, EXIT_OK, EXIT_REJECTS, EXIT_RULES, EXIT_USAGE
@@ -35,6 +36,7 @@ class Report:
     totals: Dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     message: str = ""
+    parts: str = ""             # vocab: the folder of parts, kept after a failure for the rerun to reuse
 
 
 def _exit_code(failed: Sequence[Result], lost: Sequence[Result]) -> int:
@@ -187,14 +189,65 @@ def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence
     return report
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _count_key(path: str, name: Optional[str], settings: str) -> str:
+    """The name of an input's part: changes with the input (path, name recorded, size, modification
+    time, its first and last 64 KiB) and the count's settings, so no rerun reuses a stale part."""
+    doc: Dict[str, Any] = {"input": path, "name": name, "settings": settings}
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as f:
+            head = f.read(64 * 1024)
+            f.seek(max(0, st.st_size - 64 * 1024))
+            tail = f.read(64 * 1024)
+        doc.update(size=st.st_size, mtime_ns=st.st_mtime_ns, sample=_sha256(head + tail))
+    except OSError as e:        # the count reports it
+        doc["unreadable"] = str(e)
+    return _sha256(json.dumps(doc, sort_keys=True).encode())[:32]
+
+
+def _settings(fields: Sequence[str], where: Sequence[str], count_options: Sequence[str], version: str) -> str:
+    """What a count's part depends on besides its input: fields, filters, options (--max-memory and
+    --spill-dir aside: they never change a part), the content of a --rules file, the bidnorm version."""
+    options: List[str] = []
+    it = iter(count_options)
+    for opt in it:
+        if opt in ("--max-memory", "--spill-dir"):
+            next(it, None)
+        elif opt.startswith(("--max-memory=", "--spill-dir=")):
+            continue
+        elif opt == "--rules":
+            value = next(it, "")
+            options += [opt, value, _sha256(_read_or_empty(value))]
+        else:
+            options.append(opt)
+    return json.dumps({"fields": list(fields), "where": list(where), "options": options, "bidnorm": version})
+
+
+def _read_or_empty(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:             # a shipped set's name (bidlog, openrtb): the version covers it
+        return b""
+
+
 def vocab(client: Client, inputs: Sequence[str], out: str, *, fields: Sequence[str], where: Sequence[str] = (),
           count_options: Sequence[str] = (), options: Sequence[str] = (), fan_in: int = 8,
           work_dir: Optional[str] = None, retries: int = 2) -> Report:
     """A vocabulary directory out from Avro inputs: `vocab count` per input, `vocab merge --part` over
     groups of fan_in parts until at most fan_in remain, then one `vocab merge` into out with options
     (--min-count, --top-k, --task, --rules, --force). The files equal one `bidnorm vocab build` over
-    the same inputs (the manifest's "resources" aside). Parts go to a folder beside out (or in
-    work_dir), removed at the end.
+    the same inputs (the manifest's "resources" aside).
+
+    Parts go to the folder .OUT.parts beside out (or in work_dir), named by what they depend on (see
+    _count_key, _settings; a merged part by its parts): a rerun reuses every part an earlier run
+    finished (report.skipped) and makes only the others. The folder is removed once the vocabulary
+    is written; after a failure every count and merge that can still finish does, and the folder
+    stays (report.parts).
     """
     started = time.monotonic()
     report = Report()
@@ -203,38 +256,67 @@ def vocab(client: Client, inputs: Sequence[str], out: str, *, fields: Sequence[s
         return report
     out = os.path.abspath(out)
     run_id = uuid.uuid4().hex[:12]
-    work = os.path.join(work_dir or os.path.dirname(out), f".{os.path.basename(out)}.parts-{run_id}")
-    os.makedirs(work)
+    work = os.path.join(work_dir or os.path.dirname(out), f".{os.path.basename(out)}.parts")
     try:
-        level: List[Any] = client.map(
-            unit.run_unit,
-            # recorded under the names given, so the manifest is the one `vocab build` would write
-            [{"op": "count", "input": os.path.abspath(p), "part": os.path.join(work, f"c{i}.part"),
-              "fields": list(fields), "where": list(where), "options": list(count_options),
-              **({"name": p} if p != os.path.abspath(p) else {})}
-             for i, p in enumerate(inputs)],
-            key=[f"bidnorm-count-{run_id}-{i}" for i in range(len(inputs))], retries=retries, pure=False)
-        depth = 0
-        while len(level) > fan_in:
-            depth += 1
-            nxt = []
-            for g in range(0, len(level), fan_in):
-                group = level[g:g + fan_in]
-                nxt.append(client.submit(_merge_after, group, os.path.join(work, f"m{depth}-{g // fan_in}.part"),
-                                         key=f"bidnorm-merge-{run_id}-{depth}-{g // fan_in}", retries=retries,
-                                         pure=False))
-            level = nxt
-        final = client.submit(_merge_after, level, out, options=list(options), final=True,
-                              key=f"bidnorm-merge-{run_id}-final", retries=retries, pure=False)
-        try:
-            res = final.result()
-        except Exception as e:  # a count or merge failed: the first failure, as the CLI reports it
-            res = _failure_of(e)
-        (report.committed if res.get("status") == "ok" else report.failed).append(res)
-        report.exit_code = EXIT_OK if res.get("status") == "ok" else int(res.get("exit_code") or EXIT_FAILURE)
-        report.message = res.get("error") or ""
-    finally:
+        # the workers' bidnorm: another version may count otherwise
+        version = client.submit(unit.bidnorm_version, key=f"bidnorm-version-{run_id}", pure=False).result()
+    except Exception as e:  # no bidnorm on the workers
+        res = _failure_of(e)
+        report.failed.append(res)
+        report.exit_code, report.message = EXIT_FAILURE, res["error"]
+        return report
+    os.makedirs(work, exist_ok=True)
+    settings = _settings(fields, where, count_options, version)
+    level: List[Dict[str, Any]] = []
+    for p in inputs:
+        a = os.path.abspath(p)
+        name = p if p != a else None    # recorded under the names given, as `vocab build` would
+        task = {"op": "count", "input": a, "fields": list(fields), "where": list(where),
+                "options": list(count_options), **({"name": name} if name else {})}
+        task["part"] = os.path.join(work, f"count-{_count_key(a, name, settings)}.part")
+        level.append({"part": task["part"], "task": task})
+    while len(level) > fan_in:
+        level = [{"part": os.path.join(work, "merge-" + _sha256(" ".join(
+                      os.path.basename(c["part"]) for c in group).encode())[:32] + ".part"), "children": group}
+                 for group in (level[g:g + fan_in] for g in range(0, len(level), fan_in))]
+    submitted: List[Any] = []
+    made: Dict[str, Any] = {}      # an input given twice is counted once (and refused by the merge)
+
+    def make(node: Dict[str, Any]) -> Any:
+        """A part: reused when it exists (written atomically, so whole), else the future that makes it."""
+        if node["part"] in made:
+            return made[node["part"]]
+        op = "count" if "task" in node else "merge"
+        if os.path.exists(node["part"]):
+            made[node["part"]] = {"op": op, "status": "ok", ("part" if op == "count" else "output"): node["part"]}
+            report.skipped.append(made[node["part"]])
+            return made[node["part"]]
+        if op == "count":
+            fut = client.submit(unit.run_unit, node["task"], key=f"bidnorm-count-{run_id}-{len(submitted)}",
+                                retries=retries, pure=False)
+        else:
+            children = [make(c) for c in node["children"]]      # submitted first: the keys count them
+            fut = client.submit(_merge_after, children, node["part"], key=f"bidnorm-merge-{run_id}-{len(submitted)}",
+                                retries=retries, pure=False)
+        submitted.append(fut)
+        made[node["part"]] = fut
+        return fut
+
+    final = client.submit(_merge_after, [make(n) for n in level], out, options=list(options), final=True,
+                          key=f"bidnorm-merge-{run_id}-final", retries=retries, pure=False)
+    try:
+        res = final.result()
+    except Exception as e:  # a count or merge failed: the first failure, as the CLI reports it
+        res = _failure_of(e)
+    if res.get("status") == "ok":
+        report.committed.append(res)
         shutil.rmtree(work, ignore_errors=True)
+    else:
+        wait(submitted)     # what can still finish does, for the rerun
+        report.failed.append(res)
+        report.exit_code = int(res.get("exit_code") or EXIT_FAILURE)
+        report.message = res.get("error") or ""
+        report.parts = work
     report.seconds = round(time.monotonic() - started, 3)
     return report
 

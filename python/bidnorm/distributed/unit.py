@@ -347,6 +347,13 @@ def ingest_unit(task: Dict[str, Any]) -> Result:
     return result
 
 
+def bidnorm_version(binary: Optional[str] = None) -> str:
+    """What `bidnorm --version` prints (the binary find_binary() finds, or binary)."""
+    proc = subprocess.run([binary or find_binary(), "--version"], stdin=subprocess.DEVNULL, capture_output=True,
+                          check=True)
+    return proc.stdout.decode(errors="replace").strip()
+
+
 def _run_vocab(args: List[str], task: Dict[str, Any], result: Result) -> Result:
     # a lost worker's count or merge dies with it
     proc = subprocess.run([task.get("bin") or find_binary(), "vocab", args[0], "--die-with-parent", *args[1:]],
