@@ -323,6 +323,20 @@ class DaskCluster(unittest.TestCase):
                 del a["resources"], b["resources"]
             self.assertEqual(a, b, n)
 
+    def test_vocab_without_bidnorm_on_the_workers(self):
+        d = os.path.join(self.tmp.name, "nobin")
+        os.makedirs(d)
+        missing = os.path.join(d, "bidnorm")
+        setenv = lambda k, v: os.environ.__setitem__(k, v)   # noqa: E731 (by value: the workers' os.environ)
+        self.client.run(setenv, "BIDNORM_BIN", missing)
+        try:
+            report = bd.vocab(self.client, [SAMPLE_12], os.path.join(d, "v"), fields=["country"])
+        finally:
+            self.client.run(setenv, "BIDNORM_BIN", BIDNORM)
+        self.assertEqual((report.exit_code, report.message),
+                         (1, f"FileNotFoundError: BIDNORM_BIN={missing}: not an executable file"))
+        self.assertEqual(os.listdir(d), [])
+
     def test_command_line(self):
         d = self.tmp.name
         addr = self.client.scheduler.address
