@@ -99,9 +99,10 @@ def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence
     recorded; when only the time differs, a worker compares the content hash); a changed one fails
     (status "changed", exit 2, its outputs kept) unless reingest_changed, which ingests it again and
     replaces them. Inputs quarantined by an earlier run are reported again unless retry_failed or
-    their size or modification time changed (a corrected file). A task whose worker is lost is run again by the scheduler (up to
-    its allowed-failures); an attempt that fails in a way a retry may fix (exit 1, killed) is
-    retried `retries` times; permanent failures (exit 2-5) are quarantined and never retried.
+    their size or modification time changed (a corrected file). A task whose worker is lost is run
+    again by the scheduler (up to its allowed-failures); an attempt that fails in a way a retry may
+    fix (exit 1, killed) is retried `retries` times; permanent failures (exit 2-5) are quarantined
+    and never retried.
     names: input path -> the name recorded for it (e.g. its object URL). progress(done, total) is
     called after each input; show_progress: a progress line on stderr when it is a terminal.
     Writes OUT/_SUCCESS when every input is committed.

@@ -41,7 +41,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from .._locate import find_binary
 
