@@ -22,6 +22,7 @@ if HAVE_DASK:
     from distributed import Client
 
     from bidnorm import distributed as bd
+    from bidnorm.distributed import unit
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "e2e"))
 from e2e import read_records  # noqa: E402  pylint: disable=wrong-import-position
@@ -257,6 +258,27 @@ class DaskCluster(unittest.TestCase):
         self.assertEqual(len(read_records(os.path.join(out, "a.avro"))), again.committed[0]["records_written"])
         self.assertEqual(again.committed[0]["records_read"], self.lines[13] // COPIES)
         self.assertTrue(os.path.exists(os.path.join(out, "_SUCCESS")))
+        self.assertEqual(os.listdir(os.path.join(out, "_bidnorm", "staging")), [])
+
+    def test_the_end_of_a_run_finishes_a_commit_a_lost_worker_claimed(self):
+        d = os.path.join(self.tmp.name, "claimed")
+        out = os.path.join(d, "out")
+        os.makedirs(d)
+        a, b = os.path.join(d, "a.jsonl.zst"), os.path.join(d, "b.jsonl.zst")
+        shutil.copy(SAMPLE_12, a)
+        shutil.copy(SAMPLE_13, b)
+        # a's worker lost right after claiming, and its task never ran again: the files are in its staging folder
+        orig = unit._finish_commit
+        unit._finish_commit = lambda record, out: None
+        try:
+            claimed = bd.run_unit({"op": "ingest", "input": a, "output_dir": out})
+        finally:
+            unit._finish_commit = orig
+        self.assertFalse(os.path.exists(claimed["avro"]))
+        # a run over other inputs clears the staging folder: it finishes a's commit first
+        report = bd.ingest(self.client, [b], out, show_progress=False)
+        self.assertEqual(report.exit_code, 0)
+        self.assertEqual(len(read_records(claimed["avro"])), claimed["records_written"])
         self.assertEqual(os.listdir(os.path.join(out, "_bidnorm", "staging")), [])
 
     def test_vocab_tree_equals_one_build(self):
