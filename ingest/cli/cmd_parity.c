@@ -30,11 +30,11 @@ static const char usage[] =
 	"  -h, --help\n"
 	"\n"
 	"Exit codes: 0 parity, 1 other failure, 2 usage (also: a vocabulary built from data of\n"
-	"other rules than --rules, or whose manifest's rules are not here), 3 a rate above --max-mismatch-rate\n"
-	"(feature mismatches, rejected raw records or malformed lines: stderr says which),\n"
-	"4 rule file invalid, 5 unreadable log (missing, corrupt or truncated zstd or gzip,\n"
-	"or compressed as bzip2, xz, lz4, zip, snappy or lzop, which are not read), unreadable\n"
-	"rule file or a vocabulary that does not fit the rules.\n";
+	"other rules than --rules, or whose manifest's rules are not here as they were), 3 a rate\n"
+	"above --max-mismatch-rate (feature mismatches, rejected raw records or malformed lines:\n"
+	"stderr says which), 4 rule file invalid, 5 unreadable log (missing, corrupt or truncated\n"
+	"zstd or gzip, or compressed as bzip2, xz, lz4, zip, snappy or lzop, which are not read),\n"
+	"unreadable rule file or a vocabulary that does not fit the rules.\n";
 
 /* Check every line of one log. */
 static int check_log(bn_parity *p, const char *path, size_t max_line, bn_error *err)

@@ -51,10 +51,10 @@ static const char exit_codes[] =
 	"Exit codes: 0 ok, 1 lint failure, out of memory (also past --max-memory) or other\n"
 	"failure, 2 usage (also a --where value the field cannot hold, inputs whose rules disagree\n"
 	"with each other or --rules, or whose rule file is not here as it was, inputs of another\n"
-	"text repair version; lint: a manifest whose rules are not here as they were), 3 nothing published:\n"
-	"no row matched (a vocabulary from zero rows) or the regen guardrail refused the\n"
-	"switch, 4 rule file invalid, 5 input or output error (unreadable or corrupt Avro or\n"
-	"part file, unreadable rule file).\n";
+	"text repair version; lint: rules the manifest records that are not here as they were),\n"
+	"3 nothing published: no row matched (a vocabulary from zero rows) or the regen guardrail\n"
+	"refused the switch, 4 rule file invalid, 5 input or output error (unreadable or corrupt\n"
+	"Avro or part file, unreadable rule file).\n";
 
 enum {
 	OPT_MIN_COUNT = 256, OPT_TOP_K, OPT_TASK, OPT_MAX_MEMORY, OPT_MIXED, OPT_RULES, OPT_FORCE, OPT_JSON,
