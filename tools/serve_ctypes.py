@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """serve_ctypes.py - the serving API from Python: the bidnorm package (python/bidnorm, ctypes, standard library only).
 
-    python3 tools/serve_ctypes.py [--lib libbidnorm.so] --vocab DIR [--rules FILE|NAME] < raw.jsonl
+    python3 tools/serve_ctypes.py [--lib libbidnorm.so] --vocab DIR [--rules FILE|NAME] [--allow-other-rules] < raw.jsonl
 
 Prints, for every non-blank raw bid-log line, the encoded features as one JSON
 object - byte for byte what tools/serve_example.c prints - or
@@ -55,10 +55,12 @@ def main():
     ap.add_argument("--lib", help="path of libbidnorm.so (default: $BIDNORM_LIB, the build tree, the system's)")
     ap.add_argument("--vocab", required=True)
     ap.add_argument("--rules")
+    ap.add_argument("--allow-other-rules", action="store_true",
+                    help="load a vocabulary built from data of other rules (for rules changed deliberately)")
     args = ap.parse_args()
     rules = Rules(args.rules, lib=_capi.load(args.lib) if args.lib else None)
     try:
-        model = Model(args.vocab, rules)
+        model = Model(args.vocab, rules, allow_other_rules=args.allow_other_rules)
     except BidnormError as e:  # e.g. a vocabulary of another text repair version: the library's message
         sys.exit("serve_ctypes.py: %s" % e)
     enc = Encoder(model)

@@ -9,7 +9,7 @@
 #include "bidnorm/bidnorm.h"
 
 /*
- *   serve_example --vocab DIR [--rules FILE|NAME] < raw.jsonl
+ *   serve_example --vocab DIR [--rules FILE|NAME] [--allow-other-rules] < raw.jsonl
  *       one JSON object per non-blank input line: the encoded features by
  *       name, or {"rejected": REASON, "field": F, "message": M} for a line
  *       `bidnorm ingest` would reject. With rules that have rows (openrtb:
@@ -17,6 +17,8 @@
  *   serve_example --vocab DIR [--rules FILE|NAME] --bench N < raw.jsonl
  *       time N requests (bn_encoder_encode_json, then every further row) over
  *       the input lines (after one warm-up pass) and print latency percentiles.
+ * --allow-other-rules loads a vocabulary built from data of other rules than
+ * these (bn_model_options.allow_other_rules; refused by default: skew).
  * Exit codes: 0 ok, 1 failure, 2 usage.
  */
 
@@ -226,6 +228,9 @@ static int bench(bn_encoder *enc, const lines *ls, size_t iterations)
 int main(int argc, char **argv)
 {
 	const char *vocab = NULL, *rules_path = NULL;
+	const char *usage = "usage: serve_example --vocab DIR [--rules FILE|NAME] [--allow-other-rules] [--bench N] "
+			    "< raw.jsonl\n";
+	bn_model_options mo;
 	size_t iterations = 0;
 	bn_rules *rules = NULL;
 	bn_model *model = NULL;
@@ -235,26 +240,29 @@ int main(int argc, char **argv)
 	char msg[1024];
 	int rc = 1;
 
+	bn_model_options_init(&mo);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--vocab") == 0 && i + 1 < argc) {
 			vocab = argv[++i];
 		} else if (strcmp(argv[i], "--rules") == 0 && i + 1 < argc) {
 			rules_path = argv[++i];
+		} else if (strcmp(argv[i], "--allow-other-rules") == 0) {
+			mo.allow_other_rules = 1;
 		} else if (strcmp(argv[i], "--bench") == 0 && i + 1 < argc) {
 			iterations = strtoul(argv[++i], NULL, 10);
 		} else {
-			fprintf(stderr, "usage: serve_example --vocab DIR [--rules FILE|NAME] [--bench N] < raw.jsonl\n");
+			fputs(usage, stderr);
 			return 2;
 		}
 	}
 	if (!vocab) {
-		fprintf(stderr, "usage: serve_example --vocab DIR [--rules FILE|NAME] [--bench N] < raw.jsonl\n");
+		fputs(usage, stderr);
 		return 2;
 	}
 	bn_error_clear(&err);
 	/* Once per process: rules and vocabularies, immutable, shareable by every thread. */
 	if (bn_rules_load(&rules, rules_path, &err) < 0 ||
-	    bn_model_load(&model, rules, vocab, &err) < 0 ||
+	    bn_model_load_ext(&model, rules, vocab, &mo, &err) < 0 ||
 	    /* Once per thread: an encoder. */
 	    bn_encoder_new(&enc, model, &err) < 0) {
 		bn_error_format(&err, msg, sizeof(msg));

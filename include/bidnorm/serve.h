@@ -112,8 +112,45 @@ typedef enum bn_number_type {
  * "not a JSON object", "text_repair is not a string"; BN_EIO when the
  * manifest cannot be read. A directory without manifest.json (not made by
  * vocab build) records no version and is loaded as it is.
+ *
+ * The rules: the manifest also records the rules that ingested the data
+ * ("rules_sha256", and "rules_source": "<default>", "<openrtb>" or a rule
+ * file's path). Other rules - another bundle chain, say - can make other
+ * tokens of the same raw text that are fixed points of both chains, so lint
+ * passes and serving looks them up out of vocabulary. A hash other than
+ * bn_rules_sha256(rules) is therefore BN_EUSAGE with err->source the
+ * manifest: "vocabulary built from data ingested with other rules
+ * (<openrtb>, sha256 04b94bffcd77) than the rules loaded (<default>, sha256
+ * 0ecf2da2892e): the same raw text can give tokens the vocabulary does not
+ * hold (training/serving skew, silently out of vocabulary); load the rules
+ * the data were ingested with, or build the vocabulary again from data
+ * ingested with these; if the rules changed deliberately, allow_other_rules
+ * (--allow-other-rules) loads it anyway" (hashes by their first 12 hex
+ * digits; the manifest's rules named by its rules_source, else by the
+ * shipped set with that hash, else by the hash alone). "mixed" (inputs of
+ * several rules) is refused too: "... with several rules (rules_sha256
+ * 'mixed'), not only the rules loaded (...): ...". A manifest without
+ * rules_sha256, or with "" (inputs not written by ingest), says nothing.
+ * Also BN_ECORRUPT "rules_sha256 is not a string", "rules_source is not a
+ * string". bn_model_load is bn_model_load_ext with the default options.
  */
 int bn_model_load(bn_model **out, const bn_rules *rules, const char *vocab_dir, bn_error *err);
+
+typedef struct bn_model_options {
+	/*
+	 * Load a vocabulary whose manifest names other rules than `rules` (or
+	 * "mixed"): for rules changed deliberately, knowing the tokens they make
+	 * may differ from the vocabulary's. The lint checks still apply. Default 0.
+	 */
+	int allow_other_rules;
+} bn_model_options;
+
+/* Set the defaults (all 0). */
+void bn_model_options_init(bn_model_options *opt);
+
+/* bn_model_load with options (NULL = the defaults); returns as bn_model_load. */
+int bn_model_load_ext(bn_model **out, const bn_rules *rules, const char *vocab_dir, const bn_model_options *opt,
+		      bn_error *err);
 
 /* Accepts NULL. Free every encoder of the model first. */
 void bn_model_free(bn_model *m);
@@ -275,9 +312,16 @@ typedef struct bn_encode_summary {
 /*
  * Read every input and write one Avro container of encoded records (schema
  * bn_model_schema_json; header metadata bidnorm.version, bidnorm.rules.sha256,
- * bidnorm.vocab.sha256, bidnorm.sources). Returns BN_OK; BN_EUSAGE (no
- * input, or "x.avro: written with other rules (rules sha256 A, the model's
- * B)" / "...: schema is not the rules' schema"); BN_EIO; BN_ECORRUPT
+ * bidnorm.vocab.sha256, bidnorm.sources). Every input's header is checked
+ * before anything is written. Returns BN_OK; BN_EUSAGE (no input, or
+ * "x.avro: written with other rules (rules sha256 A, the model's B)" /
+ * "...: schema is not the rules' schema" / "...: written with text repair
+ * version '1', but this bidnorm repairs text with version '2': the same raw
+ * text gives other tokens (training/serving skew); ingest it again with
+ * this bidnorm" - its strings are fixed points of both versions, so encoding
+ * would not notice; a header without bidnorm.text_repair is version 1:
+ * "'1' (the header has no bidnorm.text_repair: written before it was
+ * recorded, or not by bidnorm ingest)"); BN_EIO; BN_ECORRUPT
  * (err->source names the file, the message the block or record);
  * BN_EINTERNAL; BN_ENOMEM. On failure nothing is published. sum may be NULL.
  */

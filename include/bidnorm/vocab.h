@@ -34,7 +34,10 @@ extern "C" {
  *                 mask_token=None) expects.
  *   F.counts.tsv  "token TAB count" in the same order.
  * and manifest.json: parameters, filters, inputs, rows, per-field
- * statistics, bidnorm version and the rules hash of the inputs.
+ * statistics, bidnorm version, the text repair version ("text_repair") and
+ * rules hash ("rules_sha256") of the inputs, and the name of those rules
+ * ("rules_source": "<default>", "<openrtb>" or a rule file's path, as the
+ * rules the tokens were linted against are named, when they have that hash).
  *
  * Order: count descending, then token bytes ascending (memcmp; a prefix
  * first), so the same counts always give the same files. Array fields
@@ -138,6 +141,23 @@ const char *bn_vocab_counter_where_value(const bn_vocab_counter *c, size_t i);
  * part of the file and should only be freed.
  */
 int bn_vocab_counter_add_avro(bn_vocab_counter *c, const char *path, bn_error *err);
+
+/*
+ * Check, before counting (the counter itself accepts any version), that
+ * every Avro file paths[0..npaths) was written with this bidnorm's text
+ * repair version (bidnorm.text_repair; a file without it counts as version
+ * 1, as the counter and manifest record it): a vocabulary of other versions'
+ * tokens is refused by bn_model_load. Every header is read, no record.
+ * Returns BN_OK; BN_EUSAGE (err->source the file) "written with text repair
+ * version '1' (the header has no bidnorm.text_repair: written before it was
+ * recorded, or not by bidnorm ingest), but this bidnorm repairs text with
+ * version '2': the same raw text gives other tokens (training/serving
+ * skew); ingest it again with this bidnorm, or pass
+ * --allow-other-text-repair to count it anyway (serving refuses such a
+ * vocabulary)"; BN_EIO, BN_ECORRUPT for a file that cannot be opened or is
+ * not an Avro container; BN_ENOMEM.
+ */
+int bn_vocab_check_text_repair(const char *const *paths, size_t npaths, bn_error *err);
 
 /*
  * bn_vocab_counter_add_avro, recording the input as name (e.g. the object
@@ -304,6 +324,27 @@ int bn_vocab_write_check(const char *dir, const bn_vocab_write_options *opt, bn_
  */
 int bn_vocab_lint(uint64_t *out, const char *dir, const bn_rules *rules, bn_vocab_lint_fn on_bad, void *ctx,
 		  bn_error *err);
+
+/*
+ * The rules to lint dir against (what `vocab lint` uses): spec != NULL
+ * loads it as bn_rules_load does (an explicit choice: not checked against
+ * the manifest). spec == NULL: the rules dir/manifest.json records -
+ * rules_sha256, found as bn_rules_load_for_avro finds an input's rules (the
+ * shipped set with that hash, else the rule file rules_source names when it
+ * can be read and still has that hash), with its messages and err->source
+ * the manifest: "written with rules that are not a shipped set (sha256 H),
+ * and the manifest names no rule file: pass --rules FILE with the rule file
+ * it was written with", "written with the rule file 'F' (sha256 H), which
+ * cannot be read here (...): ...", "... which has changed since (now sha256
+ * H2): ...", "written with the shipped rules <openrtb> of bidnorm V ...".
+ * "mixed" is BN_EUSAGE "built from inputs of several rules (rules_sha256
+ * 'mixed'): pass --rules FILE|NAME with the rules to lint against". No
+ * manifest, no rules_sha256 or "" (inputs not written by ingest): the
+ * default rules. Also BN_EIO (unreadable manifest), BN_ECORRUPT ("not a
+ * JSON object", "rules_sha256 is not a string"), what bn_rules_load
+ * returns, BN_ENOMEM. *out is set only on success; free with bn_rules_free.
+ */
+int bn_vocab_load_rules(bn_rules **out, const char *dir, const char *spec, bn_error *err);
 
 /* ---- comparing and regenerating ---- */
 

@@ -39,6 +39,12 @@ int cli_load_rules(const char *cmd, const char *path, bn_rules **out);
 int cli_load_rules_for_avro(const char *cmd, const char *spec, const char *const *inputs, size_t ninputs,
 			    int allow_mixed, bn_rules **out);
 
+/*
+ * --rules for a command that reads a vocabulary directory (vocab lint, parity; bn_vocab_load_rules):
+ * spec NULL takes the rules dir's manifest records, else spec. Prints the error.
+ */
+int cli_load_rules_for_vocab(const char *cmd, const char *dir, const char *spec, bn_rules **out);
+
 /* Parse a non-negative number / integer option value; 0 on success. */
 int cli_parse_double(const char *s, double *out);
 int cli_parse_uint(const char *s, unsigned long long max, unsigned long long *out);

@@ -40,31 +40,36 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	return BN_EXIT_USAGE;
 }
 
-int cli_load_rules(const char *cmd, const char *path, bn_rules **out)
+/* The exit code of a rules load that returned rc, after printing err when it failed. */
+static int rules_loaded(const char *cmd, int rc, const bn_error *err)
 {
-	bn_error err;
-	int rc;
-	bn_error_clear(&err);
-	rc = bn_rules_load(out, path, &err);
 	if (rc < 0) {
-		cli_print_error(cmd, &err);
+		cli_print_error(cmd, err);
 		return cli_exit_code(rc); /* unreadable: 5, like any input; invalid: 4 */
 	}
 	return BN_EXIT_OK;
+}
+
+int cli_load_rules(const char *cmd, const char *path, bn_rules **out)
+{
+	bn_error err;
+	bn_error_clear(&err);
+	return rules_loaded(cmd, bn_rules_load(out, path, &err), &err);
 }
 
 int cli_load_rules_for_avro(const char *cmd, const char *spec, const char *const *inputs, size_t ninputs,
 			    int allow_mixed, bn_rules **out)
 {
 	bn_error err;
-	int rc;
 	bn_error_clear(&err);
-	rc = bn_rules_load_for_avro(out, spec, inputs, ninputs, allow_mixed, &err);
-	if (rc < 0) {
-		cli_print_error(cmd, &err);
-		return cli_exit_code(rc);
-	}
-	return BN_EXIT_OK;
+	return rules_loaded(cmd, bn_rules_load_for_avro(out, spec, inputs, ninputs, allow_mixed, &err), &err);
+}
+
+int cli_load_rules_for_vocab(const char *cmd, const char *dir, const char *spec, bn_rules **out)
+{
+	bn_error err;
+	bn_error_clear(&err);
+	return rules_loaded(cmd, bn_vocab_load_rules(out, dir, spec, &err), &err);
 }
 
 int cli_parse_double(const char *s, double *out)

@@ -19,6 +19,8 @@ static const char usage[] =
 	"      --rules FILE|NAME    rule file, or a shipped set: bidlog, openrtb; default: the\n"
 	"                           rules the inputs' Avro headers name (the shipped set with\n"
 	"                           their hash, or the rule file they name if still identical)\n"
+	"      --allow-other-rules  use a vocabulary built from data of other rules than these\n"
+	"                           (its manifest's rules_sha256): for rules changed deliberately\n"
 	"      --codec NAME         zstandard (default), deflate, snappy or null\n"
 	"      --level N            codec level (default: zstandard 3, deflate 6)\n"
 	"      --block-size BYTES   uncompressed Avro block size (default 1048576)\n"
@@ -26,7 +28,8 @@ static const char usage[] =
 	"  -h, --help\n"
 	"\n"
 	"Exit codes: 0 ok, 1 other failure, 2 usage (also: inputs written with other rules than\n"
-	"each other or --rules, or with a rule file that is not here as it was), 4 rule file\n"
+	"each other or --rules, or with a rule file that is not here as it was, or with another\n"
+	"text repair version; a vocabulary built from data of other rules), 4 rule file\n"
 	"invalid, 5 input or output error (also: unreadable rule file, a vocabulary that does\n"
 	"not fit the rules or was built with another text repair version).\n";
 
@@ -39,6 +42,7 @@ int cmd_encode(int argc, char **argv)
 		{ "codec", required_argument, NULL, 'c' },
 		{ "level", required_argument, NULL, 'l' },
 		{ "block-size", required_argument, NULL, 'b' },
+		{ "allow-other-rules", no_argument, NULL, 'A' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -48,11 +52,13 @@ int cmd_encode(int argc, char **argv)
 	bn_rules *rules = NULL;
 	bn_model *model = NULL;
 	bn_encode_options opt;
+	bn_model_options mo;
 	bn_encode_summary sum;
 	bn_error err;
 	int c, rc, quiet = 0, exit_code = BN_EXIT_OK;
 
 	bn_encode_options_init(&opt);
+	bn_model_options_init(&mo);
 	bn_error_clear(&err);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:qh", longopts, NULL)) != -1) {
@@ -61,6 +67,7 @@ int cmd_encode(int argc, char **argv)
 		case 'o': opt.output = optarg; break;
 		case 'r': rules_path = optarg; break;
 		case 'q': quiet = 1; break;
+		case 'A': mo.allow_other_rules = 1; break;
 		case 'h': fputs(usage, stdout); return BN_EXIT_OK;
 		case 'c':
 		case 'l':
@@ -85,7 +92,7 @@ int cmd_encode(int argc, char **argv)
 					    0, &rules);
 	if (exit_code != BN_EXIT_OK)
 		goto cleanup;
-	rc = bn_model_load(&model, rules, vocab, &err);
+	rc = bn_model_load_ext(&model, rules, vocab, &mo, &err);
 	if (rc == BN_OK) {
 		opt.model = model;
 		opt.inputs = (const char *const *)argv + optind;

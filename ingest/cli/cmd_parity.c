@@ -17,7 +17,10 @@ static const char usage[] =
 	"the raw value, the served value, the expected value and its normalization trace.\n"
 	"\n"
 	"  --vocab DIR               vocabulary directory the served model was built with\n"
-	"  --rules FILE|NAME         rule file, or a shipped set: bidlog (the default), openrtb\n"
+	"  --rules FILE|NAME         rule file, or a shipped set: bidlog, openrtb; default: the\n"
+	"                            rules the vocabulary's manifest names (as 'vocab lint')\n"
+	"  --allow-other-rules       use a vocabulary built from data of other rules than --rules\n"
+	"                            (for rules changed deliberately)\n"
 	"  --max-mismatch-rate R     fail (exit 3) when a feature's mismatch rate, the share of\n"
 	"                            raw records the rules reject, or the share of log lines\n"
 	"                            that are not parity records (listed with file:line and the\n"
@@ -26,11 +29,12 @@ static const char usage[] =
 	"  --json                    one JSON object instead of the table (for CI)\n"
 	"  -h, --help\n"
 	"\n"
-	"Exit codes: 0 parity, 1 other failure, 2 usage, 3 a rate above --max-mismatch-rate\n"
-	"(feature mismatches, rejected raw records or malformed lines: stderr says which),\n"
-	"4 rule file invalid, 5 unreadable log (missing, corrupt or truncated zstd or gzip,\n"
-	"or compressed as bzip2, xz, lz4, zip, snappy or lzop, which are not read), unreadable\n"
-	"rule file or a vocabulary that does not fit the rules.\n";
+	"Exit codes: 0 parity, 1 other failure, 2 usage (also: a vocabulary built from data of\n"
+	"other rules than --rules, or whose manifest's rules are not here as they were), 3 a rate\n"
+	"above --max-mismatch-rate (feature mismatches, rejected raw records or malformed lines:\n"
+	"stderr says which), 4 rule file invalid, 5 unreadable log (missing, corrupt or truncated\n"
+	"zstd or gzip, or compressed as bzip2, xz, lz4, zip, snappy or lzop, which are not read),\n"
+	"unreadable rule file or a vocabulary that does not fit the rules.\n";
 
 /* Check every line of one log. */
 static int check_log(bn_parity *p, const char *path, size_t max_line, bn_error *err)
@@ -63,6 +67,7 @@ int cmd_parity(int argc, char **argv)
 		{ "max-mismatch-rate", required_argument, NULL, 'm' },
 		{ "examples", required_argument, NULL, 'e' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "allow-other-rules", no_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -71,6 +76,7 @@ int cmd_parity(int argc, char **argv)
 	bn_rules *rules = NULL;
 	bn_model *model = NULL;
 	bn_parity *par = NULL;
+	bn_model_options mo;
 	char *report = NULL;
 	bn_error err;
 	double max_rate = 0;
@@ -78,12 +84,14 @@ int cmd_parity(int argc, char **argv)
 	int c, rc, json = 0, failed = 0, exit_code = BN_EXIT_OK;
 
 	bn_error_clear(&err);
+	bn_model_options_init(&mo);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'v': vocab = optarg; break;
 		case 'r': rules_path = optarg; break;
 		case 'j': json = 1; break;
+		case 'A': mo.allow_other_rules = 1; break;
 		case 'h': fputs(usage, stdout); return BN_EXIT_OK;
 		case 'm':
 			if (cli_parse_double(optarg, &max_rate) < 0 || max_rate > 1)
@@ -103,10 +111,10 @@ int cmd_parity(int argc, char **argv)
 		return cli_usage_error(cmd, "--vocab DIR is required");
 	if (optind == argc)
 		return cli_usage_error(cmd, "no LOG given");
-	exit_code = cli_load_rules(cmd, rules_path, &rules);
+	exit_code = cli_load_rules_for_vocab(cmd, vocab, rules_path, &rules);
 	if (exit_code != BN_EXIT_OK)
 		goto cleanup;
-	rc = bn_model_load(&model, rules, vocab, &err);
+	rc = bn_model_load_ext(&model, rules, vocab, &mo, &err);
 	if (rc == BN_OK)
 		rc = bn_parity_new(&par, model, (size_t)examples, &err);
 	/* A log line holds a raw record and its encoding: allow twice the rules' line limit. */

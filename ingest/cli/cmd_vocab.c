@@ -29,7 +29,9 @@ static const struct {
 	  "With --part, into a part again, so merges can form a tree. An input counted\n"
 	  "twice (a part merged twice, parts that share an input) is refused.\n" },
 	{ "lint", SUB_LINT, "vocab lint DIR [--rules FILE|NAME]",
-	  "Checks that every token of DIR is a fixed point of its field's normalizer chain.\n" },
+	  "Checks that every token of DIR is a fixed point of its field's normalizer chain: of\n"
+	  "the rules DIR/manifest.json records (the shipped set with its rules_sha256, else the\n"
+	  "rule file its rules_source names, if still identical), or --rules.\n" },
 	{ "diff", SUB_DIFF, "vocab diff OLD NEW [--json]",
 	  "Added, removed and re-indexed tokens, overlap and coverage change per field.\n" },
 	{ "regen", SUB_REGEN, "vocab regen --root ROOT --task NAME --field F [OPTIONS] INPUT.avro...",
@@ -48,14 +50,16 @@ static const char about[] =
 static const char exit_codes[] =
 	"Exit codes: 0 ok, 1 lint failure, out of memory (also past --max-memory) or other\n"
 	"failure, 2 usage (also a --where value the field cannot hold, inputs whose rules disagree\n"
-	"with each other or --rules, or whose rule file is not here as it was), 3 nothing published:\n"
-	"no row matched (a vocabulary from zero rows) or the regen guardrail refused the\n"
-	"switch, 4 rule file invalid, 5 input or output error (unreadable or corrupt Avro or\n"
-	"part file, unreadable rule file).\n";
+	"with each other or --rules, or whose rule file is not here as it was, inputs of another\n"
+	"text repair version; lint: rules the manifest records that are not here as they were),\n"
+	"3 nothing published: no row matched (a vocabulary from zero rows) or the regen guardrail\n"
+	"refused the switch, 4 rule file invalid, 5 input or output error (unreadable or corrupt\n"
+	"Avro or part file, unreadable rule file).\n";
 
 enum {
 	OPT_MIN_COUNT = 256, OPT_TOP_K, OPT_TASK, OPT_MAX_MEMORY, OPT_MIXED, OPT_RULES, OPT_FORCE, OPT_JSON,
-	OPT_ROOT, OPT_MAX_CHURN, OPT_MAX_COV, OPT_KEEP, OPT_SPILL_DIR, OPT_PART, OPT_SOURCE_NAME, OPT_DIE_WITH_PARENT
+	OPT_ROOT, OPT_MAX_CHURN, OPT_MAX_COV, OPT_KEEP, OPT_SPILL_DIR, OPT_PART, OPT_SOURCE_NAME, OPT_DIE_WITH_PARENT,
+	OPT_OTHER_REPAIR
 };
 
 /* Which subcommands take each option (by getopt value), and its help text: one table drives both. */
@@ -97,8 +101,13 @@ static const struct {
 	  "      --rules FILE|NAME      rules (a file, or bidlog, openrtb) to lint against and\n"
 	  "                             normalize --where values with; default: those the inputs'\n"
 	  "                             Avro headers name (merge: the shipped set of the parts' rules\n"
-	  "                             hash; lint: the embedded rules). Inputs written with other\n"
-	  "                             rules are refused unless --allow-mixed-rules\n" },
+	  "                             hash; lint: those DIR/manifest.json names). Inputs written\n"
+	  "                             with other rules are refused unless --allow-mixed-rules\n" },
+	{ OPT_OTHER_REPAIR, "--allow-other-text-repair", SUB_BUILD | SUB_COUNT | SUB_REGEN,
+	  "      --allow-other-text-repair\n"
+	  "                             count inputs written with another text repair version than\n"
+	  "                             this bidnorm's (refused by default: serving refuses such a\n"
+	  "                             vocabulary; re-ingest them instead)\n" },
 	{ OPT_FORCE, "--force", SUB_BUILD | SUB_MERGE | SUB_REGEN,
 	  "      --force                replace an existing DIR (build, merge); switch even when a\n"
 	  "                             guardrail refuses (regen)\n" },
@@ -163,7 +172,7 @@ typedef struct args {
 	size_t nowned;
 	unsigned long long min_count, top_k, max_memory, keep;
 	double max_churn, max_cov;
-	int mixed, force, json, quiet, part, die_with_parent;
+	int mixed, force, json, quiet, part, die_with_parent, other_repair;
 	char cmd[32];
 	pid_t parent;            /* getppid() when the command started, for --die-with-parent */
 } args;
@@ -225,6 +234,7 @@ static int parse_args(args *a, int argc, char **argv)
 		{ "part", no_argument, NULL, OPT_PART },
 		{ "source-name", required_argument, NULL, OPT_SOURCE_NAME },
 		{ "die-with-parent", no_argument, NULL, OPT_DIE_WITH_PARENT },
+		{ "allow-other-text-repair", no_argument, NULL, OPT_OTHER_REPAIR },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -294,6 +304,7 @@ static int parse_args(args *a, int argc, char **argv)
 			break;
 		case OPT_PART: a->part = 1; break;
 		case OPT_DIE_WITH_PARENT: a->die_with_parent = 1; break;
+		case OPT_OTHER_REPAIR: a->other_repair = 1; break;
 		case OPT_SOURCE_NAME:
 			if (!*optarg) {
 				cli_usage_error(a->cmd, "--source-name must not be empty");
@@ -385,7 +396,7 @@ static int run(args *a, int argc, char **argv)
 		uint64_t bad = 0;
 		if (ninputs != 1)
 			return cli_usage_error(cmd, "expected one vocabulary directory");
-		exit_code = cli_load_rules(cmd, a->rules_path, &rules);
+		exit_code = cli_load_rules_for_vocab(cmd, inputs[0], a->rules_path, &rules);
 		if (exit_code != BN_EXIT_OK)
 			return exit_code;
 		rc = bn_vocab_lint(&bad, inputs[0], rules, print_bad_token, stdout, &err);
@@ -477,6 +488,14 @@ static int run(args *a, int argc, char **argv)
 		exit_code = cli_load_rules(cmd, a->rules_path, &rules);
 	if (exit_code != BN_EXIT_OK)
 		goto cleanup;
+	/* Tokens of another text repair make a vocabulary serving refuses: say so before counting for hours. */
+	if (a->subbit != SUB_MERGE && !a->other_repair) {
+		rc = bn_vocab_check_text_repair((const char *const *)inputs, ninputs, &err);
+		if (rc < 0) {
+			exit_code = fail(cmd, &err, rc);
+			goto cleanup;
+		}
+	}
 
 	rc = bn_vocab_counter_new(&c, a->fields, a->nfields, a->where, a->nwhere, (size_t)a->max_memory, a->mixed, &err);
 	if (rc == BN_OK && (a->max_memory || a->spill_dir))

@@ -8,9 +8,6 @@
 #include "util/sha256.h"
 #include "vocab/avro_reader.h"
 
-/* Hex digits of a rules hash shown in messages: enough to tell rule files apart, short enough to read. */
-#define SHOWN 12
-
 static void copy_meta(char *dst, size_t cap, const bn_avro_reader *r, const char *key)
 {
 	size_t n = 0;
@@ -49,12 +46,11 @@ static int read_header(bn_rules_origin *h, void *ctx, size_t i, bn_error *err)
 /* "<openrtb>, sha256 0123456789ab" (the source when the header has one). */
 static const char *describe(char *buf, size_t cap, const bn_rules_origin *h)
 {
-	snprintf(buf, cap, "%s%ssha256 %.*s", h->source, h->source[0] ? ", " : "", SHOWN, h->sha);
+	snprintf(buf, cap, "%s%ssha256 %.*s", h->source, h->source[0] ? ", " : "", BN_RULES_SHA_SHOWN, h->sha);
 	return buf;
 }
 
-/* The shipped set whose text hashes to sha, or NULL. */
-static const char *shipped_with_sha(const char *sha)
+const char *bn_rules_shipped_with_sha(const char *sha)
 {
 	const char *name;
 	for (size_t i = 0; (name = bn_rules_builtin_name(i)) != NULL; i++) {
@@ -84,7 +80,7 @@ static const char *shipped_name(char *buf, size_t cap, const char *source)
 static int resolve(bn_rules **out, const bn_rules_origin *h, bn_error *err)
 {
 	const char *path = h->input;
-	const char *name = shipped_with_sha(h->sha);
+	const char *name = bn_rules_shipped_with_sha(h->sha);
 	char set[64];
 	const char *set_name;
 	bn_rules *r = NULL;
@@ -98,7 +94,7 @@ static int resolve(bn_rules **out, const bn_rules_origin *h, bn_error *err)
 		return bn_error_set(err, BN_EUSAGE,
 				    "written with rules that are not a shipped set (sha256 %.*s), and %s: pass --rules FILE "
 				    "with the rule file it was written with",
-				    SHOWN, h->sha, h->unnamed);
+				    BN_RULES_SHA_SHOWN, h->sha, h->unnamed);
 	set_name = shipped_name(set, sizeof(set), h->source);
 	if (set_name) {
 		size_t size;
@@ -108,13 +104,13 @@ static int resolve(bn_rules **out, const bn_rules_origin *h, bn_error *err)
 			return bn_error_set(err, BN_EUSAGE,
 					    "written with the shipped rules %s of bidnorm %s (sha256 %.*s), which this bidnorm "
 					    "does not ship: pass --rules FILE with the rules it was written with",
-					    h->source, h->version[0] ? h->version : "(unknown)", SHOWN, h->sha);
+					    h->source, h->version[0] ? h->version : "(unknown)", BN_RULES_SHA_SHOWN, h->sha);
 		bn_sha256_hex(hex, text, size);
 		return bn_error_set(err, BN_EUSAGE,
 				    "written with the shipped rules %s of bidnorm %s (sha256 %.*s), not this bidnorm's "
 				    "(sha256 %.*s): ingest it again with this bidnorm, or pass --rules FILE with the rules it "
 				    "was written with",
-				    h->source, h->version[0] ? h->version : "(unknown)", SHOWN, h->sha, SHOWN, hex);
+				    h->source, h->version[0] ? h->version : "(unknown)", BN_RULES_SHA_SHOWN, h->sha, BN_RULES_SHA_SHOWN, hex);
 	}
 	rc = bn_rules_load_file(&r, h->source, err);
 	if (rc == BN_EIO) {
@@ -125,7 +121,7 @@ static int resolve(bn_rules **out, const bn_rules_origin *h, bn_error *err)
 		return bn_error_set(err, BN_EUSAGE,
 				    "written with the rule file '%s' (sha256 %.*s), which cannot be read here (%s): pass "
 				    "--rules FILE with that rule file",
-				    h->source, SHOWN, h->sha, why);
+				    h->source, BN_RULES_SHA_SHOWN, h->sha, why);
 	}
 	if (rc < 0)
 		return rc;
@@ -134,7 +130,7 @@ static int resolve(bn_rules **out, const bn_rules_origin *h, bn_error *err)
 		rc = bn_error_set(err, BN_EUSAGE,
 				  "written with the rule file '%s' (sha256 %.*s), which has changed since (now sha256 "
 				  "%.*s): pass --rules FILE with the rule file it was written with",
-				  h->source, SHOWN, h->sha, SHOWN, bn_rules_sha256(r));
+				  h->source, BN_RULES_SHA_SHOWN, h->sha, BN_RULES_SHA_SHOWN, bn_rules_sha256(r));
 		bn_rules_free(r);
 		return rc;
 	}
@@ -162,7 +158,7 @@ int bn_rules_for_origins(bn_rules **out, const char *spec, size_t n, bn_rules_or
 						  "written with other rules (%s) than --rules %s (sha256 %.*s): leave out --rules "
 						  "to use the input's own rules (where mixing is allowed, --allow-mixed-rules "
 						  "accepts them)",
-						  describe(a, sizeof(a), &h), spec, SHOWN, bn_rules_sha256(r));
+						  describe(a, sizeof(a), &h), spec, BN_RULES_SHA_SHOWN, bn_rules_sha256(r));
 			}
 		}
 		goto done;

@@ -7,6 +7,9 @@
 #include "bidnorm/error.h"
 #include "bidnorm/rules.h"
 
+/* Hex digits of a rules hash shown in messages: enough to tell rule files apart, short enough to read. */
+#define BN_RULES_SHA_SHOWN 12
+
 /* What one input records about its rules. */
 typedef struct bn_rules_origin {
 	const char *input;                 /* the input's name, for messages (owned by the caller) */
@@ -18,6 +21,9 @@ typedef struct bn_rules_origin {
 
 /* Fill *o (zeroed by the caller) with input i's origin. Returns BN_OK or a bn_status with err set. */
 typedef int (*bn_rules_origin_fn)(bn_rules_origin *o, void *ctx, size_t i, bn_error *err);
+
+/* The shipped set ("bidlog", "openrtb") whose text hashes to sha (lower-case hex), or NULL. */
+const char *bn_rules_shipped_with_sha(const char *sha);
 
 /*
  * The rules of inputs 0..n-1 (origins from next), as bn_rules_load_for_avro documents: spec given,

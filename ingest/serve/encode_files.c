@@ -46,12 +46,15 @@ static int flush_block(encode_run *r, bn_error *err)
 	return rc;
 }
 
-/* The inputs must be ingest outputs of the model's rules: same hash, same schema. */
-static int check_input(encode_run *r, const char *path, bn_error *err)
+/*
+ * The inputs must be ingest outputs of the model's rules (same hash, same schema) and of this
+ * bidnorm's text repair, which the model's vocabulary was built with and serving repairs with:
+ * strings of another version are fixed points too, so encoding would not notice them.
+ */
+static int check_input(const bn_avro_reader *in, const bn_rules *rules, const char *path, bn_error *err)
 {
-	const bn_rules *rules = r->opt->model->rules;
 	size_t n;
-	const char *sha = bn_avro_reader_meta(r->in, "bidnorm.rules.sha256", &n);
+	const char *sha = bn_avro_reader_meta(in, "bidnorm.rules.sha256", &n);
 
 	bn_error_locate(err, path, 0, 0);
 	if (!sha)
@@ -59,10 +62,27 @@ static int check_input(encode_run *r, const char *path, bn_error *err)
 	if (n != strlen(bn_rules_sha256(rules)) || memcmp(sha, bn_rules_sha256(rules), n) != 0)
 		return bn_error_set(err, BN_EUSAGE, "written with other rules (rules sha256 %.*s, the model's %s)",
 				    (int)(n < 64 ? n : 64), sha, bn_rules_sha256(rules));
-	if (strcmp(bn_avro_reader_schema(r->in), bn_rules_schema_json(rules)) != 0)
+	if (strcmp(bn_avro_reader_schema(in), bn_rules_schema_json(rules)) != 0)
 		return bn_error_set(err, BN_EUSAGE, "schema is not the rules' schema");
+	if (bn_avro_check_text_repair(in, path, "ingest it again with this bidnorm", err) < 0)
+		return BN_EUSAGE;
 	bn_error_locate(err, NULL, 0, 0);
 	return BN_OK;
+}
+
+/* Every input's header, before anything is written. */
+static int check_inputs(const bn_encode_options *opt, bn_error *err)
+{
+	bn_avro_reader *in = NULL;
+	int rc = BN_OK;
+	for (size_t i = 0; rc == BN_OK && i < opt->ninputs; i++) {
+		rc = bn_avro_reader_open(&in, opt->inputs[i], err);
+		if (rc == BN_OK)
+			rc = check_input(in, opt->model->rules, opt->inputs[i], err);
+		bn_avro_reader_free(in);
+		in = NULL;
+	}
+	return rc;
 }
 
 static int encode_input(encode_run *r, const char *path, bn_error *err)
@@ -73,8 +93,8 @@ static int encode_input(encode_run *r, const char *path, bn_error *err)
 	int rc;
 
 	rc = bn_avro_reader_open(&r->in, path, err);
-	if (rc == BN_OK)
-		rc = check_input(r, path, err);
+	if (rc == BN_OK) /* again: the file may have been replaced since check_inputs */
+		rc = check_input(r->in, r->opt->model->rules, path, err);
 	while (rc == BN_OK && (rc = bn_avro_reader_next_block(r->in, &data, &size, &count, err)) > 0) {
 		const char *p = data, *end = data + size;
 		rc = BN_OK;
@@ -149,7 +169,9 @@ int bn_encode_files(bn_encode_summary *sum, const bn_encode_options *opt, bn_err
 		{ "bidnorm.text_repair", bn_text_repair_version() },
 		{ "bidnorm.sources", sources.data },
 	};
-	rc = bn_encoder_new(&r.enc, opt->model, err);
+	rc = check_inputs(opt, err);
+	if (rc == BN_OK)
+		rc = bn_encoder_new(&r.enc, opt->model, err);
 	if (rc == BN_OK)
 		rc = bn_avro_compressor_new(&r.comp, opt->codec, opt->codec_level, err);
 	if (rc == BN_OK) {

@@ -9,6 +9,7 @@
 #include "bidnorm/normalize.h"
 #include "bidnorm/vocab.h"
 #include "record/json.h"
+#include "rules/origin.h"
 #include "serve/model.h"
 #include "util/buf.h"
 #include "util/file.h"
@@ -274,24 +275,16 @@ static int build_features(bn_model *m, const unsigned char *vocab_of, bn_error *
  * that no lint can see, as both versions' tokens are fixed points. A directory without a
  * manifest was not made by `vocab build` and says nothing: it is taken as it is.
  */
-static int check_text_repair(const char *vocab_dir, bn_error *err)
+static int check_text_repair(const char *vocab_dir, const char *manifest, bn_error *err)
 {
-	static const char *const key[] = { "text_repair" };
-	char *version = NULL, *path = NULL;
-	int type, found, rc;
+	char *version = NULL;
+	int found, rc;
 
-	rc = bn_vocab_manifest_value(&version, &type, &found, vocab_dir, key, 1, err);
+	rc = bn_vocab_manifest_string(&version, &found, vocab_dir, "text_repair", err);
 	if (rc < 0 || found == 0)
 		goto cleanup;
-	path = bn_path_join(vocab_dir, "manifest.json");
-	if (!path) {
-		rc = oom(err);
-		goto cleanup;
-	}
-	bn_error_locate(err, path, 0, 0);
-	if (found == 2 && type != BN_JSON_STRING) {
-		rc = bn_error_set(err, BN_ECORRUPT, "text_repair is not a string");
-	} else if (strcmp(version ? version : "1", bn_text_repair_version()) != 0) {
+	if (strcmp(version ? version : "1", bn_text_repair_version()) != 0) {
+		bn_error_locate(err, manifest, 0, 0);
 		rc = bn_error_set(err, BN_ECORRUPT,
 				  "vocabulary built with text repair version '%s'%s, but this bidnorm repairs text with "
 				  "version '%s': the same raw text gives other tokens (training/serving skew); build the "
@@ -300,19 +293,77 @@ static int check_text_repair(const char *vocab_dir, bn_error *err)
 				  !version ? " (the manifest has no text_repair: it predates the key)"
 				  : strcmp(version, "mixed") == 0 ? " (inputs of several versions)" : "",
 				  bn_text_repair_version());
-	} else {
-		bn_error_locate(err, NULL, 0, 0);
 	}
 cleanup:
 	free(version);
-	free(path);
 	return rc;
+}
+
+/*
+ * The vocabulary's tokens are what the rules that ingested its data made of the raw text
+ * (the manifest's rules_sha256, rules_source). Other rules - another bundle chain, say - can
+ * make other tokens of the same text that are fixed points of both chains, so lint passes and
+ * serving silently looks them up out of vocabulary. Refused unless the caller changed the rules
+ * deliberately. A manifest without the hash, or with an empty one (inputs not written by
+ * ingest), says nothing.
+ */
+static int check_rules(const char *vocab_dir, const char *manifest, const bn_rules *rules,
+		       const bn_model_options *opt, bn_error *err)
+{
+	char *sha = NULL, *source = NULL;
+	char theirs[BN_ERROR_SOURCE_MAX + 32], ours[BN_ERROR_SOURCE_MAX + 32], set[64];
+	const char *ours_sha = bn_rules_sha256(rules), *shipped;
+	int found, mixed, rc;
+
+	rc = bn_vocab_manifest_string(&sha, &found, vocab_dir, "rules_sha256", err);
+	if (rc < 0 || !sha || !sha[0] || strcmp(sha, ours_sha) == 0 || opt->allow_other_rules)
+		goto cleanup;
+	rc = bn_vocab_manifest_string(&source, &found, vocab_dir, "rules_source", err);
+	if (rc < 0)
+		goto cleanup;
+	shipped = bn_rules_shipped_with_sha(sha);
+	if (shipped)
+		snprintf(set, sizeof(set), strcmp(shipped, bn_rules_builtin_name(0)) == 0 ? "<default>" : "<%s>", shipped);
+	if (!(source && source[0]))
+		snprintf(theirs, sizeof(theirs), "%s%ssha256 %.*s", shipped ? set : "", shipped ? ", " : "",
+			 BN_RULES_SHA_SHOWN, sha);
+	else
+		snprintf(theirs, sizeof(theirs), "%.*s, sha256 %.*s", BN_ERROR_SOURCE_MAX - 1, source, BN_RULES_SHA_SHOWN,
+			 sha);
+	snprintf(ours, sizeof(ours), "%.*s, sha256 %.*s", BN_ERROR_SOURCE_MAX - 1, bn_rules_source_name(rules),
+		 BN_RULES_SHA_SHOWN, ours_sha);
+	mixed = strcmp(sha, "mixed") == 0;
+	bn_error_locate(err, manifest, 0, 0);
+	rc = bn_error_set(err, BN_EUSAGE,
+			  "vocabulary built from data ingested with %s (%s)%s the rules loaded (%s): the same raw text "
+			  "can give tokens the vocabulary does not hold (training/serving skew, silently out of "
+			  "vocabulary); load the rules the data were ingested with, or build the vocabulary again from "
+			  "data ingested with these; if the rules changed deliberately, allow_other_rules "
+			  "(--allow-other-rules) loads it anyway",
+			  mixed ? "several rules" : "other rules", mixed ? "rules_sha256 'mixed'" : theirs,
+			  mixed ? ", not only" : " than", ours);
+cleanup:
+	free(sha);
+	free(source);
+	return rc;
+}
+
+void bn_model_options_init(bn_model_options *opt)
+{
+	memset(opt, 0, sizeof(*opt));
 }
 
 int bn_model_load(bn_model **out, const bn_rules *rules, const char *vocab_dir, bn_error *err)
 {
+	return bn_model_load_ext(out, rules, vocab_dir, NULL, err);
+}
+
+int bn_model_load_ext(bn_model **out, const bn_rules *rules, const char *vocab_dir, const bn_model_options *opt_in,
+		      bn_error *err)
+{
+	bn_model_options opt;
 	bn_model *m = NULL;
-	char **names = NULL, *path = NULL, *file = NULL;
+	char **names = NULL, *path = NULL, *file = NULL, *manifest = NULL;
 	size_t nnames = 0;
 	unsigned char *vocab_of = NULL;
 	bn_buf text = { 0 };
@@ -323,9 +374,18 @@ int bn_model_load(bn_model **out, const bn_rules *rules, const char *vocab_dir, 
 	if (!out || !rules || !vocab_dir)
 		return bn_error_set(err, BN_EUSAGE, "bn_model_load: rules and vocab_dir must not be NULL");
 	bn_error_clear(err);
-	rc = check_text_repair(vocab_dir, err);
+	if (opt_in)
+		opt = *opt_in;
+	else
+		bn_model_options_init(&opt);
+	manifest = bn_path_join(vocab_dir, "manifest.json");
+	if (!manifest)
+		return oom(err);
+	rc = check_text_repair(vocab_dir, manifest, err);
+	if (rc == BN_OK)
+		rc = check_rules(vocab_dir, manifest, rules, &opt, err);
 	if (rc < 0)
-		return rc;
+		goto cleanup;
 	rc = bn_vocab_dir_fields(&names, &nnames, vocab_dir, err);
 	if (rc < 0)
 		goto cleanup;
@@ -406,6 +466,7 @@ cleanup:
 	free(vocab_of);
 	free(path);
 	free(file);
+	free(manifest);
 	bn_buf_free(&text);
 	return rc;
 }

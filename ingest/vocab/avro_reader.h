@@ -36,6 +36,15 @@ int bn_avro_reader_open(bn_avro_reader **out, const char *path, bn_error *err);
 /* Metadata value of key (not NUL-terminated: *size bytes), or NULL when absent. Owned by r. */
 const char *bn_avro_reader_meta(const bn_avro_reader *r, const char *key, size_t *size);
 
+/*
+ * BN_OK when r's header records this bidnorm's text repair version (bidnorm.text_repair; absent =
+ * version 1, as the vocabulary counter records it), else BN_EUSAGE (err->source = path) "written
+ * with text repair version 'V', but this bidnorm repairs text with version 'W': the same raw text
+ * gives other tokens (training/serving skew); FIX" (absent: "'1' (the header has no
+ * bidnorm.text_repair: written before it was recorded, or not by bidnorm ingest), ...").
+ */
+int bn_avro_check_text_repair(const bn_avro_reader *r, const char *path, const char *fix, bn_error *err);
+
 /* avro.schema as a NUL-terminated string, owned by r. */
 const char *bn_avro_reader_schema(const bn_avro_reader *r);
 

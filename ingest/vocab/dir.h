@@ -26,4 +26,11 @@ void bn_vocab_names_free(char **names, size_t n);
 int bn_vocab_manifest_value(char **out, int *type, int *found, const char *dir, const char *const *keys, size_t nkeys,
 			    bn_error *err);
 
+/*
+ * The string at top-level key of dir/manifest.json, as bn_vocab_manifest_value (*found, *out
+ * malloc'ed or NULL when absent); a value that is not a string is BN_ECORRUPT "KEY is not a
+ * string" with err->source the manifest.
+ */
+int bn_vocab_manifest_string(char **out, int *found, const char *dir, const char *key, bn_error *err);
+
 #endif

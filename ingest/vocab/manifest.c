@@ -1,4 +1,4 @@
-/* manifest.c - reading one value of a vocabulary directory's manifest.json (vocab diff's coverage, the model's text repair version). */
+/* manifest.c - reading one value of a vocabulary directory's manifest.json (vocab diff's coverage, the model's text repair version and rules, vocab lint's rules). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,4 +76,21 @@ cleanup:
 	bn_buf_free(&b);
 	free(path);
 	return rc;
+}
+
+int bn_vocab_manifest_string(char **out, int *found, const char *dir, const char *key, bn_error *err)
+{
+	const char *keys[] = { key };
+	char *path;
+	int type, rc = bn_vocab_manifest_value(out, &type, found, dir, keys, 1, err);
+	if (rc < 0 || *found != 2 || type == BN_JSON_STRING)
+		return rc;
+	free(*out);
+	*out = NULL;
+	path = bn_path_join(dir, "manifest.json");
+	if (!path)
+		return bn_error_set(err, BN_ENOMEM, "out of memory reading the manifest");
+	bn_error_locate(err, path, 0, 0);
+	free(path);
+	return bn_error_set(err, BN_ECORRUPT, "%s is not a string", key);
 }

@@ -553,8 +553,13 @@ static int jkey(bn_buf *b, const char *key, int *first)
 	return bad;
 }
 
+/*
+ * rules: those the tokens were linted against. Their source name is recorded as the inputs'
+ * rules_source when their hash is the inputs' (so the manifest names the rules ingest used, for
+ * `vocab lint` and the serving model load), whether they came from --rules or from the inputs.
+ */
 static int write_manifest(bn_buf *b, const bn_vocab_counter *c, const selection *sel, char (*sha)[65],
-			  const bn_vocab_write_options *opt)
+			  const bn_vocab_write_options *opt, const bn_rules *rules)
 {
 	int bad = 0, first = 1, ff;
 	struct rusage ru;
@@ -571,6 +576,8 @@ static int write_manifest(bn_buf *b, const bn_vocab_counter *c, const selection 
 	bad |= bn_jsonw_cstr(b, opt->task);
 	bad |= bn_jsonw_raw(b, ",\n  \"bidnorm_version\": ") | bn_jsonw_cstr(b, bn_version());
 	bad |= bn_jsonw_raw(b, ",\n  \"rules_sha256\": ") | bn_jsonw_cstr(b, mixed ? "mixed" : rules_sha);
+	if (!mixed && strcmp(rules_sha, bn_rules_sha256(rules)) == 0)
+		bad |= bn_jsonw_raw(b, ",\n  \"rules_source\": ") | bn_jsonw_cstr(b, bn_rules_source_name(rules));
 	bad |= bn_jsonw_raw(b, ",\n  \"text_repair\": ") | bn_jsonw_cstr(b, mixed_repair ? "mixed" : repair);
 	bad |= bn_jsonw_raw(b, ",\n  \"parameters\": {\"min_count\": ") | bn_jsonw_u64(b, opt->min_count);
 	bad |= bn_jsonw_raw(b, ", \"top_k\": ");
@@ -789,7 +796,7 @@ int bn_vocab_write(bn_vocab_write_result *out, bn_vocab_counter *c, const char *
 		out->tokens_written += sel[i].kept;
 	}
 	bn_vcounter_sort_inputs(c);
-	rc = write_manifest(&man, c, sel, sha, &opt);
+	rc = write_manifest(&man, c, sel, sha, &opt, opt.rules ? opt.rules : owned);
 	if (rc < 0) {
 		oom(err);
 		goto cleanup;

@@ -25,6 +25,13 @@ class BnError(ctypes.Structure):
     ]
 
 
+class BnModelOptions(ctypes.Structure):
+    """struct bn_model_options from bidnorm/serve.h."""
+    _fields_ = [
+        ("allow_other_rules", ctypes.c_int),
+    ]
+
+
 _P, _S = ctypes.c_void_p, ctypes.c_size_t
 _E = ctypes.POINTER(BnError)
 _SIGNATURES = {
@@ -38,6 +45,7 @@ _SIGNATURES = {
     "bn_normalize_value": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_char_p, _S, ctypes.POINTER(ctypes.c_void_p),
                                           ctypes.POINTER(_S), ctypes.POINTER(ctypes.c_int), _P, _P, _E]),
     "bn_model_load": (ctypes.c_int, [ctypes.POINTER(_P), _P, ctypes.c_char_p, _E]),
+    "bn_model_load_ext": (ctypes.c_int, [ctypes.POINTER(_P), _P, ctypes.c_char_p, ctypes.POINTER(BnModelOptions), _E]),
     "bn_model_free": (None, [_P]),
     "bn_model_feature_count": (_S, [_P]),
     "bn_model_feature_name": (ctypes.c_char_p, [_P, _S]),

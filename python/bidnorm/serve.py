@@ -114,16 +114,20 @@ class Model(_Closing):
     """Rules plus a vocabulary directory: load once per process; immutable, shared by every Encoder.
 
     Raises BidnormError with the library's message, e.g. (code ECORRUPT, source the manifest) for a
-    vocabulary built with another text repair version than this library's."""
+    vocabulary built with another text repair version than this library's, or (code EUSAGE) for one
+    built from data ingested with other rules than `rules` (its manifest's rules_sha256): the same
+    raw text can give tokens the vocabulary does not hold. allow_other_rules=True loads it anyway,
+    for rules changed deliberately (bn_model_options.allow_other_rules)."""
 
-    def __init__(self, vocab_dir: str, rules: Optional[Rules] = None) -> None:
+    def __init__(self, vocab_dir: str, rules: Optional[Rules] = None, *, allow_other_rules: bool = False) -> None:
         self._own_rules = rules is None
         self.rules = rules or Rules()
         self.lib = self.rules.lib
         self._handle = ctypes.c_void_p()
         err = _capi.BnError()
-        rc = self.lib.bn_model_load(ctypes.byref(self._handle), self.rules.handle, vocab_dir.encode(),
-                                    ctypes.byref(err))
+        opt = _capi.BnModelOptions(allow_other_rules=int(allow_other_rules))
+        rc = self.lib.bn_model_load_ext(ctypes.byref(self._handle), self.rules.handle, vocab_dir.encode(),
+                                        ctypes.byref(opt), ctypes.byref(err))
         if rc != OK:
             if self._own_rules:
                 self.rules.close()

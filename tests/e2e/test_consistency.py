@@ -1,5 +1,6 @@
-"""End-to-end: the commands that read ingest's Avro take the rules it was written with, and serving refuses a
-vocabulary of another text repair version - so a model is never built or served with the wrong rules or repair."""
+"""End-to-end: the commands that read ingest's Avro take the rules it was written with, vocab lint and parity take
+those a vocabulary's manifest records, and serving refuses a vocabulary of other rules or another text repair
+version - so a model is never built or served with the wrong rules or repair."""
 import hashlib
 import json
 import os
@@ -156,6 +157,177 @@ class RulesFromTheHeader(FolderTest):
         self.assertEqual(p.stderr.decode(), "bidnorm encode: m.avro: written with the rule file 'mine.yaml' (sha256 "
                          "%s), which cannot be read here (cannot open: No such file or directory): pass --rules FILE "
                          "with that rule file\n" % sha[:12])
+
+
+class RulesAtServing(RulesFromTheHeader):
+    """A vocabulary keeps the rules that ingested its data; serving other rules is refused unless allowed."""
+
+    def skew(self, theirs, ours, manifest="v/manifest.json"):
+        return ("%s: vocabulary built from data ingested with other rules (%s) than the rules loaded (%s): the same raw "
+                "text can give tokens the vocabulary does not hold (training/serving skew, silently out of "
+                "vocabulary); load the rules the data were ingested with, or build the vocabulary again from data "
+                "ingested with these; if the rules changed deliberately, allow_other_rules (--allow-other-rules) "
+                "loads it anyway\n" % (manifest, theirs, ours))
+
+    def test_serving_other_rules_is_refused_unless_allowed(self):
+        # country is a field of both rule sets, and its openrtb tokens (DEU) are what lint accepts either way
+        self.bidnorm("vocab", "build", "-q", "-o", "v", "--field", "country", self.openrtb)
+        with open(self.path("v/manifest.json")) as f:
+            m = json.load(f)
+        self.assertEqual((m["rules_sha256"], m["rules_source"]), (self.openrtb_sha, "<openrtb>"))
+        openrtb, bidlog = "<openrtb>, sha256 " + self.openrtb_sha[:12], "<default>, sha256 " + self.bidlog_sha[:12]
+        # encode: bid-log data (the rules from their header) against the openrtb vocabulary
+        p = self.bidnorm("encode", "--vocab", "v", "-o", "e.avro", self.bidlog, expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm encode: " + self.skew(openrtb, bidlog))
+        self.assertFalse(os.path.exists(self.path("e.avro")))
+        self.bidnorm("encode", "-q", "--allow-other-rules", "--vocab", "v", "-o", "e.avro", self.bidlog)
+        # the serving example in C and in Python, with their default (bid-log) rules
+        p = subprocess.run([SERVE_EXAMPLE, "--vocab", "v"], input=b"", capture_output=True, cwd=self.dir)
+        self.assertEqual((p.returncode, p.stderr.decode()), (1, "serve_example: " + self.skew(openrtb, bidlog)))
+        raw = subprocess.run(["zstd", "-dc", OPENRTB_SAMPLE], capture_output=True, check=True).stdout
+        raw = b"\n".join(raw.splitlines()[:20]) + b"\n"
+        p = subprocess.run([SERVE_EXAMPLE, "--vocab", "v", "--rules", "openrtb"], input=raw, capture_output=True,
+                           cwd=self.dir)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        served = p.stdout
+        self.assertIn(b'"country":', served)
+        p = subprocess.run([SERVE_EXAMPLE, "--vocab", "v", "--allow-other-rules"], input=b"", capture_output=True,
+                           cwd=self.dir)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        if os.environ.get("BIDNORM_SANITIZED") != "1":  # an uninstrumented python cannot load a sanitized library
+            lib = os.environ.get("BIDNORM_LIB") or os.path.join(os.path.dirname(SERVE_EXAMPLE), "libbidnorm.so")
+            ctypes_serve = [sys.executable, os.path.join(SOURCE, "tools", "serve_ctypes.py"), "--lib", lib, "--vocab",
+                            "v"]
+            p = subprocess.run(ctypes_serve, input=b"", capture_output=True, cwd=self.dir)
+            self.assertEqual((p.returncode, p.stderr.decode()), (1, "serve_ctypes.py: " + self.skew(openrtb, bidlog)))
+            p = subprocess.run(ctypes_serve + ["--rules", "openrtb"], input=raw, capture_output=True, cwd=self.dir)
+            self.assertEqual((p.returncode, p.stdout), (0, served), p.stderr.decode())
+            p = subprocess.run(ctypes_serve + ["--allow-other-rules"], input=b"", capture_output=True, cwd=self.dir)
+            self.assertEqual(p.returncode, 0, p.stderr.decode())
+        # parity takes the manifest's rules; --rules is an explicit choice, held to the same check
+        with open(self.path("empty.jsonl"), "w"):
+            pass
+        self.bidnorm("parity", "--vocab", "v", "empty.jsonl")
+        p = self.bidnorm("parity", "--rules", "bidlog", "--vocab", "v", "empty.jsonl", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm parity: " + self.skew(openrtb, bidlog))
+        self.bidnorm("parity", "--rules", "bidlog", "--allow-other-rules", "--vocab", "v", "empty.jsonl")
+
+    def test_a_rule_file_revised_since_the_vocabulary(self):
+        sha = self.ingest_with_own_rules()
+        self.bidnorm("vocab", "build", "-q", "-o", "v", "--field", "app_bundle,country", "m.avro")
+        with open(self.path("v/manifest.json")) as f:
+            self.assertEqual(json.load(f)["rules_source"], "mine.yaml")
+        self.bidnorm("encode", "-q", "--rules", "mine.yaml", "--vocab", "v", "-o", "e.avro", "m.avro")
+        # the rules are revised; data ingested with the revision meet the old vocabulary
+        with open(self.path("mine.yaml"), "a") as f:
+            f.write("# revised: another bundle chain, say\n")
+        with open(self.path("mine.yaml"), "rb") as f:
+            now = hashlib.sha256(f.read()).hexdigest()
+        self.bidnorm("ingest", "-q", "--rules", "mine.yaml", "-o", "n.avro", BIDLOG_SAMPLE)
+        p = self.bidnorm("encode", "--vocab", "v", "-o", "f.avro", "n.avro", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm encode: " + self.skew("mine.yaml, sha256 " + sha[:12],
+                                                                           "mine.yaml, sha256 " + now[:12]))
+        self.bidnorm("encode", "-q", "--allow-other-rules", "--vocab", "v", "-o", "f.avro", "n.avro")
+
+    def test_lint_takes_the_rules_from_the_manifest(self):
+        # openrtb tokens: before, lint without --rules used the bid-log rules ("no field 'user_segments' ...")
+        self.bidnorm("vocab", "build", "-q", "-o", "v", "--field", "user_segments,country", self.openrtb)
+        p = self.bidnorm("vocab", "lint", "v")
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab lint: ok\n")
+        # --rules stays an explicit choice
+        p = self.bidnorm("vocab", "lint", "v", "--rules", "bidlog", expect=1)
+        self.assertIn("v/user_segments.txt: field 'user_segments' cannot be checked against the rules: no field "
+                      "'user_segments' in the rules\n", p.stdout.decode())
+        self.bidnorm("vocab", "lint", "-q", "v", "--rules", "openrtb")
+        # a rule file of one's own: found again by its name while it is unchanged
+        sha = self.ingest_with_own_rules()
+        self.bidnorm("vocab", "build", "-q", "-o", "w", "--field", "country", "m.avro")
+        self.bidnorm("vocab", "lint", "-q", "w")
+        with open(self.path("mine.yaml"), "a") as f:
+            f.write("# and another\n")
+        with open(self.path("mine.yaml"), "rb") as f:
+            now = hashlib.sha256(f.read()).hexdigest()
+        p = self.bidnorm("vocab", "lint", "w", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab lint: w/manifest.json: written with the rule file "
+                         "'mine.yaml' (sha256 %s), which has changed since (now sha256 %s): pass --rules FILE with the "
+                         "rule file it was written with\n" % (sha[:12], now[:12]))
+        os.unlink(self.path("mine.yaml"))
+        p = self.bidnorm("vocab", "lint", "w", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab lint: w/manifest.json: written with the rule file "
+                         "'mine.yaml' (sha256 %s), which cannot be read here (cannot open: No such file or directory): "
+                         "pass --rules FILE with that rule file\n" % sha[:12])
+        self.bidnorm("vocab", "lint", "-q", "w", "--rules", "bidlog")
+        # a manifest from before rules_source: a shipped set is found by its hash, a rule file is not
+        manifest = self.path("w/manifest.json")
+        with open(manifest) as f:
+            m = json.load(f)
+        del m["rules_source"]
+        with open(manifest, "w") as f:
+            json.dump(m, f)
+        p = self.bidnorm("vocab", "lint", "w", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab lint: w/manifest.json: written with rules that are not a "
+                         "shipped set (sha256 %s), and the manifest names no rule file: pass --rules FILE with the rule "
+                         "file it was written with\n" % sha[:12])
+        m["rules_sha256"] = self.openrtb_sha
+        with open(manifest, "w") as f:
+            json.dump(m, f)
+        self.bidnorm("vocab", "lint", "-q", "w")
+        m["rules_sha256"] = "mixed"
+        with open(manifest, "w") as f:
+            json.dump(m, f)
+        p = self.bidnorm("vocab", "lint", "w", expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab lint: w/manifest.json: built from inputs of several rules "
+                         "(rules_sha256 'mixed'): pass --rules FILE|NAME with the rules to lint against\n")
+        # no hash (inputs not written by ingest) or no manifest: the default rules, as before
+        m["rules_sha256"] = ""
+        with open(manifest, "w") as f:
+            json.dump(m, f)
+        self.bidnorm("vocab", "lint", "-q", "w")
+        os.unlink(manifest)
+        self.bidnorm("vocab", "lint", "-q", "w")
+
+
+def patch_header(path, old, new):
+    """Replace old by new (same length) once in path's Avro header: the sync marker and blocks stay valid."""
+    with open(path, "rb") as f:
+        data = f.read()
+    at = data.index(old)
+    assert len(old) == len(new) and at < 4096
+    with open(path, "wb") as f:
+        f.write(data[:at] + new + data[at + len(old):])
+
+
+class TextRepairOfEncodeInputs(unittest.TestCase):
+    """encode refuses ingest output of another text repair version, as vocab does: its strings are fixed points
+    of this version too, so the encoder would not notice, and the training inputs would differ from serving's."""
+
+    def test_encode_refuses_inputs_of_another_text_repair_version(self):
+        with tempfile.TemporaryDirectory() as d:
+            clean, vocab, out = os.path.join(d, "b.avro"), os.path.join(d, "v"), os.path.join(d, "e.avro")
+            for args in (["ingest", "-q", "-o", clean, BIDLOG_SAMPLE],
+                         ["vocab", "build", "-q", "-o", vocab, "--field", "app_bundle", clean]):
+                p = run(*args)
+                self.assertEqual(p.returncode, 0, p.stderr.decode())
+            old = os.path.join(d, "old.avro")
+            shutil.copy(clean, old)
+            patch_header(old, b"\x26bidnorm.text_repair\x022", b"\x26bidnorm.text_repair\x021")
+            self.assertEqual(read_avro(old)[0]["bidnorm.text_repair"], b"1")
+            tail = ("but this bidnorm repairs text with version '2': the same raw text gives other tokens "
+                    "(training/serving skew); ingest it again with this bidnorm\n")
+            # checked before anything is written, even after an input that is fine
+            p = run("encode", "--vocab", vocab, "-o", out, clean, old)
+            self.assertEqual((p.returncode, p.stderr.decode()),
+                             (2, "bidnorm encode: %s: written with text repair version '1', %s" % (old, tail)))
+            self.assertEqual([n for n in os.listdir(d) if n.startswith("e.")], [])
+            # from before the key was written: version 1
+            patch_header(old, b"bidnorm.text_repair", b"bidnorm.text_repaiX")
+            p = run("encode", "--vocab", vocab, "-o", out, old)
+            self.assertEqual((p.returncode, p.stderr.decode()),
+                             (2, "bidnorm encode: %s: written with text repair version '1' (the header has no "
+                              "bidnorm.text_repair: written before it was recorded, or not by bidnorm ingest), %s"
+                              % (old, tail)))
+            p = run("encode", "-q", "--vocab", vocab, "-o", out, clean)
+            self.assertEqual(p.returncode, 0, p.stderr.decode())
 
 
 class TextRepairAtServing(unittest.TestCase):

@@ -185,8 +185,17 @@ class Serve(unittest.TestCase):
         self.assertEqual(p.stderr.decode(), "bidnorm encode: %s: written with other rules (other.yaml, sha256 %s) "
                          "than --rules bidlog (sha256 %s): leave out --rules to use the input's own rules (where "
                          "mixing is allowed, --allow-mixed-rules accepts them)\n" % (other, sha[:12], want[:12]))
-        # without --rules, the rule file the header names (still the same bytes) is the one
-        self.bidnorm("encode", "-q", "--vocab", self.vocab, "-o", out, other)
+        # without --rules, the rule file the header names (still the same bytes) is the one; the vocabulary was
+        # built from data of the default rules, so it is refused unless the rules changed deliberately
+        p = self.bidnorm("encode", "--vocab", self.vocab, "-o", out, other, expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm encode: %s/manifest.json: vocabulary built from data ingested "
+                         "with other rules (<default>, sha256 %s) than the rules loaded (other.yaml, sha256 %s): the "
+                         "same raw text can give tokens the vocabulary does not hold (training/serving skew, silently "
+                         "out of vocabulary); load the rules the data were ingested with, or build the vocabulary "
+                         "again from data ingested with these; if the rules changed deliberately, allow_other_rules "
+                         "(--allow-other-rules) loads it anyway\n" % (self.vocab, want[:12], sha[:12]))
+        self.assertFalse(os.path.exists(out))
+        self.bidnorm("encode", "-q", "--allow-other-rules", "--vocab", self.vocab, "-o", out, other)
         self.assertEqual(read_avro(out)[0]["bidnorm.rules.sha256"].decode(), sha)
         os.unlink(out)
         p = self.bidnorm("encode", "--vocab", self.vocab, "-o", out, self.clean, other, expect=2)

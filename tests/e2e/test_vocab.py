@@ -83,7 +83,8 @@ class Vocab(FolderTest):
         with open(path, "wb") as f:
             w = avro.datafile.DataFileWriter(f, avro.io.DatumWriter(), schema, codec=codec)
             for k, v in (meta or {"bidnorm.rules.sha256": self.meta12["bidnorm.rules.sha256"],
-                                  "bidnorm.version": self.meta12["bidnorm.version"]}).items():
+                                  "bidnorm.version": self.meta12["bidnorm.version"],
+                                  "bidnorm.text_repair": self.meta12["bidnorm.text_repair"]}).items():
                 w.set_meta(k, v)
             for r in records:
                 w.append(r)
@@ -123,6 +124,8 @@ class Vocab(FolderTest):
             m = json.load(fh)
         self.assertEqual(m["task"], "install")
         self.assertEqual(m["rules_sha256"], self.meta12["bidnorm.rules.sha256"].decode())
+        # the rules the tokens were linted against, which have that hash, name them for vocab lint and serving
+        self.assertEqual(m["rules_source"], "<default>")
         # the text step's repair version travels from the Avro header into the manifest
         self.assertEqual(self.meta12["bidnorm.text_repair"], b"2")
         self.assertEqual(m["text_repair"], "2")
@@ -266,7 +269,7 @@ class Vocab(FolderTest):
                          "Not a directory\n" % self.path("spilled/manifest.json"))
 
     def test_mixed_rules_refused(self):
-        meta = {"bidnorm.rules.sha256": b"0" * 64, "bidnorm.version": b"0.1.0"}
+        meta = {"bidnorm.rules.sha256": b"0" * 64, "bidnorm.version": b"0.1.0", "bidnorm.text_repair": b"2"}
         other = self.write_avro("other.avro", self.records13[:10], meta=meta)
         sha = self.meta13["bidnorm.rules.sha256"].decode()
         p = self.vocab("build", "-o", "v", "--field", "country", self.avro13, other, expect=2)
@@ -289,19 +292,45 @@ class Vocab(FolderTest):
         self.assertEqual(len(m["rules_sha256_all"]), 2)
 
     def test_outputs_of_another_text_repair_refused(self):
-        # Written before the repair version was recorded (no bidnorm.text_repair): version 1.
+        # Written before the repair version was recorded (no bidnorm.text_repair): version 1. A vocabulary of its
+        # tokens would be refused by serving, so build, count and regen refuse it before reading a record.
         meta = {"bidnorm.rules.sha256": self.meta12["bidnorm.rules.sha256"], "bidnorm.version": b"0.1.0"}
         old = self.write_avro("old.avro", self.records13[:10], meta=meta)
-        p = self.vocab("build", "-o", "v", "--field", "country", self.avro13, old, expect=2)
+        want = ("%s: written with text repair version '1' (the header has no bidnorm.text_repair: written before it "
+                "was recorded, or not by bidnorm ingest), but this bidnorm repairs text with version '2': the same raw "
+                "text gives other tokens (training/serving skew); ingest it again with this bidnorm, or pass "
+                "--allow-other-text-repair to count it anyway (serving refuses such a vocabulary)\n" % old)
+        for sub, args in (("build", ["-o", "v"]), ("count", ["-o", "p"]), ("regen", ["--root", "r", "--task", "t"])):
+            p = self.vocab(sub, *args, "--field", "country", self.avro13, old, expect=2)
+            self.assertEqual(p.stderr.decode(), "bidnorm vocab %s: %s" % (sub, want))
+        # a version recorded, but not this bidnorm's
+        meta["bidnorm.text_repair"] = b"3"
+        newer = self.write_avro("newer.avro", self.records13[:10], meta=meta)
+        p = self.vocab("count", "-o", "p", "--field", "country", newer, expect=2)
+        self.assertEqual(p.stderr.decode(), "bidnorm vocab count: %s: written with text repair version '3', but this "
+                         "bidnorm repairs text with version '2': the same raw text gives other tokens "
+                         "(training/serving skew); ingest it again with this bidnorm, or pass "
+                         "--allow-other-text-repair to count it anyway (serving refuses such a vocabulary)\n" % newer)
+        self.assertEqual(sorted(os.listdir(self.dir)), sorted(["newer.avro", "old.avro"]))
+        # counted anyway, it must not mix with this version's inputs unless that is allowed too
+        p = self.vocab("build", "-o", "v", "--allow-other-text-repair", "--field", "country", self.avro13, old,
+                       expect=2)
         self.assertEqual(p.stderr.decode(), "bidnorm vocab build: %s: text repair version '1' differs from '2' of "
                          "%s: the same text gives other tokens (ingest both again with one bidnorm, or use "
                          "--allow-mixed-rules to combine them)\n" % (old, self.avro13))
-        self.vocab("build", "-q", "-o", "v", "--allow-mixed-rules", "--field", "country", self.avro13, old)
+        self.vocab("build", "-q", "-o", "v", "--allow-other-text-repair", "--allow-mixed-rules", "--field", "country",
+                   self.avro13, old)
         with open(self.path("v/manifest.json")) as fh:
             m = json.load(fh)
         self.assertEqual(m["text_repair"], "mixed")
         # inputs are listed sorted by path: compare by path, not by position
         self.assertEqual({i["path"]: i["text_repair"] for i in m["inputs"]}, {self.avro13: "2", old: "1"})
+        self.vocab("build", "-q", "-o", "w", "--allow-other-text-repair", "--field", "country", old)
+        with open(self.path("w/manifest.json")) as fh:
+            self.assertEqual(json.load(fh)["text_repair"], "1")
+        # merge and lint take no such option
+        p = self.vocab("merge", "-o", "x", "--allow-other-text-repair", "p", expect=2)
+        self.assertIn("--allow-other-text-repair does not apply to 'vocab merge'", p.stderr.decode())
 
     # --- lint --------------------------------------------------------------
 

@@ -106,6 +106,31 @@ class Serving(unittest.TestCase):
         self.assertEqual(cm.exception.message, want)
         self.assertEqual(str(cm.exception), manifest + ": " + want)
 
+    def test_a_vocabulary_of_other_rules_is_refused_unless_allowed(self):
+        # Tokens the ingest rules made can be fixed points of other rules too: lint passes, serving misses them.
+        with bn.Rules("openrtb") as openrtb, bn.Rules() as default:
+            with self.assertRaises(bn.BidnormError) as cm:
+                bn.Model(self.vocab, openrtb)
+            manifest = os.path.join(self.vocab, "manifest.json")
+            want = ("vocabulary built from data ingested with other rules (<default>, sha256 %s) than the rules loaded "
+                    "(<openrtb>, sha256 %s): the same raw text can give tokens the vocabulary does not hold "
+                    "(training/serving skew, silently out of vocabulary); load the rules the data were ingested with, "
+                    "or build the vocabulary again from data ingested with these; if the rules changed deliberately, "
+                    "allow_other_rules (--allow-other-rules) loads it anyway" % (default.sha256[:12],
+                                                                                openrtb.sha256[:12]))
+            self.assertEqual((cm.exception.code, cm.exception.exit_code), (bn.errors.EUSAGE, 2))
+            self.assertEqual((cm.exception.source, cm.exception.message), (manifest, want))
+            # deliberately: the country vocabulary alone fits the openrtb rules (which have a field of that name)
+            country = os.path.join(self.tmp.name, "vocab-country")
+            os.mkdir(country)
+            for name in ("country.txt", "manifest.json"):
+                shutil.copy(os.path.join(self.vocab, name), country)
+            with self.assertRaises(bn.BidnormError):
+                bn.Model(country, openrtb)
+            with bn.Model(country, openrtb, allow_other_rules=True) as model, bn.Model(self.vocab) as own:
+                self.assertEqual(model.vocab_size("country"), own.vocab_size("country"))
+                self.assertGreater(model.vocab_size("country"), 0)
+
     def test_normalize(self):
         self.assertEqual(bn.normalize("app_bundle", "com.foo$hl=en_US"), "com.foo")
         self.assertEqual(bn.normalize("app_bundle", "https://play.google.com/store/apps/details?id=com.x.y"), "com.x.y")

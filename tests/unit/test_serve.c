@@ -218,6 +218,82 @@ Test(serve, model_load_refuses_a_vocabulary_of_another_text_repair_version)
 	bn_model_free(m);
 }
 
+Test(serve, model_load_refuses_a_vocabulary_of_other_rules_unless_allowed)
+{
+	/*
+	 * Tokens made by other rules (another bundle chain, say) can be fixed points of both chains, so
+	 * lint passes and serving looks the same raw text up out of vocabulary: only the manifest can tell.
+	 */
+	static const char tail[] = "the same raw text can give tokens the vocabulary does not hold (training/serving "
+				   "skew, silently out of vocabulary); load the rules the data were ingested with, or "
+				   "build the vocabulary again from data ingested with these; if the rules changed "
+				   "deliberately, allow_other_rules (--allow-other-rules) loads it anyway";
+	bn_rules *openrtb = NULL;
+	bn_model_options opt;
+	bn_model *m = NULL;
+	bn_error err;
+	char text[512], want[2048], ours[64], o1[600];
+	const char *other = "abababababababababababababababababababababababababababababababab";
+
+	cr_assert_eq(bn_rules_load_builtin(&openrtb, "openrtb", &err), BN_OK);
+	snprintf(ours, sizeof(ours), "<default>, sha256 %.12s", bn_rules_sha256(rules));
+	/* the manifest names no source (written before rules_source): the shipped set with that hash names it */
+	snprintf(text, sizeof(text), "{\"text_repair\": \"2\", \"rules_sha256\": \"%s\"}", bn_rules_sha256(openrtb));
+	vocab_file("o1", "app_bundle.txt", "com.foo\n");
+	snprintf(o1, sizeof(o1), "%s", vocab_file("o1", "manifest.json", text));
+	snprintf(want, sizeof(want), "DIR/manifest.json: vocabulary built from data ingested with other rules (<openrtb>, "
+		 "sha256 %.12s) than the rules loaded (%s): %s", bn_rules_sha256(openrtb), ours, tail);
+	assert_load_error(o1, BN_EUSAGE, want);
+	/* a rule file's name, as vocab build records it */
+	snprintf(text, sizeof(text), "{\"text_repair\": \"2\", \"rules_sha256\": \"%s\", \"rules_source\": \"mine.yaml\"}",
+		 other);
+	snprintf(want, sizeof(want), "DIR/manifest.json: vocabulary built from data ingested with other rules (mine.yaml, "
+		 "sha256 abababababab) than the rules loaded (%s): %s", ours, tail);
+	assert_load_error(vocab_file("o2", "manifest.json", text), BN_EUSAGE, want);
+	/* neither: the hash alone */
+	snprintf(text, sizeof(text), "{\"text_repair\": \"2\", \"rules_sha256\": \"%s\"}", other);
+	snprintf(want, sizeof(want), "DIR/manifest.json: vocabulary built from data ingested with other rules (sha256 "
+		 "abababababab) than the rules loaded (%s): %s", ours, tail);
+	assert_load_error(vocab_file("o3", "manifest.json", text), BN_EUSAGE, want);
+	snprintf(want, sizeof(want), "DIR/manifest.json: vocabulary built from data ingested with several rules "
+		 "(rules_sha256 'mixed'), not only the rules loaded (%s): %s", ours, tail);
+	assert_load_error(vocab_file("o4", "manifest.json", "{\"text_repair\": \"2\", \"rules_sha256\": \"mixed\"}"),
+			  BN_EUSAGE, want);
+	assert_load_error(vocab_file("o5", "manifest.json", "{\"text_repair\": \"2\", \"rules_sha256\": 7}"), BN_ECORRUPT,
+			  "DIR/manifest.json: rules_sha256 is not a string");
+	snprintf(text, sizeof(text), "{\"text_repair\": \"2\", \"rules_sha256\": \"%s\", \"rules_source\": [1]}", other);
+	assert_load_error(vocab_file("o6", "manifest.json", text), BN_ECORRUPT,
+			  "DIR/manifest.json: rules_source is not a string");
+	/* the text repair version is checked first: it has no override */
+	snprintf(text, sizeof(text), "{\"text_repair\": \"1\", \"rules_sha256\": \"%s\"}", other);
+	assert_load_error(vocab_file("o7", "manifest.json", text), BN_ECORRUPT,
+			  "DIR/manifest.json: vocabulary built with text repair version '1', but this bidnorm repairs text "
+			  "with version '2': the same raw text gives other tokens (training/serving skew); build the "
+			  "vocabulary again from data ingested with this bidnorm");
+
+	/* the rules' own hash, an empty one (inputs not written by ingest) and none at all load */
+	snprintf(text, sizeof(text), "{\"text_repair\": \"2\", \"rules_sha256\": \"%s\"}", bn_rules_sha256(rules));
+	bn_model_free(load(vocab_file("o8", "manifest.json", text)));
+	bn_model_free(load(vocab_file("o9", "manifest.json", "{\"text_repair\": \"2\", \"rules_sha256\": \"\"}")));
+	bn_model_free(load(vocab_file("o10", "manifest.json", "{\"text_repair\": \"2\"}")));
+
+	/* deliberately other rules: the override loads, and the lint checks still apply */
+	bn_model_options_init(&opt);
+	cr_assert_eq(opt.allow_other_rules, 0);
+	cr_assert_eq(bn_model_load_ext(&m, rules, o1, NULL, &err), BN_EUSAGE);
+	cr_assert_null(m);
+	opt.allow_other_rules = 1;
+	cr_assert_eq(bn_model_load_ext(&m, rules, o1, &opt, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(bn_model_vocab_size(m, feature(m, "app_bundle")), 1);
+	bn_model_free(m);
+	m = NULL;
+	vocab_file("o1", "app_bundle.txt", "Com.Foo\n");
+	cr_assert_eq(bn_model_load_ext(&m, rules, o1, &opt, &err), BN_ECORRUPT);
+	cr_assert_str_eq(err.message, "token \"Com.Foo\" is not normalized (normalizes to \"com.foo\")");
+	cr_assert_null(m);
+	bn_rules_free(openrtb);
+}
+
 static bn_encoder *encoder(const bn_model *m)
 {
 	bn_encoder *e = NULL;

@@ -1354,3 +1354,78 @@ Test(vocab, decoder_reads_named_recursive_and_logical_types)
 	cr_assert_eq(bn_avro_decoder_new(&d, "{\"type\":", "t.avro", names, 0, &err), BN_ECORRUPT);
 	cr_assert_str_eq(err.message, "cannot parse avro.schema: invalid JSON at column 9: unexpected end of input");
 }
+
+Test(vocab, check_text_repair_refuses_other_versions_before_any_record, .init = make_scratch, .fini = drop_scratch)
+{
+	/* A vocabulary of another repair's tokens is refused by serving: refused before counting. */
+	static const char tail[] = "but this bidnorm repairs text with version '2': the same raw text gives other "
+				   "tokens (training/serving skew); ingest it again with this bidnorm, or pass "
+				   "--allow-other-text-repair to count it anyway (serving refuses such a vocabulary)";
+	bn_avro_meta now[] = { { "bidnorm.rules.sha256", sha_a }, { "bidnorm.text_repair", "2" } };
+	bn_avro_meta other[] = { { "bidnorm.rules.sha256", sha_a }, { "bidnorm.text_repair", "12" } };
+	const char *paths[] = { in_scratch("now.avro"), in_scratch("other.avro"), in_scratch("none.avro") };
+	char want[1024];
+	bn_error err;
+
+	cr_assert_str_eq(bn_text_repair_version(), "2", "update the messages with the version");
+	write_avro_meta(paths[0], BN_CODEC_NULL, sample, 4, 4, now, 2);
+	write_avro_meta(paths[1], BN_CODEC_NULL, sample, 4, 4, other, 2);
+	write_avro(paths[2], BN_CODEC_NULL, sample, 4, 4, sha_a);
+	cr_assert_eq(bn_vocab_check_text_repair(paths, 1, &err), BN_OK);
+	cr_assert_eq(bn_vocab_check_text_repair(paths, 0, &err), BN_OK);
+	cr_assert_eq(bn_vocab_check_text_repair(paths, 2, &err), BN_EUSAGE);
+	snprintf(want, sizeof(want), "written with text repair version '12', %s", tail);
+	cr_assert_str_eq(err.message, want);
+	cr_assert_str_eq(err.source, paths[1]);
+	cr_assert_eq(bn_vocab_check_text_repair(paths + 2, 1, &err), BN_EUSAGE);
+	snprintf(want, sizeof(want), "written with text repair version '1' (the header has no bidnorm.text_repair: "
+		 "written before it was recorded, or not by bidnorm ingest), %s", tail);
+	cr_assert_str_eq(err.message, want);
+	const char *missing = in_scratch("missing.avro");
+	cr_assert_eq(bn_vocab_check_text_repair(&missing, 1, &err), BN_EIO);
+	cr_assert_eq(bn_vocab_check_text_repair(NULL, 1, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "bn_vocab_check_text_repair: paths are required");
+}
+
+Test(vocab, load_rules_takes_those_the_manifest_records, .init = make_scratch, .fini = drop_scratch)
+{
+	bn_rules *openrtb = NULL, *r = NULL;
+	const char *dir = in_scratch("v");
+	char p[800], text[256];
+	bn_error err;
+
+	cr_assert_eq(bn_rules_load_builtin(&openrtb, "openrtb", &err), BN_OK);
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	/* no manifest: the default rules */
+	cr_assert_eq(bn_vocab_load_rules(&r, dir, NULL, &err), BN_OK, "%s", err.message);
+	cr_assert_str_eq(bn_rules_source_name(r), "<default>");
+	bn_rules_free(r);
+	/* the shipped set with the manifest's hash */
+	snprintf(p, sizeof(p), "%s/manifest.json", dir);
+	snprintf(text, sizeof(text), "{\"rules_sha256\": \"%s\"}", bn_rules_sha256(openrtb));
+	write_bytes(p, text, strlen(text));
+	cr_assert_eq(bn_vocab_load_rules(&r, dir, NULL, &err), BN_OK, "%s", err.message);
+	cr_assert_str_eq(bn_rules_sha256(r), bn_rules_sha256(openrtb));
+	bn_rules_free(r);
+	/* --rules: an explicit choice, not checked against the manifest */
+	cr_assert_eq(bn_vocab_load_rules(&r, dir, "bidlog", &err), BN_OK, "%s", err.message);
+	cr_assert_str_eq(bn_rules_source_name(r), "<default>");
+	bn_rules_free(r);
+	r = NULL;
+	write_bytes(p, "{\"rules_sha256\": \"mixed\"}", 25);
+	cr_assert_eq(bn_vocab_load_rules(&r, dir, NULL, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "built from inputs of several rules (rules_sha256 'mixed'): pass --rules FILE|NAME "
+				      "with the rules to lint against");
+	cr_assert_str_eq(err.source, p);
+	write_bytes(p, "{\"rules_sha256\": \"short\"}", 25);
+	cr_assert_eq(bn_vocab_load_rules(&r, dir, NULL, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "written with rules that are not a shipped set (sha256 not-a-sha256), and the "
+				      "manifest names no rule file: pass --rules FILE with the rule file it was written with");
+	write_bytes(p, "{\"rules_sha256\": false}", 23);
+	cr_assert_eq(bn_vocab_load_rules(&r, dir, NULL, &err), BN_ECORRUPT);
+	cr_assert_str_eq(err.message, "rules_sha256 is not a string");
+	cr_assert_null(r);
+	cr_assert_eq(bn_vocab_load_rules(NULL, dir, NULL, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "bn_vocab_load_rules: out and dir are required");
+	bn_rules_free(openrtb);
+}
