@@ -557,7 +557,8 @@ class OpenRtb(FolderTest):
         reqs = [request("i%d" % i, device={"ifa": v, "os": "ios"}) for i, v in enumerate(ifas)]
         _, rows, _, _ = self.ingest(self.write("ifa.jsonl", reqs))
         self.assertEqual([r["device_ifa"] for r in rows],
-                         [None, None, None, "6d92078a-8246-4ba4-ae5b-76104861e7dc", "00000000-0000-0000-0000-000000000001"])
+                         [None, None, None, "6d92078a-8246-4ba4-ae5b-76104861e7dc",
+                          "00000000-0000-0000-0000-000000000001"])
         for r, req in zip(rows, reqs):
             self.assert_rows([r], expected_rows(req), req["id"])
 
@@ -693,12 +694,12 @@ class OpenRtb(FolderTest):
         """Every request is written, one row per impression, each field the value the contract gives,
         or rejected with the contract's reason: only the request without `imp` is."""
         names, requests, rows, rejects, stats, by_name = self.prebid_requests()
-        self.assertEqual(len(names), 40)
+        self.assertEqual(len(names), 43)
         want_rejects = [(n + 1, REASONS["missing"]) for n, r in enumerate(requests) if r.get("imp") is None]
         self.assertEqual([(r["line"], r["reason"]) for r in rejects], want_rejects)
         self.assertEqual([names[line - 1] for line, _ in want_rejects], ["invalid-only-request-id.json"])
         self.assertEqual(rejects[0]["message"], "no 'imp' (the array whose elements become records)")
-        self.assertEqual((stats["records_read"], stats["records_written"], stats["rows_written"]), (40, 39, 44))
+        self.assertEqual((stats["records_read"], stats["records_written"], stats["rows_written"]), (43, 42, 52))
         for name, req in zip(names, requests):
             if req.get("imp") is None:
                 continue
@@ -729,7 +730,8 @@ class OpenRtb(FolderTest):
         # the all-zero IDFA of an iOS device whose user did not allow tracking (ATT status 0) is no identifier
         u = one("unicorn-banner-app.json")
         self.assertEqual((u["device_ifa"], u["att"], u["device_os"], u["os_version"]), (None, 0, "ios", "14.4"))
-        self.assertEqual((u["device_make"], u["device_model"], u["connection_type"]), ("Apple", "Simulator", "ethernet"))
+        self.assertEqual((u["device_make"], u["device_model"], u["connection_type"]),
+                         ("Apple", "Simulator", "ethernet"))
         self.assertEqual((u["app_bundle"], u["publisher_id"], u["secure"]), ("net.ada.test", "test", 1))
         self.assertEqual(one("endpoint-app-ios140-no-ifa.json")["device_ifa"], None)             # "ifa": ""
         self.assertEqual(one("inmobi-simple-app-video.json")["device_ifa"], "9d8fe0a9-c0dd-4482-b16b-5709b00c608d")
@@ -744,6 +746,13 @@ class OpenRtb(FolderTest):
         self.assertEqual([(r["width"], r["height"], r["ad_formats"])
                           for r in rows["mobilefuse-multi-imps-multi-format.json"]],
                          [(320, 50, ["banner", "video"]), (300, 50, ["banner", "native"])])
+        self.assertEqual([(r["imp_index"], r["imp_id"], r["width"], r["height"])
+                          for r in rows["ix-multi-imp-requests.json"]],
+                         [(0, "test-imp-id-1", 300, 250), (1, "test-imp-id-2", 940, 560),
+                          (2, "test-imp-id-3", 300, 600), (3, "test-imp-id-4", 300, 250),
+                          (4, "test-imp-id-5", 300, 250)])
+        self.assertEqual([(r["imp_id"], r["ad_formats"], r["width"]) for r in rows["ix-structured-pod.json"]],
+                         [("test-imp-id-1", ["video"], 940), ("test-imp-id-2", ["video"], 940)])
         for name, kind in (("improvedigital-audio.json", "audio"), ("pubmatic-native.json", "native"),
                            ("pubnative-native.json", "native")):
             self.assertEqual((one(name)["ad_formats"], one(name)["width"], one(name)["height"]), ([kind], None, None))
@@ -772,7 +781,7 @@ class OpenRtb(FolderTest):
         # left for a product decision (README, OpenRTB): user.geo is not read, so a request that locates
         # its user only there has no country; rewarded inventory and consent have no field
         self.assertEqual(one("rubicon-app-imp-fpd.json")["country"], None)
-        for name in ("liftoff-app-video-rewarded.json", "pubmatic-video-rewarded.json"):
+        for name in ("liftoff-app-video-rewarded.json", "pubmatic-video-rewarded.json", "openx-video-rewarded.json"):
             self.assertFalse({"rewarded", "rwdd", "gdpr"} & set(one(name)))
 
     def test_every_prebid_request_names_its_source(self):
