@@ -980,7 +980,8 @@ int bn_normalize_parse(bn_normalizer *n, const char *line, size_t size, size_t *
 	return find_rows(n, jr.tokens, nrows, err);
 }
 
-/* The first of field f's sources that is present and not null: its slot, or -1. */
+/* The first of field f's sources that is present, not null and not "": its slot, or -1. An empty string is
+ * how many exchanges send "unknown" (`"domain": ""` beside a `page`), so it gives way to the next source. */
 static int32_t first_present(const bn_normalizer *n, size_t f)
 {
 	const int32_t *slot = n->src_slot + n->src_first[f];
@@ -988,7 +989,10 @@ static int32_t first_present(const bn_normalizer *n, size_t f)
 		int32_t s = slot[j];
 		if (n->lists[s].n)
 			return s;
-		if (n->slots[s] && n->toks[n->slots[s] - 1].type != BN_JSON_NULL)
+		if (!n->slots[s])
+			continue;
+		const bn_json_token *t = &n->toks[n->slots[s] - 1];
+		if (t->type != BN_JSON_NULL && !(t->type == BN_JSON_STRING && t->len == 0))
 			return s;
 	}
 	return -1;

@@ -122,7 +122,7 @@ typedef struct bn_field {
 	int required;               /* missing or invalid -> the record is rejected */
 	bn_default def;             /* missing or invalid -> this value (Avro type is non-null) */
 	bn_path source;             /* nsteps == 0 for ratio and row_index fields */
-	bn_path *alt;               /* fallbacks: the first of source, alt[0], ... present and not null wins */
+	bn_path *alt;               /* fallbacks: the first of source, alt[0], ... present, not null and not "" wins */
 	size_t nalt;
 	int presence;               /* array<string> of the last names of the paths (source, alt) holding an object */
 	int row_index;              /* the position of the current row in the rows array */

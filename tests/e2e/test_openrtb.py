@@ -1,13 +1,17 @@
 """End-to-end tests of the shipped OpenRTB rules (`--rules openrtb`): one BidRequest per line in,
 one Avro row per `imp` out. The expected rows come from `expected_rows`, a small reference written
 from the row contract below - not from the rule file - and the inputs are the OpenRTB
-specification's own example requests (tests/data/openrtb) plus generated hostile requests."""
+specification's own example requests (tests/data/openrtb), requests from Prebid Server's tests
+(tests/data/openrtb/prebid-server: what real exchanges send, written by others) plus generated
+hostile requests."""
 import json
 import math
 import os
+import re
 import subprocess
 import tempfile
 import unicodedata
+import urllib.parse
 import unittest
 
 import zstandard
@@ -15,6 +19,7 @@ import zstandard
 from e2e import BIDNORM, FolderTest, read_avro_file, read_jsonl, read_records, SOURCE
 
 SPEC_DIR = os.path.join(SOURCE, "tests", "data", "openrtb")
+PREBID_DIR = os.path.join(SPEC_DIR, "prebid-server")
 SAMPLE = os.path.join(SOURCE, "samples", "openrtb-2026-11-20T12.jsonl.zst")
 
 # The reject `reason` of each way a line can fail to give rows. One table, so a rename is one edit.
@@ -42,7 +47,7 @@ SCHEMA = {
     "device_type": STRING, "connection_type": STRING,
     "country": STRING, "region": STRING, "city": STRING,
     "bcat": ARRAY, "user_segments": ARRAY, "deal_ids": ARRAY,
-    "instl": INT, "secure": INT, "tagid": STRING, "lmt": INT,
+    "instl": INT, "secure": INT, "tagid": STRING, "lmt": INT, "att": INT,
 }
 DEVICE_TYPES = {1: "mobile_tablet", 2: "pc", 3: "ctv", 4: "phone", 5: "tablet",
                 6: "connected_device", 7: "set_top_box", 8: "dooh"}
@@ -75,9 +80,9 @@ def path(value, *keys):
 
 
 def first(*values):
-    """The first value that is present and not null (a fallback list of sources)."""
+    """The first value that is present, not null and not "" (a fallback list of sources)."""
     for v in values:
-        if v is not MISSING and v is not None:
+        if v is not MISSING and v is not None and v != "":
             return v
     return MISSING
 
@@ -119,6 +124,29 @@ def token(v):
     return lower(text(v), 64)
 
 
+def ifa(v):
+    """device_ifa: a token; the all-zero IDFA/AAID (a device that limits tracking) is no identifier."""
+    s = token(v)
+    return None if s is None or set(s) <= set("0-") else s
+
+
+def host(v):
+    """site_domain: the host name of site.domain as sent, or of the page URL (with or without a
+    scheme; user info, port, path, query and fragment dropped), lower case, outer dots dropped; null
+    unless it has two labels or more and no whitespace (no "localhost", no "about:blank")."""
+    s = lower(text(v))
+    if s is None:
+        return None
+    if not re.match(r"([a-z][a-z0-9+.-]*:)?//", s):
+        s = "//" + s
+    try:
+        h = urllib.parse.urlsplit(s).hostname
+    except ValueError:
+        return None
+    h = (h or "").strip(".")
+    return h if re.fullmatch(r"[^.\s]+(\.[^.\s]+)+", h) else None
+
+
 def integer(v):
     if isinstance(v, bool) or not isinstance(v, int):
         return None
@@ -136,11 +164,21 @@ def enum(v, table):
     return table.get(v) if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+# The forms of a valid bundle (README, the bundle chain): a dotted package name, a numeric store id of
+# 2-12 digits without a leading zero, an Amazon ASIN, a Samsung id, a Microsoft Store id.
+BUNDLE_FORMS = (r"[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+", r"[1-9][0-9]{1,11}", r"b0[0-9a-z]{8}", r"g[0-9]{11,13}",
+                r"9[0-9a-z]{11}")
+
+
 def bundle(v):
-    """app_bundle for the clean values the tests use: a package name or a numeric store id,
-    lower-cased. (The full bundle chain is tested with the default rules.)"""
+    """app_bundle for the values the tests use, which are no store URLs: lower case, the first run of
+    [a-z0-9._-], `._-` trimmed; null unless of a valid form (`app-bundle` is none). (Store URLs and
+    the rest of the bundle chain are tested with the default rules.)"""
     s = lower(text(v))
-    return SPEC_BUNDLES.get(s, s)
+    m = re.search(r"[a-z0-9._-]+", s or "")
+    s = m.group(0).strip("._-") if m else ""
+    s = SPEC_BUNDLES.get(s, s)
+    return s if any(re.fullmatch(f, s) for f in BUNDLE_FORMS) else None
 
 
 def strings(values):
@@ -171,10 +209,10 @@ def expected_rows(request):
     common = {
         "request_id": text(request.get("id", MISSING)),
         "app_bundle": bundle(path(app, "bundle")),
-        "site_domain": lower(text(path(site, "domain"))),
+        "site_domain": host(first(path(site, "domain"), path(site, "page"))),
         "publisher_id": text(first(path(app, "publisher", "id"), path(site, "publisher", "id"))),
         "device_os": token(path(device, "os")),
-        "device_ifa": token(path(device, "ifa")),
+        "device_ifa": ifa(path(device, "ifa")),
         "language": token(path(device, "language")),
         "device_make": text(path(device, "make")),
         "device_model": text(path(device, "model")),
@@ -188,6 +226,7 @@ def expected_rows(request):
         "user_segments": strings(path(s, "id") for d in each(path(request, "user", "data"))
                                  for s in each(path(d, "segment"))),
         "lmt": integer(path(device, "lmt")),
+        "att": integer(path(device, "ext", "atts")),
     }
     rows = []
     for i, imp in enumerate(request["imp"]):
@@ -486,6 +525,43 @@ class OpenRtb(FolderTest):
         self.assertEqual(rows[0]["site_domain"], "foo.com")
         self.assert_rows(rows, expected_rows(both) + expected_rows(app_null), "publisher")
 
+    def test_site_domain_is_a_host_name_from_the_domain_or_else_the_page(self):
+        cases = [  # (site, site_domain)
+            ({"domain": "WWW.Example.COM", "page": "https://other.example.org/"}, "www.example.com"),
+            ({"page": "https://User:pw@News.Example.co.uk:8443/a/b?c=d#e"}, "news.example.co.uk"),
+            ({"domain": "", "page": "http://example.net/x"}, "example.net"),     # "" is no value
+            ({"domain": None, "page": "example.org/path?q=1"}, "example.org"),  # a page without scheme
+            ({"domain": "https://shop.example.com/cart"}, "shop.example.com"),   # a URL sent as the domain
+            ({"page": "//cdn.example.com/x.html"}, "cdn.example.com"),
+            ({"domain": "example.com."}, "example.com"),
+            ({"page": "b\u00fccher.de/kat"}, "b\u00fccher.de"),
+            ({"page": "http://localhost:3000/server.html"}, None),             # one label: no site
+            ({"page": "about:blank"}, None),
+            ({"domain": "not a domain"}, None),
+            ({"domain": ""}, None),
+        ]
+        reqs = [request("d%d" % i, app=None, site=site) for i, (site, _) in enumerate(cases)]
+        _, rows, rejects, _ = self.ingest(self.write("domains.jsonl", reqs))
+        self.assertEqual(rejects, [])
+        self.assertEqual([r["site_domain"] for r in rows], [want for _, want in cases])
+        for r, req in zip(rows, reqs):
+            self.assert_rows([r], expected_rows(req), req["id"])
+        # "" gives way to the next source everywhere: an app publisher id "" to the site's
+        _, rows, _, _ = self.ingest(self.write("pub.jsonl", [request("p", app={"publisher": {"id": ""}},
+                                                                     site={"publisher": {"id": "s1"}})]))
+        self.assertEqual(rows[0]["publisher_id"], "s1")
+
+    def test_the_all_zero_ifa_is_no_identifier(self):
+        ifas = ["00000000-0000-0000-0000-000000000000", "0000", "", "6D92078A-8246-4BA4-AE5B-76104861E7DC",
+                "00000000-0000-0000-0000-000000000001"]
+        reqs = [request("i%d" % i, device={"ifa": v, "os": "ios"}) for i, v in enumerate(ifas)]
+        _, rows, _, _ = self.ingest(self.write("ifa.jsonl", reqs))
+        self.assertEqual([r["device_ifa"] for r in rows],
+                         [None, None, None, "6d92078a-8246-4ba4-ae5b-76104861e7dc",
+                          "00000000-0000-0000-0000-000000000001"])
+        for r, req in zip(rows, reqs):
+            self.assert_rows([r], expected_rows(req), req["id"])
+
     # --- lines that give no rows ----------------------------------------------
 
     def test_lines_without_usable_imps_are_rejected_with_their_reason(self):
@@ -595,6 +671,128 @@ class OpenRtb(FolderTest):
         self.assertEqual([r["deal_ids"] for r in rows], [[], ["D"]])
         self.assertEqual([r["user_segments"] for r in rows], [["ok"], ["ok"]])
         self.assertEqual([r["bcat"] for r in rows], [[], []])
+
+    # --- requests written by others: Prebid Server's tests ----------------------
+
+    def prebid_requests(self):
+        """(names, requests, rows of each name) of tests/data/openrtb/prebid-server, ingested in name order."""
+        names = sorted(n for n in os.listdir(PREBID_DIR) if n.endswith(".json"))
+        requests = []
+        for n in names:
+            with open(os.path.join(PREBID_DIR, n), encoding="utf-8") as f:
+                requests.append(json.load(f))
+        _, rows, rejects, stats = self.ingest(self.write("prebid.jsonl", requests), "--max-reject-rate", "1")
+        by_name, at = {}, 0
+        for n, req in zip(names, requests):
+            k = len(req["imp"]) if isinstance(req.get("imp"), list) else 0
+            by_name[n] = rows[at:at + k]
+            at += k
+        self.assertEqual(at, len(rows))
+        return names, requests, rows, rejects, stats, by_name
+
+    def test_prebid_server_requests_give_the_rows_of_the_contract(self):
+        """Every request is written, one row per impression, each field the value the contract gives,
+        or rejected with the contract's reason: only the request without `imp` is."""
+        names, requests, rows, rejects, stats, by_name = self.prebid_requests()
+        self.assertEqual(len(names), 43)
+        want_rejects = [(n + 1, REASONS["missing"]) for n, r in enumerate(requests) if r.get("imp") is None]
+        self.assertEqual([(r["line"], r["reason"]) for r in rejects], want_rejects)
+        self.assertEqual([names[line - 1] for line, _ in want_rejects], ["invalid-only-request-id.json"])
+        self.assertEqual(rejects[0]["message"], "no 'imp' (the array whose elements become records)")
+        self.assertEqual((stats["records_read"], stats["records_written"], stats["rows_written"]), (43, 42, 52))
+        for name, req in zip(names, requests):
+            if req.get("imp") is None:
+                continue
+            want = expected_rows(req)
+            with self.subTest(request=name):
+                self.assert_rows(by_name[name], want, name)
+                for r in by_name[name]:     # every field is the reference's, or a wrapper's (null here)
+                    self.assertEqual(sorted(set(r) - set(want[0])), ["click", "install", "ts"])
+                    self.assertEqual((r["ts"], r["click"], r["install"]), (None, None, None))
+
+    def test_prebid_server_requests_hand_checked(self):
+        """What a reader of each request expects, written out: a check on the reference, and the
+        findings of running the rules on requests no one here wrote (README, OpenRTB)."""
+        _, _, _, _, _, rows = self.prebid_requests()
+
+        def one(name):
+            (r,) = rows[name]
+            return r
+
+        # web requests from Prebid carry site.page and rarely site.domain: the domain is the page's host
+        self.assertEqual(one("endpoint-device-sua.json")["site_domain"], "prebid.org")
+        self.assertEqual(one("endpoint-skadn.json")["site_domain"], "test.somepage.com")
+        self.assertEqual(one("invalid-site-app-both.json")["site_domain"], "test.mysite.com")
+        self.assertEqual(one("java-pubmatic-bid-request.json")["site_domain"], "www.example.com")   # site.domain
+        self.assertEqual(one("pubnative-native.json")["site_domain"], "example.com")
+        # ... and a page on localhost names no site
+        self.assertEqual(one("smaato-multiple-media-types-skadn.json")["site_domain"], None)
+        # the all-zero IDFA of an iOS device whose user did not allow tracking (ATT status 0) is no identifier
+        u = one("unicorn-banner-app.json")
+        self.assertEqual((u["device_ifa"], u["att"], u["device_os"], u["os_version"]), (None, 0, "ios", "14.4"))
+        self.assertEqual((u["device_make"], u["device_model"], u["connection_type"]),
+                         ("Apple", "Simulator", "ethernet"))
+        self.assertEqual((u["app_bundle"], u["publisher_id"], u["secure"]), ("net.ada.test", "test", 1))
+        self.assertEqual(one("endpoint-app-ios140-no-ifa.json")["device_ifa"], None)             # "ifa": ""
+        self.assertEqual(one("inmobi-simple-app-video.json")["device_ifa"], "9d8fe0a9-c0dd-4482-b16b-5709b00c608d")
+        a = one("amx-app-simple.json")
+        self.assertEqual((a["app_bundle"], a["width"], a["height"], a["bidfloor"], a["instl"], a["secure"]),
+                         ("639881495", 320, 50, 0.5, 1, 1))
+        self.assertEqual((a["device_ifa"], a["connection_type"], a["language"], a["site_domain"]),
+                         ("201461f8-0f14-4add-a87f-aaaaaaaaa", "wifi", "en", None))
+        # multi-format impressions: the banner's size (banner comes first); every format is listed
+        self.assertEqual([(r["width"], r["height"], r["ad_formats"]) for r in rows["improvedigital-app-multi.json"]],
+                         [(300, 250, ["banner"]), (1920, 1080, ["video"]), (300, 250, ["banner", "video"])])
+        self.assertEqual([(r["width"], r["height"], r["ad_formats"])
+                          for r in rows["mobilefuse-multi-imps-multi-format.json"]],
+                         [(320, 50, ["banner", "video"]), (300, 50, ["banner", "native"])])
+        self.assertEqual([(r["imp_index"], r["imp_id"], r["width"], r["height"])
+                          for r in rows["ix-multi-imp-requests.json"]],
+                         [(0, "test-imp-id-1", 300, 250), (1, "test-imp-id-2", 940, 560),
+                          (2, "test-imp-id-3", 300, 600), (3, "test-imp-id-4", 300, 250),
+                          (4, "test-imp-id-5", 300, 250)])
+        self.assertEqual([(r["imp_id"], r["ad_formats"], r["width"]) for r in rows["ix-structured-pod.json"]],
+                         [("test-imp-id-1", ["video"], 940), ("test-imp-id-2", ["video"], 940)])
+        for name, kind in (("improvedigital-audio.json", "audio"), ("pubmatic-native.json", "native"),
+                           ("pubnative-native.json", "native")):
+            self.assertEqual((one(name)["ad_formats"], one(name)["width"], one(name)["height"]), ([kind], None, None))
+        # sizes as sent: a banner with only w, a format with h 0, a flexible-size format with w and wratio
+        self.assertEqual((one("invalid-banner-w-only.json")["width"], one("invalid-banner-w-only.json")["height"]),
+                         (50, None))
+        self.assertEqual([(one(n)["width"], one(n)["height"]) for n in
+                          ("invalid-format-no-height.json", "invalid-format-two-widths.json")], [(30, 0), (30, None)])
+        # repeated impression ids (invalid for Prebid) are still two impressions
+        self.assertEqual([(r["imp_index"], r["imp_id"], r["width"]) for r in rows["invalid-imp-id-duplicates.json"]],
+                         [(0, "some-impression-id", 300), (1, "some-impression-id", 200)])
+        self.assertEqual([r["bidfloor"] for r in rows["openx-optional-params.json"]], [None, 0.5])
+        # an impression with nothing in it is a row with nothing but its position
+        e = one("invalid-imp-empty-object.json")
+        self.assertEqual((e["imp_index"], e["imp_id"], e["ad_formats"], e["width"]), (0, None, [], None))
+        self.assertEqual([one(n)["deal_ids"] for n in ("endpoint-app.json", "endpoint-site-has-ipv6.json")],
+                         [["some-deal-id"], ["some-deal-id"]])
+        self.assertEqual(one("java-pubmatic-bid-request.json")["tagid"], "slot9")
+        # both app and site: the bundle from app; neither names a publisher or domain
+        t = one("rubicon-25-26-transition-period.json")
+        self.assertEqual((t["app_bundle"], t["site_domain"], t["publisher_id"], t["instl"]),
+                         ("com.wls.testwlsapplication", None, None, 1))
+        # segment ids of every taxonomy (user.data[].ext.segtax) together, as user.data sends them
+        self.assertEqual(t["user_segments"], ["idToCopy", "shouldNotBeCopied", "shouldNotBeCopied2", "idToCopy2",
+                                              "shouldNotBeCopied3"])
+        # left for a product decision (README, OpenRTB): user.geo is not read, so a request that locates
+        # its user only there has no country; rewarded inventory and consent have no field
+        self.assertEqual(one("rubicon-app-imp-fpd.json")["country"], None)
+        for name in ("liftoff-app-video-rewarded.json", "pubmatic-video-rewarded.json", "openx-video-rewarded.json"):
+            self.assertFalse({"rewarded", "rwdd", "gdpr"} & set(one(name)))
+
+    def test_every_prebid_request_names_its_source(self):
+        """tests/data/openrtb/README.md gives each file's source path and commit."""
+        with open(os.path.join(SPEC_DIR, "README.md"), encoding="utf-8") as f:
+            readme = f.read()
+        names = sorted(n for n in os.listdir(PREBID_DIR) if n.endswith(".json"))
+        for name in names:
+            self.assertRegex(readme, r"\n\| `%s` \| `[^`]+\.json` \| `[0-9a-f]{40}` \|" % re.escape(name))
+        listed = re.findall(r"\n\| `([^`]+\.json)` \| `[^`]+\.json` \| `[0-9a-f]{40}` \|", readme)
+        self.assertEqual(sorted(listed), names)
 
     # --- the committed sample --------------------------------------------------
 

@@ -151,7 +151,7 @@ Test(rows, duplicate_keys_forget_what_the_earlier_value_matched)
 	expect_rows("{'d':[{'s':['a']},{'s':['x','y'],'s':['b']}],'o':{'w':1},'o':{'h':2}}", "seg=[\"a\",\"b\"] w=null");
 }
 
-Test(rows, fallbacks_take_the_first_present_and_not_null)
+Test(rows, fallbacks_take_the_first_present_not_null_and_not_empty)
 {
 	load(HEAD "fields:\n"
 	     "  - {name: pub, source: [app.publisher.id, site.publisher.id], type: string}\n"
@@ -162,6 +162,11 @@ Test(rows, fallbacks_take_the_first_present_and_not_null)
 	expect_rows("{'banner':{'w':null,'format':[]},'video':{'w':640}}", "pub=null w=640");
 	/* present but invalid wins, and is invalid: null */
 	expect_rows("{'banner':{'w':'wide'},'video':{'w':640}}", "pub=null w=null");
+	/* the empty string is no value: the next source is taken (whitespace is a value, empty after text) */
+	expect_rows("{'app':{'publisher':{'id':''}},'site':{'publisher':{'id':'p2'}}}", "pub=\"p2\" w=null");
+	expect_rows("{'app':{'publisher':{'id':''}}}", "pub=null w=null");
+	expect_rows("{'banner':{'w':''},'video':{'w':640}}", "pub=null w=640");
+	expect_rows("{'app':{'publisher':{'id':' '}},'site':{'publisher':{'id':'p2'}}}", "pub=\" \" w=null");
 }
 
 Test(rows, presence_lists_the_paths_holding_an_object)
