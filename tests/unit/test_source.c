@@ -233,6 +233,13 @@ static const struct split_case {
 	{ "lone CR at end is blank", "a\n\r", { { "a", 1, 0, 1 } }, 1, 1 },
 	{ "only newlines", "\n\n\n", { { 0 } }, 0, 3 },
 	{ "NUL bytes are data", "a\0b\n", { { "a\0b", 1, 0, 3 } }, 1, 0, 4 },
+	{ "byte order mark at the start dropped", "\xEF\xBB\xBF" "a\nb\n", { { "a", 1, 0, 1 }, { "b", 2, 5, 1 } }, 2, 0 },
+	{ "byte order mark of a concatenated file dropped", "a\n\xEF\xBB\xBF" "b\r\n",
+	  { { "a", 1, 0, 1 }, { "b", 2, 2, 1 } }, 2, 0 },
+	{ "byte order mark alone is a blank line", "\xEF\xBB\xBF\nx\n", { { "x", 2, 4, 1 } }, 1, 1 },
+	{ "byte order mark inside a line kept", "a\xEF\xBB\xBF\n", { { "a\xEF\xBB\xBF", 1, 0, 4 } }, 1, 0 },
+	{ "two byte order marks: the second is data", "\xEF\xBB\xBF\xEF\xBB\xBF" "a\n",
+	  { { "\xEF\xBB\xBF" "a", 1, 0, 4 } }, 1, 0 },
 };
 
 Test(source, splits_lines_every_way)
@@ -342,7 +349,7 @@ static int only_blanks(const unsigned char *s, size_t n)
 
 static void check_against_naive(const got *g, const unsigned char *in, size_t n, size_t max, const char *what)
 {
-	size_t pos = 0, k = 0, e, raw, want_size, repaired;
+	size_t pos = 0, k = 0, e, raw, bom, want_size, repaired;
 	uint64_t number = 0;
 	char want[64];
 
@@ -354,14 +361,16 @@ static void check_against_naive(const got *g, const unsigned char *in, size_t n,
 		number++;
 		if (raw && in[e - 1] == '\r')
 			raw--;
+		bom = raw >= 3 && memcmp(in + pos, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; /* not part of the line */
+		raw -= bom;
 		if (raw > max) {
 			cr_assert_lt(k, g->n, "%s", what);
 			cr_assert_eq(g->lines[k].too_long, 1, "%s: line %llu", what, (unsigned long long)number);
 			cr_assert_eq(g->lines[k].size, max);
-			cr_assert_eq(memcmp(g->lines[k].data, in + pos, max), 0);
+			cr_assert_eq(memcmp(g->lines[k].data, in + pos + bom, max), 0);
 			k++;
-		} else if (!only_blanks(in + pos, raw)) {
-			want_size = bn_utf8_repair(want, &repaired, (const char *)in + pos, raw);
+		} else if (!only_blanks(in + pos + bom, raw)) {
+			want_size = bn_utf8_repair(want, &repaired, (const char *)in + pos + bom, raw);
 			cr_assert_lt(k, g->n, "%s", what);
 			cr_assert_eq(g->lines[k].too_long, 0, "%s: line %llu", what, (unsigned long long)number);
 			cr_assert_eq(g->lines[k].size, want_size, "%s: line %llu", what, (unsigned long long)number);
@@ -380,7 +389,9 @@ static void check_against_naive(const got *g, const unsigned char *in, size_t n,
 
 Test(source, random_input_matches_naive_splitter)
 {
-	static const unsigned char alphabet[] = { 'a', 'b', '\n', '\n', '\r', ' ', '\t', 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0xFF, 0xF0 };
+	/* 0xEF 0xBB 0xBF also make byte order marks, at line starts and across buffer boundaries. */
+	static const unsigned char alphabet[] = { 'a', 'b', '\n', '\n', '\r', ' ', '\t', 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0xFF, 0xF0,
+						  0xEF, 0xBB, 0xBF };
 	bn_source_options opts = { .max_line_bytes = 6 };
 	unsigned seed = 12345;
 	char what[64];
@@ -970,6 +981,35 @@ Test(source, next_after_error_keeps_failing)
 }
 
 /* ---- long lines ------------------------------------------------------- */
+
+Test(source, byte_order_marks_do_not_count_against_the_limit_every_way)
+{
+	/* Limit 10: a mark and 10 bytes pass, whether or not a read ends inside the line; 11 do not. */
+#define BOM "\xEF\xBB\xBF"
+	const char *text = BOM "0123456789\n" BOM "0123456789\r\n" BOM "0123456789A\n" BOM "0123456789\n"
+			   BOM "0123456789ABCDEF";
+#undef BOM
+	bn_source_options opts = { .max_line_bytes = 10, .too_long_prefix = 4 };
+
+	for (int way = 0; way < WAY_COUNT; way++) {
+		got g;
+		read_way(&g, way, text, strlen(text), &opts);
+		cr_assert_eq(g.rc, 0, "%s: %s", way_names[way], g.err.message);
+		cr_assert_eq(g.n, 5, "%s", way_names[way]);
+		for (int i = 0; i < 5; i++) {
+			int too_long = i == 2 || i == 4;
+			cr_assert_eq(g.lines[i].too_long, too_long, "%s: line %d", way_names[way], i + 1);
+			cr_assert_str_eq(g.lines[i].data, too_long ? "0123" : "0123456789", "%s: line %d", way_names[way], i + 1);
+		}
+		cr_assert_eq(g.lines[1].offset, 14);
+		cr_assert_eq(g.lines[2].offset, 29);
+		cr_assert_eq(g.lines[2].raw_size, 11);
+		cr_assert_eq(g.lines[3].offset, 44);
+		cr_assert_eq(g.lines[4].offset, 58);
+		cr_assert_eq(g.lines[4].raw_size, 16);
+		got_free(&g);
+	}
+}
 
 Test(source, line_limit_boundaries_every_way)
 {
