@@ -4,7 +4,8 @@
     python3 -m bidnorm.distributed vocab (--scheduler ADDRESS | --local N) -o DIR [vocab build options] INPUT.avro...
     python3 -m bidnorm.distributed unit < tasks.jsonl > results.jsonl
 
-Exit codes as the bidnorm command's: 0 ok, 1 other failure (an input lost its workers too often),
+Exit codes as the bidnorm command's: 0 ok, 1 other failure (an input lost its workers too often, another
+vocab run writing the same DIR),
 2 usage, 3 reject rate above the limit, 4 rule file invalid, 5 input or output error; with several
 failed inputs the most fundamental one wins (4, then 2, 5, 3).
 """
