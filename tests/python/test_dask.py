@@ -255,6 +255,21 @@ class DaskCluster(unittest.TestCase):
             journal = [json.loads(x) for x in f]
         self.assertEqual(sorted((os.path.basename(j["input"]), j["status"]) for j in journal[-3:]),
                          [("a.jsonl.zst", "changed"), ("b.jsonl.zst", "committed"), ("c.jsonl.zst", "committed")])
+        # b's hash proved its content unchanged: its record now keeps its new time (rewritten whole), so
+        # the next run skips it by size and time, without a task that hashes it again
+        with open(os.path.join(out, "_bidnorm", "committed", "b.json")) as f:
+            record = json.load(f)
+        self.assertEqual(record["identity"]["mtime_ns"], os.stat(b).st_mtime_ns)
+        self.assertEqual(record["identity"]["sha256"], unit.input_identity(b)["sha256"])
+        self.assertEqual(sorted(os.listdir(os.path.join(out, "_bidnorm", "committed"))),
+                         ["a.json", "b.json", "c.json"])
+        orig = unit._sha256_file
+        unit._sha256_file = lambda path: self.fail(f"{path} hashed again")
+        try:
+            self.assertEqual(bd.run_unit({"op": "ingest", "input": b, "output_dir": out})["attempt"],
+                             record["attempt"])
+        finally:
+            unit._sha256_file = orig
         # asked to, it ingests a again and replaces its outputs; the rest is committed already
         again = bd.ingest(self.client, [a, b, c], out, reingest_changed=True, show_progress=False)
         self.assertEqual((again.exit_code, [r["stem"] for r in again.committed], len(again.skipped)), (0, ["a"], 2))
@@ -262,6 +277,14 @@ class DaskCluster(unittest.TestCase):
         self.assertEqual(again.committed[0]["records_read"], self.lines[13] // COPIES)
         self.assertTrue(os.path.exists(os.path.join(out, "_SUCCESS")))
         self.assertEqual(os.listdir(os.path.join(out, "_bidnorm", "staging")), [])
+        with open(os.path.join(out, "_bidnorm", "journal.jsonl")) as f:
+            journal = [json.loads(x) for x in f]
+        self.assertEqual([os.path.basename(j["input"]) for j in journal if j["run"] == journal[-1]["run"]],
+                         ["a.jsonl.zst"])
+        # the claim of a's replacement is gone once the run is over: nothing can look it up any more
+        with open(os.path.join(out, "_bidnorm", "committed", "a.json")) as f:
+            self.assertEqual(json.load(f)["attempt"], again.committed[0]["attempt"])
+        self.assertEqual(os.listdir(os.path.join(out, "_bidnorm", "replaced")), [])
 
     def test_the_end_of_a_run_finishes_a_commit_a_lost_worker_claimed(self):
         d = os.path.join(self.tmp.name, "claimed")
@@ -283,6 +306,35 @@ class DaskCluster(unittest.TestCase):
         self.assertEqual(report.exit_code, 0)
         self.assertEqual(len(read_records(claimed["avro"])), claimed["records_written"])
         self.assertEqual(os.listdir(os.path.join(out, "_bidnorm", "staging")), [])
+
+    def test_the_end_of_a_run_finishes_a_replacement_before_removing_its_claim(self):
+        d = os.path.join(self.tmp.name, "replacing")
+        out = os.path.join(d, "out")
+        os.makedirs(d)
+        a, b = os.path.join(d, "a.jsonl.zst"), os.path.join(d, "b.jsonl.zst")
+        shutil.copy(SAMPLE_12, a)
+        shutil.copy(SAMPLE_13, b)
+        first = bd.run_unit({"op": "ingest", "input": a, "output_dir": out})
+        shutil.copy(SAMPLE_13, a)
+        # the replacement is claimed and its files moved, but its worker is lost before the record is renamed
+        orig = unit._install
+        unit._install = lambda src, dst: None
+        try:
+            second = bd.run_unit({"op": "ingest", "input": a, "output_dir": out, "reingest_changed": True})
+        finally:
+            unit._install = orig
+        record = os.path.join(out, "_bidnorm", "committed", "a.json")
+        with open(record) as f:
+            self.assertEqual(json.load(f)["attempt"], first["attempt"])
+        self.assertEqual(os.listdir(os.path.join(out, "_bidnorm", "replaced")), [first["attempt"] + ".json"])
+        # a run over another input rolls the replacement forward, then removes the claim
+        report = bd.ingest(self.client, [b], out, show_progress=False)
+        self.assertEqual(report.exit_code, 0)
+        with open(record) as f:
+            self.assertEqual(json.load(f)["attempt"], second["attempt"])
+        self.assertEqual(os.listdir(os.path.join(out, "_bidnorm", "replaced")), [])
+        self.assertEqual(len(read_records(second["avro"])), second["records_written"])
+        self.assertEqual(bd.run_unit({"op": "ingest", "input": a, "output_dir": out})["attempt"], second["attempt"])
 
     def test_vocab_tree_equals_one_build(self):
         d = self.tmp.name

@@ -169,12 +169,8 @@ def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence
         if progress:
             progress(done, len(todo))
     bar.end()
-    # attempts that lost their worker leave a staging folder: nothing runs now, so finish the commits
-    # they claimed (a worker lost between claim and renames, and its task never ran again), remove the rest
-    staging = os.path.join(out, "_bidnorm", "staging")
-    for name in os.listdir(staging):
-        unit.committed_record(out, name.rsplit(".", 1)[0])
-        shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
+    # nothing runs now: finish what lost attempts claimed, remove their staging folders and the claims
+    unit.finish_run(out)
     totals = {"records_read": 0, "records_written": 0, "records_rejected": 0}
     for r in report.committed + report.skipped:
         for k in totals:
