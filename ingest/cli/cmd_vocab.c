@@ -376,9 +376,16 @@ static void note_rules(const char *cmd, const bn_rules *rules, const char *dir)
 	fclose(f);
 	buf[n] = '\0';
 	const char *p = strstr(buf, "\"rules_sha256\": \"");
-	if (p && strncmp(p + 17, bn_rules_sha256(rules), 64) != 0 && strncmp(p + 17, "\"", 1) != 0)
-		fprintf(stderr, "bidnorm %s: note: the inputs were written with other rules (%.12s...) than %s (%.12s...)\n",
-			cmd, p + 17, bn_rules_source_name(rules), bn_rules_sha256(rules));
+	if (!p)
+		return;
+	const char *v = p + 17;
+	size_t len = strcspn(v, "\"");
+	if (len == 5 && strncmp(v, "mixed", 5) == 0)
+		fprintf(stderr, "bidnorm %s: note: the inputs were written with several rules; the tokens were linted "
+			"against %s (%.12s...)\n", cmd, bn_rules_source_name(rules), bn_rules_sha256(rules));
+	else if (len && (len != 64 || strncmp(v, bn_rules_sha256(rules), 64) != 0))
+		fprintf(stderr, "bidnorm %s: note: the inputs were written with other rules (%.*s...) than %s (%.12s...)\n",
+			cmd, (int)(len < 12 ? len : 12), v, bn_rules_source_name(rules), bn_rules_sha256(rules));
 }
 
 static int run(args *a, int argc, char **argv)

@@ -290,6 +290,14 @@ class Vocab(FolderTest):
             m = json.load(fh)
         self.assertEqual(m["rules_sha256"], "mixed")
         self.assertEqual(len(m["rules_sha256_all"]), 2)
+        # the summary notes which rules the tokens were linted against (it printed a slice of the manifest)
+        p = self.vocab("build", "-o", "w", "--allow-mixed-rules", "--rules", "bidlog", "--field", "country",
+                       self.avro13, other)
+        self.assertEqual(p.stderr.decode().splitlines()[0], "bidnorm vocab build: note: the inputs were written "
+                         "with several rules; the tokens were linted against <default> (%s...)" % sha[:12])
+        p = self.vocab("build", "-o", "x", "--allow-mixed-rules", "--rules", "bidlog", "--field", "country", other)
+        self.assertEqual(p.stderr.decode().splitlines()[0], "bidnorm vocab build: note: the inputs were written "
+                         "with other rules (000000000000...) than <default> (%s...)" % sha[:12])
 
     def test_outputs_of_another_text_repair_refused(self):
         # Written before the repair version was recorded (no bidnorm.text_repair): version 1. A vocabulary of its
