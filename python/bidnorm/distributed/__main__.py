@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     for opt in ("--min-count", "--top-k", "--task", "--rules", "--max-memory", "--spill-dir"):
         voc.add_argument(opt, help="as for bidnorm vocab build")
     voc.add_argument("--allow-mixed-rules", action="store_true")
-    voc.add_argument("--allow-other-text-repair", action="store_true")
+    voc.add_argument("--allow-other-text-repair", action="store_true", help="as for bidnorm vocab build")
     voc.add_argument("--force", action="store_true")
     voc.add_argument("inputs", nargs="+", metavar="INPUT.avro")
     sub.add_parser("unit", help="read one JSON task per line on stdin, write one JSON result per line")
