@@ -7,7 +7,8 @@ Prints, for every non-blank raw bid-log line, the encoded features as one JSON
 object - byte for byte what tools/serve_example.c prints - or
 {"rejected": REASON, "field": F, "message": M} for a line `bidnorm ingest`
 would reject. With rules that have rows (openrtb: one per imp), one object per
-row, each starting with "row": N. In a Python server: `from bidnorm import Model,
+row, each starting with "row": N. Without --rules, the rules the vocabulary's
+manifest records (as serve_example and `bidnorm parity` take them). In a Python server: `from bidnorm import Model,
 Encoder`, load the model once, one Encoder per thread, encode() per request
 (encode_rows() for rules with rows).
 """
@@ -58,8 +59,8 @@ def main():
     ap.add_argument("--allow-other-rules", action="store_true",
                     help="load a vocabulary built from data of other rules (for rules changed deliberately)")
     args = ap.parse_args()
-    rules = Rules(args.rules, lib=_capi.load(args.lib) if args.lib else None)
     try:
+        rules = Rules(args.rules, vocab=args.vocab, lib=_capi.load(args.lib) if args.lib else None)
         model = Model(args.vocab, rules, allow_other_rules=args.allow_other_rules)
     except BidnormError as e:  # e.g. a vocabulary of another text repair version: the library's message
         sys.exit("serve_ctypes.py: %s" % e)

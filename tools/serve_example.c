@@ -17,8 +17,12 @@
  *   serve_example --vocab DIR [--rules FILE|NAME] --bench N < raw.jsonl
  *       time N requests (bn_encoder_encode_json, then every further row) over
  *       the input lines (after one warm-up pass) and print latency percentiles.
+ * The rules: --rules FILE|NAME, else those the vocabulary's manifest records
+ * (bn_vocab_load_rules, as `bidnorm parity` and `vocab lint` take them: the
+ * shipped set with its rules_sha256, else the rule file its rules_source
+ * names if still identical; a directory without a manifest: the default).
  * --allow-other-rules loads a vocabulary built from data of other rules than
- * these (bn_model_options.allow_other_rules; refused by default: skew).
+ * --rules (bn_model_options.allow_other_rules; refused by default: skew).
  * Exit codes: 0 ok, 1 failure, 2 usage.
  */
 
@@ -261,7 +265,7 @@ int main(int argc, char **argv)
 	}
 	bn_error_clear(&err);
 	/* Once per process: rules and vocabularies, immutable, shareable by every thread. */
-	if (bn_rules_load(&rules, rules_path, &err) < 0 ||
+	if (bn_vocab_load_rules(&rules, vocab, rules_path, &err) < 0 ||
 	    bn_model_load_ext(&model, rules, vocab, &mo, &err) < 0 ||
 	    /* Once per thread: an encoder. */
 	    bn_encoder_new(&enc, model, &err) < 0) {

@@ -160,6 +160,22 @@ int bn_vocab_counter_add_avro(bn_vocab_counter *c, const char *path, bn_error *e
 int bn_vocab_check_text_repair(const char *const *paths, size_t npaths, bn_error *err);
 
 /*
+ * The same check for `vocab merge`, before merging: every input the partial
+ * counts files paths[0..npaths) record (parts keep each input's text repair
+ * version; a version-1 part records none, so its inputs count as version 1)
+ * must be of this bidnorm's version. Only the parts' headers are read.
+ * Returns BN_OK; BN_EUSAGE (err->source the part) "input 'old.avro' was
+ * written with text repair version '1', but this bidnorm repairs text with
+ * version '2': the same raw text gives other tokens (training/serving
+ * skew); ingest it again with this bidnorm and count it again, or pass
+ * --allow-other-text-repair to merge it anyway (serving refuses such a
+ * vocabulary)" (a version-1 part: "version '1' (a version-1 part, which
+ * records no version), but ..."); BN_EIO (cannot open), BN_ECORRUPT (not a
+ * part, truncated header) as bn_vocab_counter_merge_part words them.
+ */
+int bn_vocab_check_parts_text_repair(const char *const *paths, size_t npaths, bn_error *err);
+
+/*
  * bn_vocab_counter_add_avro, recording the input as name (e.g. the object
  * URL a cluster job read) instead of path in parts and the manifest; NULL =
  * path. Error messages name path. Also BN_EUSAGE "input 'N' is already

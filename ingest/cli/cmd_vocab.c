@@ -103,11 +103,11 @@ static const struct {
 	  "                             Avro headers name (merge: the shipped set of the parts' rules\n"
 	  "                             hash; lint: those DIR/manifest.json names). Inputs written\n"
 	  "                             with other rules are refused unless --allow-mixed-rules\n" },
-	{ OPT_OTHER_REPAIR, "--allow-other-text-repair", SUB_BUILD | SUB_COUNT | SUB_REGEN,
+	{ OPT_OTHER_REPAIR, "--allow-other-text-repair", SUB_BUILD | SUB_COUNT | SUB_MERGE | SUB_REGEN,
 	  "      --allow-other-text-repair\n"
-	  "                             count inputs written with another text repair version than\n"
-	  "                             this bidnorm's (refused by default: serving refuses such a\n"
-	  "                             vocabulary; re-ingest them instead)\n" },
+	  "                             count inputs (merge: parts of inputs) written with another\n"
+	  "                             text repair version than this bidnorm's (refused by default:\n"
+	  "                             serving refuses such a vocabulary; re-ingest them instead)\n" },
 	{ OPT_FORCE, "--force", SUB_BUILD | SUB_MERGE | SUB_REGEN,
 	  "      --force                replace an existing DIR (build, merge); switch even when a\n"
 	  "                             guardrail refuses (regen)\n" },
@@ -376,9 +376,16 @@ static void note_rules(const char *cmd, const bn_rules *rules, const char *dir)
 	fclose(f);
 	buf[n] = '\0';
 	const char *p = strstr(buf, "\"rules_sha256\": \"");
-	if (p && strncmp(p + 17, bn_rules_sha256(rules), 64) != 0 && strncmp(p + 17, "\"", 1) != 0)
-		fprintf(stderr, "bidnorm %s: note: the inputs were written with other rules (%.12s...) than %s (%.12s...)\n",
-			cmd, p + 17, bn_rules_source_name(rules), bn_rules_sha256(rules));
+	if (!p)
+		return;
+	const char *v = p + 17;
+	size_t len = strcspn(v, "\"");
+	if (len == 5 && strncmp(v, "mixed", 5) == 0)
+		fprintf(stderr, "bidnorm %s: note: the inputs were written with several rules; the tokens were linted "
+			"against %s (%.12s...)\n", cmd, bn_rules_source_name(rules), bn_rules_sha256(rules));
+	else if (len && (len != 64 || strncmp(v, bn_rules_sha256(rules), 64) != 0))
+		fprintf(stderr, "bidnorm %s: note: the inputs were written with other rules (%.*s...) than %s (%.12s...)\n",
+			cmd, (int)(len < 12 ? len : 12), v, bn_rules_source_name(rules), bn_rules_sha256(rules));
 }
 
 static int run(args *a, int argc, char **argv)
@@ -489,8 +496,9 @@ static int run(args *a, int argc, char **argv)
 	if (exit_code != BN_EXIT_OK)
 		goto cleanup;
 	/* Tokens of another text repair make a vocabulary serving refuses: say so before counting for hours. */
-	if (a->subbit != SUB_MERGE && !a->other_repair) {
-		rc = bn_vocab_check_text_repair((const char *const *)inputs, ninputs, &err);
+	if (!a->other_repair) {
+		rc = a->subbit == SUB_MERGE ? bn_vocab_check_parts_text_repair((const char *const *)inputs, ninputs, &err)
+					    : bn_vocab_check_text_repair((const char *const *)inputs, ninputs, &err);
 		if (rc < 0) {
 			exit_code = fail(cmd, &err, rc);
 			goto cleanup;

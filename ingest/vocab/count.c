@@ -1171,6 +1171,94 @@ static void part_close(part_bytes *pb)
 	bn_buf_free(&pb->b);
 }
 
+/* Open part file path and check its magic; r reads it from just after the magic. *v1: a version-1 part. */
+static int part_begin(part_bytes *b, reader *r, int *v1, const char *path, bn_error *err)
+{
+	int rc = part_open(b, path, err);
+	if (rc < 0)
+		return rc;
+	*v1 = b->size >= sizeof(part_magic_v1) && memcmp(b->data, part_magic_v1, sizeof(part_magic_v1)) == 0;
+	if (!*v1 && (b->size < sizeof(part_magic) || memcmp(b->data, part_magic, sizeof(part_magic)) != 0)) {
+		bn_error_locate(err, path, 0, 0);
+		return bn_error_set(err, BN_ECORRUPT, "not a bidnorm partial counts file (written by 'bidnorm vocab count')");
+	}
+	/* Both magics have the same length. */
+	r->start = (const unsigned char *)b->data;
+	r->p = r->start + sizeof(part_magic);
+	r->end = r->start + b->size;
+	r->bad = 0;
+	return BN_OK;
+}
+
+/* One input as a part records it; the strings point into the part's bytes. */
+typedef struct part_input {
+	const char *path, *sha, *version, *repair, *id;
+	size_t path_len, sha_len, version_len, repair_len, id_len;
+	uint64_t scanned, matched;
+} part_input;
+
+/* The next input of a part of version v1 or 2 (a version-1 part records text repair "1" and no identity). */
+static void read_part_input(reader *r, int v1, part_input *in)
+{
+	in->path = get_str(r, &in->path_len);
+	in->sha = get_str(r, &in->sha_len);
+	in->version = get_str(r, &in->version_len);
+	in->repair = "1";
+	in->repair_len = 1;
+	if (!v1)
+		in->repair = get_str(r, &in->repair_len);
+	in->scanned = get_uv(r);
+	in->matched = get_uv(r);
+	in->id = "";
+	in->id_len = 0;
+	if (!v1)
+		in->id = get_str(r, &in->id_len);
+	if (in->id_len != 0 && in->id_len != BN_VINPUT_ID_SIZE)
+		r->bad = 1;
+}
+
+int bn_vocab_check_parts_text_repair(const char *const *paths, size_t npaths, bn_error *err)
+{
+	const char *ours = bn_text_repair_version();
+	int rc = BN_OK;
+
+	bn_error_clear(err);
+	if (npaths && !paths)
+		return bn_error_set(err, BN_EUSAGE, "bn_vocab_check_parts_text_repair: paths are required");
+	for (size_t i = 0; rc == BN_OK && i < npaths; i++) {
+		part_bytes b;
+		reader r;
+		size_t len;
+		int v1 = 0;
+		rc = part_begin(&b, &r, &v1, paths[i], err);
+		/* fields, then filters: skipped */
+		for (int list = 0; rc == BN_OK && list < 2 && !r.bad; list++) {
+			uint64_t n = get_uv(&r);
+			for (uint64_t k = 0; k < n && !r.bad; k++)
+				get_str(&r, &len);
+		}
+		uint64_t ninputs = rc == BN_OK ? get_uv(&r) : 0;
+		for (uint64_t k = 0; rc == BN_OK && k < ninputs && !r.bad; k++) {
+			part_input in;
+			read_part_input(&r, v1, &in);
+			if (r.bad || (in.repair_len == strlen(ours) && memcmp(in.repair, ours, in.repair_len) == 0))
+				continue;
+			bn_error_locate(err, paths[i], 0, 0);
+			rc = bn_error_set(err, BN_EUSAGE,
+					  "input '%.*s' was written with text repair version '%.*s'%s, but this bidnorm "
+					  "repairs text with version '%s': the same raw text gives other tokens "
+					  "(training/serving skew); ingest it again with this bidnorm and count it again, or "
+					  "pass --allow-other-text-repair to merge it anyway (serving refuses such a vocabulary)",
+					  (int)in.path_len, in.path, (int)(in.repair_len < 32 ? in.repair_len : 32), in.repair,
+					  v1 ? " (a version-1 part, which records no version)" : "", ours);
+		}
+		if (rc == BN_OK && r.bad)
+			rc = part_corrupt(paths[i], &r, err);
+		part_close(&b);
+	}
+	return rc;
+}
+
 int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error *err)
 {
 	part_bytes b;
@@ -1178,23 +1266,12 @@ int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error 
 	char **fields = NULL, **where = NULL;
 	size_t nfields = 0, nwhere = 0, n;
 	const char *s;
-	int rc;
+	int rc, v1 = 0;
 
 	bn_error_clear(err);
-	rc = part_open(&b, path, err);
+	rc = part_begin(&b, &r, &v1, path, err);
 	if (rc < 0)
 		goto cleanup;
-	int v1 = b.size >= sizeof(part_magic_v1) && memcmp(b.data, part_magic_v1, sizeof(part_magic_v1)) == 0;
-	if (!v1 && (b.size < sizeof(part_magic) || memcmp(b.data, part_magic, sizeof(part_magic)) != 0)) {
-		bn_error_locate(err, path, 0, 0);
-		rc = bn_error_set(err, BN_ECORRUPT, "not a bidnorm partial counts file (written by 'bidnorm vocab count')");
-		goto cleanup;
-	}
-	/* Both magics have the same length. */
-	r.start = (const unsigned char *)b.data;
-	r.p = r.start + sizeof(part_magic);
-	r.end = r.start + b.size;
-	r.bad = 0;
 
 	nfields = (size_t)get_uv(&r);
 	if (r.bad || nfields > b.size || !(fields = calloc(nfields + 1, sizeof(char *)))) {
@@ -1246,34 +1323,28 @@ int bn_vocab_counter_merge_part(bn_vocab_counter *c, const char *path, bn_error 
 	}
 	uint64_t ninputs = get_uv(&r);
 	for (uint64_t i = 0; i < ninputs && !r.bad; i++) {
-		size_t pn, sn, vn, tn = 1;
 		bn_vinput *in = NULL;
-		const char *p = get_str(&r, &pn), *sha = get_str(&r, &sn), *ver = get_str(&r, &vn), *tr = "1";
-		if (!v1)
-			tr = get_str(&r, &tn);
-		uint64_t scanned = get_uv(&r), matched = get_uv(&r);
-		size_t idn = 0;
-		const char *id = v1 ? "" : get_str(&r, &idn);
-		if (r.bad || (idn != 0 && idn != BN_VINPUT_ID_SIZE)) {
-			r.bad = 1;
+		part_input pi;
+		read_part_input(&r, v1, &pi);
+		if (r.bad)
 			break;
-		}
-		char *pz = strndup(p, pn);
+		char *pz = strndup(pi.path, pi.path_len);
 		if (!pz) {
 			rc = oom(err);
 			goto cleanup;
 		}
-		rc = add_input(c, pz, sha, sn, ver, vn, tr, tn, idn ? (const unsigned char *)id : NULL, &in, err);
+		rc = add_input(c, pz, pi.sha, pi.sha_len, pi.version, pi.version_len, pi.repair, pi.repair_len,
+			       pi.id_len ? (const unsigned char *)pi.id : NULL, &in, err);
 		free(pz);
 		if (rc < 0) {
 			if (rc == BN_EUSAGE)
 				bn_error_locate(err, path, 0, 0);
 			goto cleanup;
 		}
-		in->rows_scanned = scanned;
-		in->rows_matched = matched;
-		c->rows_scanned += scanned;
-		c->rows_matched += matched;
+		in->rows_scanned = pi.scanned;
+		in->rows_matched = pi.matched;
+		c->rows_scanned += pi.scanned;
+		c->rows_matched += pi.matched;
 	}
 	for (size_t f = 0; f < nfields && !r.bad; f++) {
 		uint64_t occurrences = get_uv(&r), distinct = get_uv(&r), sum = 0;

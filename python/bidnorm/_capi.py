@@ -37,6 +37,7 @@ _E = ctypes.POINTER(BnError)
 _SIGNATURES = {
     "bn_version": (ctypes.c_char_p, []),
     "bn_rules_load": (ctypes.c_int, [ctypes.POINTER(_P), ctypes.c_char_p, _E]),
+    "bn_vocab_load_rules": (ctypes.c_int, [ctypes.POINTER(_P), ctypes.c_char_p, ctypes.c_char_p, _E]),
     "bn_rules_rows": (ctypes.c_char_p, [_P]),
     "bn_rules_free": (None, [_P]),
     "bn_rules_sha256": (ctypes.c_char_p, [_P]),

@@ -32,13 +32,23 @@ class _Closing:
 
 class Rules(_Closing):
     """Compiled rules, as --rules means them: None the default, a shipped set's name ("bidlog",
-    "openrtb") or a rule file's path. Immutable, shared by threads."""
+    "openrtb") or a rule file's path. Immutable, shared by threads.
 
-    def __init__(self, spec: Optional[str] = None, *, lib: Optional[ctypes.CDLL] = None) -> None:
+    vocab=DIR with spec None: the rules vocabulary directory DIR's manifest records, as `bidnorm
+    parity` takes them (bn_vocab_load_rules: the shipped set with its rules_sha256, else the rule file
+    its rules_source names if still identical; the default when it records none); BidnormError with
+    the library's message when they are not here as they were."""
+
+    def __init__(self, spec: Optional[str] = None, *, vocab: Optional[str] = None,
+                 lib: Optional[ctypes.CDLL] = None) -> None:
         self.lib = lib or _capi.load()
         self._handle = ctypes.c_void_p()
         err = _capi.BnError()
-        rc = self.lib.bn_rules_load(ctypes.byref(self._handle), spec.encode() if spec else None, ctypes.byref(err))
+        given = spec.encode() if spec else None
+        if vocab is not None:
+            rc = self.lib.bn_vocab_load_rules(ctypes.byref(self._handle), vocab.encode(), given, ctypes.byref(err))
+        else:
+            rc = self.lib.bn_rules_load(ctypes.byref(self._handle), given, ctypes.byref(err))
         if rc != OK:
             _capi.raise_error(self.lib, rc, err)
 

@@ -181,9 +181,7 @@ class RulesAtServing(RulesFromTheHeader):
         self.assertEqual(p.stderr.decode(), "bidnorm encode: " + self.skew(openrtb, bidlog))
         self.assertFalse(os.path.exists(self.path("e.avro")))
         self.bidnorm("encode", "-q", "--allow-other-rules", "--vocab", "v", "-o", "e.avro", self.bidlog)
-        # the serving example in C and in Python, with their default (bid-log) rules
-        p = subprocess.run([SERVE_EXAMPLE, "--vocab", "v"], input=b"", capture_output=True, cwd=self.dir)
-        self.assertEqual((p.returncode, p.stderr.decode()), (1, "serve_example: " + self.skew(openrtb, bidlog)))
+        # the serving example in C: without --rules, those the manifest records (as parity); --rules is explicit
         raw = subprocess.run(["zstd", "-dc", OPENRTB_SAMPLE], capture_output=True, check=True).stdout
         raw = b"\n".join(raw.splitlines()[:20]) + b"\n"
         p = subprocess.run([SERVE_EXAMPLE, "--vocab", "v", "--rules", "openrtb"], input=raw, capture_output=True,
@@ -191,18 +189,27 @@ class RulesAtServing(RulesFromTheHeader):
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         served = p.stdout
         self.assertIn(b'"country":', served)
-        p = subprocess.run([SERVE_EXAMPLE, "--vocab", "v", "--allow-other-rules"], input=b"", capture_output=True,
+        self.assertIn(b'"row":1,', served)
+        p = subprocess.run([SERVE_EXAMPLE, "--vocab", "v"], input=raw, capture_output=True, cwd=self.dir)
+        self.assertEqual((p.returncode, p.stderr.decode(), p.stdout), (0, "", served))
+        p = subprocess.run([SERVE_EXAMPLE, "--vocab", "v", "--rules", "bidlog"], input=b"", capture_output=True,
                            cwd=self.dir)
+        self.assertEqual((p.returncode, p.stderr.decode()), (1, "serve_example: " + self.skew(openrtb, bidlog)))
+        p = subprocess.run([SERVE_EXAMPLE, "--vocab", "v", "--rules", "bidlog", "--allow-other-rules"], input=b"",
+                           capture_output=True, cwd=self.dir)
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         if os.environ.get("BIDNORM_SANITIZED") != "1":  # an uninstrumented python cannot load a sanitized library
             lib = os.environ.get("BIDNORM_LIB") or os.path.join(os.path.dirname(SERVE_EXAMPLE), "libbidnorm.so")
             ctypes_serve = [sys.executable, os.path.join(SOURCE, "tools", "serve_ctypes.py"), "--lib", lib, "--vocab",
                             "v"]
-            p = subprocess.run(ctypes_serve, input=b"", capture_output=True, cwd=self.dir)
-            self.assertEqual((p.returncode, p.stderr.decode()), (1, "serve_ctypes.py: " + self.skew(openrtb, bidlog)))
+            p = subprocess.run(ctypes_serve, input=raw, capture_output=True, cwd=self.dir)
+            self.assertEqual((p.returncode, p.stdout), (0, served), p.stderr.decode())
             p = subprocess.run(ctypes_serve + ["--rules", "openrtb"], input=raw, capture_output=True, cwd=self.dir)
             self.assertEqual((p.returncode, p.stdout), (0, served), p.stderr.decode())
-            p = subprocess.run(ctypes_serve + ["--allow-other-rules"], input=b"", capture_output=True, cwd=self.dir)
+            p = subprocess.run(ctypes_serve + ["--rules", "bidlog"], input=b"", capture_output=True, cwd=self.dir)
+            self.assertEqual((p.returncode, p.stderr.decode()), (1, "serve_ctypes.py: " + self.skew(openrtb, bidlog)))
+            p = subprocess.run(ctypes_serve + ["--rules", "bidlog", "--allow-other-rules"], input=b"",
+                               capture_output=True, cwd=self.dir)
             self.assertEqual(p.returncode, 0, p.stderr.decode())
         # parity takes the manifest's rules; --rules is an explicit choice, held to the same check
         with open(self.path("empty.jsonl"), "w"):
@@ -211,6 +218,19 @@ class RulesAtServing(RulesFromTheHeader):
         p = self.bidnorm("parity", "--rules", "bidlog", "--vocab", "v", "empty.jsonl", expect=2)
         self.assertEqual(p.stderr.decode(), "bidnorm parity: " + self.skew(openrtb, bidlog))
         self.bidnorm("parity", "--rules", "bidlog", "--allow-other-rules", "--vocab", "v", "empty.jsonl")
+        # rules the manifest records but that are not here: the library's message, as parity prints it
+        with open(self.path("v/manifest.json")) as f:
+            m = json.load(f)
+        m["rules_sha256"] = "mixed"
+        with open(self.path("v/manifest.json"), "w") as f:
+            json.dump(m, f)
+        mixed = ("v/manifest.json: built from inputs of several rules (rules_sha256 'mixed'): pass --rules FILE|NAME "
+                 "with the rules to lint against\n")
+        p = subprocess.run([SERVE_EXAMPLE, "--vocab", "v"], input=b"", capture_output=True, cwd=self.dir)
+        self.assertEqual((p.returncode, p.stderr.decode()), (1, "serve_example: " + mixed))
+        if os.environ.get("BIDNORM_SANITIZED") != "1":
+            p = subprocess.run(ctypes_serve, input=b"", capture_output=True, cwd=self.dir)
+            self.assertEqual((p.returncode, p.stderr.decode()), (1, "serve_ctypes.py: " + mixed))
 
     def test_a_rule_file_revised_since_the_vocabulary(self):
         sha = self.ingest_with_own_rules()

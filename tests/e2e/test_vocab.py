@@ -290,6 +290,14 @@ class Vocab(FolderTest):
             m = json.load(fh)
         self.assertEqual(m["rules_sha256"], "mixed")
         self.assertEqual(len(m["rules_sha256_all"]), 2)
+        # the summary notes which rules the tokens were linted against (it printed a slice of the manifest)
+        p = self.vocab("build", "-o", "w", "--allow-mixed-rules", "--rules", "bidlog", "--field", "country",
+                       self.avro13, other)
+        self.assertEqual(p.stderr.decode().splitlines()[0], "bidnorm vocab build: note: the inputs were written "
+                         "with several rules; the tokens were linted against <default> (%s...)" % sha[:12])
+        p = self.vocab("build", "-o", "x", "--allow-mixed-rules", "--rules", "bidlog", "--field", "country", other)
+        self.assertEqual(p.stderr.decode().splitlines()[0], "bidnorm vocab build: note: the inputs were written "
+                         "with other rules (000000000000...) than <default> (%s...)" % sha[:12])
 
     def test_outputs_of_another_text_repair_refused(self):
         # Written before the repair version was recorded (no bidnorm.text_repair): version 1. A vocabulary of its
@@ -328,9 +336,26 @@ class Vocab(FolderTest):
         self.vocab("build", "-q", "-o", "w", "--allow-other-text-repair", "--field", "country", old)
         with open(self.path("w/manifest.json")) as fh:
             self.assertEqual(json.load(fh)["text_repair"], "1")
-        # merge and lint take no such option
-        p = self.vocab("merge", "-o", "x", "--allow-other-text-repair", "p", expect=2)
-        self.assertIn("--allow-other-text-repair does not apply to 'vocab merge'", p.stderr.decode())
+        # parts keep each input's version: merge refuses them alike, before writing anything (--part too)
+        self.vocab("count", "-q", "-o", "old.part", "--allow-other-text-repair", "--field", "country", old)
+        self.vocab("count", "-q", "-o", "new.part", "--field", "country", self.avro13)
+        before = sorted(os.listdir(self.dir))
+        for args in (["-o", "x"], ["--part", "-o", "x.part"]):
+            p = self.vocab("merge", *args, "new.part", "old.part", expect=2)
+            self.assertEqual(p.stderr.decode(), "bidnorm vocab merge: old.part: input '%s' was written with text "
+                             "repair version '1', but this bidnorm repairs text with version '2': the same raw text "
+                             "gives other tokens (training/serving skew); ingest it again with this bidnorm and count "
+                             "it again, or pass --allow-other-text-repair to merge it anyway (serving refuses such a "
+                             "vocabulary)\n" % old)
+        self.assertEqual(sorted(os.listdir(self.dir)), before)
+        self.vocab("merge", "-q", "-o", "x", "--allow-other-text-repair", "old.part")
+        with open(self.path("x/manifest.json")) as fh:
+            self.assertEqual(json.load(fh)["text_repair"], "1")
+        with open(self.path("x/country.txt"), "rb") as a, open(self.path("w/country.txt"), "rb") as b:
+            self.assertEqual(a.read(), b.read())
+        # lint takes no such option
+        p = self.vocab("lint", "x", "--allow-other-text-repair", expect=2)
+        self.assertIn("--allow-other-text-repair does not apply to 'vocab lint'", p.stderr.decode())
 
     # --- lint --------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-/* fuzz_part.c - libFuzzer target: arbitrary bytes as a partial counts file ('vocab count' output) through 'vocab merge'. */
+/* fuzz_part.c - libFuzzer target: arbitrary bytes as a partial counts file ('vocab count' output) through 'vocab merge' and its text repair check. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +37,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
 		abort();
+	/* the text repair check before a merge reads the same header */
+	const char *paths[] = { path };
+	check_status(bn_vocab_check_parts_text_repair(paths, 1, &err), &err);
 	if (bn_vocab_counter_new(&c, NULL, 0, NULL, 0, 64 << 20, 1, &err) != BN_OK)
 		abort();
 	int rc = bn_vocab_counter_merge_part(c, path, &err);

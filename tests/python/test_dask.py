@@ -1,6 +1,7 @@
 """bidnorm.distributed on a real Dask cluster: a scheduler and 2 worker processes (with their nannies)
 on 127.0.0.1, every listener on loopback. Ingest with one worker killed (SIGKILL) while its bidnorm
 runs, a corrupt input, a rerun that resumes; vocab as a tree of merges equal to one build."""
+import fcntl
 import importlib.util
 import json
 import os
@@ -14,18 +15,20 @@ import threading
 import time
 import unittest
 
-from common import BIDNORM, SAMPLE_12, SAMPLE_13, bidnorm, read_bytes
+from common import BIDNORM, SAMPLE_12, SAMPLE_13, SOURCE, bidnorm, read_bytes
 
 HAVE_DASK = importlib.util.find_spec("distributed") is not None
 
 if HAVE_DASK:
+    import avro.datafile
+    import avro.io
     from distributed import Client
 
     from bidnorm import distributed as bd
     from bidnorm.distributed import unit
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "e2e"))
-from e2e import read_records  # noqa: E402  pylint: disable=wrong-import-position
+from e2e import read_avro_file, read_records  # noqa: E402  pylint: disable=wrong-import-position
 
 COPIES = 6        # sample copies per input: each ingest runs long enough to be killed in the middle
 
@@ -252,6 +255,21 @@ class DaskCluster(unittest.TestCase):
             journal = [json.loads(x) for x in f]
         self.assertEqual(sorted((os.path.basename(j["input"]), j["status"]) for j in journal[-3:]),
                          [("a.jsonl.zst", "changed"), ("b.jsonl.zst", "committed"), ("c.jsonl.zst", "committed")])
+        # b's hash proved its content unchanged: its record now keeps its new time (rewritten whole), so
+        # the next run skips it by size and time, without a task that hashes it again
+        with open(os.path.join(out, "_bidnorm", "committed", "b.json")) as f:
+            record = json.load(f)
+        self.assertEqual(record["identity"]["mtime_ns"], os.stat(b).st_mtime_ns)
+        self.assertEqual(record["identity"]["sha256"], unit.input_identity(b)["sha256"])
+        self.assertEqual(sorted(os.listdir(os.path.join(out, "_bidnorm", "committed"))),
+                         ["a.json", "b.json", "c.json"])
+        orig = unit._sha256_file
+        unit._sha256_file = lambda path: self.fail(f"{path} hashed again")
+        try:
+            self.assertEqual(bd.run_unit({"op": "ingest", "input": b, "output_dir": out})["attempt"],
+                             record["attempt"])
+        finally:
+            unit._sha256_file = orig
         # asked to, it ingests a again and replaces its outputs; the rest is committed already
         again = bd.ingest(self.client, [a, b, c], out, reingest_changed=True, show_progress=False)
         self.assertEqual((again.exit_code, [r["stem"] for r in again.committed], len(again.skipped)), (0, ["a"], 2))
@@ -259,6 +277,14 @@ class DaskCluster(unittest.TestCase):
         self.assertEqual(again.committed[0]["records_read"], self.lines[13] // COPIES)
         self.assertTrue(os.path.exists(os.path.join(out, "_SUCCESS")))
         self.assertEqual(os.listdir(os.path.join(out, "_bidnorm", "staging")), [])
+        with open(os.path.join(out, "_bidnorm", "journal.jsonl")) as f:
+            journal = [json.loads(x) for x in f]
+        self.assertEqual([os.path.basename(j["input"]) for j in journal if j["run"] == journal[-1]["run"]],
+                         ["a.jsonl.zst"])
+        # the claim of a's replacement is gone once the run is over: nothing can look it up any more
+        with open(os.path.join(out, "_bidnorm", "committed", "a.json")) as f:
+            self.assertEqual(json.load(f)["attempt"], again.committed[0]["attempt"])
+        self.assertEqual(os.listdir(os.path.join(out, "_bidnorm", "replaced")), [])
 
     def test_the_end_of_a_run_finishes_a_commit_a_lost_worker_claimed(self):
         d = os.path.join(self.tmp.name, "claimed")
@@ -280,6 +306,35 @@ class DaskCluster(unittest.TestCase):
         self.assertEqual(report.exit_code, 0)
         self.assertEqual(len(read_records(claimed["avro"])), claimed["records_written"])
         self.assertEqual(os.listdir(os.path.join(out, "_bidnorm", "staging")), [])
+
+    def test_the_end_of_a_run_finishes_a_replacement_before_removing_its_claim(self):
+        d = os.path.join(self.tmp.name, "replacing")
+        out = os.path.join(d, "out")
+        os.makedirs(d)
+        a, b = os.path.join(d, "a.jsonl.zst"), os.path.join(d, "b.jsonl.zst")
+        shutil.copy(SAMPLE_12, a)
+        shutil.copy(SAMPLE_13, b)
+        first = bd.run_unit({"op": "ingest", "input": a, "output_dir": out})
+        shutil.copy(SAMPLE_13, a)
+        # the replacement is claimed and its files moved, but its worker is lost before the record is renamed
+        orig = unit._install
+        unit._install = lambda src, dst: None
+        try:
+            second = bd.run_unit({"op": "ingest", "input": a, "output_dir": out, "reingest_changed": True})
+        finally:
+            unit._install = orig
+        record = os.path.join(out, "_bidnorm", "committed", "a.json")
+        with open(record) as f:
+            self.assertEqual(json.load(f)["attempt"], first["attempt"])
+        self.assertEqual(os.listdir(os.path.join(out, "_bidnorm", "replaced")), [first["attempt"] + ".json"])
+        # a run over another input rolls the replacement forward, then removes the claim
+        report = bd.ingest(self.client, [b], out, show_progress=False)
+        self.assertEqual(report.exit_code, 0)
+        with open(record) as f:
+            self.assertEqual(json.load(f)["attempt"], second["attempt"])
+        self.assertEqual(os.listdir(os.path.join(out, "_bidnorm", "replaced")), [])
+        self.assertEqual(len(read_records(second["avro"])), second["records_written"])
+        self.assertEqual(bd.run_unit({"op": "ingest", "input": a, "output_dir": out})["attempt"], second["attempt"])
 
     def test_vocab_tree_equals_one_build(self):
         d = self.tmp.name
@@ -344,6 +399,118 @@ class DaskCluster(unittest.TestCase):
                 a, b = json.loads(a), json.loads(b)
                 del a["resources"], b["resources"]
             self.assertEqual(a, b, n)
+
+    def assert_same_vocabulary(self, one, tree):
+        """The files of two vocabulary directories are byte-identical (the manifest's resources aside)."""
+        names = sorted(os.listdir(one))
+        self.assertEqual(names, sorted(os.listdir(tree)))
+        for n in names:
+            a, b = read_bytes(os.path.join(one, n)), read_bytes(os.path.join(tree, n))
+            if n == "manifest.json":
+                a, b = json.loads(a), json.loads(b)
+                del a["resources"], b["resources"]
+            self.assertEqual(a, b, n)
+
+    def test_vocab_of_inputs_of_mixed_rules_normalizes_where_with_the_rules_given(self):
+        # b.avro is written with rules whose os chain keeps case, a and c with the shipped ones. With
+        # --rules bidlog, os=iOS means 'ios' for every input, as in one build; each input's own rules would
+        # make it 'iOS' for b, which no row of b holds (the counts passed --rules only to the final merge).
+        d = os.path.join(self.tmp.name, "mixed")
+        os.makedirs(d)
+        with open(os.path.join(SOURCE, "rules", "bidlog.yaml"), encoding="utf-8") as f:
+            text = f.read()
+        chain = "  - name: os\n    source: device.os\n    type: string\n    chain: token\n"
+        self.assertIn(chain, text)
+        keep_case = os.path.join(d, "keep-case.yaml")
+        with open(keep_case, "w", encoding="utf-8") as f:
+            f.write(text.replace(chain, chain.replace("chain: token", "chain: [text]")))
+        avros = []
+        for name, src, rules in (("a", SAMPLE_12, "bidlog"), ("b", SAMPLE_13, keep_case), ("c", SAMPLE_12, "bidlog")):
+            avros.append(os.path.join(d, name + ".avro"))
+            p = bidnorm("ingest", "-q", "--rules", rules, "--source-name", name, "-o", avros[-1], src)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        opts = ["--field", "country,app_bundle", "--where", "os=iOS", "--allow-mixed-rules", "--rules", "bidlog"]
+        p = bidnorm("vocab", "build", "-q", "-o", os.path.join(d, "one"), *opts, *avros)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(os.path.join(d, "one", "manifest.json"), encoding="utf-8") as f:
+            matched = {i["path"]: i["rows_matched"] for i in json.load(f)["inputs"]}
+        self.assertGreater(matched[avros[1]], 0)
+        # fan-in 2: (a b) (c), so a merge --part of parts of two rules runs too
+        cli = [sys.executable, "-m", "bidnorm.distributed", "vocab", "--scheduler", self.client.scheduler.address]
+        p = subprocess.run([*cli, "-q", "-o", os.path.join(d, "tree"), "--fan-in", "2", *opts, *avros],
+                           capture_output=True, text=True, check=False, cwd=d)
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        self.assert_same_vocabulary(os.path.join(d, "one"), os.path.join(d, "tree"))
+
+    def test_vocab_of_inputs_of_another_text_repair(self):
+        # written before the text repair version was recorded: version 1, refused unless allowed
+        d = os.path.join(self.tmp.name, "repair")
+        os.makedirs(d)
+        olds = []
+        for i, src in enumerate((SAMPLE_12, SAMPLE_13, SAMPLE_12)):
+            new = os.path.join(d, f"new{i}.avro")
+            self.assertEqual(bidnorm("ingest", "-q", "--source-name", f"h{i}", "-o", new, src).returncode, 0)
+            olds.append(os.path.join(d, f"old{i}.avro"))
+            with open(new, "rb") as f, open(olds[-1], "wb") as g:
+                reader = avro.datafile.DataFileReader(f, avro.io.DatumReader())
+                w = avro.datafile.DataFileWriter(g, avro.io.DatumWriter(), reader.datum_reader.writers_schema,
+                                                 codec="null")
+                for k in ("bidnorm.rules.sha256", "bidnorm.rules.source", "bidnorm.version"):
+                    w.set_meta(k, reader.meta[k])
+                for r in reader:
+                    w.append(r)
+                w.close()
+                reader.close()
+        self.assertNotIn("bidnorm.text_repair", read_avro_file(olds[0])[0])
+        cli = [sys.executable, "-m", "bidnorm.distributed", "vocab", "--scheduler", self.client.scheduler.address,
+               "-q", "--fan-in", "2", "--field", "country,app_bundle"]
+        p = subprocess.run([*cli, "-o", os.path.join(d, "tree"), olds[0]], capture_output=True, text=True,
+                           check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertEqual(p.stderr.splitlines()[0],
+                         f"bidnorm distributed vocab: bidnorm vocab count: {olds[0]}: written with text repair "
+                         "version '1' (the header has no bidnorm.text_repair: written before it was recorded, or not "
+                         "by bidnorm ingest), but this bidnorm repairs text with version '2': the same raw text gives "
+                         "other tokens (training/serving skew); ingest it again with this bidnorm, or pass "
+                         "--allow-other-text-repair to count it anyway (serving refuses such a vocabulary)")
+        # allowed, counts, the merge of parts ((old0 old1) (old2)) and the final merge take them, as one build does
+        p = subprocess.run([*cli, "--allow-other-text-repair", "-o", os.path.join(d, "tree"), *olds],
+                           capture_output=True, text=True, check=False)
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        p = bidnorm("vocab", "build", "-q", "--allow-other-text-repair", "-o", os.path.join(d, "one"), "--field",
+                    "country,app_bundle", *olds)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assert_same_vocabulary(os.path.join(d, "one"), os.path.join(d, "tree"))
+        with open(os.path.join(d, "tree", "manifest.json"), encoding="utf-8") as f:
+            self.assertEqual(json.load(f)["text_repair"], "1")
+
+    def test_two_vocab_runs_into_one_output(self):
+        d = os.path.join(self.tmp.name, "locked")
+        os.makedirs(d)
+        out, parts = os.path.join(d, "v"), os.path.join(d, ".v.parts")
+        avro_in = os.path.join(self.tmp.name, "locked-in.avro")
+        self.assertEqual(bidnorm("ingest", "-q", "-o", avro_in, SAMPLE_13).returncode, 0)
+        vocab = [sys.executable, "-m", "bidnorm.distributed", "vocab", "--scheduler", self.client.scheduler.address,
+                 "-o", out, "-f", "country", avro_in]
+        # a run in progress holds the lock, as the driver takes it
+        os.makedirs(parts)
+        held = os.open(os.path.join(parts, "lock"), os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            p = subprocess.run(vocab, capture_output=True, text=True, check=False)
+            self.assertEqual((p.returncode, p.stderr), (1, f"bidnorm distributed vocab: another run is writing {out}: "
+                                                           f"it holds the lock {parts}/lock; wait for it to end, or "
+                                                           "write to another output\n"))
+            self.assertEqual(os.listdir(d), [".v.parts"])
+            self.assertEqual(os.listdir(parts), ["lock"])
+            report = bd.vocab(self.client, [avro_in], out, fields=["country"])
+            self.assertEqual((report.exit_code, report.parts, report.failed), (1, "", []))
+        finally:
+            os.close(held)
+        # once it has ended, a run goes ahead and removes the folder, lock and all
+        p = subprocess.run(vocab, capture_output=True, text=True, check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(os.listdir(d), ["v"])
 
     def test_vocab_without_bidnorm_on_the_workers(self):
         d = os.path.join(self.tmp.name, "nobin")

@@ -131,6 +131,25 @@ class Serving(unittest.TestCase):
                 self.assertEqual(model.vocab_size("country"), own.vocab_size("country"))
                 self.assertGreater(model.vocab_size("country"), 0)
 
+    def test_rules_of_a_vocabulary_are_those_its_manifest_records(self):
+        with bn.Rules(vocab=self.vocab) as rules, bn.Rules() as default, bn.Rules("openrtb") as openrtb:
+            self.assertEqual(rules.sha256, default.sha256)
+            with bn.Rules("openrtb", vocab=self.vocab) as given:     # --rules stays an explicit choice
+                self.assertEqual(given.sha256, openrtb.sha256)
+        mixed = os.path.join(self.tmp.name, "vocab-mixed")
+        shutil.copytree(self.vocab, mixed)
+        manifest = os.path.join(mixed, "manifest.json")
+        with open(manifest) as f:
+            m = json.load(f)
+        m["rules_sha256"] = "mixed"
+        with open(manifest, "w") as f:
+            json.dump(m, f)
+        with self.assertRaises(bn.BidnormError) as cm:
+            bn.Rules(vocab=mixed)
+        self.assertEqual((cm.exception.code, cm.exception.source, cm.exception.message),
+                         (bn.errors.EUSAGE, manifest, "built from inputs of several rules (rules_sha256 'mixed'): "
+                          "pass --rules FILE|NAME with the rules to lint against"))
+
     def test_normalize(self):
         self.assertEqual(bn.normalize("app_bundle", "com.foo$hl=en_US"), "com.foo")
         self.assertEqual(bn.normalize("app_bundle", "https://play.google.com/store/apps/details?id=com.x.y"), "com.x.y")

@@ -1387,6 +1387,63 @@ Test(vocab, check_text_repair_refuses_other_versions_before_any_record, .init = 
 	cr_assert_str_eq(err.message, "bn_vocab_check_text_repair: paths are required");
 }
 
+/* Parts keep each input's version: `vocab merge` refused such parts only at serving, after publishing. */
+Test(vocab, check_parts_text_repair_refuses_parts_of_other_versions_before_merging, .init = make_scratch,
+     .fini = drop_scratch)
+{
+	static const char tail[] = "but this bidnorm repairs text with version '2': the same raw text gives other "
+				   "tokens (training/serving skew); ingest it again with this bidnorm and count it "
+				   "again, or pass --allow-other-text-repair to merge it anyway (serving refuses such a "
+				   "vocabulary)";
+	/* as in version_1_parts_still_merge: one input "x" */
+	static const char v1[] = "BNVOCNT1\x01\x01s\x00\x01\x01x\x01h\x01v\x03\x03\x03\x02\x01" "a\x02\x01" "b\x01"
+				 "BNVOCEND";
+	bn_avro_meta now[] = { { "bidnorm.rules.sha256", sha_a }, { "bidnorm.text_repair", "2" } };
+	bn_avro_meta other[] = { { "bidnorm.rules.sha256", sha_a }, { "bidnorm.text_repair", "12" } };
+	const char *f[] = { "s" };
+	static const char *names[] = { "now.part", "other.part", "v1.part", "cut.part", "missing.part", "now.avro",
+				       "other.avro" };
+	char buf[7][700], want[1024];
+	const char *paths[7];
+	bn_error err;
+
+	for (int i = 0; i < 7; i++) /* in_scratch's buffers are reused after four calls */
+		paths[i] = strcpy(buf[i], in_scratch(names[i]));
+	const char *now_avro = paths[5], *other_avro = paths[6];
+
+	cr_assert_str_eq(bn_text_repair_version(), "2", "update the messages with the version");
+	write_avro_meta(now_avro, BN_CODEC_NULL, sample, 4, 4, now, 2);
+	write_avro_meta(other_avro, BN_CODEC_NULL, sample, 4, 4, other, 2);
+	for (int i = 0; i < 2; i++) {
+		bn_vocab_counter *c = counter(f, 1, NULL, 0);
+		cr_assert_eq(bn_vocab_counter_add_avro(c, i ? other_avro : now_avro, &err), BN_OK, "%s", err.message);
+		cr_assert_eq(bn_vocab_counter_write_part(c, paths[i], &err), BN_OK, "%s", err.message);
+		bn_vocab_counter_free(c);
+	}
+	write_bytes(paths[2], v1, sizeof(v1) - 1);
+	write_bytes(paths[3], "BNVOCNT2\x01\x01", 10);
+	cr_assert_eq(bn_vocab_check_parts_text_repair(paths, 1, &err), BN_OK, "%s", err.message);
+	cr_assert_eq(bn_vocab_check_parts_text_repair(paths, 0, &err), BN_OK);
+	cr_assert_eq(bn_vocab_check_parts_text_repair(paths, 2, &err), BN_EUSAGE);
+	snprintf(want, sizeof(want), "input '%s' was written with text repair version '12', %s", other_avro, tail);
+	cr_assert_str_eq(err.message, want);
+	cr_assert_str_eq(err.source, paths[1]);
+	cr_assert_eq(bn_vocab_check_parts_text_repair(paths + 2, 1, &err), BN_EUSAGE);
+	snprintf(want, sizeof(want), "input 'x' was written with text repair version '1' (a version-1 part, which "
+		 "records no version), %s", tail);
+	cr_assert_str_eq(err.message, want);
+	cr_assert_str_eq(err.source, paths[2]);
+	/* the header cut short: the merge's own message */
+	cr_assert_eq(bn_vocab_check_parts_text_repair(paths + 3, 1, &err), BN_ECORRUPT);
+	cr_assert_str_eq(err.message, "truncated or corrupt partial counts file (at byte 10)");
+	cr_assert_eq(bn_vocab_check_parts_text_repair(paths + 4, 1, &err), BN_EIO);
+	cr_assert_str_eq(err.source, paths[4]);
+	cr_assert_eq(bn_vocab_check_parts_text_repair(&now_avro, 1, &err), BN_ECORRUPT);
+	cr_assert_str_eq(err.message, "not a bidnorm partial counts file (written by 'bidnorm vocab count')");
+	cr_assert_eq(bn_vocab_check_parts_text_repair(NULL, 1, &err), BN_EUSAGE);
+	cr_assert_str_eq(err.message, "bn_vocab_check_parts_text_repair: paths are required");
+}
+
 Test(vocab, load_rules_takes_those_the_manifest_records, .init = make_scratch, .fini = drop_scratch)
 {
 	bn_rules *openrtb = NULL, *r = NULL;

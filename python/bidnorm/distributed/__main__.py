@@ -4,7 +4,8 @@
     python3 -m bidnorm.distributed vocab (--scheduler ADDRESS | --local N) -o DIR [vocab build options] INPUT.avro...
     python3 -m bidnorm.distributed unit < tasks.jsonl > results.jsonl
 
-Exit codes as the bidnorm command's: 0 ok, 1 other failure (an input lost its workers too often),
+Exit codes as the bidnorm command's: 0 ok, 1 other failure (an input lost its workers too often, another
+vocab run writing the same DIR),
 2 usage, 3 reject rate above the limit, 4 rule file invalid, 5 input or output error; with several
 failed inputs the most fundamental one wins (4, then 2, 5, 3).
 """
@@ -50,10 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     for opt in ("--min-count", "--top-k", "--task", "--rules", "--max-memory", "--spill-dir"):
         voc.add_argument(opt, help="as for bidnorm vocab build")
     voc.add_argument("--allow-mixed-rules", action="store_true")
+    voc.add_argument("--allow-other-text-repair", action="store_true", help="as for bidnorm vocab build")
     voc.add_argument("--force", action="store_true")
     voc.add_argument("inputs", nargs="+", metavar="INPUT.avro")
     sub.add_parser("unit", help="read one JSON task per line on stdin, write one JSON result per line")
     return ap
+
+
+# bidnorm takes these --rules values as its shipped rule sets, before any file of that name
+_SHIPPED_RULES = ("bidlog", "openrtb")
 
 
 def _passthrough(args: argparse.Namespace, names: Sequence[str]) -> List[str]:
@@ -61,9 +67,14 @@ def _passthrough(args: argparse.Namespace, names: Sequence[str]) -> List[str]:
     for opt in names:
         v = getattr(args, opt.lstrip("-").replace("-", "_"))
         if v is not None:
-            # paths are the workers' too: make them absolute
-            out += [opt, os.path.abspath(v) if opt in ("--rules", "--spill-dir") else v]
+            # paths are the workers' too: make them absolute (a shipped set's name is no path)
+            path = opt == "--spill-dir" or (opt == "--rules" and v not in _SHIPPED_RULES)
+            out += [opt, os.path.abspath(v) if path else v]
     return out
+
+
+def _flags(args: argparse.Namespace, names: Sequence[str]) -> List[str]:
+    return [opt for opt in names if getattr(args, opt.lstrip("-").replace("-", "_"))]
 
 
 @contextmanager
@@ -108,10 +119,11 @@ def _ingest(args: argparse.Namespace) -> int:
 def _vocab(args: argparse.Namespace) -> int:
     from .dask_driver import vocab
     fields = [f for x in args.field for f in x.split(",") if f]
-    count_options = _passthrough(args, ("--max-memory", "--spill-dir")) + (
-        ["--allow-mixed-rules"] if args.allow_mixed_rules else [])
+    allow = _flags(args, ("--allow-mixed-rules", "--allow-other-text-repair"))
+    # every count normalizes the --where values with the rules the final merge lints with, as one build does
+    count_options = _passthrough(args, ("--rules", "--max-memory", "--spill-dir")) + allow
     options = _passthrough(args, ("--min-count", "--top-k", "--task", "--rules", "--max-memory", "--spill-dir"))
-    options += (["--allow-mixed-rules"] if args.allow_mixed_rules else []) + (["--force"] if args.force else [])
+    options += allow + _flags(args, ("--force",))
     with _client(args) as client:
         rep = vocab(client, args.inputs, args.output, fields=fields, where=args.where, count_options=count_options,
                     options=options, fan_in=args.fan_in)

@@ -7,6 +7,7 @@ tree of part merges. Only file names and small JSON results travel through the e
         report = ingest(client, inputs, "out/2026-11-20")       # report.exit_code as the CLI's
         report = vocab(client, avros, "vocab/install", fields=["app_bundle"], options=["--min-count", "20"])
 """
+import fcntl
 import hashlib
 import json
 import os
@@ -168,12 +169,8 @@ def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence
         if progress:
             progress(done, len(todo))
     bar.end()
-    # attempts that lost their worker leave a staging folder: nothing runs now, so finish the commits
-    # they claimed (a worker lost between claim and renames, and its task never ran again), remove the rest
-    staging = os.path.join(out, "_bidnorm", "staging")
-    for name in os.listdir(staging):
-        unit.committed_record(out, name.rsplit(".", 1)[0])
-        shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
+    # nothing runs now: finish what lost attempts claimed, remove their staging folders and the claims
+    unit.finish_run(out)
     totals = {"records_read": 0, "records_written": 0, "records_rejected": 0}
     for r in report.committed + report.skipped:
         for k in totals:
@@ -236,19 +233,67 @@ def _read_or_empty(path: str) -> bytes:
         return b""
 
 
+# Options of the final merge that a `vocab merge --part` takes too, and that change no part: what the
+# counts were allowed to accept, the merges of their parts must accept as well.
+_PART_MERGE_FLAGS = ("--allow-mixed-rules", "--allow-other-text-repair")
+_PART_MERGE_VALUES = ("--max-memory", "--spill-dir")
+
+
+def _part_merge_options(options: Sequence[str]) -> List[str]:
+    kept: List[str] = []
+    it = iter(options)
+    for opt in it:
+        if opt in _PART_MERGE_FLAGS or opt.startswith(tuple(v + "=" for v in _PART_MERGE_VALUES)):
+            kept.append(opt)
+        elif opt in _PART_MERGE_VALUES:
+            kept += [opt, next(it, "")]
+    return kept
+
+
+def _lock(work: str) -> Optional[int]:
+    """Create folder work if needed and lock work/lock (flock, exclusive, not waiting): the open file,
+    which holds the lock until it is closed (also when the process dies), or None when another run
+    holds it."""
+    path = os.path.join(work, "lock")
+    while True:
+        os.makedirs(work, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:       # the run that held it removed the folder meanwhile
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        # a run that finished removes the folder, lock file and all, still holding the lock: a file
+        # opened before that is no longer the one in place, and locking it guards nothing
+        try:
+            st, held = os.stat(path), os.fstat(fd)
+            if (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
 def vocab(client: Client, inputs: Sequence[str], out: str, *, fields: Sequence[str], where: Sequence[str] = (),
           count_options: Sequence[str] = (), options: Sequence[str] = (), fan_in: int = 8,
           work_dir: Optional[str] = None, retries: int = 2) -> Report:
-    """A vocabulary directory out from Avro inputs: `vocab count` per input, `vocab merge --part` over
-    groups of fan_in parts until at most fan_in remain, then one `vocab merge` into out with options
-    (--min-count, --top-k, --task, --rules, --force). The files equal one `bidnorm vocab build` over
-    the same inputs (the manifest's "resources" aside).
+    """A vocabulary directory out from Avro inputs: `vocab count` per input with count_options (--rules,
+    --allow-mixed-rules, --allow-other-text-repair, --max-memory, ...), `vocab merge --part` over groups
+    of fan_in parts until at most fan_in remain (with those of options that a part merge takes:
+    --allow-mixed-rules, --allow-other-text-repair, --max-memory, --spill-dir), then one `vocab merge`
+    into out with options (--min-count, --top-k, --task, --rules, --force, ...). The files equal one
+    `bidnorm vocab build` over the same inputs (the manifest's "resources" aside) when the counts get
+    the build's --rules: it normalizes the --where values.
 
     Parts go to the folder .OUT.parts beside out (or in work_dir), named by what they depend on (see
     _count_key, _settings; a merged part by its parts): a rerun reuses every part an earlier run
     finished (report.skipped) and makes only the others. The folder is removed once the vocabulary
     is written; after a failure every count and merge that can still finish does, and the folder
-    stays (report.parts).
+    stays (report.parts). A run holds the lock file .OUT.parts/lock from start to end: a second run
+    into the same out fails at once (exit 1) and changes nothing.
     """
     started = time.monotonic()
     report = Report()
@@ -256,8 +301,28 @@ def vocab(client: Client, inputs: Sequence[str], out: str, *, fields: Sequence[s
         report.exit_code, report.message = EXIT_USAGE, "the fan-in must be at least 2"
         return report
     out = os.path.abspath(out)
-    run_id = uuid.uuid4().hex[:12]
     work = os.path.join(work_dir or os.path.dirname(out), f".{os.path.basename(out)}.parts")
+    created = not os.path.isdir(work)
+    lock = _lock(work)
+    if lock is None:
+        report.exit_code = EXIT_FAILURE
+        report.message = (f"another run is writing {out}: it holds the lock {os.path.join(work, 'lock')}; "
+                          "wait for it to end, or write to another output")
+        return report
+    try:
+        _vocab_locked(client, report, inputs, out, work, created, fields=fields, where=where,
+                      count_options=count_options, options=options, fan_in=fan_in, retries=retries)
+    finally:
+        os.close(lock)
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def _vocab_locked(client: Client, report: Report, inputs: Sequence[str], out: str, work: str, created: bool, *,
+                  fields: Sequence[str], where: Sequence[str], count_options: Sequence[str],
+                  options: Sequence[str], fan_in: int, retries: int) -> None:
+    """vocab() once it holds the lock of work (which it created if created)."""
+    run_id = uuid.uuid4().hex[:12]
     try:
         # the workers' bidnorm: another version may count otherwise
         version = client.submit(unit.bidnorm_version, key=f"bidnorm-version-{run_id}", pure=False).result()
@@ -265,9 +330,11 @@ def vocab(client: Client, inputs: Sequence[str], out: str, *, fields: Sequence[s
         res = _failure_of(e)
         report.failed.append(res)
         report.exit_code, report.message = EXIT_FAILURE, res["error"]
-        return report
-    os.makedirs(work, exist_ok=True)
+        if created:         # nothing but the lock is in it
+            shutil.rmtree(work, ignore_errors=True)
+        return
     settings = _settings(fields, where, count_options, version)
+    part_options = _part_merge_options(options)
     level: List[Dict[str, Any]] = []
     for p in inputs:
         a = os.path.abspath(p)
@@ -297,8 +364,8 @@ def vocab(client: Client, inputs: Sequence[str], out: str, *, fields: Sequence[s
                                 retries=retries, pure=False)
         else:
             children = [make(c) for c in node["children"]]      # submitted first: the keys count them
-            fut = client.submit(_merge_after, children, node["part"], key=f"bidnorm-merge-{run_id}-{len(submitted)}",
-                                retries=retries, pure=False)
+            fut = client.submit(_merge_after, children, node["part"], options=part_options,
+                                key=f"bidnorm-merge-{run_id}-{len(submitted)}", retries=retries, pure=False)
         submitted.append(fut)
         made[node["part"]] = fut
         return fut
@@ -318,8 +385,6 @@ def vocab(client: Client, inputs: Sequence[str], out: str, *, fields: Sequence[s
         report.exit_code = int(res.get("exit_code") or EXIT_FAILURE)
         report.message = res.get("error") or ""
         report.parts = work
-    report.seconds = round(time.monotonic() - started, 3)
-    return report
 
 
 class UnitFailed(Exception):

@@ -13,7 +13,8 @@ The ingest output folder OUT (safe for Spark/Hadoop readers, which skip names st
     OUT/_rejects/STEM.rejects.jsonl        rejected records, with file, line and reason
     OUT/_stats/STEM.stats.json             the stats of the run that was committed
     OUT/_bidnorm/committed/STEM.json       the commit record: the input's identity and its result
-    OUT/_bidnorm/replaced/ATTEMPT.json     the record that replaced attempt ATTEMPT's (a changed input)
+    OUT/_bidnorm/replaced/ATTEMPT.json     the claim of the record replacing attempt ATTEMPT's (a changed
+                                           input), removed by finish_run
     OUT/_bidnorm/staging/STEM.ATTEMPT/     an attempt in progress (removed once done)
     OUT/_bidnorm/quarantine/STEM.*         inputs that failed for good: error.json, rejects, stats
     OUT/_bidnorm/journal.jsonl             the driver's journal (one line per input and run)
@@ -28,11 +29,14 @@ interrupted and reports the committed result: every input is committed exactly o
 The record keeps the input's identity: size, modification time and the SHA-256 of its bytes, taken
 before the ingest (and the size and time checked again after it). A rerun that finds the input's
 size and time as recorded skips it; when the time differs but the size does not, the content hash
-decides. A changed input is not skipped silently: it fails (status "changed", exit 2) unless the
+decides, and a content proved unchanged has its new time recorded (so the next rerun skips it
+without hashing it). A changed input is not skipped silently: it fails (status "changed", exit 2) unless the
 task says "reingest_changed", which ingests it again and replaces the outputs: the new record is
 claimed, once, as OUT/_bidnorm/replaced/OLD-ATTEMPT.json (a hard link again), then renamed over
-the old record; whoever finds that file rolls the replacement forward. Records written before
-identities were kept say nothing about the input: it is skipped as before.
+the old record; whoever finds that file rolls the replacement forward. finish_run(out), once no
+task on out runs, finishes what lost attempts claimed and removes the claims and the staging
+folders. Records written before identities were kept say nothing about the input: it is skipped
+as before.
 """
 import hashlib
 import json
@@ -41,7 +45,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .._locate import find_binary
 
@@ -166,6 +170,32 @@ def committed_record(out: str, name: str) -> Optional[Dict[str, Any]]:
     return _load_record(layout(out, name), out)
 
 
+def finish_run(out: str) -> None:
+    """Tidy output folder out once no task on it runs (a driver calls it at the end of its run): finish
+    the commits and replacements that attempts claimed but did not finish (a worker lost between its
+    claim and its renames, whose task never ran again), then remove the staging folders of lost
+    attempts and the replacement claims (OUT/_bidnorm/replaced/)."""
+    meta = os.path.join(out, "_bidnorm")
+    staging = os.path.join(meta, "staging")
+    for name in os.listdir(staging) if os.path.isdir(staging) else []:
+        committed_record(out, name.rsplit(".", 1)[0])
+        shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
+    replaced = os.path.join(meta, "replaced")
+    for name in os.listdir(replaced) if os.path.isdir(replaced) else []:
+        claim = os.path.join(replaced, name)
+        try:
+            stem_of = _read_json(claim)["stem"]
+        except (OSError, ValueError, KeyError):
+            continue        # not a claim (claims are written whole, then linked): left alone
+        # Safe to remove once rolled forward: the claim replaced/OLD.json is read only by whoever reads a
+        # record of attempt OLD (to roll the replacement forward) and by an attempt that read such a record
+        # and claims its replacement (to claim it once). committed_record has just installed the
+        # replacement, so no record in place is OLD's again (attempt names are never reused), and with no
+        # task running nobody still holds OLD's record from before: no one looks the claim up again.
+        committed_record(out, stem_of)
+        os.unlink(claim)
+
+
 def _stat_of(path: str) -> Dict[str, int]:
     st = os.stat(path)
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -218,15 +248,35 @@ def input_change(identity: Optional[Dict[str, Any]], path: str) -> Optional[str]
     """None when path still holds the input of that identity (see unchanged_by_stat: a record without
     one, or an input that is gone, counts as unchanged); else what changed, for a message. The content
     is hashed only when the size is the same and the modification time is not."""
+    return _compare(identity, path)[0]
+
+
+def _compare(identity: Optional[Dict[str, Any]], path: str) -> Tuple[Optional[str], Optional[Dict[str, Any]]]:
+    """input_change, and the input's identity now when its hash proved the content unchanged although
+    its modification time is not the one recorded (else None). TransientFailure when the input changes
+    while it is hashed."""
     if unchanged_by_stat(identity, path):
-        return None
+        return None, None
     assert identity is not None
-    now = _stat_of(path)
+    now: Dict[str, Any] = _stat_of(path)
     if now["size"] == identity["size"]:
-        now["sha256"] = _sha256_file(path)
+        now = input_identity(path)
         if now["sha256"] == identity.get("sha256"):
-            return None
-    return _what_changed(identity, now)
+            return None, now
+    return _what_changed(identity, now), None
+
+
+def _record_identity(paths: Dict[str, str], record: Dict[str, Any], identity: Dict[str, Any]) -> None:
+    """Keep the input's identity now in its commit record (the same content, another modification
+    time: copied again), so the next run skips it by size and time instead of hashing it again. The
+    record is written whole under a temporary name, then renamed over the old one. Had another task
+    installed a replacement meanwhile (only if the input changed again right after this hash), the
+    rename would put back a record of the replaced attempt; its replacement claim, kept while tasks
+    run (see finish_run), makes whoever reads the record roll the replacement forward again."""
+    tmp = f"{paths['record']}.{uuid.uuid4().hex[:12]}.tmp"
+    _write_json(tmp, {**record, "identity": identity})
+    os.replace(tmp, paths["record"])
+    _fsync_dir(os.path.dirname(paths["record"]))
 
 
 def _quarantine(paths: Dict[str, str], name: str, attempt: str, result: Result,
@@ -263,8 +313,10 @@ def ingest_unit(task: Dict[str, Any]) -> Result:
     paths = layout(out, name)
     record = _load_record(paths, out)
     if record is not None:
-        change = input_change(record.get("identity"), inp)
+        change, now = _compare(record.get("identity"), inp)
         if change is None:
+            if now is not None:
+                _record_identity(paths, record, now)
             return _result_of(record)
         if not task.get("reingest_changed"):
             return {"op": "ingest", "input": inp, "stem": name, "status": "changed", "exit_code": EXIT_USAGE,
