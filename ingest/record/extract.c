@@ -980,22 +980,54 @@ int bn_normalize_parse(bn_normalizer *n, const char *line, size_t size, size_t *
 	return find_rows(n, jr.tokens, nrows, err);
 }
 
-/* The first of field f's sources that is present, not null and not "": its slot, or -1. An empty string is
- * how many exchanges send "unknown" (`"domain": ""` beside a `page`), so it gives way to the next source. */
+/* Whether slot s holds a value a source list takes: present, not null and not "" (or wildcard matches). An
+ * empty string is how many exchanges send "unknown" (`"domain": ""` beside a `page`): it gives way. */
+static inline int has_value(const bn_normalizer *n, int32_t s)
+{
+	if (n->lists[s].n)
+		return 1;
+	if (!n->slots[s])
+		return 0;
+	const bn_json_token *t = &n->toks[n->slots[s] - 1];
+	return t->type != BN_JSON_NULL && !(t->type == BN_JSON_STRING && t->len == 0);
+}
+
+/* The first of field f's sources that has a value: its slot, or -1. */
 static int32_t first_present(const bn_normalizer *n, size_t f)
 {
 	const int32_t *slot = n->src_slot + n->src_first[f];
+	for (int32_t j = 0; j < n->src_count[f]; j++)
+		if (has_value(n, slot[j]))
+			return slot[j];
+	return -1;
+}
+
+/*
+ * same_source_as: field f's source at the first position where every field of its group has a value (a
+ * banner's w and h, else format[0]'s w and h, ...), so the group's values come from one place; -1 when no
+ * position has them all. Each member works it out again: a handful of slot reads, and no state per row.
+ */
+static int32_t group_present(const bn_normalizer *n, size_t f)
+{
+	const bn_group_span g = n->rules->groups[f];
+	const size_t *member = n->rules->group_members + g.first;
 	for (int32_t j = 0; j < n->src_count[f]; j++) {
-		int32_t s = slot[j];
-		if (n->lists[s].n)
-			return s;
-		if (!n->slots[s])
-			continue;
-		const bn_json_token *t = &n->toks[n->slots[s] - 1];
-		if (t->type != BN_JSON_NULL && !(t->type == BN_JSON_STRING && t->len == 0))
-			return s;
+		uint32_t m = 0;
+		while (m < g.count && has_value(n, n->src_slot[n->src_first[member[m]] + j]))
+			m++;
+		if (m == g.count)
+			return n->src_slot[n->src_first[f] + j];
 	}
 	return -1;
+}
+
+/* The slot of a field whose source is chosen per record (fd->chooses): its group's position, or the first
+ * present of its list. Every other field has one fixed source, n->field_slot[f]. */
+static int32_t chosen_source(const bn_normalizer *n, size_t f)
+{
+	if (n->rules->groups && n->rules->groups[f].count)
+		return group_present(n, f);
+	return first_present(n, f);
 }
 
 /* presence: the last member name of each path whose value is an object, in the rules' order. */
@@ -1072,7 +1104,7 @@ static void prefetch_values(bn_normalizer *n, const bn_json_token *toks, const c
 		if (fd->type != BN_T_STRING || !fd->chain || fd->is_ratio || fd->row_index || fd->presence ||
 		    fd->shape == BN_SHAPE_MAP || !cache_worth_it(n, f))
 			continue;
-		int32_t slot = fd->nalt ? first_present(n, f) : n->field_slot[f];
+		int32_t slot = fd->chooses ? chosen_source(n, f) : n->field_slot[f];
 		if (slot < 0)
 			continue;
 		if (fd->shape == BN_SHAPE_ARRAY && n->lists[slot].n) {
@@ -1132,8 +1164,8 @@ int bn_normalize_row(bn_normalizer *n, size_t row, bn_error *err)
 				return rc;
 			continue;
 		}
-		/* Nearly every field has one source, and only array fields can have wildcard ones. */
-		int32_t slot = fd->nalt ? first_present(n, f) : n->field_slot[f];
+		/* Only array fields can have wildcard sources. */
+		int32_t slot = fd->chooses ? chosen_source(n, f) : n->field_slot[f];
 		uint32_t ti = slot >= 0 ? n->slots[slot] : 0;
 		if (fd->shape == BN_SHAPE_ARRAY) {
 			rc = slot >= 0 && n->lists[slot].n ? read_list(n, fd, line, toks, &n->lists[slot], fv, st, err)

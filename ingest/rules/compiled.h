@@ -113,6 +113,15 @@ typedef struct bn_default {
 	size_t s_len;
 } bn_default;
 
+/*
+ * same_source_as: the fields of a group take their sources at one position of their lists, the first where
+ * every member has a value (none: all are missing). A field's members are group_members[first .. first + count).
+ */
+typedef struct bn_group_span {
+	uint32_t first;
+	uint32_t count;             /* 0 = in no group */
+} bn_group_span;
+
 typedef struct bn_field {
 	char *name;
 	char *doc;                  /* may be NULL */
@@ -120,6 +129,7 @@ typedef struct bn_field {
 	bn_type type;               /* scalar type, or element/value type of arrays and maps */
 	bn_shape shape;
 	int required;               /* missing or invalid -> the record is rejected */
+	int chooses;                /* the source is chosen per record: a list of sources, or a same_source_as group */
 	bn_default def;             /* missing or invalid -> this value (Avro type is non-null) */
 	bn_path source;             /* nsteps == 0 for ratio and row_index fields */
 	bn_path *alt;               /* fallbacks: the first of source, alt[0], ... present, not null and not "" wins */
@@ -193,6 +203,8 @@ struct bn_rules {
 	size_t ninvalid;
 	bn_allow *allow;
 	size_t nallow;
+	bn_group_span *groups;      /* per field; NULL when no field has same_source_as */
+	size_t *group_members;      /* field indexes, group after group, each group's first field first */
 	bn_path rows;               /* nsteps == 0: one record per line; else the array whose elements are records */
 	bn_path root;               /* nsteps == 0: paths start at the line's object; else at this member */
 	size_t max_rows;            /* limits.max_rows: more elements in the rows array reject the line */

@@ -68,10 +68,10 @@ enum { LIM_LINE, LIM_TEXT, LIM_MATCH, LIM_DEPTH, LIM_ROWS, LIM_N };
 
 static const char *const field_keys[] = {
 	"name", "doc", "source", "type", "required", "default", "chain", "max_items", "unique",
-	"strip_serving_invalid", "ratio", "presence", "row_index", "range", NULL,
+	"strip_serving_invalid", "ratio", "presence", "row_index", "range", "same_source_as", NULL,
 };
 enum { F_NAME, F_DOC, F_SOURCE, F_TYPE, F_REQUIRED, F_DEFAULT, F_CHAIN, F_MAX_ITEMS, F_UNIQUE,
-       F_STRIP, F_RATIO, F_PRESENCE, F_ROW_INDEX, F_RANGE, F_N };
+       F_STRIP, F_RATIO, F_PRESENCE, F_ROW_INDEX, F_RANGE, F_SAME, F_N };
 
 static const char *const ratio_keys[] = { "numerator", "denominator", "invalid", NULL };
 enum { R_NUM, R_DEN, R_INVALID, R_N };
@@ -90,6 +90,7 @@ typedef struct loader {
 	const char *field;   /* the field being loaded, named in messages; NULL outside fields */
 	bn_error *err;
 	bn_rules *r;
+	const yaml_node_t **same; /* per field: its same_source_as value, or NULL (link_groups) */
 } loader;
 
 static int vfail_at(loader *L, size_t line, size_t column, const char *fmt, va_list ap)
@@ -221,7 +222,8 @@ static int check_keys(loader *L, const yaml_node_t *map, const char *const *keys
 	return 0;
 }
 
-static int get_string(loader *L, const yaml_node_t *n, const char *key, int nonempty, char **out)
+/* n is a scalar (and not empty when nonempty). */
+static int check_string(loader *L, const yaml_node_t *n, const char *key, int nonempty)
 {
 	char what[64];
 	snprintf(what, sizeof(what), "'%s'", key);
@@ -229,6 +231,14 @@ static int get_string(loader *L, const yaml_node_t *n, const char *key, int none
 		return BN_ERULES;
 	if (nonempty && !slen(n))
 		return fail(L, n, "'%s' must not be empty", key);
+	return 0;
+}
+
+static int get_string(loader *L, const yaml_node_t *n, const char *key, int nonempty, char **out)
+{
+	int rc = check_string(L, n, key, nonempty);
+	if (rc)
+		return rc;
 	*out = memdup(sval(n), slen(n));
 	return *out ? 0 : nomem(L);
 }
@@ -785,6 +795,7 @@ static int parse_sources(loader *L, const yaml_node_t *n, const char *key, bn_fi
 			return rc;
 	}
 	f->nalt = sequence_size(n) - 1;
+	f->chooses = f->nalt > 0;
 	return 0;
 }
 
@@ -1086,7 +1097,91 @@ static int parse_field(loader *L, const yaml_node_t *n, size_t index)
 		if (rc)
 			return rc;
 	}
+	if (v[F_SAME]) {
+		/* The group's first field may come later in the file: link_groups checks it once all are read. */
+		if (f->is_ratio || f->presence || f->row_index)
+			return fail(L, v[F_SAME], "'same_source_as' is not allowed with '%s' (it ties 'source' lists)",
+				    f->is_ratio ? "ratio" : f->presence ? "presence" : "row_index");
+		rc = check_string(L, v[F_SAME], "same_source_as", 1);
+		if (rc)
+			return rc;
+		if (!strcmp(sval(v[F_SAME]), f->name))
+			return fail(L, v[F_SAME], "'same_source_as' names the field itself (expected the name of another "
+				    "field, the group's first)");
+		L->same[index] = v[F_SAME];
+	}
 	L->field = NULL;
+	return 0;
+}
+
+/* The index of the field named name, or -1. */
+static ptrdiff_t field_named(const bn_rules *r, const char *name)
+{
+	for (size_t i = 0; i < r->nfields; i++)
+		if (!strcmp(r->fields[i].name, name))
+			return (ptrdiff_t)i;
+	return -1;
+}
+
+/*
+ * same_source_as: check every link - to an existing field with as many sources, that is itself in no
+ * other field's group (one level: no chains) - then list each group's members, its first field first.
+ */
+static int link_groups(loader *L)
+{
+	bn_rules *r = L->r;
+	size_t k = 0;
+
+	for (size_t i = 0; i < r->nfields; i++) {
+		const yaml_node_t *same = L->same[i];
+		const bn_field *f = &r->fields[i], *lead;
+		ptrdiff_t g;
+		if (!same)
+			continue;
+		L->field = f->name;
+		g = field_named(r, sval(same));
+		if (g < 0)
+			return fail(L, same, "'same_source_as' names no field '%s'", sval(same));
+		lead = &r->fields[g];
+		if (L->same[g])
+			return fail(L, same, "'same_source_as' names '%s', which takes its source as '%s' does: name '%s' "
+				    "(a group has one first field, no chains)", lead->name, sval(L->same[g]),
+				    sval(L->same[g]));
+		if (lead->is_ratio || lead->presence || lead->row_index)
+			return fail(L, same, "'same_source_as' names '%s', which has no 'source' (it is a %s field)",
+				    lead->name, lead->is_ratio ? "ratio" : lead->presence ? "presence" : "row_index");
+		if (lead->nalt != f->nalt)
+			return fail(L, same, "'same_source_as' names '%s', which has %zu source path%s, but this field "
+				    "has %zu (a group takes one position in every list)", lead->name, lead->nalt + 1,
+				    lead->nalt ? "s" : "", f->nalt + 1);
+		k++;
+	}
+	L->field = NULL;
+	if (!k)
+		return 0;
+	r->groups = calloc(r->nfields, sizeof(*r->groups));
+	r->group_members = calloc(r->nfields, sizeof(*r->group_members));
+	if (!r->groups || !r->group_members)
+		return nomem(L);
+	k = 0;
+	for (size_t i = 0; i < r->nfields; i++) {
+		size_t first = k;
+		if (L->same[i])
+			continue;
+		r->group_members[k++] = i;
+		for (size_t j = 0; j < r->nfields; j++)
+			if (L->same[j] && !strcmp(sval(L->same[j]), r->fields[i].name))
+				r->group_members[k++] = j;
+		if (k - first == 1) { /* no field names it: in no group */
+			k = first;
+			continue;
+		}
+		for (size_t m = first; m < k; m++) {
+			r->groups[r->group_members[m]].first = (uint32_t)first;
+			r->groups[r->group_members[m]].count = (uint32_t)(k - first);
+			r->fields[r->group_members[m]].chooses = 1;
+		}
+	}
 	return 0;
 }
 
@@ -1104,7 +1199,8 @@ static int parse_fields(loader *L, const yaml_node_t *n)
 	r->fields = calloc(sequence_size(n), sizeof(*r->fields));
 	/* At most one inline chain per field: the array never moves, so fields can point into it. */
 	r->inline_chains = calloc(sequence_size(n), sizeof(*r->inline_chains));
-	if (!r->fields || !r->inline_chains)
+	L->same = calloc(sequence_size(n), sizeof(*L->same));
+	if (!r->fields || !r->inline_chains || !L->same)
 		return nomem(L);
 	r->nfields = sequence_size(n);
 	for (i = 0, it = n->data.sequence.items.start; it < n->data.sequence.items.top; i++, it++) {
@@ -1297,6 +1393,8 @@ static int parse_root(loader *L)
 		rc = parse_path(L, v[TOP_ROOT], "root", &r->root);
 	if (!rc)
 		rc = parse_fields(L, v[TOP_FIELDS]);
+	if (!rc)
+		rc = link_groups(L);
 	if (!rc)
 		rc = resolve_paths(L);
 	return rc;
@@ -1667,6 +1765,8 @@ void bn_rules_free(bn_rules *r)
 		free(r->allow[i].justification);
 	}
 	free(r->allow);
+	free(r->groups);
+	free(r->group_members);
 	free(r->schema_name);
 	free(r->schema_namespace);
 	free(r->schema_doc);
@@ -1748,6 +1848,7 @@ int bn_rules_load_buffer(bn_rules **out, const char *text, size_t size, const ch
 	*out = r;
 	r = NULL;
 cleanup:
+	free(L.same);
 	if (have_doc)
 		yaml_document_delete(&L.doc);
 	if (have_parser)

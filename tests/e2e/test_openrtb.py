@@ -48,6 +48,7 @@ SCHEMA = {
     "country": STRING, "region": STRING, "city": STRING,
     "bcat": ARRAY, "user_segments": ARRAY, "deal_ids": ARRAY,
     "instl": INT, "secure": INT, "tagid": STRING, "lmt": INT, "att": INT,
+    "rewarded": INT, "gpid": STRING, "gdpr": INT, "coppa": INT, "us_privacy": STRING,
 }
 DEVICE_TYPES = {1: "mobile_tablet", 2: "pc", 3: "ctv", 4: "phone", 5: "tablet",
                 6: "connected_device", 7: "set_top_box", 8: "dooh"}
@@ -164,6 +165,32 @@ def enum(v, table):
     return table.get(v) if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+def flag(v):
+    """An int field with range [0, 1]: 0 or 1, also as true/false or a string holding them; else null."""
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, str):
+        t = v.strip(" \t")
+        v = {"true": 1, "false": 0}.get(t, int(t) if re.fullmatch(r"-?(0|[1-9][0-9]*)", t) else None)
+    return v if isinstance(v, int) and v in (0, 1) else None
+
+
+def us_privacy(v):
+    """The IAB US privacy string: text, upper case; null unless `1` and three of Y, N, -."""
+    s = upper(text(v))
+    return s if s is not None and re.fullmatch(r"1[YN-]{3}", s) else None
+
+
+def size(imp):
+    """(width, height) from the first of banner, banner.format[0] and video that has both w and h
+    (present, not null, not ""): a pair never comes from two places. None of them: (None, None)."""
+    for where in (("banner",), ("banner", "format", 0), ("video",)):
+        w, h = path(imp, *where, "w"), path(imp, *where, "h")
+        if first(w) is not MISSING and first(h) is not MISSING:
+            return integer(w), integer(h)
+    return None, None
+
+
 # The forms of a valid bundle (README, the bundle chain): a dotted package name, a numeric store id of
 # 2-12 digits without a leading zero, an Amazon ASIN, a Samsung id, a Microsoft Store id.
 BUNDLE_FORMS = (r"[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+", r"[1-9][0-9]{1,11}", r"b0[0-9a-z]{8}", r"g[0-9]{11,13}",
@@ -206,6 +233,7 @@ def expected_rows(request):
     app, site = request.get("app"), request.get("site")
     device = request.get("device")
     geo = path(device, "geo")
+    regs = request.get("regs")
     common = {
         "request_id": text(request.get("id", MISSING)),
         "app_bundle": bundle(path(app, "bundle")),
@@ -227,24 +255,28 @@ def expected_rows(request):
                                  for s in each(path(d, "segment"))),
         "lmt": integer(path(device, "lmt")),
         "att": integer(path(device, "ext", "atts")),
+        "gdpr": flag(first(path(regs, "gdpr"), path(regs, "ext", "gdpr"))),
+        "coppa": flag(path(regs, "coppa")),
+        "us_privacy": us_privacy(first(path(regs, "us_privacy"), path(regs, "ext", "us_privacy"))),
     }
     rows = []
     for i, imp in enumerate(request["imp"]):
         row = dict(common)
+        width, height = size(imp)
         row.update({
             "imp_id": text(imp.get("id", MISSING)),
             "imp_index": i,
             "ad_formats": [f for f in AD_FORMATS if isinstance(imp.get(f), dict)],
-            "width": integer(first(path(imp, "banner", "w"), path(imp, "banner", "format", 0, "w"),
-                                   path(imp, "video", "w"))),
-            "height": integer(first(path(imp, "banner", "h"), path(imp, "banner", "format", 0, "h"),
-                                    path(imp, "video", "h"))),
+            "width": width,
+            "height": height,
             "bidfloor": double(imp.get("bidfloor")),
             "bidfloor_cur": upper(text(imp.get("bidfloorcur", MISSING))) or "USD",
             "deal_ids": strings(path(d, "id") for d in each(path(imp, "pmp", "deals"))),
             "instl": integer(imp.get("instl")),
             "secure": integer(imp.get("secure")),
             "tagid": text(imp.get("tagid", MISSING)),
+            "rewarded": flag(first(imp.get("rwdd", MISSING), path(imp, "ext", "prebid", "is_rewarded_inventory"))),
+            "gpid": text(path(imp, "ext", "gpid")),
         })
         rows.append(row)
     return rows
@@ -444,8 +476,13 @@ class OpenRtb(FolderTest):
             ({"banner": {"w": 300, "h": 250, "format": [{"w": 320, "h": 50}]}}, (300, 250), ["banner"]),
             ({"banner": {"format": [{"w": 320, "h": 50}, {"w": 300, "h": 250}]}}, (320, 50), ["banner"]),
             ({"banner": {"w": None, "h": None, "format": [{"w": 728, "h": 90}]}}, (728, 90), ["banner"]),
-            # each field falls back on its own, so the pair is mixed (the rule language cannot tie them yet)
-            ({"banner": {"w": 300, "format": [{"w": 320, "h": 50}]}}, (300, 50), ["banner"]),
+            # the pair comes from one place, the first with both: never the banner's 300 with format[0]'s 50
+            ({"banner": {"w": 300, "format": [{"w": 320, "h": 50}]}}, (320, 50), ["banner"]),
+            ({"banner": {"h": 250, "format": [{"w": 320}]}, "video": {"w": 640, "h": 480}}, (640, 480),
+             ["banner", "video"]),
+            ({"banner": {"w": 300, "h": ""}, "video": {"w": 640, "h": 480}}, (640, 480), ["banner", "video"]),
+            ({"banner": {"w": 300}}, (None, None), ["banner"]),
+            ({"banner": {"w": "wide", "h": 250}, "video": {"w": 640, "h": 480}}, (None, 250), ["banner", "video"]),
             ({"banner": {}, "video": {"w": 640, "h": 480}}, (640, 480), ["banner", "video"]),
             ({"banner": {"format": []}, "video": {"w": 1280, "h": 720}}, (1280, 720), ["banner", "video"]),
             ({"video": {"w": 1920, "h": 1080}, "audio": {}}, (1920, 1080), ["video", "audio"]),
@@ -561,6 +598,33 @@ class OpenRtb(FolderTest):
                           "00000000-0000-0000-0000-000000000001"])
         for r, req in zip(rows, reqs):
             self.assert_rows([r], expected_rows(req), req["id"])
+
+    def test_rewarded_gpid_and_privacy_signals(self):
+        imps = [imp(0, rwdd=1), imp(1, rwdd=0, ext={"prebid": {"is_rewarded_inventory": 1}}),
+                imp(2, rwdd=None, ext={"prebid": {"is_rewarded_inventory": 1}, "gpid": "/1234/home#top"}),
+                imp(3, rwdd=True), imp(4, rwdd="1"), imp(5, rwdd=2), imp(6, ext={"gpid": ""}),
+                imp(7, rwdd="yes", ext={"prebid": {"is_rewarded_inventory": 1}})]
+        cases = [  # (regs, (gdpr, coppa, us_privacy))
+            ({"gdpr": 1, "coppa": 0, "us_privacy": "1YNN"}, (1, 0, "1YNN")),            # 2.6
+            ({"ext": {"gdpr": 1, "us_privacy": "1---"}}, (1, None, "1---")),              # 2.5
+            ({"gdpr": 0, "ext": {"gdpr": 1}}, (0, None, None)),                          # 2.6 wins
+            ({"gdpr": None, "us_privacy": "", "ext": {"gdpr": 1, "us_privacy": "1ynn"}}, (1, None, "1YNN")),
+            ({"gdpr": 2, "coppa": "1", "us_privacy": "1YNNY"}, (None, 1, None)),
+            ({"coppa": True, "us_privacy": "CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA"}, (None, 1, None)),
+            (None, (None, None, None)),
+        ]
+        reqs = [request("r0", imps=imps, regs=cases[0][0])]
+        reqs += [request("r%d" % (i + 1), regs=regs) for i, (regs, _) in enumerate(cases[1:])]
+        reqs[-1].pop("regs")
+        _, rows, rejects, _ = self.ingest(self.write("signals.jsonl", reqs))
+        self.assertEqual(rejects, [])
+        mine = rows[:len(imps)]
+        self.assertEqual([r["rewarded"] for r in mine], [1, 0, 1, 1, 1, None, None, None])
+        self.assertEqual([r["gpid"] for r in mine], [None, None, "/1234/home#top", None, None, None, None, None])
+        firsts = [mine[0]] + rows[len(imps):]
+        self.assertEqual([(r["gdpr"], r["coppa"], r["us_privacy"]) for r in firsts], [want for _, want in cases])
+        for req in reqs:
+            self.assert_rows([r for r in rows if r["request_id"] == req["id"]], expected_rows(req), req["id"])
 
     # --- lines that give no rows ----------------------------------------------
 
@@ -756,11 +820,11 @@ class OpenRtb(FolderTest):
         for name, kind in (("improvedigital-audio.json", "audio"), ("pubmatic-native.json", "native"),
                            ("pubnative-native.json", "native")):
             self.assertEqual((one(name)["ad_formats"], one(name)["width"], one(name)["height"]), ([kind], None, None))
-        # sizes as sent: a banner with only w, a format with h 0, a flexible-size format with w and wratio
-        self.assertEqual((one("invalid-banner-w-only.json")["width"], one("invalid-banner-w-only.json")["height"]),
-                         (50, None))
+        # sizes come as pairs: a banner with only w and a flexible-size format with w and wratio offer no
+        # size (no w with a null h); a format with h 0 is a pair, as sent
         self.assertEqual([(one(n)["width"], one(n)["height"]) for n in
-                          ("invalid-format-no-height.json", "invalid-format-two-widths.json")], [(30, 0), (30, None)])
+                          ("invalid-banner-w-only.json", "invalid-format-no-height.json",
+                           "invalid-format-two-widths.json")], [(None, None), (30, 0), (None, None)])
         # repeated impression ids (invalid for Prebid) are still two impressions
         self.assertEqual([(r["imp_index"], r["imp_id"], r["width"]) for r in rows["invalid-imp-id-duplicates.json"]],
                          [(0, "some-impression-id", 300), (1, "some-impression-id", 200)])
@@ -779,10 +843,32 @@ class OpenRtb(FolderTest):
         self.assertEqual(t["user_segments"], ["idToCopy", "shouldNotBeCopied", "shouldNotBeCopied2", "idToCopy2",
                                               "shouldNotBeCopied3"])
         # left for a product decision (README, OpenRTB): user.geo is not read, so a request that locates
-        # its user only there has no country; rewarded inventory and consent have no field
+        # its user only there has no country
         self.assertEqual(one("rubicon-app-imp-fpd.json")["country"], None)
-        for name in ("liftoff-app-video-rewarded.json", "pubmatic-video-rewarded.json", "openx-video-rewarded.json"):
-            self.assertFalse({"rewarded", "rwdd", "gdpr"} & set(one(name)))
+        # rewarded inventory: 2.6's imp.rwdd, or Prebid's 2.5 imp.ext.prebid.is_rewarded_inventory
+        self.assertEqual(one("openx-video-rewarded.json")["rewarded"], 1)                        # "rwdd": 1
+        for name in ("liftoff-app-video-rewarded.json", "pubmatic-video-rewarded.json",
+                     "endpoint-ortb-2.5-to-2.6-upconvert.json"):
+            self.assertEqual(one(name)["rewarded"], 1, name)
+        self.assertEqual([r["rewarded"] for r in rows["improvedigital-app-multi.json"]], [None, None, None])
+        # the global placement id is its own field: tagid stays what imp.tagid says
+        f = one("rubicon-app-imp-fpd.json")
+        self.assertEqual((f["gpid"], f["tagid"]), ("gpid", None))
+        # privacy signals: regs.gdpr, else 2.5's regs.ext.gdpr; coppa; the US privacy string when well formed
+        p = one("endpoint-ortb-2.5-to-2.6-upconvert.json")
+        self.assertEqual((p["gdpr"], p["coppa"], p["us_privacy"]), (1, None, "1YYY"))
+        self.assertEqual((one("endpoint-all-ext.json")["gdpr"], one("endpoint-all-ext.json")["us_privacy"]),
+                         (1, "1NYN"))
+        self.assertEqual([one(n)["gdpr"] for n in ("amx-app-simple.json", "java-rubicon-bid-request.json")], [0, 0])
+        self.assertEqual(one("invalid-regs-ext-gdpr-string.json")["gdpr"], None)                # "gdpr": "foo"
+        s = one("smaato-simple-banner-app.json")                # "us_privacy": "uspConsentString": no such string
+        self.assertEqual((s["gdpr"], s["coppa"], s["us_privacy"]), (1, 1, None))
+        self.assertEqual(one("rubicon-25-26-transition-period.json")["us_privacy"], None)      # "us_privacy"
+        # consent strings (user.consent, regs.gpp) are personal data: no field holds them
+        for name, consent in (("endpoint-all-ext.json", "gdpr-consent-string"),
+                              ("smaato-simple-banner-app.json", "gdprConsentString"),
+                              ("openx-simple-banner-with-gpp.json", "gppString")):
+            self.assertNotIn(consent, one(name).values(), name)
 
     def test_every_prebid_request_names_its_source(self):
         """tests/data/openrtb/README.md gives each file's source path and commit."""
@@ -834,7 +920,8 @@ class OpenRtb(FolderTest):
         self.assertEqual([(r["line"], r["reason"]) for r in rejects], want_rejects)
         want = [row for req in expected for row in expected_rows(req)]
         self.assertEqual(len(rows), len(want))
-        keys = ("request_id", "imp_id", "imp_index", "ad_formats", "device_type", "connection_type")
+        keys = ("request_id", "imp_id", "imp_index", "ad_formats", "device_type", "connection_type", "width",
+                "height", "rewarded", "gpid", "gdpr", "coppa", "us_privacy")
         for n, (got, w) in enumerate(zip(rows, want)):
             d = {k: (got[k], w[k]) for k in keys
                  if got[k] != w[k] and not (k.endswith("_type") and w[k] is None)}

@@ -169,6 +169,58 @@ Test(rows, fallbacks_take_the_first_present_not_null_and_not_empty)
 	expect_rows("{'app':{'publisher':{'id':' '}},'site':{'publisher':{'id':'p2'}}}", "pub=\" \" w=null");
 }
 
+Test(rows, same_source_as_takes_the_first_position_where_every_member_has_a_value)
+{
+	/* The first field of the group may come after its members; a field outside the group is not held back. */
+	load(HEAD "fields:\n"
+	     "  - {name: h, source: [banner.h, 'banner.format[0].h', video.h], type: int, same_source_as: w}\n"
+	     "  - {name: w, source: [banner.w, 'banner.format[0].w', video.w], type: int}\n"
+	     "  - {name: pos, source: [banner.pos, 'banner.format[0].pos', video.pos], type: string,"
+	     " same_source_as: w}\n"
+	     "  - {name: w_alone, source: [banner.w, 'banner.format[0].w', video.w], type: int}\n");
+	expect_rows("{'banner':{'w':300,'h':250,'pos':'top','format':[{'w':320,'h':50,'pos':'x'}]}}",
+		    "h=250 w=300 pos=\"top\" w_alone=300");
+	/* the banner has w but no h (and no pos): all three from format[0], never 300 with 50 */
+	expect_rows("{'banner':{'w':300,'format':[{'w':320,'h':50,'pos':'bottom'}]}}",
+		    "h=50 w=320 pos=\"bottom\" w_alone=300");
+	/* null and "" are no value, as in a fallback list; a format without pos holds the group back too */
+	expect_rows("{'banner':{'w':300,'h':null,'pos':'top','format':[{'w':320,'h':50}]},'video':{'w':640,'h':480,"
+		    "'pos':''}}",
+		    "h=null w=null pos=null w_alone=300");
+	expect_rows("{'banner':{'w':300,'h':250,'pos':'','format':[]},'video':{'w':640,'h':480,'pos':7}}",
+		    "h=480 w=640 pos=\"7\" w_alone=300");
+	/* no position where all have a value: every member is missing */
+	expect_rows("{'banner':{'w':300},'video':{'h':480,'pos':'top'}}", "h=null w=null pos=null w_alone=300");
+	expect_rows("{}", "h=null w=null pos=null w_alone=null");
+	/* a value that does not convert is a value: its position wins, and it is invalid (null) */
+	expect_rows("{'banner':{'w':'wide','h':250,'pos':'top'},'video':{'w':640,'h':480,'pos':'x'}}",
+		    "h=250 w=null pos=\"top\" w_alone=null");
+}
+
+Test(rows, same_source_as_keeps_two_groups_apart)
+{
+	load(HEAD "fields:\n"
+	     "  - {name: d, source: [r, s], type: int, same_source_as: c}\n"
+	     "  - {name: a, source: [x.a, y.a], type: int}\n"
+	     "  - {name: b, source: [x.b, y.b], type: int, same_source_as: a}\n"
+	     "  - {name: c, source: [p, q], type: int}\n");
+	expect_rows("{'x':{'a':1},'y':{'a':2,'b':3},'p':5,'r':null,'q':6,'s':7}", "d=7 a=2 b=3 c=6");
+	expect_rows("{'x':{'a':1,'b':4},'y':{'a':2},'p':5,'r':8,'q':6}", "d=8 a=1 b=4 c=5");
+}
+
+Test(rows, same_source_as_with_one_source_gives_all_or_none)
+{
+	load(HEAD "rows: imp\nfields:\n"
+	     "  - {name: w, source: 'imp[].banner.w', type: int, required: true}\n"
+	     "  - {name: h, source: 'imp[].banner.h', type: int, default: -1, same_source_as: w}\n"
+	     "  - {name: deals, source: 'imp[].pmp.deals[*].id', type: array<string>, same_source_as: w}\n");
+	expect_rows("{'imp':[{'banner':{'w':1,'h':2},'pmp':{'deals':[{'id':'a'}]}}]}", "w=1 h=2 deals=[\"a\"]");
+	/* a required member without its group's values is missing */
+	expect_reject("{'imp':[{'banner':{'w':1,'h':2}}]}", "missing_required", "w", "imp[0]: missing required field");
+	expect_reject("{'imp':[{'banner':{'w':1},'pmp':{'deals':[{'id':'a'}]}}]}", "missing_required", "w",
+		      "imp[0]: missing required field");
+}
+
 Test(rows, presence_lists_the_paths_holding_an_object)
 {
 	load(HEAD "fields:\n"

@@ -361,7 +361,7 @@ static const struct error_case error_cases[] = {
 	/* fields */
 	{ "unknown_field_key", HEAD FX "    chian: token\n",
 	  "t.yaml:7:5: unknown key 'chian' in field (expected one of: name, doc, source, type, required, default, "
-	  "chain, max_items, unique, strip_serving_invalid, ratio, presence, row_index, range)" },
+	  "chain, max_items, unique, strip_serving_invalid, ratio, presence, row_index, range, same_source_as)" },
 	{ "duplicate_field_key", HEAD FX "    type: int\n", "t.yaml:7:5: duplicate key 'type' in field" },
 	{ "field_not_mapping", HEAD "fields:\n  - x\n", "t.yaml:4:5: expected a mapping for each entry of 'fields'" },
 	{ "field_no_name", HEAD "fields:\n  - source: x\n    type: string\n", "t.yaml:4:5: field has no 'name'" },
@@ -607,6 +607,50 @@ static const struct error_case error_cases[] = {
 	{ "row_index_with_default", HEAD "rows: imp\nfields:\n  - name: i\n    type: int\n    default: 0\n"
 	  "    row_index: true\n",
 	  "t.yaml:7:14: field 'i': 'default' is not allowed with 'row_index' (it is never missing)" },
+	/* same_source_as */
+#define W "fields:\n  - name: w\n    source: [a.w, b.w]\n    type: int\n"
+	{ "same_source_as_unknown", HEAD W "  - name: h\n    source: [a.h, b.h]\n    type: int\n"
+	  "    same_source_as: widht\n",
+	  "t.yaml:10:21: field 'h': 'same_source_as' names no field 'widht'" },
+	{ "same_source_as_itself", HEAD W "    same_source_as: w\n",
+	  "t.yaml:7:21: field 'w': 'same_source_as' names the field itself (expected the name of another field, "
+	  "the group's first)" },
+	{ "same_source_as_empty", HEAD W "  - name: h\n    source: [a.h, b.h]\n    type: int\n    same_source_as: ''\n",
+	  "t.yaml:10:21: field 'h': 'same_source_as' must not be empty" },
+	{ "same_source_as_list", HEAD W "  - name: h\n    source: [a.h, b.h]\n    type: int\n    same_source_as: [w]\n",
+	  "t.yaml:10:21: field 'h': expected a scalar for 'same_source_as'" },
+	{ "same_source_as_fewer_sources", HEAD W "  - name: h\n    source: a.h\n    type: int\n    same_source_as: w\n",
+	  "t.yaml:10:21: field 'h': 'same_source_as' names 'w', which has 2 source paths, but this field has 1 "
+	  "(a group takes one position in every list)" },
+	{ "same_source_as_more_sources", HEAD "fields:\n  - name: h\n    source: [a.h, b.h]\n    type: int\n"
+	  "    same_source_as: w\n  - name: w\n    source: a.w\n    type: int\n",
+	  "t.yaml:7:21: field 'h': 'same_source_as' names 'w', which has 1 source path, but this field has 2 "
+	  "(a group takes one position in every list)" },
+	{ "same_source_as_chain", HEAD W "  - name: h\n    source: [a.h, b.h]\n    type: int\n    same_source_as: w\n"
+	  "  - name: pos\n    source: [a.pos, b.pos]\n    type: int\n    same_source_as: h\n",
+	  "t.yaml:14:21: field 'pos': 'same_source_as' names 'h', which takes its source as 'w' does: name 'w' "
+	  "(a group has one first field, no chains)" },
+	{ "same_source_as_ratio_leader", HEAD "fields:\n  - name: r\n    type: double\n"
+	  "    ratio: {numerator: a, denominator: b, invalid: 0}\n  - name: h\n    source: a\n    type: int\n"
+	  "    same_source_as: r\n",
+	  "t.yaml:10:21: field 'h': 'same_source_as' names 'r', which has no 'source' (it is a ratio field)" },
+	{ "same_source_as_presence_leader", HEAD "fields:\n  - name: p\n    type: array<string>\n    presence: [a]\n"
+	  "  - name: h\n    source: a\n    type: int\n    same_source_as: p\n",
+	  "t.yaml:10:21: field 'h': 'same_source_as' names 'p', which has no 'source' (it is a presence field)" },
+	{ "same_source_as_with_ratio", HEAD W "  - name: r\n    type: double\n"
+	  "    ratio: {numerator: a, denominator: b, invalid: 0}\n    same_source_as: w\n",
+	  "t.yaml:10:21: field 'r': 'same_source_as' is not allowed with 'ratio' (it ties 'source' lists)" },
+	{ "same_source_as_with_presence", HEAD W "  - name: p\n    type: array<string>\n    presence: [a, b]\n"
+	  "    same_source_as: w\n",
+	  "t.yaml:10:21: field 'p': 'same_source_as' is not allowed with 'presence' (it ties 'source' lists)" },
+	{ "same_source_as_with_row_index", "version: 1\nschema: {name: R}\nrows: imp\n" W
+	  "  - name: i\n    type: int\n    row_index: true\n    same_source_as: w\n",
+	  "t.yaml:11:21: field 'i': 'same_source_as' is not allowed with 'row_index' (it ties 'source' lists)" },
+	{ "same_source_as_row_index_leader", "version: 1\nschema: {name: R}\nrows: imp\nfields:\n"
+	  "  - name: i\n    type: int\n    row_index: true\n  - name: h\n    source: a\n    type: int\n"
+	  "    same_source_as: i\n",
+	  "t.yaml:11:21: field 'h': 'same_source_as' names 'i', which has no 'source' (it is a row_index field)" },
+#undef W
 #undef F1
 };
 
