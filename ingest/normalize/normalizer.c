@@ -50,10 +50,9 @@ static int32_t plan_child(bn_normalizer *n, int32_t parent, const bn_path_step *
 
 /*
  * Add a path to the plan (only those of the pass: line paths first, then row
- * paths, so that row slots form the tail); *slot_out gets its slot, *node_out its node.
+ * paths, so that row slots form the tail); *slot_out gets its slot.
  */
-static int plan_add(bn_normalizer *n, const bn_path *path, int row_pass, size_t *cap, int32_t *slot_out,
-		    int32_t *node_out)
+static int plan_add(bn_normalizer *n, const bn_path *path, int row_pass, size_t *cap, int32_t *slot_out)
 {
 	int32_t node = path->row ? ROW_ROOT : 0;
 	if (path->row != row_pass)
@@ -66,8 +65,6 @@ static int plan_add(bn_normalizer *n, const bn_path *path, int row_pass, size_t 
 	if (n->nodes[node].slot < 0)
 		n->nodes[node].slot = (int32_t)n->nslots++;
 	*slot_out = n->nodes[node].slot;
-	if (node_out)
-		*node_out = node;
 	return BN_OK;
 }
 
@@ -118,11 +115,10 @@ static int plan_build(bn_normalizer *n)
 	n->nodes = malloc(cap * sizeof(*n->nodes));
 	n->field_slot = malloc((r->nfields + 1) * sizeof(int32_t));
 	n->den_slot = malloc((r->nfields + 1) * sizeof(int32_t));
-	n->field_node = malloc((r->nfields + 1) * sizeof(int32_t));
 	n->src_first = malloc((r->nfields + 1) * sizeof(int32_t));
 	n->src_count = malloc((r->nfields + 1) * sizeof(int32_t));
 	n->src_slot = malloc((nsrc + 1) * sizeof(int32_t));
-	if (!n->nodes || !n->field_slot || !n->den_slot || !n->field_node || !n->src_first || !n->src_count ||
+	if (!n->nodes || !n->field_slot || !n->den_slot || !n->src_first || !n->src_count ||
 	    !n->src_slot)
 		return BN_ENOMEM;
 	for (int32_t i = 0; i < 2; i++)
@@ -134,7 +130,7 @@ static int plan_build(bn_normalizer *n)
 		size_t k = 0;
 		if (pass == 1) {
 			n->row_slot_first = n->nslots;
-		} else if (r->rows.nsteps && plan_add(n, &r->rows, 0, &cap, &n->rows_slot, NULL) < 0) {
+		} else if (r->rows.nsteps && plan_add(n, &r->rows, 0, &cap, &n->rows_slot) < 0) {
 			return BN_ENOMEM;
 		}
 		for (size_t f = 0; f < r->nfields; f++) {
@@ -143,17 +139,16 @@ static int plan_build(bn_normalizer *n)
 			if (pass == 0) {
 				n->den_slot[f] = -1;
 				n->field_slot[f] = -1;
-				n->field_node[f] = 0;
 				n->src_first[f] = (int32_t)k;
 				n->src_count[f] = fd->is_ratio || fd->row_index ? 0 : (int32_t)(1 + fd->nalt);
 			}
-			if (src->nsteps && plan_add(n, src, pass, &cap, &n->field_slot[f], &n->field_node[f]) < 0)
+			if (src->nsteps && plan_add(n, src, pass, &cap, &n->field_slot[f]) < 0)
 				return BN_ENOMEM;
-			if (fd->is_ratio && plan_add(n, &fd->denominator, pass, &cap, &n->den_slot[f], NULL) < 0)
+			if (fd->is_ratio && plan_add(n, &fd->denominator, pass, &cap, &n->den_slot[f]) < 0)
 				return BN_ENOMEM;
 			for (int32_t j = 0; j < n->src_count[f]; j++) {
 				const bn_path *p = j ? &fd->alt[j - 1] : &fd->source;
-				if (plan_add(n, p, pass, &cap, &n->src_slot[k + (size_t)j], NULL) < 0)
+				if (plan_add(n, p, pass, &cap, &n->src_slot[k + (size_t)j]) < 0)
 					return BN_ENOMEM;
 			}
 			k += (size_t)n->src_count[f];
@@ -161,10 +156,14 @@ static int plan_build(bn_normalizer *n)
 	}
 	n->slots = calloc(n->nslots + 1, sizeof(uint32_t));
 	n->lists = calloc(n->nslots + 1, sizeof(*n->lists));
+	n->slot_node = malloc((n->nslots + 1) * sizeof(int32_t));
 	n->node_obj = calloc(n->nnodes, sizeof(uint32_t));
 	n->node_val = calloc(n->nnodes, sizeof(uint32_t));
-	if (!n->slots || !n->lists || !n->node_obj || !n->node_val)
+	if (!n->slots || !n->lists || !n->slot_node || !n->node_obj || !n->node_val)
 		return BN_ENOMEM;
+	for (size_t i = 0; i < n->nnodes; i++)
+		if (n->nodes[i].slot >= 0)
+			n->slot_node[n->nodes[i].slot] = (int32_t)i;
 	return keytab_build(n);
 }
 
@@ -236,7 +235,7 @@ void bn_normalizer_free(bn_normalizer *n)
 	free(n->row_toks.v);
 	free(n->field_slot);
 	free(n->den_slot);
-	free(n->field_node);
+	free(n->slot_node);
 	free(n->rec.fields);
 	free(n->rec.items);
 	free(n->rec.keys);

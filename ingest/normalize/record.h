@@ -166,7 +166,7 @@ struct bn_normalizer {
 	int32_t *src_slot;
 	int32_t *field_slot;     /* per field: slot of source (or numerator for ratios) */
 	int32_t *den_slot;       /* per field: slot of the ratio denominator, or -1 */
-	int32_t *field_node;     /* per field: plan node of the source path (for map keys) */
+	int32_t *slot_node;      /* per slot: the plan node whose value it holds (map keys are counted by node) */
 	bn_record rec;
 	/* the line being normalized (bn_normalize_parse), which its rows read */
 	const char *line;

@@ -1171,7 +1171,7 @@ int bn_normalize_row(bn_normalizer *n, size_t row, bn_error *err)
 			rc = slot >= 0 && n->lists[slot].n ? read_list(n, fd, line, toks, &n->lists[slot], fv, st, err)
 							   : read_array(n, fd, line, toks, ti, fv, st, err);
 		} else if (fd->shape == BN_SHAPE_MAP) {
-			rc = read_map(n, fd, n->field_node[f], line, toks, ti, fv, st, err);
+			rc = read_map(n, fd, slot >= 0 ? n->slot_node[slot] : 0, line, toks, ti, fv, st, err);
 		} else {
 			int got = read_scalar(n, fd, line, ti ? &toks[ti - 1] : NULL, &fv->v, st, err);
 			if (got < 0)

@@ -697,6 +697,48 @@ static bn_normalizer *custom_normalizer(bn_rules **r)
 	return text_normalizer(r, custom_rules);
 }
 
+/* The plan node of a path's text (as the stats name it), or -1. */
+static int32_t node_of(const bn_normalizer *n, const char *path)
+{
+	bn_buf b = { 0 };
+	int32_t found = -1;
+	for (int32_t i = 0; i < (int32_t)n->nnodes && found < 0; i++) {
+		bn_plan_node_path(n, i, &b);
+		if (b.size == strlen(path) && memcmp(b.data, path, b.size) == 0)
+			found = i;
+	}
+	bn_buf_free(&b);
+	return found;
+}
+
+/*
+ * Regression: a map field with a fallback list checked and counted its keys at the first path's
+ * plan node whichever path supplied the map, so the stats named keys of b.m as a.m's.
+ */
+Test(normalize, map_keys_are_counted_at_the_path_that_supplied_the_map)
+{
+	bn_rules *r = NULL;
+	bn_normalizer *n = text_normalizer(&r, "version: 1\nschema: {name: R}\n"
+					      "serving_invalid:\n  - {pattern: '_ago$', reason: relative-time}\n"
+					      "fields:\n  - {name: m, source: [a.m, b.m], type: map<int>}\n");
+	int32_t a = node_of(n, "a.m"), b = node_of(n, "b.m");
+	const char *reason = NULL;
+	bn_error err;
+	cr_assert(a > 0 && b > 0 && a != b, "a.m %d, b.m %d", a, b);
+	cr_assert_eq(run_line(n, "{'a':null,'b':{'m':{'x_ago':1,'y':2}}}", &err), BN_OK, "%s", err.message);
+	cr_expect_str_eq(render(n, 0), "{\"y\":2}");
+	cr_expect_eq(seen_count(n, b, "x_ago", &reason), 1);
+	cr_expect_eq(seen_count(n, a, "x_ago", &reason), -1);
+	cr_assert_eq(run_line(n, "{'a':{'m':{'x_ago':1,'z_ago':2}},'b':{'m':{'x_ago':3}}}", &err), BN_OK);
+	cr_expect_str_eq(render(n, 0), "{}");
+	cr_expect_eq(seen_count(n, a, "x_ago", &reason), 1);
+	cr_expect_eq(seen_count(n, a, "z_ago", &reason), 1);
+	cr_expect_eq(seen_count(n, b, "x_ago", &reason), 1);
+	cr_expect_eq(n->stats[0].keys_stripped, 3);
+	bn_normalizer_free(n);
+	bn_rules_free(r);
+}
+
 #define C "'i':1,'b':true,'d':0.5"
 
 static const reject_case custom_rejects[] = {
