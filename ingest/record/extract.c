@@ -1021,6 +1021,63 @@ static int32_t group_present(const bn_normalizer *n, size_t f)
 	return -1;
 }
 
+/* Append a formatted piece to msg[0..cap) at *o (truncated at cap). */
+static void put_text(char *msg, size_t cap, size_t *o, const char *fmt, const char *s)
+{
+	if (*o < cap) {
+		int k = snprintf(msg + *o, cap - *o, fmt, s);
+		*o = k < 0 ? *o : *o + (size_t)k;
+	}
+}
+
+/*
+ * A required member of a same_source_as group that no position completes: the reject says so, with
+ * the fields that had no value at the best position (the first where most members have one), rather
+ * than a plain "missing required field" while the field itself may have a value there. A group none
+ * of whose members has a value anywhere is simply missing. Runs on a reject only.
+ */
+static void explain_incomplete_group(const bn_normalizer *n, size_t f, bn_error *err)
+{
+	const bn_rules *r = n->rules;
+	if (!err || !r->groups || !r->groups[f].count)
+		return;
+	const bn_group_span g = r->groups[f];
+	const size_t *member = r->group_members + g.first;
+	int32_t best = -1;
+	uint32_t best_have = 0;
+	for (int32_t j = 0; j < n->src_count[f]; j++) {
+		uint32_t have = 0;
+		for (uint32_t m = 0; m < g.count; m++)
+			have += (uint32_t)has_value(n, n->src_slot[n->src_first[member[m]] + j]);
+		if (have > best_have) {
+			best_have = have;
+			best = j;
+		}
+	}
+	if (best < 0)
+		return;
+	const bn_field *fd = &r->fields[f];
+	char msg[sizeof(err->message)];
+	size_t o = 0;
+	const char *sep = "";
+	put_text(msg, sizeof(msg), &o, "%s", "missing required field: no source position has every field of its "
+		 "same_source_as group (");
+	for (uint32_t m = 0; m < g.count; m++, sep = ", ") {
+		put_text(msg, sizeof(msg), &o, "%s", sep);
+		put_text(msg, sizeof(msg), &o, "%s", r->fields[member[m]].name);
+	}
+	put_text(msg, sizeof(msg), &o, "); the best, '%s', lacks ", best ? fd->alt[best - 1].text : fd->source.text);
+	sep = "";
+	for (uint32_t m = 0; m < g.count; m++) {
+		if (has_value(n, n->src_slot[n->src_first[member[m]] + best]))
+			continue;
+		put_text(msg, sizeof(msg), &o, "%s", sep);
+		put_text(msg, sizeof(msg), &o, "%s", r->fields[member[m]].name);
+		sep = ", ";
+	}
+	bn_error_set(err, BN_EREJECT, "%s", msg);
+}
+
 /* The slot of a field whose source is chosen per record (fd->chooses): its group's position, or the first
  * present of its list. Every other field has one fixed source, n->field_slot[f]. */
 static int32_t chosen_source(const bn_normalizer *n, size_t f)
@@ -1178,6 +1235,8 @@ int bn_normalize_row(bn_normalizer *n, size_t row, bn_error *err)
 				rc = got;
 			else
 				rc = scalar_policy(fd, got, fv, st, err);
+			if (rc == BN_EREJECT && got == GOT_MISSING && fd->chooses)
+				explain_incomplete_group(n, f, err);
 		}
 		if (rc == BN_EREJECT && err && err->reason == BN_REJECT_NONE)
 			err->reason = BN_REJECT_VALIDATION;

@@ -215,10 +215,39 @@ Test(rows, same_source_as_with_one_source_gives_all_or_none)
 	     "  - {name: h, source: 'imp[].banner.h', type: int, default: -1, same_source_as: w}\n"
 	     "  - {name: deals, source: 'imp[].pmp.deals[*].id', type: array<string>, same_source_as: w}\n");
 	expect_rows("{'imp':[{'banner':{'w':1,'h':2},'pmp':{'deals':[{'id':'a'}]}}]}", "w=1 h=2 deals=[\"a\"]");
-	/* a required member without its group's values is missing */
-	expect_reject("{'imp':[{'banner':{'w':1,'h':2}}]}", "missing_required", "w", "imp[0]: missing required field");
+	/* a required member without its group's values is missing: the message says which lacked one */
+	expect_reject("{'imp':[{'banner':{'w':1,'h':2}}]}", "missing_required", "w",
+		      "imp[0]: missing required field: no source position has every field of its same_source_as "
+		      "group (w, h, deals); the best, 'imp[].banner.w', lacks deals");
 	expect_reject("{'imp':[{'banner':{'w':1},'pmp':{'deals':[{'id':'a'}]}}]}", "missing_required", "w",
-		      "imp[0]: missing required field");
+		      "imp[0]: missing required field: no source position has every field of its same_source_as "
+		      "group (w, h, deals); the best, 'imp[].banner.w', lacks h");
+	expect_reject("{'imp':[{'banner':{'h':2}}]}", "missing_required", "w",
+		      "imp[0]: missing required field: no source position has every field of its same_source_as "
+		      "group (w, h, deals); the best, 'imp[].banner.w', lacks w, deals");
+	/* nothing of the group anywhere: simply missing */
+	expect_reject("{'imp':[{'banner':{'w':null,'h':''}}]}", "missing_required", "w", "imp[0]: missing required field");
+}
+
+Test(rows, a_required_field_of_an_incomplete_group_names_the_best_position)
+{
+	/* Regression: a required field of a same_source_as group that no position completed was rejected
+	 * with a plain "missing required field", though it had a value: the group was what was missing. */
+	load(HEAD "fields:\n"
+	     "  - {name: w, source: [banner.w, 'banner.format[0].w', video.w], type: int, required: true}\n"
+	     "  - {name: h, source: [banner.h, 'banner.format[0].h', video.h], type: int, same_source_as: w}\n"
+	     "  - {name: pos, source: [banner.pos, 'banner.format[0].pos', video.pos], type: string,"
+	     " same_source_as: w}\n");
+	/* format[0] has two of three (w and h), the banner and the video one each: format[0] is the best */
+	expect_reject("{'banner':{'w':300,'format':[{'w':320,'h':50}]},'video':{'pos':'top'}}", "missing_required",
+		      "w", "missing required field: no source position has every field of its same_source_as group "
+		      "(w, h, pos); the best, 'banner.format[0].w', lacks pos");
+	/* ties go to the first position; the best may lack the rejected field itself */
+	expect_reject("{'banner':{'h':250},'video':{'w':640}}", "missing_required", "w",
+		      "missing required field: no source position has every field of its same_source_as group "
+		      "(w, h, pos); the best, 'banner.w', lacks w, pos");
+	expect_reject("{}", "missing_required", "w", "missing required field");
+	expect_rows("{'banner':{'w':300},'video':{'w':640,'h':480,'pos':'x'}}", "w=640 h=480 pos=\"x\"");
 }
 
 Test(rows, presence_lists_the_paths_holding_an_object)
