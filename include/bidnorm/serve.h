@@ -120,7 +120,7 @@ typedef enum bn_number_type {
  * passes and serving looks them up out of vocabulary. A hash other than
  * bn_rules_sha256(rules) is therefore BN_EUSAGE with err->source the
  * manifest: "vocabulary built from data ingested with other rules
- * (<openrtb>, sha256 b8c23204dc7e) than the rules loaded (<default>, sha256
+ * (<openrtb>, sha256 e699935e5b65) than the rules loaded (<default>, sha256
  * 0ecf2da2892e): the same raw text can give tokens the vocabulary does not
  * hold (training/serving skew, silently out of vocabulary); load the rules
  * the data were ingested with, or build the vocabulary again from data

@@ -121,8 +121,17 @@ def upper(s):
 
 
 def token(v):
-    """device_os, device_ifa, language: text, lower, 64 bytes."""
+    """device_os, device_ifa: text, lower, 64 bytes."""
     return lower(text(v), 64)
+
+
+def language(v):
+    """language: the primary language subtag, lower case, of an ISO-639-1 code or a BCP-47 tag
+    ("en-US" -> "en", "zh-Hant-TW" -> "zh"; subtags after "-" or "_", 1-8 letters or digits each).
+    Anything not of that shape, and "und" (undetermined), is null."""
+    s = lower(text(v))
+    m = re.fullmatch(r"([a-z]{2,3})(?:[-_][a-z0-9]{1,8})*", s or "")
+    return m.group(1) if m and m.group(1) != "und" else None
 
 
 def ifa(v):
@@ -241,9 +250,9 @@ def expected_rows(request):
         "publisher_id": text(first(path(app, "publisher", "id"), path(site, "publisher", "id"))),
         "device_os": token(path(device, "os")),
         "device_ifa": ifa(path(device, "ifa")),
-        "language": token(path(device, "language")),
+        "language": language(first(path(device, "language"), path(device, "langb"))),
         "device_make": text(path(device, "make")),
-        "device_model": text(path(device, "model")),
+        "device_model": text(first(path(device, "model"), path(device, "sua", "model"))),
         "os_version": text(path(device, "osv")),
         "device_type": enum(path(device, "devicetype"), DEVICE_TYPES),
         "connection_type": enum(path(device, "connectiontype"), CONNECTION_TYPES),
@@ -551,6 +560,48 @@ class OpenRtb(FolderTest):
         self.assertEqual(a["lmt"], 1)
         self.assert_rows(rows[:2], expected_rows(req)[:2], "text")   # c's floor "n/a": not asserted
 
+    def test_language_from_language_or_langb_and_model_from_sua(self):
+        """device.language (ISO-639-1), else 2.6's device.langb (BCP-47): both reduced to the primary
+        language subtag, so a request of either kind gives one token; what is no tag is null, counted.
+        device.model, else device.sua.model. device.sua.platform is not read as the OS."""
+        cases = [  # (device fields, language, device_model)
+            ({"language": "en"}, "en", None),
+            ({"language": "en-US"}, "en", None),                 # a region in device.language: the same token
+            ({"language": " EN_gb "}, "en", None),               # a POSIX/Java locale, as SDKs send it
+            ({"langb": "zh-Hant-TW"}, "zh", None),
+            ({"language": "", "langb": "pt-BR"}, "pt", None),    # "" gives way, as in every fallback list
+            ({"language": None, "langb": "en-US"}, "en", None),
+            ({"langb": "de-CH-1901"}, "de", None),
+            ({"langb": "sgn-BE-FR"}, "sgn", None),               # three-letter primary subtags stay
+            ({"language": "fr", "langb": "de-DE"}, "fr", None),  # device.language wins
+            ({"language": "English", "langb": "en"}, None, None),  # it wins even when it is no tag
+            ({"langb": "x-klingon"}, None, None),                # private use: no language
+            ({"langb": "i-navajo"}, None, None),
+            ({"langb": "und"}, None, None),                      # undetermined
+            ({"langb": "en-"}, None, None),
+            ({"langb": "en--US"}, None, None),
+            ({"langb": 7}, None, None),
+            ({}, None, None),
+            ({"model": "SM-A155F", "sua": {"model": "Pixel 8"}}, None, "SM-A155F"),
+            ({"model": "", "sua": {"model": "Pixel 8"}}, None, "Pixel 8"),
+            ({"sua": {"model": " Pixel\u00a08 ", "platform": {"brand": "Android", "version": ["14"]}}},
+             None, "Pixel 8"),
+            ({"sua": {"model": ""}}, None, None),                # desktop browsers send an empty model
+            ({"sua": "mac"}, None, None),
+        ]
+        reqs = []
+        for n, (dev, _, _) in enumerate(cases):
+            reqs.append({"id": "l%d" % n, "imp": [{"id": "1", "banner": {"w": 320, "h": 50}}], "device": dev})
+        _, rows, rejects, stats = self.ingest(self.write("lang.jsonl", reqs))
+        self.assertEqual(rejects, [])
+        self.assertEqual([(r["language"], r["device_model"]) for r in rows], [(l, m) for _, l, m in cases])
+        self.assertEqual([r["device_os"] for r in rows], [None] * len(cases))
+        for r, req in zip(rows, reqs):
+            self.assert_rows([r], expected_rows(req), req["id"])
+        lang = stats["fields"]["language"]
+        # English, x-klingon, i-navajo, und, en-, en--US and 7 are no tags
+        self.assertEqual((lang["present"], lang["null"], lang["changed_by"]["validation_failed"]), (16, 13, 7))
+
     def test_app_publisher_wins_over_site_publisher(self):
         both = request("both", app={"bundle": "Com.Foo.Bar", "publisher": {"id": "app-pub"}},
                        site={"domain": "foo.com", "publisher": {"id": "site-pub"}})
@@ -785,6 +836,10 @@ class OpenRtb(FolderTest):
 
         # web requests from Prebid carry site.page and rarely site.domain: the domain is the page's host
         self.assertEqual(one("endpoint-device-sua.json")["site_domain"], "prebid.org")
+        # a structured user agent (2.6 device.sua) and no device.model: the model is sua's; its platform
+        # brand ("MS" here) is not read as the OS
+        d = one("endpoint-device-sua.json")
+        self.assertEqual((d["device_model"], d["device_os"], d["device_make"]), ("mac", None, None))
         self.assertEqual(one("endpoint-skadn.json")["site_domain"], "test.somepage.com")
         self.assertEqual(one("invalid-site-app-both.json")["site_domain"], "test.mysite.com")
         self.assertEqual(one("java-pubmatic-bid-request.json")["site_domain"], "www.example.com")   # site.domain
