@@ -1021,13 +1021,17 @@ static int32_t group_present(const bn_normalizer *n, size_t f)
 	return -1;
 }
 
-/* Append a formatted piece to msg[0..cap) at *o (truncated at cap). */
-static void put_text(char *msg, size_t cap, size_t *o, const char *fmt, const char *s)
+/* Append s to msg[0..cap) at *o, NUL-terminated; what does not fit is cut. */
+static void put_str(char *msg, size_t cap, size_t *o, const char *s)
 {
-	if (*o < cap) {
-		int k = snprintf(msg + *o, cap - *o, fmt, s);
-		*o = k < 0 ? *o : *o + (size_t)k;
-	}
+	size_t len = strlen(s);
+	if (*o + 1 >= cap)
+		return;
+	if (len > cap - 1 - *o)
+		len = cap - 1 - *o;
+	memcpy(msg + *o, s, len);
+	*o += len;
+	msg[*o] = '\0';
 }
 
 /*
@@ -1059,21 +1063,20 @@ static void explain_incomplete_group(const bn_normalizer *n, size_t f, bn_error 
 	const bn_field *fd = &r->fields[f];
 	char msg[sizeof(err->message)];
 	size_t o = 0;
-	const char *sep = "";
-	put_text(msg, sizeof(msg), &o, "%s", "missing required field: no source position has every field of its "
-		 "same_source_as group (");
-	for (uint32_t m = 0; m < g.count; m++, sep = ", ") {
-		put_text(msg, sizeof(msg), &o, "%s", sep);
-		put_text(msg, sizeof(msg), &o, "%s", r->fields[member[m]].name);
-	}
-	put_text(msg, sizeof(msg), &o, "); the best, '%s', lacks ", best ? fd->alt[best - 1].text : fd->source.text);
-	sep = "";
+	put_str(msg, sizeof(msg), &o, "missing required field: no source position has every field of its "
+		"same_source_as group (");
 	for (uint32_t m = 0; m < g.count; m++) {
+		put_str(msg, sizeof(msg), &o, m ? ", " : "");
+		put_str(msg, sizeof(msg), &o, r->fields[member[m]].name);
+	}
+	put_str(msg, sizeof(msg), &o, "); the best, '");
+	put_str(msg, sizeof(msg), &o, best ? fd->alt[best - 1].text : fd->source.text);
+	put_str(msg, sizeof(msg), &o, "', lacks ");
+	for (uint32_t m = 0, k = 0; m < g.count; m++) {
 		if (has_value(n, n->src_slot[n->src_first[member[m]] + best]))
 			continue;
-		put_text(msg, sizeof(msg), &o, "%s", sep);
-		put_text(msg, sizeof(msg), &o, "%s", r->fields[member[m]].name);
-		sep = ", ";
+		put_str(msg, sizeof(msg), &o, k++ ? ", " : "");
+		put_str(msg, sizeof(msg), &o, r->fields[member[m]].name);
 	}
 	bn_error_set(err, BN_EREJECT, "%s", msg);
 }
