@@ -85,6 +85,33 @@ class Unit(unittest.TestCase):
         self.assertEqual(second["note"], "already committed by attempt " + first["attempt"])
         self.assertEqual(os.listdir(os.path.join(self.out, "_bidnorm/staging")), [])
 
+    def test_a_commit_another_attempt_finished_first_is_still_reported(self):
+        # two attempts at once: right after this one claims, the other (its claim refused) finishes this
+        # commit, staging folder and all, before this one removes its claim file from that folder
+        stem = "bidlog-2026-11-20T12"
+        inp = self.inputs[0]
+        orig_link = os.link
+        claimed = []
+
+        def link_then_the_other_finishes(src, dst):
+            orig_link(src, dst)
+            if src.endswith("/commit.json"):
+                claimed.append(dst)
+                unit.committed_record(self.out, stem)
+        unit.os.link = link_then_the_other_finishes
+        try:
+            first = bd.run_unit(self.task(inp))
+            shutil.copy(SAMPLE_13, inp)        # and the same for a replacement of a changed input
+            again = bd.run_unit(self.task(inp, reingest_changed=True))
+        finally:
+            unit.os.link = orig_link
+        self.assertEqual(claimed, [os.path.join(self.out, "_bidnorm/committed", stem + ".json"),
+                                   os.path.join(self.out, "_bidnorm/replaced", first["attempt"] + ".json")])
+        self.assertEqual((first["status"], again["status"]), ("committed", "committed"))
+        self.assertEqual(self.record()["attempt"], again["attempt"])
+        self.assertEqual(len(read_records(again["avro"])), again["records_written"])
+        self.assertEqual(os.listdir(os.path.join(self.out, "_bidnorm/staging")), [])
+
     def test_an_interrupted_commit_is_finished_by_the_next_attempt(self):
         # a worker killed right after claiming: the record exists, the files are still in its staging folder
         orig = unit._finish_commit

@@ -388,7 +388,10 @@ def ingest_unit(task: Dict[str, Any]) -> Result:
     _fsync_dir(os.path.dirname(target))
     if record is not None:
         _install(target, paths["record"])
-    os.unlink(claim)
+    try:
+        os.unlink(claim)
+    except FileNotFoundError:
+        pass        # an attempt that lost the claim meanwhile finished this commit, staging folder and all
     _finish_commit(claimed, out)
     # an earlier run's quarantine of this input (run again with --retry-failed) no longer applies
     for suffix in (".error.json", ".rejects.jsonl", ".stats.json"):
