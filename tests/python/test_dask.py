@@ -92,6 +92,25 @@ def listening_addresses(pids):
 
 
 @unittest.skipUnless(HAVE_DASK, "python3-distributed is not installed (tools/setup installs it on Debian)")
+class PartNames(unittest.TestCase):
+    """What names a vocabulary part, without a cluster."""
+
+    def test_a_rule_files_content_names_the_parts_however_rules_is_spelled(self):
+        from bidnorm.distributed import dask_driver
+        with tempfile.TemporaryDirectory() as d:
+            rules = os.path.join(d, "rules.yaml")
+            shutil.copy(os.path.join(SOURCE, "rules", "openrtb.yaml"), rules)
+            spellings = (["--rules", rules], ["--rules=" + rules])
+            before = [dask_driver._settings(["country"], [], opts, "v") for opts in spellings]
+            self.assertEqual(before[0], before[1])
+            with open(rules, "a") as f:       # edited since: a part counted with it is stale
+                f.write("# changed\n")
+            after = [dask_driver._settings(["country"], [], opts, "v") for opts in spellings]
+            self.assertEqual(after[0], after[1])
+            self.assertNotEqual(before[1], after[1])
+
+
+@unittest.skipUnless(HAVE_DASK, "python3-distributed is not installed (tools/setup installs it on Debian)")
 class DaskCluster(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

@@ -220,6 +220,8 @@ def _settings(fields: Sequence[str], where: Sequence[str], count_options: Sequen
         elif opt == "--rules":
             value = next(it, "")
             options += [opt, value, _sha256(_read_or_empty(value))]
+        elif opt.startswith("--rules="):        # getopt's other spelling: the content counts all the same
+            options += ["--rules", opt[len("--rules="):], _sha256(_read_or_empty(opt[len("--rules="):]))]
         else:
             options.append(opt)
     return json.dumps({"fields": list(fields), "where": list(where), "options": options, "bidnorm": version})
