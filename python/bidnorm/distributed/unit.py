@@ -18,6 +18,7 @@ The ingest output folder OUT (safe for Spark/Hadoop readers, which skip names st
     OUT/_bidnorm/staging/STEM.ATTEMPT/     an attempt in progress (removed once done)
     OUT/_bidnorm/quarantine/STEM.*         inputs that failed for good: error.json, rejects, stats
     OUT/_bidnorm/journal.jsonl             the driver's journal (one line per input and run)
+    OUT/_bidnorm/lock                      held (flock) by the Dask driver's run writing OUT
     OUT/_SUCCESS                           the driver's marker: every input of the run committed
 
 Each attempt writes into its own staging folder (so a lost attempt never touches another's
