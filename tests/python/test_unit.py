@@ -112,6 +112,37 @@ class Unit(unittest.TestCase):
         self.assertEqual(len(read_records(again["avro"])), again["records_written"])
         self.assertEqual(os.listdir(os.path.join(self.out, "_bidnorm/staging")), [])
 
+    def test_the_end_of_a_run_removes_records_lost_attempts_were_writing(self):
+        # workers lost while writing a record whole under a temporary name: recording a new time (the same
+        # content, touched), and installing a replacement
+        inp = self.inputs[0]
+        first = bd.run_unit(self.task(inp))
+        st = os.stat(inp)
+        os.utime(inp, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        orig_replace = os.replace
+
+        def killed(src, dst):
+            if src.endswith(".tmp"):
+                raise bd.TransientFailure("worker lost")
+            return orig_replace(src, dst)
+        unit.os.replace = killed
+        try:
+            with self.assertRaises(bd.TransientFailure):
+                bd.run_unit(self.task(inp))
+            shutil.copy(SAMPLE_13, inp)
+            with self.assertRaises(bd.TransientFailure):
+                bd.run_unit(self.task(inp, reingest_changed=True))
+        finally:
+            unit.os.replace = orig_replace
+        committed = os.path.join(self.out, "_bidnorm/committed")
+        self.assertEqual(len([n for n in os.listdir(committed) if n.endswith(".tmp")]), 2)
+        self.assertEqual(self.record()["attempt"], first["attempt"])
+        bd.finish_run(self.out)
+        self.assertEqual(os.listdir(committed), ["bidlog-2026-11-20T12.json"])
+        self.assertNotEqual(self.record()["attempt"], first["attempt"])     # the replacement rolled forward
+        self.assertEqual(os.listdir(os.path.join(self.out, "_bidnorm/replaced")), [])
+        self.assertEqual(os.listdir(os.path.join(self.out, "_bidnorm/staging")), [])
+
     def test_an_interrupted_commit_is_finished_by_the_next_attempt(self):
         # a worker killed right after claiming: the record exists, the files are still in its staging folder
         orig = unit._finish_commit

@@ -175,12 +175,19 @@ def finish_run(out: str) -> None:
     """Tidy output folder out once no task on it runs (a driver calls it at the end of its run): finish
     the commits and replacements that attempts claimed but did not finish (a worker lost between its
     claim and its renames, whose task never ran again), then remove the staging folders of lost
-    attempts and the replacement claims (OUT/_bidnorm/replaced/)."""
+    attempts, the records they were writing under a temporary name (OUT/_bidnorm/committed/*.tmp)
+    and the replacement claims (OUT/_bidnorm/replaced/)."""
     meta = os.path.join(out, "_bidnorm")
     staging = os.path.join(meta, "staging")
     for name in os.listdir(staging) if os.path.isdir(staging) else []:
         committed_record(out, name.rsplit(".", 1)[0])
         shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
+    # a record is written whole as STEM.json.RANDOM.tmp, then renamed over STEM.json (_install,
+    # _record_identity): one still there was being written when its attempt was lost
+    committed = os.path.join(meta, "committed")
+    for name in os.listdir(committed) if os.path.isdir(committed) else []:
+        if name.endswith(".tmp"):
+            os.unlink(os.path.join(committed, name))
     replaced = os.path.join(meta, "replaced")
     for name in os.listdir(replaced) if os.path.isdir(replaced) else []:
         claim = os.path.join(replaced, name)
