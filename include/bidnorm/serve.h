@@ -219,9 +219,10 @@ void bn_encoder_free(bn_encoder *e);
 /*
  * Normalize one raw JSON object json[0..len) (a bid-log v1 record, or any
  * subset of one: missing fields become null, their default or empty, as in
- * ingest) exactly as `bidnorm ingest` normalizes a line - invalid UTF-8
- * repaired, the same limits, the same rejects - and encode it. json need
- * not be NUL-terminated and is not kept.
+ * ingest) exactly as `bidnorm ingest` normalizes a line - a UTF-8 byte
+ * order mark at the start dropped (not counted against the line limit),
+ * invalid UTF-8 repaired, the same limits, the same rejects - and encode
+ * it. json need not be NUL-terminated and is not kept.
  * Returns BN_OK; BN_EREJECT when ingest would reject the line (err->reason,
  * err->field, err->column and err->message as in the reject file, e.g.
  * reason BN_REJECT_MISSING_REQUIRED, field "ts", "missing required field");

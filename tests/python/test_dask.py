@@ -33,6 +33,10 @@ from e2e import read_avro_file, read_records  # noqa: E402  pylint: disable=wron
 COPIES = 6        # sample copies per input: each ingest runs long enough to be killed in the middle
 
 
+def all_files(root):
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+
+
 def children(pid):
     """Direct children of pid (from /proc)."""
     out = []
@@ -89,6 +93,25 @@ def listening_addresses(pids):
                         addr = ".".join(str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0))
                     found.append(addr)
     return found
+
+
+@unittest.skipUnless(HAVE_DASK, "python3-distributed is not installed (tools/setup installs it on Debian)")
+class PartNames(unittest.TestCase):
+    """What names a vocabulary part, without a cluster."""
+
+    def test_a_rule_files_content_names_the_parts_however_rules_is_spelled(self):
+        from bidnorm.distributed import dask_driver
+        with tempfile.TemporaryDirectory() as d:
+            rules = os.path.join(d, "rules.yaml")
+            shutil.copy(os.path.join(SOURCE, "rules", "openrtb.yaml"), rules)
+            spellings = (["--rules", rules], ["--rules=" + rules])
+            before = [dask_driver._settings(["country"], [], opts, "v") for opts in spellings]
+            self.assertEqual(before[0], before[1])
+            with open(rules, "a") as f:       # edited since: a part counted with it is stale
+                f.write("# changed\n")
+            after = [dask_driver._settings(["country"], [], opts, "v") for opts in spellings]
+            self.assertEqual(after[0], after[1])
+            self.assertNotEqual(before[1], after[1])
 
 
 @unittest.skipUnless(HAVE_DASK, "python3-distributed is not installed (tools/setup installs it on Debian)")
@@ -511,6 +534,35 @@ class DaskCluster(unittest.TestCase):
         p = subprocess.run(vocab, capture_output=True, text=True, check=False)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(os.listdir(d), ["v"])
+
+    def test_two_ingest_runs_into_one_output(self):
+        # the end of a run removes the staging folders it takes for lost attempts': with two runs at once, the
+        # first to end would remove those of the other's attempts still running
+        d = os.path.join(self.tmp.name, "ingest-locked")
+        out = os.path.join(d, "out")
+        os.makedirs(os.path.join(out, "_bidnorm"))
+        a = os.path.join(d, "a.jsonl.zst")
+        shutil.copy(SAMPLE_12, a)
+        cli = [sys.executable, "-m", "bidnorm.distributed", "ingest", "--scheduler", self.client.scheduler.address,
+               "-o", out, a]
+        lock = os.path.join(out, "_bidnorm", "lock")
+        held = os.open(lock, os.O_RDWR | os.O_CREAT)     # a run in progress holds the lock, as the driver takes it
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            p = subprocess.run(cli, capture_output=True, text=True, check=False)
+            self.assertEqual((p.returncode, p.stderr), (1, f"bidnorm distributed ingest: another run is writing {out}: "
+                                                           f"it holds the lock {lock}; wait for it to end, or write "
+                                                           "to another output\n"))
+            report = bd.ingest(self.client, [a], out, show_progress=False)
+            self.assertEqual((report.exit_code, report.committed, report.failed, report.lost), (1, [], [], []))
+            self.assertEqual(all_files(out), ["_bidnorm/lock"])
+        finally:
+            os.close(held)
+        # once it has ended, a run goes ahead
+        p = subprocess.run(cli, capture_output=True, text=True, check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(os.path.exists(os.path.join(out, "a.avro")))
+        self.assertTrue(os.path.exists(os.path.join(out, "_SUCCESS")))
 
     def test_vocab_without_bidnorm_on_the_workers(self):
         d = os.path.join(self.tmp.name, "nobin")

@@ -85,6 +85,64 @@ class Unit(unittest.TestCase):
         self.assertEqual(second["note"], "already committed by attempt " + first["attempt"])
         self.assertEqual(os.listdir(os.path.join(self.out, "_bidnorm/staging")), [])
 
+    def test_a_commit_another_attempt_finished_first_is_still_reported(self):
+        # two attempts at once: right after this one claims, the other (its claim refused) finishes this
+        # commit, staging folder and all, before this one removes its claim file from that folder
+        stem = "bidlog-2026-11-20T12"
+        inp = self.inputs[0]
+        orig_link = os.link
+        claimed = []
+
+        def link_then_the_other_finishes(src, dst):
+            orig_link(src, dst)
+            if src.endswith("/commit.json"):
+                claimed.append(dst)
+                unit.committed_record(self.out, stem)
+        unit.os.link = link_then_the_other_finishes
+        try:
+            first = bd.run_unit(self.task(inp))
+            shutil.copy(SAMPLE_13, inp)        # and the same for a replacement of a changed input
+            again = bd.run_unit(self.task(inp, reingest_changed=True))
+        finally:
+            unit.os.link = orig_link
+        self.assertEqual(claimed, [os.path.join(self.out, "_bidnorm/committed", stem + ".json"),
+                                   os.path.join(self.out, "_bidnorm/replaced", first["attempt"] + ".json")])
+        self.assertEqual((first["status"], again["status"]), ("committed", "committed"))
+        self.assertEqual(self.record()["attempt"], again["attempt"])
+        self.assertEqual(len(read_records(again["avro"])), again["records_written"])
+        self.assertEqual(os.listdir(os.path.join(self.out, "_bidnorm/staging")), [])
+
+    def test_the_end_of_a_run_removes_records_lost_attempts_were_writing(self):
+        # workers lost while writing a record whole under a temporary name: recording a new time (the same
+        # content, touched), and installing a replacement
+        inp = self.inputs[0]
+        first = bd.run_unit(self.task(inp))
+        st = os.stat(inp)
+        os.utime(inp, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        orig_replace = os.replace
+
+        def killed(src, dst):
+            if src.endswith(".tmp"):
+                raise bd.TransientFailure("worker lost")
+            return orig_replace(src, dst)
+        unit.os.replace = killed
+        try:
+            with self.assertRaises(bd.TransientFailure):
+                bd.run_unit(self.task(inp))
+            shutil.copy(SAMPLE_13, inp)
+            with self.assertRaises(bd.TransientFailure):
+                bd.run_unit(self.task(inp, reingest_changed=True))
+        finally:
+            unit.os.replace = orig_replace
+        committed = os.path.join(self.out, "_bidnorm/committed")
+        self.assertEqual(len([n for n in os.listdir(committed) if n.endswith(".tmp")]), 2)
+        self.assertEqual(self.record()["attempt"], first["attempt"])
+        bd.finish_run(self.out)
+        self.assertEqual(os.listdir(committed), ["bidlog-2026-11-20T12.json"])
+        self.assertNotEqual(self.record()["attempt"], first["attempt"])     # the replacement rolled forward
+        self.assertEqual(os.listdir(os.path.join(self.out, "_bidnorm/replaced")), [])
+        self.assertEqual(os.listdir(os.path.join(self.out, "_bidnorm/staging")), [])
+
     def test_an_interrupted_commit_is_finished_by_the_next_attempt(self):
         # a worker killed right after claiming: the record exists, the files are still in its staging folder
         orig = unit._finish_commit

@@ -5,7 +5,7 @@
     python3 -m bidnorm.distributed unit < tasks.jsonl > results.jsonl
 
 Exit codes as the bidnorm command's: 0 ok, 1 other failure (an input lost its workers too often, another
-vocab run writing the same DIR),
+run writing the same output),
 2 usage, 3 reject rate above the limit, 4 rule file invalid, 5 input or output error; with several
 failed inputs the most fundamental one wins (4, then 2, 5, 3).
 """
@@ -100,6 +100,8 @@ def _ingest(args: argparse.Namespace) -> int:
                      show_progress=not args.quiet)
     if rep.message:
         print(f"bidnorm distributed ingest: {rep.message}", file=sys.stderr)
+    if not (rep.committed or rep.skipped or rep.failed or rep.lost) and rep.exit_code:
+        return rep.exit_code    # refused before any input was looked at (two inputs with one stem, the lock)
     for r in rep.failed + rep.lost:
         where = {"failed": "quarantined", "changed": "the earlier commit stays"}.get(
             r.get("status"), "not committed; a rerun tries it again")

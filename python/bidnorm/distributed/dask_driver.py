@@ -106,7 +106,10 @@ def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence
     and never retried.
     names: input path -> the name recorded for it (e.g. its object URL). progress(done, total) is
     called after each input; show_progress: a progress line on stderr when it is a terminal.
-    Writes OUT/_SUCCESS when every input is committed.
+    Writes OUT/_SUCCESS when every input is committed. One run at a time writes out: a run holds an
+    exclusive lock (flock) on OUT/_bidnorm/lock from its plan to its end (the end of a run removes
+    what it takes for lost attempts' leftovers), and a second run fails at once (exit 1), before
+    anything is submitted or written.
     """
     started = time.monotonic()
     report = Report()
@@ -117,6 +120,28 @@ def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence
         report.exit_code, report.message = EXIT_USAGE, str(e)
         return report
     os.makedirs(os.path.join(out, "_bidnorm", "staging"), exist_ok=True)
+    # one run at a time: the end of a run removes the staging folders and claims of attempts it takes for
+    # lost, which would fail (and quarantine) the attempts of another run still going on the same out
+    lock = _lock(os.path.join(out, "_bidnorm"))
+    if lock is None:
+        report.exit_code = EXIT_FAILURE
+        report.message = (f"another run is writing {out}: it holds the lock {os.path.join(out, '_bidnorm', 'lock')}; "
+                          "wait for it to end, or write to another output")
+        return report
+    try:
+        _ingest_locked(client, report, plan, out, options=options, retries=retries, retry_failed=retry_failed,
+                       reingest_changed=reingest_changed, names=names, progress=progress,
+                       show_progress=show_progress)
+    finally:
+        os.close(lock)
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def _ingest_locked(client: Client, report: Report, plan: Dict[str, str], out: str, *, options: Sequence[str],
+                   retries: int, retry_failed: bool, reingest_changed: bool, names: Optional[Dict[str, str]],
+                   progress: Optional[Callable[[int, int], None]], show_progress: bool) -> None:
+    """ingest() once it holds the lock of out/_bidnorm."""
     try:
         os.unlink(os.path.join(out, "_SUCCESS"))
     except FileNotFoundError:
@@ -183,8 +208,6 @@ def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence
     if report.exit_code == EXIT_OK:
         with open(os.path.join(out, "_SUCCESS"), "w", encoding="utf-8"):
             pass
-    report.seconds = round(time.monotonic() - started, 3)
-    return report
 
 
 def _sha256(data: bytes) -> str:
@@ -220,6 +243,8 @@ def _settings(fields: Sequence[str], where: Sequence[str], count_options: Sequen
         elif opt == "--rules":
             value = next(it, "")
             options += [opt, value, _sha256(_read_or_empty(value))]
+        elif opt.startswith("--rules="):        # getopt's other spelling: the content counts all the same
+            options += ["--rules", opt[len("--rules="):], _sha256(_read_or_empty(opt[len("--rules="):]))]
         else:
             options.append(opt)
     return json.dumps({"fields": list(fields), "where": list(where), "options": options, "bidnorm": version})

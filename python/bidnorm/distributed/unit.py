@@ -18,6 +18,7 @@ The ingest output folder OUT (safe for Spark/Hadoop readers, which skip names st
     OUT/_bidnorm/staging/STEM.ATTEMPT/     an attempt in progress (removed once done)
     OUT/_bidnorm/quarantine/STEM.*         inputs that failed for good: error.json, rejects, stats
     OUT/_bidnorm/journal.jsonl             the driver's journal (one line per input and run)
+    OUT/_bidnorm/lock                      held (flock) by the Dask driver's run writing OUT
     OUT/_SUCCESS                           the driver's marker: every input of the run committed
 
 Each attempt writes into its own staging folder (so a lost attempt never touches another's
@@ -174,12 +175,19 @@ def finish_run(out: str) -> None:
     """Tidy output folder out once no task on it runs (a driver calls it at the end of its run): finish
     the commits and replacements that attempts claimed but did not finish (a worker lost between its
     claim and its renames, whose task never ran again), then remove the staging folders of lost
-    attempts and the replacement claims (OUT/_bidnorm/replaced/)."""
+    attempts, the records they were writing under a temporary name (OUT/_bidnorm/committed/*.tmp)
+    and the replacement claims (OUT/_bidnorm/replaced/)."""
     meta = os.path.join(out, "_bidnorm")
     staging = os.path.join(meta, "staging")
     for name in os.listdir(staging) if os.path.isdir(staging) else []:
         committed_record(out, name.rsplit(".", 1)[0])
         shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
+    # a record is written whole as STEM.json.RANDOM.tmp, then renamed over STEM.json (_install,
+    # _record_identity): one still there was being written when its attempt was lost
+    committed = os.path.join(meta, "committed")
+    for name in os.listdir(committed) if os.path.isdir(committed) else []:
+        if name.endswith(".tmp"):
+            os.unlink(os.path.join(committed, name))
     replaced = os.path.join(meta, "replaced")
     for name in os.listdir(replaced) if os.path.isdir(replaced) else []:
         claim = os.path.join(replaced, name)
@@ -388,7 +396,10 @@ def ingest_unit(task: Dict[str, Any]) -> Result:
     _fsync_dir(os.path.dirname(target))
     if record is not None:
         _install(target, paths["record"])
-    os.unlink(claim)
+    try:
+        os.unlink(claim)
+    except FileNotFoundError:
+        pass        # an attempt that lost the claim meanwhile finished this commit, staging folder and all
     _finish_commit(claimed, out)
     # an earlier run's quarantine of this input (run again with --retry-failed) no longer applies
     for suffix in (".error.json", ".rejects.jsonl", ".stats.json"):
