@@ -350,13 +350,53 @@ static void trace_value(bn_parity *p, const bn_field *fd, const char *text, cons
 	trace_line(&tc, "=", out, out_n, is_null);
 }
 
+/* Does the value at v (index + 1, 0 = absent) count as there, as the extractor counts a source? */
+static int has_value(const bn_json_token *toks, uint32_t v)
+{
+	const bn_json_token *t = v ? &toks[v - 1] : NULL;
+	return t && t->type != BN_JSON_NULL && !(t->type == BN_JSON_STRING && t->len == 0);
+}
+
+/* Source k of fd (0 = its first path, k = alt[k - 1]). */
+static const bn_path *source_path(const bn_field *fd, size_t k)
+{
+	return k ? &fd->alt[k - 1] : &fd->source;
+}
+
+/*
+ * The value the extractor took fd from in this row: its first source with a value (present, not
+ * null, not ""), or for a same_source_as group the first position where every member has one; the
+ * first source when none has. A [*] path counts by its first match, the one the trace shows.
+ */
+static uint32_t chosen_value(bn_parity *p, const bn_json_token *toks, const char *text, uint32_t raw,
+			     const bn_field *fd)
+{
+	const bn_rules *r = p->model->rules;
+	const bn_group_span *g = r->groups ? &r->groups[fd - r->fields] : NULL;
+
+	for (size_t k = 0; fd->chooses && k <= fd->nalt; k++) {
+		int all = 1;
+		if (g && g->count) {
+			for (uint32_t m = 0; m < g->count && all; m++) {
+				const bn_field *member = &r->fields[r->group_members[g->first + m]];
+				all = has_value(toks, at_path(p, toks, text, raw, source_path(member, k)));
+			}
+		} else {
+			all = has_value(toks, at_path(p, toks, text, raw, source_path(fd, k)));
+		}
+		if (all)
+			return at_path(p, toks, text, raw, source_path(fd, k));
+	}
+	return at_path(p, toks, text, raw, &fd->source);
+}
+
 static void trace_field(bn_parity *p, const bn_json_token *toks, const char *text, uint32_t raw, const bn_field *fd)
 {
 	uint32_t v;
 	bn_buf_reset(&p->trace);
 	if (fd->type != BN_T_STRING || fd->is_ratio || fd->shape == BN_SHAPE_MAP || fd->presence)
 		return;
-	v = at_path(p, toks, text, raw, &fd->source);
+	v = chosen_value(p, toks, text, raw, fd);
 	if (fd->shape == BN_SHAPE_SCALAR || !v || toks[v - 1].type != BN_JSON_ARRAY) {
 		trace_value(p, fd, text, v ? &toks[v - 1] : NULL, "");
 		return;

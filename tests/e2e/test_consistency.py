@@ -307,6 +307,34 @@ class RulesAtServing(RulesFromTheHeader):
         self.bidnorm("vocab", "lint", "-q", "w")
 
 
+    def test_parity_traces_the_source_the_value_came_from(self):
+        # site_domain reads [site.domain, site.page]: a request without the domain takes the page's host
+        reqs = [{"id": "a", "site": {"page": "https://news.example.com/x?y=1"}, "imp": [{"id": "1"}]},
+                {"id": "b", "site": {"domain": "shop.example.org", "page": "https://other.example.net/"},
+                 "imp": [{"id": "1"}]}]
+        raw = b"".join(json.dumps(r).encode() + b"\n" for r in reqs)
+        with open(self.path("req.jsonl"), "wb") as f:
+            f.write(raw)
+        self.bidnorm("ingest", "-q", "--rules", "openrtb", "-o", "s.avro", "req.jsonl")
+        self.bidnorm("vocab", "build", "-q", "-o", "v", "--field", "site_domain", "--min-count", "1", "s.avro")
+        p = subprocess.run([SERVE_EXAMPLE, "--vocab", "v"], input=raw, capture_output=True, cwd=self.dir)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        with open(self.path("log.jsonl"), "w") as f:
+            for r, line in zip(reqs, p.stdout.splitlines()):
+                enc = json.loads(line)
+                row = enc.pop("row")
+                enc["site_domain"] = 0  # served as out of vocabulary
+                f.write(json.dumps({"raw": r, "row": row, "encoded": enc}) + "\n")
+        p = self.bidnorm("parity", "--vocab", "v", "--json", "log.jsonl", expect=3)
+        f = next(f for f in json.loads(p.stdout)["features"] if f["name"] == "site_domain")
+        page, domain = f["examples"]
+        self.assertEqual(page["raw"], {"site.domain": None, "site.page": "https://news.example.com/x?y=1"})
+        self.assertEqual((page["trace"][0], page["trace"][-1]),
+                         ('input        "https://news.example.com/x?y=1"', '=            "news.example.com"'))
+        self.assertEqual((domain["trace"][0], domain["trace"][-1]),
+                         ('input        "shop.example.org"', '=            "shop.example.org"'))
+
+
 def patch_header(path, old, new):
     """Replace old by new (same length) once in path's Avro header: the sync marker and blocks stay valid."""
     with open(path, "rb") as f:
