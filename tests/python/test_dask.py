@@ -114,6 +114,35 @@ class PartNames(unittest.TestCase):
             self.assertNotEqual(before[1], after[1])
 
 
+class PartsFolderLock(unittest.TestCase):
+    """The end of a vocab run removes its parts folder, lock file and all, without a cluster."""
+
+    def test_a_run_starting_while_the_parts_are_removed_keeps_its_own_lock(self):
+        from unittest import mock
+        from bidnorm.distributed import dask_driver
+        with tempfile.TemporaryDirectory() as d:
+            work = os.path.join(d, ".v.parts")
+            held = dask_driver._lock(work)     # the run that ends
+            self.assertIsNotNone(held)
+            started = []
+            real_rmtree = shutil.rmtree
+
+            def rmtree_as_another_run_starts(path, *args, **kwargs):
+                started.append(dask_driver._lock(work))     # between removal's start and end
+                real_rmtree(path, *args, **kwargs)
+            with mock.patch.object(dask_driver.shutil, "rmtree", rmtree_as_another_run_starts):
+                dask_driver._remove_locked(work)
+            os.close(held)
+            fd = started[0]
+            self.assertIsNotNone(fd, "the new run was refused: it locked the ending run's lock file")
+            st, mine = os.stat(os.path.join(work, "lock")), os.fstat(fd)
+            self.assertEqual((st.st_dev, st.st_ino), (mine.st_dev, mine.st_ino), "its lock file was removed")
+            self.assertEqual(sorted(os.listdir(d)), [".v.parts"])
+            with self.assertRaises(BlockingIOError):  # and it still excludes a third run
+                fcntl.flock(os.open(os.path.join(work, "lock"), os.O_RDWR), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.close(fd)
+
+
 @unittest.skipUnless(HAVE_DASK, "python3-distributed is not installed (tools/setup installs it on Debian)")
 class DaskCluster(unittest.TestCase):
     @classmethod

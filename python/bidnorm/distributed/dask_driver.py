@@ -302,6 +302,18 @@ def _lock(work: str) -> Optional[int]:
         os.close(fd)
 
 
+def _remove_locked(work: str) -> None:
+    """Remove folder work, whose lock this run holds. It is renamed away first, in one step: a run
+    that starts meanwhile makes a new folder and lock of its own, instead of having the lock file it
+    just locked removed from under it by this removal (and a third run then running beside it)."""
+    gone = f"{work}.removing-{uuid.uuid4().hex[:12]}"
+    try:
+        os.rename(work, gone)
+    except OSError:
+        gone = work
+    shutil.rmtree(gone, ignore_errors=True)
+
+
 def vocab(client: Client, inputs: Sequence[str], out: str, *, fields: Sequence[str], where: Sequence[str] = (),
           count_options: Sequence[str] = (), options: Sequence[str] = (), fan_in: int = 8,
           work_dir: Optional[str] = None, retries: int = 2) -> Report:
@@ -356,7 +368,7 @@ def _vocab_locked(client: Client, report: Report, inputs: Sequence[str], out: st
         report.failed.append(res)
         report.exit_code, report.message = EXIT_FAILURE, res["error"]
         if created:         # nothing but the lock is in it
-            shutil.rmtree(work, ignore_errors=True)
+            _remove_locked(work)
         return
     settings = _settings(fields, where, count_options, version)
     part_options = _part_merge_options(options)
@@ -403,7 +415,7 @@ def _vocab_locked(client: Client, report: Report, inputs: Sequence[str], out: st
         res = _failure_of(e)
     if res.get("status") == "ok":
         report.committed.append(res)
-        shutil.rmtree(work, ignore_errors=True)
+        _remove_locked(work)
     else:
         wait(submitted)     # what can still finish does, for the rerun
         report.failed.append(res)
