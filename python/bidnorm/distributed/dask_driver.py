@@ -78,10 +78,14 @@ def _journal(out: str, entry: Dict[str, Any]) -> None:
 
 
 def _plan(inputs: Sequence[str]) -> Dict[str, str]:
-    """stem -> absolute input; two inputs with one stem would overwrite each other: ValueError."""
+    """stem -> absolute input; ValueError for two inputs with one stem (they would overwrite each other)
+    or a stem starting with '_' or '.' (its Avro would be hidden from readers: unit.hidden_stem)."""
     by_stem: Dict[str, str] = {}
     for p in inputs:
         a = os.path.abspath(p)
+        hidden = unit.hidden_stem(a)
+        if hidden is not None:
+            raise ValueError(hidden)
         s = unit.stem(a)
         if s in by_stem and by_stem[s] != a:
             raise ValueError(f"{by_stem[s]} and {a} would both be written as {s}.avro: rename one")
@@ -186,7 +190,7 @@ def _ingest_locked(client: Client, report: Report, plan: Dict[str, str], out: st
             report.skipped.append(res)      # only its modification time had changed
         else:
             {"committed": report.committed, "failed": report.failed,
-             "changed": report.failed}.get(res.get("status"), report.lost).append(res)
+             "changed": report.failed, "conflict": report.failed}.get(res.get("status"), report.lost).append(res)
         _journal(out, {"run": run_id, "time": time.time(), **{k: res.get(k) for k in (
             "input", "stem", "status", "exit_code", "error", "records_read", "records_written", "records_rejected",
             "attempt")}})
