@@ -350,8 +350,8 @@ class DaskCluster(unittest.TestCase):
         p = subprocess.run([*cli[:-4], "-o", os.path.join(d, "hidden-out"), moved, hidden], capture_output=True,
                            text=True, check=False)
         self.assertEqual((p.returncode, p.stderr), (2, f"bidnorm distributed ingest: {hidden}: its outputs would be "
-                                                       "named _h13.avro, which Spark, Hadoop and Dask readers skip (a "
-                                                       "name starting with '_'): rename the input\n"))
+                                                       "named _h13.avro, which readers of the folder (Spark, Hadoop) "
+                                                       "skip as hidden (a name starting with '_'): rename the input\n"))
         self.assertFalse(os.path.exists(os.path.join(d, "hidden-out")))
 
     def test_the_end_of_a_run_finishes_a_commit_a_lost_worker_claimed(self):

@@ -440,8 +440,8 @@ class Unit(unittest.TestCase):
             s = bd.stem(p)
             self.assertEqual(bd.run_unit(self.task(p)), {
                 "op": "ingest", "input": p, "stem": s, "status": "failed", "exit_code": 2,
-                "error": f"{p}: its outputs would be named {s}.avro, which Spark, Hadoop and Dask readers skip "
-                         f"(a name starting with '{first}'): rename the input"})
+                "error": f"{p}: its outputs would be named {s}.avro, which readers of the folder (Spark, "
+                         f"Hadoop) skip as hidden (a name starting with '{first}'): rename the input"})
         self.assertFalse(os.path.exists(self.out))
         with self.assertRaises(ValueError) as cm:
             bd.run_unit({"op": "nope"})

@@ -103,7 +103,10 @@ def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence
     Inputs committed by an earlier run are skipped while unchanged (size and modification time as
     recorded; when only the time differs, a worker compares the content hash); a changed one fails
     (status "changed", exit 2, its outputs kept) unless reingest_changed, which ingests it again and
-    replaces them. Inputs quarantined by an earlier run are reported again unless retry_failed or
+    replaces them; another input with a committed input's stem (another path, other content) fails
+    (status "conflict", exit 2, the other input's outputs kept) whatever reingest_changed says, and an
+    input whose stem starts with '_' or '.' is refused with the plan (exit 2, nothing written), as two
+    inputs with one stem are. Inputs quarantined by an earlier run are reported again unless retry_failed or
     their size or modification time changed (a corrected file). A task whose worker is lost is run
     again by the scheduler (up to its allowed-failures); an attempt that fails in a way a retry may
     fix (exit 1, killed) is retried `retries` times; permanent failures (exit 2-5) are quarantined

@@ -37,7 +37,15 @@ claimed, once, as OUT/_bidnorm/replaced/OLD-ATTEMPT.json (a hard link again), th
 the old record; whoever finds that file rolls the replacement forward. finish_run(out), once no
 task on out runs, finishes what lost attempts claimed and removes the claims and the staging
 folders. Records written before identities were kept say nothing about the input: it is skipped
-as before.
+as before. The record keeps the input's path and the name it was recorded under (the task's "name",
+else its path): another input with the same stem - another name, and not the same file under
+another path - but other content is not the committed input changed: it fails (status "conflict",
+exit 2, the outputs untouched; "reingest_changed" does not replace them). The same content under
+another path (a moved file) is the committed input. Records written before names were kept compare
+the paths.
+
+An input whose stem starts with '_' or '.' is refused (status "failed", exit 2, nothing written):
+readers would skip STEM.avro as hidden.
 """
 import errno
 import hashlib
@@ -103,12 +111,12 @@ def stem(path: str) -> str:
 
 def hidden_stem(path: str) -> Optional[str]:
     """None when input path's stem is fit to name outputs; else why not, for a message: a stem starting
-    with '_' or '.' would make STEM.avro a name Spark, Hadoop and Dask readers skip as hidden."""
+    with '_' or '.' would make STEM.avro a name readers of the folder (Spark, Hadoop) skip as hidden."""
     name = stem(path)
     if not name.startswith(("_", ".")):
         return None
-    return (f"{path}: its outputs would be named {name}.avro, which Spark, Hadoop and Dask readers skip "
-            f"(a name starting with '{name[0]}'): rename the input")
+    return (f"{path}: its outputs would be named {name}.avro, which readers of the folder "
+            f"(Spark, Hadoop) skip as hidden (a name starting with '{name[0]}'): rename the input")
 
 
 def layout(out: str, name: str) -> Dict[str, str]:
@@ -200,7 +208,7 @@ def _load_record(paths: Dict[str, str], out: str) -> Optional[Dict[str, Any]]:
 
 
 def committed_record(out: str, name: str) -> Optional[Dict[str, Any]]:
-    """The commit record of input STEM name in output folder out ({"stem", "attempt", "input",
+    """The commit record of input STEM name in output folder out ({"stem", "attempt", "input", "name",
     "identity", "result"}), None when there is none; an interrupted commit or replacement is
     finished first."""
     return _load_record(layout(out, name), out)
@@ -365,11 +373,13 @@ def ingest_unit(task: Dict[str, Any]) -> Result:
     an input changed since it was committed is ingested again, its outputs replaced), bin (default
     find_binary()).
 
-    Returns {"op", "input", "stem", "status": "committed" | "failed" | "changed", "exit_code",
-    "error", "records_read", "records_written", "records_rejected", "avro", "attempt", "seconds"}.
-    A committed input returns its committed result however often it is run, as long as it is
-    unchanged; a changed one returns status "changed" (exit 2, the outputs untouched) unless
-    reingest_changed. Raises TransientFailure when the attempt may succeed if retried (exit 1,
+    Returns {"op", "input", "stem", "status": "committed" | "failed" | "changed" | "conflict",
+    "exit_code", "error", "records_read", "records_written", "records_rejected", "avro", "attempt",
+    "seconds"}. A committed input returns its committed result however often it is run, as long as
+    it is unchanged (also from another path); a changed one returns status "changed" (exit 2, the
+    outputs untouched) unless reingest_changed; another input with a committed input's stem returns
+    status "conflict" (exit 2, the outputs untouched, whatever reingest_changed says); an input whose
+    stem starts with '_' or '.' returns status "failed" (exit 2, nothing written). Raises TransientFailure when the attempt may succeed if retried (exit 1,
     killed by a signal, the input changed while it was ingested).
     """
     started = time.monotonic()
