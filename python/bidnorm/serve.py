@@ -1,6 +1,6 @@
 """The serving API over libbidnorm: the very code that wrote the training data, per request.
 
-    model = Model("vocab/install")          # once per process: immutable, shared by threads
+    model = Model("vocab/install")          # once per process (the rules its manifest records): immutable
     enc = Encoder(model)                    # once per thread
     features = enc.encode(raw_json_bytes)   # per request; raises Rejected as ingest would reject it
 
@@ -123,6 +123,10 @@ def normalize(field: str, value: str, rules: Optional[Rules] = None) -> Optional
 class Model(_Closing):
     """Rules plus a vocabulary directory: load once per process; immutable, shared by every Encoder.
 
+    Without rules, the rules the vocabulary's manifest records (Rules(vocab=vocab_dir), as `bidnorm
+    parity` and tools/serve_example take them): an OpenRTB vocabulary is served with the openrtb
+    rules; BidnormError when they are not here as they were. Rules given are used as given.
+
     Raises BidnormError with the library's message, e.g. (code ECORRUPT, source the manifest) for a
     vocabulary built with another text repair version than this library's, or (code EUSAGE) for one
     built from data ingested with other rules than `rules` (its manifest's rules_sha256): the same
@@ -131,7 +135,7 @@ class Model(_Closing):
 
     def __init__(self, vocab_dir: str, rules: Optional[Rules] = None, *, allow_other_rules: bool = False) -> None:
         self._own_rules = rules is None
-        self.rules = rules or Rules()
+        self.rules = rules or Rules(vocab=vocab_dir)
         self.lib = self.rules.lib
         self._handle = ctypes.c_void_p()
         err = _capi.BnError()

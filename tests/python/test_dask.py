@@ -338,6 +338,51 @@ class DaskCluster(unittest.TestCase):
             self.assertEqual(json.load(f)["attempt"], again.committed[0]["attempt"])
         self.assertEqual(os.listdir(os.path.join(out, "_bidnorm", "replaced")), [])
 
+    def test_another_days_input_with_a_committed_stem_is_refused(self):
+        # day 21's files given with day 20's output by mistake: refused, day 20's outputs stay, also when
+        # asked to ingest changed inputs again
+        d = os.path.join(self.tmp.name, "days")
+        day20, day21, out = (os.path.join(d, x) for x in ("2026-11-20", "2026-11-21", "out"))
+        os.makedirs(day20)
+        os.makedirs(day21)
+        a, b = os.path.join(day20, "h12.jsonl.zst"), os.path.join(day21, "h12.jsonl.zst")
+        shutil.copy(SAMPLE_12, a)
+        shutil.copy(SAMPLE_13, b)
+        first = bd.ingest(self.client, [a], out, show_progress=False)
+        self.assertEqual(first.exit_code, 0)
+        avro = read_bytes(os.path.join(out, "h12.avro"))
+        cli = [sys.executable, "-m", "bidnorm.distributed", "ingest", "--scheduler", self.client.scheduler.address,
+               "-o", out, "--reingest-changed", b]
+        p = subprocess.run(cli, capture_output=True, text=True, check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        size12, size13 = os.path.getsize(SAMPLE_12), os.path.getsize(SAMPLE_13)
+        lines = p.stderr.splitlines()
+        self.assertEqual(lines[0], f"bidnorm distributed ingest: FAILED {b} (exit 2): {b}: another input with the "
+                                   f"stem h12 is committed in {out}: {a} (size {size12} -> {size13} bytes); two "
+                                   "different inputs share the stem: h12.avro and its rejects and stats stay the "
+                                   "other input's (--reingest-changed does not replace another input's outputs): "
+                                   "write this input to another output, or rename it [the other input's commit stays]")
+        self.assertRegex(lines[1], r"^bidnorm distributed ingest: 1 inputs: 0 committed \(0 by an earlier run\), "
+                                   r"1 failed, 0 lost; ")
+        self.assertEqual(read_bytes(os.path.join(out, "h12.avro")), avro)
+        self.assertFalse(os.path.exists(os.path.join(out, "_bidnorm", "quarantine")))
+        with open(os.path.join(out, "_bidnorm", "committed", "h12.json")) as f:
+            self.assertEqual(json.load(f)["attempt"], first.committed[0]["attempt"])
+        # the same file moved: still committed, skipped
+        moved = os.path.join(d, "h12.jsonl.zst")
+        os.rename(a, moved)
+        again = bd.ingest(self.client, [moved], out, show_progress=False)
+        self.assertEqual((again.exit_code, len(again.skipped)), (0, 1))
+        # a stem readers would skip as hidden: refused before anything is looked at
+        hidden = os.path.join(d, "_h13.jsonl.zst")
+        shutil.copy(SAMPLE_13, hidden)
+        p = subprocess.run([*cli[:-4], "-o", os.path.join(d, "hidden-out"), moved, hidden], capture_output=True,
+                           text=True, check=False)
+        self.assertEqual((p.returncode, p.stderr), (2, f"bidnorm distributed ingest: {hidden}: its outputs would be "
+                                                       "named _h13.avro, which readers of the folder (Spark, Hadoop) "
+                                                       "skip as hidden (a name starting with '_'): rename the input\n"))
+        self.assertFalse(os.path.exists(os.path.join(d, "hidden-out")))
+
     def test_the_end_of_a_run_finishes_a_commit_a_lost_worker_claimed(self):
         d = os.path.join(self.tmp.name, "claimed")
         out = os.path.join(d, "out")

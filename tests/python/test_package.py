@@ -185,6 +185,28 @@ class Rows(unittest.TestCase):
             self.assertEqual(bidnorm("ingest", "-q", "--rules", "openrtb", "-o", avro, sample).returncode, 0)
             self.assertEqual(bidnorm("vocab", "build", "-q", "--rules", "openrtb", "-o", vocab, "--field",
                                      "app_bundle", avro).returncode, 0)
+            # without rules, the model loads those the vocabulary's manifest records: openrtb
+            with bn.Model(vocab) as model, bn.Rules("openrtb") as openrtb, bn.Model(vocab, openrtb) as given:
+                self.assertEqual(model.rules.sha256, openrtb.sha256)
+                self.assertTrue(model.rules.has_rows)
+                def rows_of(encoder):
+                    got = []
+                    for line in raw[:100]:
+                        try:
+                            got.append([r if isinstance(r, dict) else r.reason for r in encoder.encode_rows(line)])
+                        except bn.Rejected as r:
+                            got.append(r.reason)
+                    return got
+                with bn.Encoder(model) as enc, bn.Encoder(given) as enc_given:
+                    served = rows_of(enc)
+                    self.assertEqual(served, rows_of(enc_given))
+                    self.assertGreater(sum(isinstance(r, list) for r in served), 50)
+            # rules given stay the rules used: the default rules are refused for this vocabulary
+            with bn.Rules() as default, self.assertRaises(bn.BidnormError) as cm:
+                bn.Model(vocab, default)
+            self.assertEqual(cm.exception.code, bn.errors.EUSAGE)
+            self.assertTrue(cm.exception.message.startswith("vocabulary built from data ingested with other rules "
+                                                            "(<openrtb>, sha256 "), cm.exception.message)
             with bn.Rules("openrtb") as rules, bn.Model(vocab, rules) as model, bn.Encoder(model) as enc:
                 self.assertTrue(rules.has_rows)
                 rows, whole = [], 0

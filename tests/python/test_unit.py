@@ -1,6 +1,8 @@
 """The engine-neutral unit contract (bidnorm.distributed.run_unit), driven as Spark would drive it:
 rdd.pipe (JSON task lines on stdin, result lines back) and mapPartitions (the function in a worker)."""
+import errno
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -238,6 +240,101 @@ class Unit(unittest.TestCase):
                          "again with --reingest-changed (in a unit task: \"reingest_changed\": true), which "
                          "replaces them")
 
+    def test_another_input_with_the_same_stem_is_refused_not_taken_for_a_change(self):
+        # day 21's h12 given with day 20's output by mistake: neither "changed" nor replaced on request
+        day20, day21 = (os.path.join(self.dir, d) for d in ("2026-11-20", "2026-11-21"))
+        os.mkdir(day20)
+        os.mkdir(day21)
+        a, b = os.path.join(day20, "h12.jsonl.zst"), os.path.join(day21, "h12.jsonl.zst")
+        shutil.copy(SAMPLE_12, a)
+        shutil.copy(SAMPLE_13, b)
+        first = bd.run_unit(self.task(a))
+        avro, files = read_bytes(first["avro"]), all_files(self.out)
+        size12, size13 = os.path.getsize(SAMPLE_12), os.path.getsize(SAMPLE_13)
+        want = {"op": "ingest", "input": b, "stem": "h12", "status": "conflict", "exit_code": 2,
+                "avro": first["avro"], "attempt": first["attempt"],
+                "error": f"{b}: another input with the stem h12 is committed in {self.out}: {a} (size {size12} -> "
+                         f"{size13} bytes); two different inputs share the stem: h12.avro and its rejects and stats "
+                         "stay the other input's (--reingest-changed does not replace another input's outputs): "
+                         "write this input to another output, or rename it"}
+        self.assertEqual(bd.run_unit(self.task(b)), want)
+        self.assertEqual(bd.run_unit(self.task(b, reingest_changed=True)), want)
+        self.assertEqual((read_bytes(first["avro"]), all_files(self.out)), (avro, files))
+        # the same file under another path (a link to the folder): its own input, changed
+        link = os.path.join(self.dir, "linked")
+        os.symlink(day20, link)
+        shutil.copy(SAMPLE_13, a)
+        res = bd.run_unit(self.task(os.path.join(link, "h12.jsonl.zst")))
+        self.assertEqual((res["status"], res["exit_code"]), ("changed", 2))
+        shutil.copy(SAMPLE_12, a)
+        # moved, the same bytes: still the committed input (kept time: by size and time; new time: by hash)
+        os.rename(a, os.path.join(day21, "moved.tmp"))
+        os.rename(b, a)
+        moved = os.path.join(self.dir, "h12.jsonl.zst")
+        os.rename(os.path.join(day21, "moved.tmp"), moved)
+        self.assertEqual(bd.run_unit(self.task(moved)), first)
+        os.utime(moved, ns=(0, 10**18))
+        self.assertEqual(bd.run_unit(self.task(moved)), first)
+        # a's path now holds other bytes: the commit's own input, changed, replaced on request
+        self.assertEqual(bd.run_unit(self.task(a))["status"], "changed")
+        self.assertEqual(bd.run_unit(self.task(a, reingest_changed=True))["status"], "committed")
+
+    def test_inputs_are_told_apart_by_the_name_given(self):
+        # local copies of one object, in another folder each run: the name recorded is the input's
+        first = bd.run_unit(self.task(self.inputs[0], name="s3://logs/20/h12.jsonl.zst"))
+        copy = os.path.join(self.dir, "copy")
+        os.mkdir(copy)
+        again = os.path.join(copy, os.path.basename(self.inputs[0]))
+        shutil.copy(SAMPLE_13, again)
+        res = bd.run_unit(self.task(again, name="s3://logs/20/h12.jsonl.zst"))
+        self.assertEqual((res["status"], res["exit_code"]), ("changed", 2))
+        res = bd.run_unit(self.task(again, name="s3://logs/21/h12.jsonl.zst"))
+        self.assertEqual(res["status"], "conflict")
+        self.assertTrue(res["error"].startswith(f"{again}: another input with the stem bidlog-2026-11-20T12 is "
+                                                f"committed in {self.out}: {self.inputs[0]} (size "), res["error"])
+        self.assertEqual(self.record()["name"], "s3://logs/20/h12.jsonl.zst")
+        self.assertEqual(self.record()["attempt"], first["attempt"])
+
+    def test_a_record_from_before_names_compares_paths(self):
+        first = bd.run_unit(self.task(self.inputs[0]))
+        old = self.record()
+        del old["name"]
+        with open(os.path.join(self.out, "_bidnorm/committed/bidlog-2026-11-20T12.json"), "w") as f:
+            json.dump(old, f)
+        copy = os.path.join(self.dir, "copy")
+        os.mkdir(copy)
+        other = os.path.join(copy, os.path.basename(self.inputs[0]))
+        shutil.copy(SAMPLE_13, other)
+        self.assertEqual(bd.run_unit(self.task(other))["status"], "conflict")
+        shutil.copy(SAMPLE_13, self.inputs[0])
+        self.assertEqual(bd.run_unit(self.task(self.inputs[0]))["status"], "changed")
+        # and one from before inputs were recorded: the content alone tells
+        del old["input"]
+        with open(os.path.join(self.out, "_bidnorm/committed/bidlog-2026-11-20T12.json"), "w") as f:
+            json.dump(old, f)
+        self.assertEqual(bd.run_unit(self.task(other))["status"], "changed")
+        self.assertEqual(first["status"], "committed")
+
+    def test_an_input_removed_while_it_is_compared_is_transient(self):
+        bd.run_unit(self.task(self.inputs[0]))
+        st = os.stat(self.inputs[0])
+        os.utime(self.inputs[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        orig = unit.unchanged_by_stat
+
+        def then_removed(identity, path):
+            answer = orig(identity, path)
+            os.unlink(path)
+            return answer
+        unit.unchanged_by_stat = then_removed
+        try:
+            with self.assertRaises(bd.TransientFailure) as cm:
+                bd.run_unit(self.task(self.inputs[0]))
+        finally:
+            unit.unchanged_by_stat = orig
+        self.assertEqual(str(cm.exception), f"{self.inputs[0]}: removed while it was compared with its commit record")
+        # the retry finds it gone: the commit stays
+        self.assertEqual(bd.run_unit(self.task(self.inputs[0]))["status"], "committed")
+
     def test_a_record_from_before_identities_is_trusted(self):
         first = bd.run_unit(self.task(self.inputs[0]))
         path = os.path.join(self.out, "_bidnorm/committed/bidlog-2026-11-20T12.json")
@@ -336,6 +433,16 @@ class Unit(unittest.TestCase):
     def test_stems(self):
         self.assertEqual([bd.stem(p) for p in ("a/x.jsonl.zst", "x.json", "x.zst", "x.log.gz", "x.tar", ".zst")],
                          ["x", "x", "x", "x", "x.tar", ".zst"])
+        # a stem readers would skip as hidden is refused, nothing written
+        for name, first in (("_x.jsonl.zst", "_"), (".x.jsonl.zst", "."), (".zst", ".")):
+            p = os.path.join(self.dir, name)
+            shutil.copy(SAMPLE_12, p)
+            s = bd.stem(p)
+            self.assertEqual(bd.run_unit(self.task(p)), {
+                "op": "ingest", "input": p, "stem": s, "status": "failed", "exit_code": 2,
+                "error": f"{p}: its outputs would be named {s}.avro, which readers of the folder (Spark, "
+                         f"Hadoop) skip as hidden (a name starting with '{first}'): rename the input"})
+        self.assertFalse(os.path.exists(self.out))
         with self.assertRaises(ValueError) as cm:
             bd.run_unit({"op": "nope"})
         self.assertEqual(str(cm.exception), "unknown op 'nope': expected ingest, count or merge")
@@ -371,11 +478,55 @@ class Unit(unittest.TestCase):
         self.assertEqual(replaced["status"], "committed")
         self.assertNotEqual(replaced["attempt"], results[0]["attempt"])
         self.assertNotEqual(replaced["records_read"], results[0]["records_read"])
+        # an OSError is that task's result line (here: the output folder under a file), the other tasks'
+        # lines still come back and the pipe ends 0: Spark would only retry the same permanent error
+        plain = os.path.join(self.dir, "plain")
+        with open(plain, "w"):
+            pass
+        tasks = [dict(self.task(self.inputs[1]), output_dir=os.path.join(plain, "out")), self.task(self.inputs[1])]
+        p = subprocess.run([sys.executable, "-m", "bidnorm.distributed", "unit"],
+                           input="".join(json.dumps(t) + "\n" for t in tasks), capture_output=True, text=True,
+                           check=False)
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        results = [json.loads(x) for x in p.stdout.splitlines()]
+        self.assertEqual(results[0], {
+            "op": "ingest", "input": self.inputs[1], "stem": "bidlog-2026-11-20T13", "status": "failed",
+            "exit_code": 5, "error": f"{plain}/out/_bidnorm/committed/bidlog-2026-11-20T13.json: Not a directory"})
+        self.assertEqual(results[1]["status"], "committed")
         # a bad task line is answered, not fatal
         p = subprocess.run([sys.executable, "-m", "bidnorm.distributed", "unit"], input="{nope\n",
                            capture_output=True, text=True, check=False)
         self.assertEqual(p.returncode, 0)
         self.assertEqual(json.loads(p.stdout)["status"], "failed")
+
+    def test_the_pipe_tells_transient_os_errors_from_permanent_ones(self):
+        from bidnorm.distributed.__main__ import _unit  # pylint: disable=import-outside-toplevel
+        errors = iter([OSError(errno.ESTALE, "Stale file handle", "/nfs/out/_stats"),
+                       OSError(errno.EACCES, "Permission denied", "/nfs/out"),
+                       OSError(errno.ENOSPC, "No space left on device", "/nfs/out/_bidnorm"),
+                       OSError(errno.EMFILE, "Too many open files")])
+
+        def fail(task):
+            raise next(errors)
+        orig = unit.run_unit
+        unit.run_unit = fail
+        try:
+            tasks = [self.task("h.jsonl.zst"), {"op": "count", "input": "/a.avro", "part": "/p"},
+                     {"op": "merge", "parts": [], "output": "/v"}, self.task("/in/x.log")]
+            stdout = io.StringIO()
+            rc = _unit(io.StringIO("".join(json.dumps(t) + "\n" for t in tasks)), stdout)
+        finally:
+            unit.run_unit = orig
+        self.assertEqual(rc, 1)         # a retry may get past the stale handle and the open files
+        self.assertEqual([json.loads(x) for x in stdout.getvalue().splitlines()], [
+            {"op": "ingest", "input": os.path.abspath("h.jsonl.zst"), "stem": "h", "status": "retry", "exit_code": 1,
+             "error": "/nfs/out/_stats: Stale file handle"},
+            {"op": "count", "input": "/a.avro", "status": "failed", "exit_code": 5,
+             "error": "/nfs/out: Permission denied"},
+            {"op": "merge", "output": "/v", "status": "failed", "exit_code": 5,
+             "error": "/nfs/out/_bidnorm: No space left on device"},
+            {"op": "ingest", "input": "/in/x.log", "stem": "x", "status": "retry", "exit_code": 1,
+             "error": "[Errno 24] Too many open files"}])
 
     def test_map_partitions_vocab_equals_one_build(self):
         """mapPartitions: count each Avro in the workers, then merge the parts as a tree and once more."""

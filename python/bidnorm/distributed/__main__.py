@@ -101,9 +101,11 @@ def _ingest(args: argparse.Namespace) -> int:
     if rep.message:
         print(f"bidnorm distributed ingest: {rep.message}", file=sys.stderr)
     if not (rep.committed or rep.skipped or rep.failed or rep.lost) and rep.exit_code:
-        return rep.exit_code    # refused before any input was looked at (two inputs with one stem, the lock)
+        return rep.exit_code    # refused before any input was looked at (two inputs with one stem, a hidden
+                                # stem, the lock)
     for r in rep.failed + rep.lost:
-        where = {"failed": "quarantined", "changed": "the earlier commit stays"}.get(
+        where = {"failed": "quarantined", "changed": "the earlier commit stays",
+                 "conflict": "the other input's commit stays"}.get(
             r.get("status"), "not committed; a rerun tries it again")
         print(f"bidnorm distributed ingest: FAILED {r['input']} (exit {r.get('exit_code')}): {r.get('error')} "
               f"[{where}]", file=sys.stderr)
@@ -142,17 +144,23 @@ def _vocab(args: argparse.Namespace) -> int:
 
 
 def _unit(stdin: Any, stdout: Any) -> int:
-    """The rdd.pipe contract: exit 1 after the last line when any task may succeed if retried."""
+    """The rdd.pipe contract: one result line per task, also for a task that raised (an OSError: "failed",
+    exit 5, or "retry", exit 1, see unit.os_error_result); exit 1 after the last line when any task may
+    succeed if retried."""
     retry = False
     for line in stdin:
         if not line.strip():
             continue
+        task = None
         try:
             task = json.loads(line)
             res = unit.run_unit(task)
         except unit.TransientFailure as e:
             retry = True
             res = {"status": "retry", "exit_code": unit.EXIT_FAILURE, "error": str(e)}
+        except OSError as e:
+            res, transient = unit.os_error_result(task, e)
+            retry = retry or transient
         except (ValueError, KeyError, TypeError) as e:
             res = {"status": "failed", "exit_code": unit.EXIT_USAGE, "error": f"bad task: {e}: {line.strip()}"}
         stdout.write(json.dumps(res, sort_keys=True) + "\n")

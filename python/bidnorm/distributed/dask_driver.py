@@ -78,10 +78,14 @@ def _journal(out: str, entry: Dict[str, Any]) -> None:
 
 
 def _plan(inputs: Sequence[str]) -> Dict[str, str]:
-    """stem -> absolute input; two inputs with one stem would overwrite each other: ValueError."""
+    """stem -> absolute input; ValueError for two inputs with one stem (they would overwrite each other)
+    or a stem starting with '_' or '.' (its Avro would be hidden from readers: unit.hidden_stem)."""
     by_stem: Dict[str, str] = {}
     for p in inputs:
         a = os.path.abspath(p)
+        hidden = unit.hidden_stem(a)
+        if hidden is not None:
+            raise ValueError(hidden)
         s = unit.stem(a)
         if s in by_stem and by_stem[s] != a:
             raise ValueError(f"{by_stem[s]} and {a} would both be written as {s}.avro: rename one")
@@ -99,7 +103,10 @@ def ingest(client: Client, inputs: Sequence[str], out: str, *, options: Sequence
     Inputs committed by an earlier run are skipped while unchanged (size and modification time as
     recorded; when only the time differs, a worker compares the content hash); a changed one fails
     (status "changed", exit 2, its outputs kept) unless reingest_changed, which ingests it again and
-    replaces them. Inputs quarantined by an earlier run are reported again unless retry_failed or
+    replaces them; another input with a committed input's stem (another path, other content) fails
+    (status "conflict", exit 2, the other input's outputs kept) whatever reingest_changed says, and an
+    input whose stem starts with '_' or '.' is refused with the plan (exit 2, nothing written), as two
+    inputs with one stem are. Inputs quarantined by an earlier run are reported again unless retry_failed or
     their size or modification time changed (a corrected file). A task whose worker is lost is run
     again by the scheduler (up to its allowed-failures); an attempt that fails in a way a retry may
     fix (exit 1, killed) is retried `retries` times; permanent failures (exit 2-5) are quarantined
@@ -186,7 +193,7 @@ def _ingest_locked(client: Client, report: Report, plan: Dict[str, str], out: st
             report.skipped.append(res)      # only its modification time had changed
         else:
             {"committed": report.committed, "failed": report.failed,
-             "changed": report.failed}.get(res.get("status"), report.lost).append(res)
+             "changed": report.failed, "conflict": report.failed}.get(res.get("status"), report.lost).append(res)
         _journal(out, {"run": run_id, "time": time.time(), **{k: res.get(k) for k in (
             "input", "stem", "status", "exit_code", "error", "records_read", "records_written", "records_rejected",
             "attempt")}})

@@ -37,8 +37,17 @@ claimed, once, as OUT/_bidnorm/replaced/OLD-ATTEMPT.json (a hard link again), th
 the old record; whoever finds that file rolls the replacement forward. finish_run(out), once no
 task on out runs, finishes what lost attempts claimed and removes the claims and the staging
 folders. Records written before identities were kept say nothing about the input: it is skipped
-as before.
+as before. The record keeps the input's path and the name it was recorded under (the task's "name",
+else its path): another input with the same stem - another name, and not the same file under
+another path - but other content is not the committed input changed: it fails (status "conflict",
+exit 2, the outputs untouched; "reingest_changed" does not replace them). The same content under
+another path (a moved file) is the committed input. Records written before names were kept compare
+the paths.
+
+An input whose stem starts with '_' or '.' is refused (status "failed", exit 2, nothing written):
+readers would skip STEM.avro as hidden.
 """
+import errno
 import hashlib
 import json
 import os
@@ -57,12 +66,36 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_REJECTS, EXIT_RULES, EXIT_IO = 0, 1, 2, 
 #: Failures that a retry cannot fix: reported and quarantined, never retried.
 PERMANENT = (EXIT_USAGE, EXIT_REJECTS, EXIT_RULES, EXIT_IO)
 
+#: OSErrors a retry may get past (interrupted, busy, out of resources for now, a stale NFS handle, a
+#: timeout); any other (permission denied, no space left, read-only file system, I/O error...) needs
+#: someone to act: exit 5, as bidnorm reports an input or output error.
+TRANSIENT_ERRNOS = frozenset((errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT, errno.ESTALE, errno.EMFILE,
+                              errno.ENFILE, errno.ENOMEM, errno.ENOBUFS))
+
 _INPUT_SUFFIXES = (".zst", ".gz")
 _LOG_SUFFIXES = (".jsonl", ".ndjson", ".json", ".log")
 
 
 class TransientFailure(Exception):
     """An attempt failed in a way a retry may fix (killed, out of memory, exit 1): let the engine retry."""
+
+
+def os_error_result(task: Any, e: OSError) -> Tuple[Result, bool]:
+    """The result of a task that raised e (the unit contract's pipe mode answers it instead of dying) and
+    whether a retry may get past it (TRANSIENT_ERRNOS: status "retry", exit 1; else "failed", exit 5)."""
+    transient = e.errno in TRANSIENT_ERRNOS
+    what = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
+    res: Result = {"status": "retry" if transient else "failed", "exit_code": EXIT_FAILURE if transient else EXIT_IO,
+                   "error": what}
+    if isinstance(task, dict):
+        res["op"] = task.get("op")
+        if isinstance(task.get("input"), str):
+            res["input"] = os.path.abspath(task["input"])
+            if task.get("op") == "ingest":
+                res["stem"] = stem(res["input"])
+        elif isinstance(task.get("output"), str):
+            res["output"] = task["output"]
+    return res, transient
 
 
 def stem(path: str) -> str:
@@ -74,6 +107,16 @@ def stem(path: str) -> str:
                 name = name[:-len(s)]
                 break
     return name
+
+
+def hidden_stem(path: str) -> Optional[str]:
+    """None when input path's stem is fit to name outputs; else why not, for a message: a stem starting
+    with '_' or '.' would make STEM.avro a name readers of the folder (Spark, Hadoop) skip as hidden."""
+    name = stem(path)
+    if not name.startswith(("_", ".")):
+        return None
+    return (f"{path}: its outputs would be named {name}.avro, which readers of the folder "
+            f"(Spark, Hadoop) skip as hidden (a name starting with '{name[0]}'): rename the input")
 
 
 def layout(out: str, name: str) -> Dict[str, str]:
@@ -165,7 +208,7 @@ def _load_record(paths: Dict[str, str], out: str) -> Optional[Dict[str, Any]]:
 
 
 def committed_record(out: str, name: str) -> Optional[Dict[str, Any]]:
-    """The commit record of input STEM name in output folder out ({"stem", "attempt", "input",
+    """The commit record of input STEM name in output folder out ({"stem", "attempt", "input", "name",
     "identity", "result"}), None when there is none; an interrupted commit or replacement is
     finished first."""
     return _load_record(layout(out, name), out)
@@ -266,12 +309,34 @@ def _compare(identity: Optional[Dict[str, Any]], path: str) -> Tuple[Optional[st
     if unchanged_by_stat(identity, path):
         return None, None
     assert identity is not None
-    now: Dict[str, Any] = _stat_of(path)
-    if now["size"] == identity["size"]:
-        now = input_identity(path)
-        if now["sha256"] == identity.get("sha256"):
-            return None, now
+    try:
+        now: Dict[str, Any] = _stat_of(path)
+        if now["size"] == identity["size"]:
+            now = input_identity(path)
+            if now["sha256"] == identity.get("sha256"):
+                return None, now
+    except FileNotFoundError:       # removed meanwhile: a retry finds it gone (the commit stays) or back
+        raise TransientFailure(f"{path}: removed while it was compared with its commit record") from None
     return _what_changed(identity, now), None
+
+
+def _other_input(record: Dict[str, Any], inp: str, name: str) -> Optional[str]:
+    """The input record was committed from when that is not input inp recorded under name (the source
+    name given, else inp): another input with the same stem. None when it is the same input - the same
+    name (records from before names were kept: the same path), or the same file under another path - or
+    when the record does not say."""
+    if "name" in record:
+        if record["name"] == name:
+            return None
+    elif record.get("input") in (None, inp):
+        return None
+    other = record.get("input")
+    try:
+        if other is not None and os.path.samefile(other, inp):
+            return None
+    except OSError:
+        pass
+    return other or record["name"]
 
 
 def _record_identity(paths: Dict[str, str], record: Dict[str, Any], identity: Dict[str, Any]) -> None:
@@ -308,24 +373,39 @@ def ingest_unit(task: Dict[str, Any]) -> Result:
     an input changed since it was committed is ingested again, its outputs replaced), bin (default
     find_binary()).
 
-    Returns {"op", "input", "stem", "status": "committed" | "failed" | "changed", "exit_code",
-    "error", "records_read", "records_written", "records_rejected", "avro", "attempt", "seconds"}.
-    A committed input returns its committed result however often it is run, as long as it is
-    unchanged; a changed one returns status "changed" (exit 2, the outputs untouched) unless
-    reingest_changed. Raises TransientFailure when the attempt may succeed if retried (exit 1,
+    Returns {"op", "input", "stem", "status": "committed" | "failed" | "changed" | "conflict",
+    "exit_code", "error", "records_read", "records_written", "records_rejected", "avro", "attempt",
+    "seconds"}. A committed input returns its committed result however often it is run, as long as
+    it is unchanged (also from another path); a changed one returns status "changed" (exit 2, the
+    outputs untouched) unless reingest_changed; another input with a committed input's stem returns
+    status "conflict" (exit 2, the outputs untouched, whatever reingest_changed says); an input whose
+    stem starts with '_' or '.' returns status "failed" (exit 2, nothing written). Raises TransientFailure when the attempt may succeed if retried (exit 1,
     killed by a signal, the input changed while it was ingested).
     """
     started = time.monotonic()
     inp, out = os.path.abspath(task["input"]), os.path.abspath(task["output_dir"])
     name = stem(inp)
+    hidden = hidden_stem(inp)
+    if hidden is not None:
+        return {"op": "ingest", "input": inp, "stem": name, "status": "failed", "exit_code": EXIT_USAGE,
+                "error": hidden}
+    source = task.get("name") or inp
     paths = layout(out, name)
     record = _load_record(paths, out)
     if record is not None:
         change, now = _compare(record.get("identity"), inp)
-        if change is None:
+        if change is None:      # the same content (also when moved: another path, the same bytes)
             if now is not None:
                 _record_identity(paths, record, now)
             return _result_of(record)
+        other = _other_input(record, inp, source)
+        if other is not None:
+            return {"op": "ingest", "input": inp, "stem": name, "status": "conflict", "exit_code": EXIT_USAGE,
+                    "avro": paths["avro"], "attempt": record["attempt"],
+                    "error": f"{inp}: another input with the stem {name} is committed in {out}: {other} "
+                             f"({change}); two different inputs share the stem: {name}.avro and its rejects and "
+                             "stats stay the other input's (--reingest-changed does not replace another input's "
+                             "outputs): write this input to another output, or rename it"}
         if not task.get("reingest_changed"):
             return {"op": "ingest", "input": inp, "stem": name, "status": "changed", "exit_code": EXIT_USAGE,
                     "avro": paths["avro"], "attempt": record["attempt"],
@@ -377,7 +457,8 @@ def ingest_unit(task: Dict[str, Any]) -> Result:
     result["seconds"] = round(time.monotonic() - started, 3)
     # claim: the record is written whole in the attempt folder, then linked into place - at most once.
     # Replacing a changed input's commit claims the name its old attempt is replaced under.
-    claimed = {"stem": name, "attempt": attempt_id, "input": inp, "identity": identity, "result": result}
+    claimed = {"stem": name, "attempt": attempt_id, "input": inp, "name": source, "identity": identity,
+               "result": result}
     target = paths["record"]
     if record is not None:
         claimed["replaces"] = record["attempt"]
