@@ -499,12 +499,14 @@ class Unit(unittest.TestCase):
         self.assertEqual(p.returncode, 0)
         self.assertEqual(json.loads(p.stdout)["status"], "failed")
 
-    def test_the_pipe_tells_transient_os_errors_from_permanent_ones(self):
+    def test_the_pipe_tells_transient_errors_from_permanent_ones(self):
         from bidnorm.distributed.__main__ import _unit  # pylint: disable=import-outside-toplevel
         errors = iter([OSError(errno.ESTALE, "Stale file handle", "/nfs/out/_stats"),
                        OSError(errno.EACCES, "Permission denied", "/nfs/out"),
                        OSError(errno.ENOSPC, "No space left on device", "/nfs/out/_bidnorm"),
-                       OSError(errno.EMFILE, "Too many open files")])
+                       OSError(errno.EMFILE, "Too many open files"),
+                       unit.TransientFailure("/in/y.log: changed while it was ingested (same size, modified again): "
+                                             "not committed")])
 
         def fail(task):
             raise next(errors)
@@ -512,7 +514,7 @@ class Unit(unittest.TestCase):
         unit.run_unit = fail
         try:
             tasks = [self.task("h.jsonl.zst"), {"op": "count", "input": "/a.avro", "part": "/p"},
-                     {"op": "merge", "parts": [], "output": "/v"}, self.task("/in/x.log")]
+                     {"op": "merge", "parts": [], "output": "/v"}, self.task("/in/x.log"), self.task("/in/y.log")]
             stdout = io.StringIO()
             rc = _unit(io.StringIO("".join(json.dumps(t) + "\n" for t in tasks)), stdout)
         finally:
@@ -526,7 +528,10 @@ class Unit(unittest.TestCase):
             {"op": "merge", "output": "/v", "status": "failed", "exit_code": 5,
              "error": "/nfs/out/_bidnorm: No space left on device"},
             {"op": "ingest", "input": "/in/x.log", "stem": "x", "status": "retry", "exit_code": 1,
-             "error": "[Errno 24] Too many open files"}])
+             "error": "[Errno 24] Too many open files"},
+            # a transient failure of the task itself names its task too, so a Spark user sees which retries
+            {"op": "ingest", "input": "/in/y.log", "stem": "y", "status": "retry", "exit_code": 1,
+             "error": "/in/y.log: changed while it was ingested (same size, modified again): not committed"}])
 
     def test_map_partitions_vocab_equals_one_build(self):
         """mapPartitions: count each Avro in the workers, then merge the parts as a tree and once more."""

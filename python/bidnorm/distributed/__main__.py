@@ -157,7 +157,7 @@ def _unit(stdin: Any, stdout: Any) -> int:
             res = unit.run_unit(task)
         except unit.TransientFailure as e:
             retry = True
-            res = {"status": "retry", "exit_code": unit.EXIT_FAILURE, "error": str(e)}
+            res = unit.failure_result(task, "retry", unit.EXIT_FAILURE, str(e))
         except OSError as e:
             res, transient = unit.os_error_result(task, e)
             retry = retry or transient

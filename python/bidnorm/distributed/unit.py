@@ -85,8 +85,14 @@ def os_error_result(task: Any, e: OSError) -> Tuple[Result, bool]:
     whether a retry may get past it (TRANSIENT_ERRNOS: status "retry", exit 1; else "failed", exit 5)."""
     transient = e.errno in TRANSIENT_ERRNOS
     what = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e)
-    res: Result = {"status": "retry" if transient else "failed", "exit_code": EXIT_FAILURE if transient else EXIT_IO,
-                   "error": what}
+    return failure_result(task, "retry" if transient else "failed", EXIT_FAILURE if transient else EXIT_IO,
+                          what), transient
+
+
+def failure_result(task: Any, status: str, exit_code: int, error: str) -> Result:
+    """The result line of a task that raised: status, exit code and error, and which task it was (its op, and
+    its input and stem, or its output) when the task could be read."""
+    res: Result = {"status": status, "exit_code": exit_code, "error": error}
     if isinstance(task, dict):
         res["op"] = task.get("op")
         if isinstance(task.get("input"), str):
@@ -95,7 +101,7 @@ def os_error_result(task: Any, e: OSError) -> Tuple[Result, bool]:
                 res["stem"] = stem(res["input"])
         elif isinstance(task.get("output"), str):
             res["output"] = task["output"]
-    return res, transient
+    return res
 
 
 def stem(path: str) -> str:
