@@ -174,11 +174,10 @@ int bn_encoder_encode_json(bn_encoder *e, const char *json, size_t len, bn_error
 	e->row = 0;
 	bn_error_clear(err);
 	/* What `bidnorm ingest` does to a line before and around bn_normalize_parse (source/source.c,
-	 * pipeline/ingest.c): a UTF-8 byte order mark at the start is dropped, not counted in the size. */
-	if (len >= 3 && memcmp(json, "\xEF\xBB\xBF", 3) == 0) {
-		json += 3;
-		len -= 3;
-	}
+	 * pipeline/ingest.c), starting with dropping a byte order mark. */
+	size_t bom = bn_utf8_bom_size(json, len);
+	json += bom;
+	len -= bom;
 	if (len > max) {
 		bn_error_set(err, BN_EREJECT, "line of %llu bytes exceeds limits.max_line_bytes (%zu)",
 			     (unsigned long long)len, max);

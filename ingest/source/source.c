@@ -423,17 +423,6 @@ static int is_blank(const char *s, size_t n)
 	return 1;
 }
 
-/*
- * 3 when the n bytes at p start with a UTF-8 byte order mark, else 0. A mark - a file saved by
- * a Windows tool, or one of several such files concatenated - is not part of the JSON text
- * (RFC 8259, 8.1, lets a parser ignore it): a line's size and limit do not count it, its
- * offset is still where the line starts.
- */
-static size_t bom_size(const char *p, size_t n)
-{
-	return n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
-}
-
 static void count_too_long(bn_source *src, bn_line *line, const char *data, uint64_t offset, uint64_t raw)
 {
 	line->data = data;
@@ -454,13 +443,14 @@ static void count_too_long(bn_source *src, bn_line *line, const char *data, uint
 static int emit(bn_source *src, bn_line *line, size_t s, size_t e, bn_error *err)
 {
 	const char *p = src->win + s;
-	size_t raw = e - s, valid, replaced = 0;
+	size_t raw = e - s, bom, valid, replaced = 0;
 
 	src->line_no++;
 	if (raw && p[raw - 1] == '\r')
 		raw--;
-	p += bom_size(p, raw);
-	raw -= (size_t)(p - (src->win + s));
+	bom = bn_utf8_bom_size(p, raw);
+	p += bom;
+	raw -= bom;
 	if (raw > src->max_line) {
 		count_too_long(src, line, p, src->base + s, raw);
 		return 1;
@@ -497,7 +487,7 @@ static int emit(bn_source *src, bn_line *line, size_t s, size_t e, bn_error *err
 static int skip_long_line(bn_source *src, bn_line *line, bn_error *err)
 {
 	uint64_t offset = src->base + src->start;
-	size_t bom = bom_size(src->win + src->start, src->end - src->start);
+	size_t bom = bn_utf8_bom_size(src->win + src->start, src->end - src->start);
 	uint64_t count = src->end - src->start - bom;
 	char last = src->win[src->end - 1];
 	const char *nl;
@@ -564,7 +554,7 @@ int bn_source_next(bn_source *src, bn_line *line, bn_error *err)
 		}
 		src->scan = src->end;
 		/* One byte beyond the limit may still be the CR of a CRLF. */
-		if (src->end - src->start > src->max_line + 1 + bom_size(src->win + src->start, src->end - src->start)) {
+		if (src->end - src->start > src->max_line + 1 + bn_utf8_bom_size(src->win + src->start, src->end - src->start)) {
 			rc = skip_long_line(src, line, err);
 			if (rc < 0)
 				goto fail;

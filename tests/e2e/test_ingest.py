@@ -68,6 +68,33 @@ class Ingest(FolderTest):
 
     # --- inputs -------------------------------------------------------------
 
+    def test_byte_order_marks_of_files_saved_by_windows_tools_are_dropped(self):
+        """Two files each saved with a byte order mark, gzipped and concatenated, read as the same text without:
+        the bid-log sample and a real OpenRTB request from Prebid Server's tests."""
+        bom = b"\xef\xbb\xbf"
+        text = subprocess.run(["zstd", "-dc", os.path.join(SOURCE, "samples", "bidlog-2026-11-20T12.jsonl.zst")],
+                              capture_output=True, check=True).stdout.splitlines(keepends=True)[:100]
+        halves = (b"".join(text[:50]), b"".join(text[50:]))
+        plain = self.write("plain.jsonl", b"".join(halves))
+        gz = b"".join(subprocess.run(["gzip", "-c"], input=bom + h, capture_output=True, check=True).stdout
+                      for h in halves)
+        marked = self.write("marked.jsonl.gz", gz)
+        self.ingest(plain)
+        want = self.outputs()[1:]
+        self.ingest(marked)
+        _, records, rejects, stats = self.outputs()
+        self.assertEqual((records, [r["line"] for r in rejects]), (want[0], [r["line"] for r in want[1]]))
+        self.assertEqual(stats["records_read"], 100)
+        with open(os.path.join(SOURCE, "tests", "data", "openrtb", "prebid-server", "amx-app-simple.json"), "rb") as f:
+            request = json.dumps(json.loads(f.read())).encode()
+        for name, data in (("o.jsonl", request + b"\n"), ("ob.jsonl", bom + request + b"\n")):
+            self.ingest(self.write(name, data), extra=("--rules", "openrtb"))
+            got = self.outputs()
+            self.assertEqual((got[3]["records_written"], got[3]["records_rejected"]), (1, 0), name)
+            if name == "o.jsonl":
+                want = got[1]
+        self.assertEqual(got[1], want)
+
     def test_plain_input_normalizes_and_reads_back(self):
         inp = self.write("a.jsonl", line(rec("e1")) + b"\n" + line(rec("e2")) + b"\n")
         self.ingest(inp)

@@ -193,6 +193,12 @@ class DaskCluster(unittest.TestCase):
                 p.wait()
         cls.tmp.cleanup()
 
+    def cli_ingest(self, *args):
+        """python3 -m bidnorm.distributed ingest on this cluster with args; the finished process."""
+        cli = [sys.executable, "-m", "bidnorm.distributed", "ingest", "--scheduler", self.client.scheduler.address,
+               *args]
+        return subprocess.run(cli, capture_output=True, text=True, check=False)
+
     def test_0_every_listener_is_on_loopback(self):
         pids = [q for p in self.procs for q in descendants(p.pid)]
         addrs = listening_addresses(pids)
@@ -288,9 +294,7 @@ class DaskCluster(unittest.TestCase):
         st = os.stat(b)
         os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
         shutil.copy(SAMPLE_12, c)
-        cli = [sys.executable, "-m", "bidnorm.distributed", "ingest", "--scheduler", self.client.scheduler.address,
-               "-o", out, a, b, c]
-        p = subprocess.run(cli, capture_output=True, text=True, check=False)
+        p = self.cli_ingest("-o", out, a, b, c)
         self.assertEqual(p.returncode, 2, p.stderr)
         size12, size13 = os.path.getsize(SAMPLE_12), os.path.getsize(SAMPLE_13)
         lines = p.stderr.splitlines()
@@ -351,9 +355,7 @@ class DaskCluster(unittest.TestCase):
         first = bd.ingest(self.client, [a], out, show_progress=False)
         self.assertEqual(first.exit_code, 0)
         avro = read_bytes(os.path.join(out, "h12.avro"))
-        cli = [sys.executable, "-m", "bidnorm.distributed", "ingest", "--scheduler", self.client.scheduler.address,
-               "-o", out, "--reingest-changed", b]
-        p = subprocess.run(cli, capture_output=True, text=True, check=False)
+        p = self.cli_ingest("-o", out, "--reingest-changed", b)
         self.assertEqual(p.returncode, 2, p.stderr)
         size12, size13 = os.path.getsize(SAMPLE_12), os.path.getsize(SAMPLE_13)
         lines = p.stderr.splitlines()
@@ -376,8 +378,7 @@ class DaskCluster(unittest.TestCase):
         # a stem readers would skip as hidden: refused before anything is looked at
         hidden = os.path.join(d, "_h13.jsonl.zst")
         shutil.copy(SAMPLE_13, hidden)
-        p = subprocess.run([*cli[:-4], "-o", os.path.join(d, "hidden-out"), moved, hidden], capture_output=True,
-                           text=True, check=False)
+        p = self.cli_ingest("-o", os.path.join(d, "hidden-out"), moved, hidden)
         self.assertEqual((p.returncode, p.stderr), (2, f"bidnorm distributed ingest: {hidden}: its outputs would be "
                                                        "named _h13.avro, which readers of the folder (Spark, Hadoop) "
                                                        "skip as hidden (a name starting with '_'): rename the input\n"))
@@ -617,13 +618,11 @@ class DaskCluster(unittest.TestCase):
         os.makedirs(os.path.join(out, "_bidnorm"))
         a = os.path.join(d, "a.jsonl.zst")
         shutil.copy(SAMPLE_12, a)
-        cli = [sys.executable, "-m", "bidnorm.distributed", "ingest", "--scheduler", self.client.scheduler.address,
-               "-o", out, a]
         lock = os.path.join(out, "_bidnorm", "lock")
         held = os.open(lock, os.O_RDWR | os.O_CREAT)     # a run in progress holds the lock, as the driver takes it
         try:
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            p = subprocess.run(cli, capture_output=True, text=True, check=False)
+            p = self.cli_ingest("-o", out, a)
             self.assertEqual((p.returncode, p.stderr), (1, f"bidnorm distributed ingest: another run is writing {out}: "
                                                            f"it holds the lock {lock}; wait for it to end, or write "
                                                            "to another output\n"))
@@ -633,7 +632,7 @@ class DaskCluster(unittest.TestCase):
         finally:
             os.close(held)
         # once it has ended, a run goes ahead
-        p = subprocess.run(cli, capture_output=True, text=True, check=False)
+        p = self.cli_ingest("-o", out, a)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertTrue(os.path.exists(os.path.join(out, "a.avro")))
         self.assertTrue(os.path.exists(os.path.join(out, "_SUCCESS")))
